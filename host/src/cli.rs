@@ -1,0 +1,174 @@
+//! Command-line flags (raw values) and their turning into validated settings.
+
+use crate::{
+    device::DeviceArg, discovery::SearchDirs, error::HostError, plugins_cmd, serve,
+};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::{net::IpAddr, path::PathBuf, time::Duration};
+
+/// rbee-host: serves one plugin worker (LLM, image generation, ...) over HTTP.
+#[derive(Debug, Parser)]
+#[command(name = "rbee-host", version, about, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// Inspect installed plugins instead of serving.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// What to serve, and how.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+/// Sub-commands besides serving.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Work with installed plugins.
+    Plugins {
+        /// What to do.
+        #[command(subcommand)]
+        action: PluginsAction,
+    },
+}
+
+/// `rbee-host plugins ...`
+#[derive(Debug, Subcommand)]
+pub enum PluginsAction {
+    /// List every plugin found, its version and whether this host can load it.
+    List(SearchArgs),
+}
+
+/// Where to look for plugins.
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// A directory to search for plugins first (repeatable). Then come $RBEE_PLUGIN_PATH,
+    /// ~/.local/share/rbee/plugins, /usr/lib/rbee/plugins and plugins/ beside the executable.
+    #[arg(long = "plugins-dir", value_name = "DIR")]
+    pub plugins_dirs: Vec<PathBuf>,
+}
+
+/// Flags for serving a plugin.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The plugin to serve, by id (`<kind>-<backend>`, e.g. llm-cpu, sd-cuda).
+    #[arg(long, value_name = "ID")]
+    pub plugin: Option<String>,
+    /// The model: a local path or a hub reference (org/repo[:file]); default: the plugin's.
+    #[arg(long, value_name = "PATH|REPO")]
+    pub model: Option<String>,
+    /// The device: cpu, cuda[:N] or metal[:N]; default: the plugin's backend, device 0.
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Option<DeviceArg>,
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    /// The port to listen on (0 picks a free one).
+    #[arg(long, env = "PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// Compute threads for the plugin (0: the plugin chooses).
+    #[arg(long, default_value_t = 0)]
+    pub threads: u32,
+    /// How many jobs may wait in the queue; more get 503 with Retry-After.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub queue_size: u32,
+    /// Plugin-specific load options, a JSON object.
+    #[arg(long, value_name = "JSON")]
+    pub plugin_options: Option<String>,
+    /// How long running jobs may take to finish after SIGTERM before they are cancelled, in seconds.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub shutdown_timeout: u64,
+    /// Where plugins cache downloaded models (default: the user cache dir, rbee/models).
+    #[arg(long, env = "RBEE_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Where to look for plugins.
+    #[command(flatten)]
+    pub search: SearchArgs,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Validated settings for serving.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Plugin id.
+    pub plugin: String,
+    /// Model reference; empty for the plugin's default.
+    pub model: String,
+    /// Requested device, if any.
+    pub device: Option<DeviceArg>,
+    /// Address and port to bind.
+    pub bind: (IpAddr, u16),
+    /// Plugin compute threads.
+    pub threads: u32,
+    /// Queue capacity.
+    pub queue_size: usize,
+    /// Plugin load options (JSON object text, possibly empty).
+    pub plugin_options: String,
+    /// Drain timeout.
+    pub shutdown_timeout: Duration,
+    /// Model cache directory.
+    pub cache_dir: PathBuf,
+    /// Plugin search directories.
+    pub search: SearchDirs,
+}
+
+impl ServeArgs {
+    /// Checks the flags and resolves defaults.
+    pub fn validate(self) -> Result<ServeConfig, HostError> {
+        let plugin = self.plugin.ok_or_else(|| {
+            HostError::Usage("--plugin <ID> is required (see `rbee-host plugins list`)".into())
+        })?;
+        let plugin_options = match self.plugin_options {
+            Some(text) => match serde_json::from_str::<serde_json::Value>(&text) {
+                Ok(serde_json::Value::Object(_)) => text,
+                _ => return Err(HostError::Usage("--plugin-options must be a JSON object".into())),
+            },
+            None => String::new(),
+        };
+        let cache_dir = self
+            .cache_dir
+            .or_else(|| dirs::cache_dir().map(|dir| dir.join("rbee").join("models")))
+            .unwrap_or_else(|| PathBuf::from(".rbee-cache"));
+        Ok(ServeConfig {
+            plugin,
+            model: self.model.unwrap_or_default(),
+            device: self.device,
+            bind: (self.host, self.port),
+            threads: self.threads,
+            queue_size: self.queue_size as usize,
+            plugin_options,
+            shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
+            cache_dir,
+            search: SearchDirs::new(&self.search.plugins_dirs)?,
+        })
+    }
+}
+
+/// Runs the command line.
+pub fn run(cli: Cli) -> Result<(), HostError> {
+    init_logging(cli.log_format);
+    match cli.command {
+        Some(Command::Plugins { action: PluginsAction::List(search) }) => {
+            plugins_cmd::list(&SearchDirs::new(&search.plugins_dirs)?)
+        }
+        None => serve::serve(cli.serve.validate()?),
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RBEE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

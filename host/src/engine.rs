@@ -1,0 +1,66 @@
+//! The engine thread: runs queued jobs one at a time on the loaded worker.
+//!
+//! Inference never runs on the async runtime: the worker blocks this thread, and events reach
+//! HTTP clients through each job's channel.
+
+use crate::{
+    job_event::{JobEvent, parse_object},
+    jobs::{Jobs, QueuedJob},
+    sink::HostSink,
+};
+use abi_stable::{sabi_trait::TD_Opaque, sabi_types::RMut, std_types::RResult};
+use rbee_plugin_api::{EventSink_TO, Job, WorkerBox, error_code};
+use std::{
+    panic::{AssertUnwindSafe, catch_unwind},
+    sync::{Arc, atomic::Ordering},
+    thread::JoinHandle,
+};
+
+/// Starts the engine thread; it exits when `jobs` is closed and empty.
+pub fn spawn(worker: Arc<WorkerBox>, jobs: Arc<Jobs>) -> JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("rbee-engine".into())
+        .spawn(move || {
+            while let Some(job) = jobs.next_blocking() {
+                let terminal = run(&worker, &job);
+                jobs.finish(&job.id, &terminal);
+            }
+        })
+        .expect("spawning the engine thread")
+}
+
+/// Runs one job, sends its terminal event, and returns it.
+fn run(worker: &WorkerBox, queued: &QueuedJob) -> JobEvent {
+    let mut sink = HostSink::new(&queued.id, queued.events.clone(), queued.cancel.clone());
+    if queued.cancel.load(Ordering::SeqCst) {
+        let terminal = JobEvent::End { stop_reason: "cancelled".into(), details: serde_json::json!({}) };
+        sink.send(terminal.clone());
+        return terminal;
+    }
+    let job = Job {
+        id: queued.id.as_str().into(),
+        task: queued.task.as_str().into(),
+        params_json: queued.params_json.as_str().into(),
+    };
+    let started = std::time::Instant::now();
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        worker.execute(&job, EventSink_TO::from_ptr(RMut::new(&mut sink), TD_Opaque))
+    }));
+    let terminal = match outcome {
+        Ok(RResult::ROk(end)) => JobEvent::End {
+            stop_reason: end.stop_reason.into_string(),
+            details: parse_object(end.details_json.as_str()),
+        },
+        Ok(RResult::RErr(error)) => JobEvent::Error {
+            code: error.code.into_string(),
+            message: error.message.into_string(),
+        },
+        Err(_) => JobEvent::Error {
+            code: error_code::PANIC.into(),
+            message: "the worker panicked".into(),
+        },
+    };
+    tracing::info!(job = queued.id, event = terminal.name(), elapsed_ms = started.elapsed().as_millis() as u64, "job finished");
+    sink.send(terminal.clone());
+    terminal
+}

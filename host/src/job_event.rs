@@ -1,0 +1,175 @@
+//! The events of a job as the host carries them, and their wire form (SSE event name + JSON).
+
+use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
+use serde_json::{Map, Value, json};
+
+/// A produced file or preview, copied out of the plugin's memory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArtifactData {
+    /// IANA media type.
+    pub media_type: String,
+    /// The file's bytes.
+    pub data: Vec<u8>,
+    /// Details from the plugin (a JSON object, or null).
+    pub metadata: Value,
+}
+
+/// One event of a job's stream. Exactly one terminal event ([`JobEvent::End`] or
+/// [`JobEvent::Error`]) ends every stream.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobEvent {
+    /// The job began.
+    Started(Value),
+    /// A piece of text.
+    Token {
+        /// Its position in the output.
+        index: u64,
+        /// The text.
+        text: String,
+    },
+    /// A step of `total` done.
+    Progress {
+        /// Steps done.
+        step: u64,
+        /// Steps in all.
+        total: u64,
+    },
+    /// An intermediate picture of the output.
+    Preview(ArtifactData),
+    /// A finished output file.
+    Artifact(ArtifactData),
+    /// An embedding vector.
+    Embedding {
+        /// Which input it belongs to.
+        index: u64,
+        /// The vector.
+        vector: Vec<f32>,
+    },
+    /// Figures from the plugin.
+    Metrics(Value),
+    /// An event kind the host does not name.
+    Custom {
+        /// Its SSE event name.
+        name: String,
+        /// Its payload.
+        data: Value,
+    },
+    /// The job ended (completed, stopped or cancelled).
+    End {
+        /// Why it ended.
+        stop_reason: String,
+        /// Details merged into the event (usage, speeds, ...).
+        details: Value,
+    },
+    /// The job failed.
+    Error {
+        /// Machine-readable code.
+        code: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Event names the host's own events use; a plugin's custom event may not take them.
+const RESERVED: &[&str] = &[
+    "started", "token", "progress", "preview", "artifact", "embedding", "metrics", "end", "error",
+];
+
+impl JobEvent {
+    /// A custom event; a name the host uses itself gets an `x-` prefix.
+    pub fn custom(name: &str, data: Value) -> Self {
+        let name = match RESERVED.contains(&name) || name.is_empty() {
+            true => format!("x-{name}"),
+            false => name.to_string(),
+        };
+        JobEvent::Custom { name, data }
+    }
+
+    /// The SSE event name.
+    pub fn name(&self) -> &str {
+        match self {
+            JobEvent::Started(_) => "started",
+            JobEvent::Token { .. } => "token",
+            JobEvent::Progress { .. } => "progress",
+            JobEvent::Preview(_) => "preview",
+            JobEvent::Artifact(_) => "artifact",
+            JobEvent::Embedding { .. } => "embedding",
+            JobEvent::Metrics(_) => "metrics",
+            JobEvent::Custom { name, .. } => name,
+            JobEvent::End { .. } => "end",
+            JobEvent::Error { .. } => "error",
+        }
+    }
+
+    /// Whether this event ends the stream.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, JobEvent::End { .. } | JobEvent::Error { .. })
+    }
+
+    /// The JSON payload.
+    pub fn data(&self) -> Value {
+        match self {
+            JobEvent::Started(details) | JobEvent::Metrics(details) => details.clone(),
+            JobEvent::Token { index, text } => json!({"index": index, "text": text}),
+            JobEvent::Progress { step, total } => json!({"step": step, "total": total}),
+            JobEvent::Preview(artifact) | JobEvent::Artifact(artifact) => {
+                let mut data = object(&artifact.metadata);
+                data.insert("media_type".into(), artifact.media_type.clone().into());
+                data.insert("data".into(), BASE64.encode(&artifact.data).into());
+                Value::Object(data)
+            }
+            JobEvent::Embedding { index, vector } => json!({"index": index, "vector": vector}),
+            JobEvent::Custom { data, .. } => data.clone(),
+            JobEvent::End { stop_reason, details } => {
+                let mut data = object(details);
+                data.insert("stop_reason".into(), stop_reason.clone().into());
+                Value::Object(data)
+            }
+            JobEvent::Error { code, message } => json!({"code": code, "message": message}),
+        }
+    }
+}
+
+/// Parses a plugin's JSON object text; empty or invalid text is an empty object.
+pub fn parse_object(text: &str) -> Value {
+    match serde_json::from_str::<Value>(text) {
+        Ok(value @ Value::Object(_)) => value,
+        _ => Value::Object(Map::new()),
+    }
+}
+
+fn object(value: &Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map.clone(),
+        _ => Map::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn custom_events_cannot_pose_as_terminal_ones() {
+        let event = JobEvent::custom("end", json!({}));
+        assert_eq!(event.name(), "x-end");
+        assert!(!event.is_terminal());
+        assert_eq!(JobEvent::custom("segment", json!({})).name(), "segment");
+    }
+
+    #[test]
+    fn end_carries_details_and_stop_reason() {
+        let end = JobEvent::End { stop_reason: "eos".into(), details: json!({"completion_tokens": 3}) };
+        assert_eq!(end.data(), json!({"stop_reason": "eos", "completion_tokens": 3}));
+    }
+
+    #[test]
+    fn artifacts_are_base64_with_their_metadata() {
+        let artifact = JobEvent::Artifact(ArtifactData {
+            media_type: "image/png".into(),
+            data: vec![1, 2, 3],
+            metadata: json!({"seed": 7}),
+        });
+        assert_eq!(artifact.data(), json!({"media_type": "image/png", "data": "AQID", "seed": 7}));
+    }
+}

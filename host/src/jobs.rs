@@ -1,0 +1,335 @@
+//! The job registry and the bounded queue between HTTP handlers and the engine thread.
+
+use crate::job_event::JobEvent;
+use serde::Serialize;
+use serde_json::json;
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{
+        Arc, Condvar, Mutex, MutexGuard,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+/// How many finished jobs are remembered for `GET /v1/jobs/{id}`.
+const FINISHED_KEPT: usize = 1024;
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Waiting in the queue.
+    Queued,
+    /// Executing on the engine thread.
+    Running,
+    /// Ended normally.
+    Completed,
+    /// Ended by cancellation.
+    Cancelled,
+    /// Ended with an error.
+    Failed,
+}
+
+/// A job as `GET /v1/jobs/{id}` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobView {
+    /// The id.
+    pub job_id: String,
+    /// The task.
+    pub task: String,
+    /// Where it is.
+    pub state: JobState,
+    /// Jobs ahead of it, while queued.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_position: Option<usize>,
+    /// Why it ended, once ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<String>,
+    /// The error, if it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<serde_json::Value>,
+}
+
+/// A job handed to the engine.
+#[derive(Debug)]
+pub struct QueuedJob {
+    /// The id.
+    pub id: String,
+    /// The task.
+    pub task: String,
+    /// Validated parameters, a JSON object.
+    pub params_json: String,
+    /// Set when the job is cancelled.
+    pub cancel: Arc<AtomicBool>,
+    /// Where its events go.
+    pub events: UnboundedSender<JobEvent>,
+}
+
+/// Why a job was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubmitError {
+    /// The queue is full.
+    QueueFull,
+    /// The host is shutting down.
+    Draining,
+}
+
+/// Why a job's stream cannot be opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamError {
+    /// No such job.
+    NotFound,
+    /// Another client already holds the stream.
+    AlreadyTaken,
+}
+
+struct Record {
+    task: String,
+    state: JobState,
+    cancel: Arc<AtomicBool>,
+    events: UnboundedSender<JobEvent>,
+    stream: Option<UnboundedReceiver<JobEvent>>,
+    params_json: String,
+    stop_reason: Option<String>,
+    error: Option<serde_json::Value>,
+}
+
+#[derive(Default)]
+struct Inner {
+    records: HashMap<String, Record>,
+    queue: VecDeque<String>,
+    finished: VecDeque<String>,
+    running: Option<String>,
+    draining: bool,
+    closed: bool,
+}
+
+/// All jobs: the queue, the running one, and recently finished ones.
+pub struct Jobs {
+    inner: Mutex<Inner>,
+    wake: Condvar,
+    capacity: usize,
+}
+
+impl Jobs {
+    /// An empty registry whose queue holds at most `capacity` waiting jobs.
+    pub fn new(capacity: usize) -> Self {
+        Self { inner: Mutex::default(), wake: Condvar::new(), capacity }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a validated job; returns its id and how many jobs wait ahead of it.
+    pub fn submit(&self, task: &str, params_json: String) -> Result<(String, usize), SubmitError> {
+        let mut inner = self.lock();
+        if inner.draining {
+            return Err(SubmitError::Draining);
+        }
+        if inner.queue.len() >= self.capacity {
+            return Err(SubmitError::QueueFull);
+        }
+        let id = format!("job-{}", uuid::Uuid::new_v4().simple());
+        let (events, stream) = unbounded_channel();
+        let record = Record {
+            task: task.to_string(),
+            state: JobState::Queued,
+            cancel: Arc::default(),
+            events,
+            stream: Some(stream),
+            params_json,
+            stop_reason: None,
+            error: None,
+        };
+        inner.records.insert(id.clone(), record);
+        inner.queue.push_back(id.clone());
+        let position = inner.queue.len() - 1;
+        self.wake.notify_all();
+        Ok((id, position))
+    }
+
+    /// Blocks until a job is queued and hands it to the engine, marked running; `None` once
+    /// the registry is closed and the queue is empty.
+    pub fn next_blocking(&self) -> Option<QueuedJob> {
+        let mut inner = self.lock();
+        loop {
+            if let Some(id) = inner.queue.pop_front() {
+                let record = inner.records.get_mut(&id)?;
+                record.state = JobState::Running;
+                let job = QueuedJob {
+                    id: id.clone(),
+                    task: record.task.clone(),
+                    params_json: std::mem::take(&mut record.params_json),
+                    cancel: record.cancel.clone(),
+                    events: record.events.clone(),
+                };
+                inner.running = Some(id);
+                return Some(job);
+            }
+            if inner.closed {
+                return None;
+            }
+            inner = self.wake.wait(inner).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Records how a job ended, from its terminal event.
+    pub fn finish(&self, id: &str, terminal: &JobEvent) {
+        let mut inner = self.lock();
+        if inner.running.as_deref() == Some(id) {
+            inner.running = None;
+        }
+        Self::record_end(&mut inner, id, terminal);
+        self.wake.notify_all();
+    }
+
+    fn record_end(inner: &mut Inner, id: &str, terminal: &JobEvent) {
+        let Some(record) = inner.records.get_mut(id) else { return };
+        match terminal {
+            JobEvent::End { stop_reason, .. } => {
+                record.state = match stop_reason.as_str() {
+                    "cancelled" => JobState::Cancelled,
+                    _ => JobState::Completed,
+                };
+                record.stop_reason = Some(stop_reason.clone());
+            }
+            JobEvent::Error { code, message } => {
+                record.state = JobState::Failed;
+                record.error = Some(json!({"code": code, "message": message}));
+            }
+            _ => return,
+        }
+        inner.finished.push_back(id.to_string());
+        while inner.finished.len() > FINISHED_KEPT {
+            if let Some(old) = inner.finished.pop_front() {
+                inner.records.remove(&old);
+            }
+        }
+    }
+
+    /// Takes the event stream of a job; only one client may hold it.
+    pub fn take_stream(&self, id: &str) -> Result<UnboundedReceiver<JobEvent>, StreamError> {
+        let mut inner = self.lock();
+        let record = inner.records.get_mut(id).ok_or(StreamError::NotFound)?;
+        record.stream.take().ok_or(StreamError::AlreadyTaken)
+    }
+
+    /// Cancels a job: a queued one ends at once, a running one is told to stop.
+    /// Returns the job's view after the request, or `None` if there is no such job.
+    pub fn cancel(&self, id: &str) -> Option<JobView> {
+        let mut inner = self.lock();
+        let record = inner.records.get(id)?;
+        record.cancel.store(true, Ordering::SeqCst);
+        if record.state == JobState::Queued {
+            Self::end_queued(&mut inner, id);
+        }
+        Self::view_of(&inner, id)
+    }
+
+    fn end_queued(inner: &mut Inner, id: &str) {
+        inner.queue.retain(|queued| queued != id);
+        let terminal = JobEvent::End { stop_reason: "cancelled".into(), details: json!({}) };
+        if let Some(record) = inner.records.get(id) {
+            let _ = record.events.send(terminal.clone());
+        }
+        Self::record_end(inner, id, &terminal);
+    }
+
+    /// The job's view, if it is known.
+    pub fn view(&self, id: &str) -> Option<JobView> {
+        Self::view_of(&self.lock(), id)
+    }
+
+    fn view_of(inner: &Inner, id: &str) -> Option<JobView> {
+        let record = inner.records.get(id)?;
+        Some(JobView {
+            job_id: id.to_string(),
+            task: record.task.clone(),
+            state: record.state,
+            queue_position: inner.queue.iter().position(|queued| queued == id),
+            stop_reason: record.stop_reason.clone(),
+            error: record.error.clone(),
+        })
+    }
+
+    /// Jobs waiting and jobs running.
+    pub fn counts(&self) -> (usize, usize) {
+        let inner = self.lock();
+        (inner.queue.len(), usize::from(inner.running.is_some()))
+    }
+
+    /// Starts draining: new jobs are refused and queued ones are cancelled.
+    pub fn drain(&self) {
+        let mut inner = self.lock();
+        inner.draining = true;
+        for id in inner.queue.clone() {
+            Self::end_queued(&mut inner, &id);
+        }
+    }
+
+    /// Asks the running job, if any, to stop.
+    pub fn cancel_running(&self) {
+        let inner = self.lock();
+        if let Some(record) = inner.running.as_ref().and_then(|id| inner.records.get(id)) {
+            record.cancel.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Lets the engine thread exit once the queue is empty.
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.wake.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_queue_refuses_jobs() {
+        let jobs = Jobs::new(2);
+        assert_eq!(jobs.submit("echo", "{}".into()).unwrap().1, 0);
+        assert_eq!(jobs.submit("echo", "{}".into()).unwrap().1, 1);
+        assert_eq!(jobs.submit("echo", "{}".into()), Err(SubmitError::QueueFull));
+        assert_eq!(jobs.counts(), (2, 0));
+    }
+
+    #[test]
+    fn cancelling_a_queued_job_ends_its_stream() {
+        let jobs = Jobs::new(4);
+        let (id, _) = jobs.submit("echo", "{}".into()).unwrap();
+        let mut stream = jobs.take_stream(&id).unwrap();
+        assert_eq!(jobs.cancel(&id).unwrap().state, JobState::Cancelled);
+        assert!(matches!(stream.try_recv(), Ok(JobEvent::End { stop_reason, .. }) if stop_reason == "cancelled"));
+        assert_eq!(jobs.counts(), (0, 0));
+        assert_eq!(jobs.take_stream(&id).unwrap_err(), StreamError::AlreadyTaken);
+    }
+
+    #[test]
+    fn the_engine_takes_jobs_in_order_and_records_their_end() {
+        let jobs = Jobs::new(4);
+        let (first, _) = jobs.submit("echo", "1".into()).unwrap();
+        let (second, position) = jobs.submit("echo", "2".into()).unwrap();
+        assert_eq!(position, 1);
+        let job = jobs.next_blocking().unwrap();
+        assert_eq!((job.id.as_str(), job.params_json.as_str()), (first.as_str(), "1"));
+        assert_eq!(jobs.view(&first).unwrap().state, JobState::Running);
+        assert_eq!(jobs.view(&second).unwrap().queue_position, Some(0));
+        jobs.finish(&first, &JobEvent::Error { code: "x".into(), message: "y".into() });
+        assert_eq!(jobs.view(&first).unwrap().state, JobState::Failed);
+    }
+
+    #[test]
+    fn draining_cancels_the_queue_and_refuses_new_jobs() {
+        let jobs = Jobs::new(4);
+        let (id, _) = jobs.submit("echo", "{}".into()).unwrap();
+        jobs.drain();
+        assert_eq!(jobs.view(&id).unwrap().state, JobState::Cancelled);
+        assert_eq!(jobs.submit("echo", "{}".into()), Err(SubmitError::Draining));
+        jobs.close();
+        assert!(jobs.next_blocking().is_none());
+    }
+}

@@ -1,0 +1,125 @@
+//! Opening a plugin file: permissions, preamble, CPU features, API version, layout, manifest.
+//! Every refusal is one readable paragraph.
+
+use crate::{cpu_features, discovery};
+use abi_stable::library::{LibraryError, RawLibrary, abi_header_from_raw_library};
+use rbee_plugin_api::{Manifest, PREAMBLE_SYMBOL, PluginModRef, PluginPreamble};
+use semver::Version;
+use std::path::{Path, PathBuf};
+
+/// A plugin whose library passed every check, with its manifest.
+pub struct OpenPlugin {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// Its entry points.
+    pub module: PluginModRef,
+    /// What it says about itself.
+    pub manifest: Manifest,
+}
+
+/// What a plugin file says before any of its code runs.
+#[derive(Debug, Clone)]
+pub struct PreambleInfo {
+    /// The plugin-api version it was built against.
+    pub api_version: String,
+}
+
+/// The plugin-api version this host was built with.
+pub fn host_api_version() -> &'static str {
+    rbee_plugin_api::API_VERSION
+}
+
+/// Opens and checks a plugin. The library is never unloaded (its code may still be referenced
+/// by the worker it returns); an upgrade is a restart.
+pub fn open(path: &Path) -> Result<OpenPlugin, String> {
+    discovery::check_permissions(path)?;
+    let library = RawLibrary::load_at(path)
+        .map_err(|e| format!("refusing {}: it cannot be opened as a shared library: {}", path.display(), short(&e)))?;
+    let info = read_preamble(path, &library)?;
+    let module = init_root_module(path, &library, &info)?;
+    std::mem::forget(library);
+    let manifest = module.manifest()().into_result().map_err(|e| {
+        format!("refusing {}: its manifest() failed: {e}", path.display())
+    })?;
+    Ok(OpenPlugin { path: path.to_path_buf(), module, manifest })
+}
+
+/// Reads and checks the preamble: a plugin at all, the same API major, a CPU it can run on.
+fn read_preamble(path: &Path, library: &RawLibrary) -> Result<PreambleInfo, String> {
+    let preamble: &PluginPreamble = unsafe {
+        library
+            .get::<*const PluginPreamble>(PREAMBLE_SYMBOL)
+            .map(|symbol| &**symbol)
+            .map_err(|_| {
+                format!(
+                    "refusing {}: it is not an rbee plugin (it exports no rbee_plugin_preamble; \
+                     plugins are built with rbee_plugin_api::export_plugin!)",
+                    path.display()
+                )
+            })?
+    };
+    if !preamble.is_valid() {
+        return Err(format!("refusing {}: its rbee_plugin_preamble is not one this host understands", path.display()));
+    }
+    let found = preamble.api_version().to_string();
+    let host = host_api_version();
+    let majors = (Version::parse(&found).map(|v| v.major), Version::parse(host).map(|v| v.major));
+    match majors {
+        (Ok(plugin_major), Ok(host_major)) if plugin_major == host_major => {}
+        _ => {
+            return Err(format!(
+                "refusing {}: it was built against plugin-api {found}, but this host speaks plugin-api {host}; \
+                 host and plugin must share the major version, so rebuild the plugin against plugin-api {}.x",
+                path.display(),
+                host.split('.').next().unwrap_or(host)
+            ));
+        }
+    }
+    let missing = cpu_features::missing(&preamble.cpu_features());
+    if !missing.is_empty() {
+        return Err(format!(
+            "refusing {}: it was compiled for CPU features this CPU lacks ({}); \
+             install a build of the plugin for this CPU",
+            path.display(),
+            missing.join(", ")
+        ));
+    }
+    Ok(PreambleInfo { api_version: found })
+}
+
+/// Runs abi_stable's version and layout checks and the plugin's root-module constructor.
+fn init_root_module(path: &Path, library: &RawLibrary, info: &PreambleInfo) -> Result<PluginModRef, String> {
+    let refuse = |error: LibraryError| {
+        format!(
+            "refusing {}: built against plugin-api {}, it does not match this host's plugin-api {}: {}",
+            path.display(),
+            info.api_version,
+            host_api_version(),
+            short(&error)
+        )
+    };
+    let header = unsafe { abi_header_from_raw_library(library) }.map_err(refuse)?;
+    let header = header.upgrade().map_err(refuse)?;
+    header.init_root_module::<PluginModRef>().map_err(refuse)
+}
+
+/// A library error in a few lines: abi_stable's layout errors run to hundreds of lines, of
+/// which the `Error:` lines say what differs.
+fn short(error: &LibraryError) -> String {
+    let text = error.to_string();
+    let errors: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|line| line.starts_with("Error:"))
+        .take(3)
+        .collect();
+    let summary = match errors.is_empty() {
+        true => text.lines().map(str::trim).filter(|l| !l.is_empty()).take(3).collect::<Vec<_>>().join(" "),
+        false => format!("the type layouts differ: {}", errors.join(" ")),
+    };
+    const LIMIT: usize = 600;
+    match summary.char_indices().nth(LIMIT) {
+        Some((cut, _)) => format!("{}...", &summary[..cut]),
+        None => summary,
+    }
+}

@@ -1,0 +1,63 @@
+//! The one error type at the HTTP edge: a status and `{"error": {code, message, field}}`.
+
+use axum::{
+    Json,
+    http::{HeaderValue, StatusCode, header::RETRY_AFTER},
+    response::{IntoResponse, Response},
+};
+use rbee_plugin_api::PluginError;
+use serde_json::json;
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: String,
+    message: String,
+    field: Option<String>,
+    retry_after_secs: Option<u32>,
+}
+
+impl ApiError {
+    /// An error with a status, a code and a message.
+    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        Self { status, code: code.into(), message: message.into(), field: None, retry_after_secs: None }
+    }
+
+    /// 404 `not_found`.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    /// 400 `invalid_request`, naming the field at fault.
+    pub fn bad_field(field: &str, message: impl Into<String>) -> Self {
+        Self { field: Some(field.into()), ..Self::new(StatusCode::BAD_REQUEST, "invalid_request", message) }
+    }
+
+    /// 503 with a Retry-After header: try again later.
+    pub fn unavailable(code: &str, message: impl Into<String>, retry_after_secs: u32) -> Self {
+        Self { retry_after_secs: Some(retry_after_secs), ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message) }
+    }
+
+    /// A plugin's refusal of a job: 400, with the plugin's code and field.
+    pub fn from_plugin(error: PluginError) -> Self {
+        Self {
+            field: error.field.into_option().map(|f| f.into_string()),
+            ..Self::new(StatusCode::BAD_REQUEST, &error.code, error.message.into_string())
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut error = json!({"code": self.code, "message": self.message});
+        if let Some(field) = self.field {
+            error["field"] = field.into();
+        }
+        let mut response = (self.status, Json(json!({"error": error}))).into_response();
+        if let Some(seconds) = self.retry_after_secs {
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}

@@ -1,0 +1,75 @@
+//! Submitting, inspecting and cancelling jobs.
+
+use super::{ApiError, AppState};
+use crate::{jobs::SubmitError, readiness::State as Life};
+use axum::{
+    Json,
+    extract::{Path, State, rejection::JsonRejection},
+    http::StatusCode,
+};
+use rbee_plugin_api::WorkerBox;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// `POST /v1/jobs` with `{"task": ..., "params": {...}}`: validates, queues, answers 202 with
+/// the job id, its stream URL and its queue position.
+pub async fn submit(
+    State(state): State<Arc<AppState>>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Json(body) = body.map_err(|e| ApiError::bad_field("body", e.body_text()))?;
+    let (task, params) = parse_submission(&state, &body)?;
+    let worker = serving_worker(&state)?;
+    worker
+        .validate(task.into(), params.as_str().into())
+        .into_result()
+        .map_err(ApiError::from_plugin)?;
+    let (job_id, queue_position) = state.jobs.submit(task, params).map_err(|e| match e {
+        SubmitError::QueueFull => ApiError::unavailable("queue_full", "the job queue is full; retry later", 1),
+        SubmitError::Draining => ApiError::unavailable("draining", "this worker is shutting down; retry on another", 5),
+    })?;
+    let stream_url = format!("/v1/jobs/{job_id}/stream");
+    Ok((StatusCode::ACCEPTED, Json(json!({"job_id": job_id, "stream_url": stream_url, "queue_position": queue_position}))))
+}
+
+/// Checks the submission's shape: a served task and a params object.
+fn parse_submission<'a>(state: &AppState, body: &'a Value) -> Result<(&'a str, String), ApiError> {
+    let task = body
+        .get("task")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::bad_field("task", "'task' (a string) is required"))?;
+    if !state.tasks.iter().any(|served| served == task) {
+        return Err(ApiError::bad_field(
+            "task",
+            format!("task '{task}' is not served by this worker; it serves: {}", state.tasks.join(", ")),
+        ));
+    }
+    let params = match body.get("params") {
+        None | Some(Value::Null) => "{}".to_string(),
+        Some(params @ Value::Object(_)) => params.to_string(),
+        Some(_) => return Err(ApiError::bad_field("params", "'params' must be a JSON object")),
+    };
+    Ok((task, params))
+}
+
+/// The worker, if the host is ready to take jobs; a retryable 503 otherwise.
+fn serving_worker(state: &AppState) -> Result<&Arc<WorkerBox>, ApiError> {
+    match (state.readiness.get(), state.worker.get()) {
+        (Life::Ready, Some(worker)) => Ok(worker),
+        (Life::Draining, _) => Err(ApiError::unavailable("draining", "this worker is shutting down; retry on another", 5)),
+        (Life::Failed { message }, _) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "failed", message)),
+        _ => Err(ApiError::unavailable("loading", "the model is still loading; see /ready", 2)),
+    }
+}
+
+/// `GET /v1/jobs/{id}`: the job's state.
+pub async fn get(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let view = state.jobs.view(&id).ok_or_else(|| ApiError::not_found(format!("no job '{id}'")))?;
+    Ok(Json(json!(view)))
+}
+
+/// `DELETE /v1/jobs/{id}`: cancels a queued or running job.
+pub async fn cancel(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let view = state.jobs.cancel(&id).ok_or_else(|| ApiError::not_found(format!("no job '{id}'")))?;
+    Ok(Json(json!(view)))
+}

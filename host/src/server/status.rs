@@ -1,0 +1,44 @@
+//! Liveness, readiness and what this host serves.
+
+use super::AppState;
+use crate::readiness::State;
+use axum::{Json, extract::State as Extract, http::StatusCode};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// `GET /health`: 200 whenever the process is alive, also while loading.
+pub async fn health() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// `GET /ready`: 200 once the model is loaded; 503 with state and progress before that,
+/// after a failure, and while draining.
+pub async fn ready(Extract(state): Extract<Arc<AppState>>) -> (StatusCode, Json<State>) {
+    let current = state.readiness.get();
+    let status = match current {
+        State::Ready => StatusCode::OK,
+        _ => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    (status, Json(current))
+}
+
+/// `GET /v1/info`: the plugin's manifest, the model, the device, the state and the queue.
+pub async fn info(Extract(state): Extract<Arc<AppState>>) -> Json<Value> {
+    let (waiting, running) = state.jobs.counts();
+    let worker = state.worker.get().map(|worker| {
+        let status = worker.status();
+        json!({
+            "model": status.model.as_str(),
+            "memory_bytes": status.memory_bytes,
+            "cache_usage_ratio": status.cache_usage_ratio,
+        })
+    });
+    Json(json!({
+        "plugin": state.manifest,
+        "model": state.model,
+        "device": state.device,
+        "state": state.readiness.get(),
+        "worker": worker,
+        "queue": {"waiting": waiting, "running": running},
+    }))
+}

@@ -1,0 +1,108 @@
+//! `echo-cpu`: a test worker that streams its input back word by word.
+//!
+//! It exists to exercise the host: switches make it sleep between words, fail, or panic, at
+//! load time or in the middle of a job. It is a real plugin built like any other.
+
+mod params;
+
+use params::{EchoParams, LoadOptions};
+use rbee_plugin_api::{
+    EventSinkRef, HostApiRef, Job, JobEnd, LoadRequest, LogLevel, Manifest, PluginError,
+    PluginWorker, WorkerStatus, export_plugin,
+};
+use std::{thread, time::Duration};
+
+/// The one task this worker serves.
+pub const TASK: &str = "echo";
+
+/// The echo worker. Holds nothing but the name of the "model" it was asked to load.
+pub struct Echo {
+    model: String,
+}
+
+fn manifest() -> Manifest {
+    Manifest {
+        id: "echo-cpu".into(),
+        kind: "echo".into(),
+        backend: "cpu".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        api_version: rbee_plugin_api::API_VERSION.into(),
+        description: "Streams its input back word by word; can sleep, fail or panic on request".into(),
+        tasks: vec![TASK.into()].into(),
+        params_schema_json: params::SCHEMA.into(),
+        default_model: "echo".into(),
+        required_cpu_features: rbee_plugin_api::compiled_cpu_features(),
+    }
+}
+
+fn load(request: LoadRequest, host: HostApiRef) -> Result<Echo, PluginError> {
+    let options = LoadOptions::parse(&request.options_json)?;
+    let steps = 10;
+    for step in 1..=steps {
+        thread::sleep(Duration::from_millis(options.load_delay_ms / steps));
+        host.load_progress(step as f32 / steps as f32, "pretending to load".into());
+    }
+    if options.panic_on_load {
+        panic!("echo was asked to panic while loading");
+    }
+    if let Some(message) = options.fail_load {
+        return Err(PluginError::new(rbee_plugin_api::error_code::MODEL_LOAD, message));
+    }
+    let model = match request.model.as_str() {
+        "" => "echo".to_string(),
+        name => name.to_string(),
+    };
+    host.log(LogLevel::Info, "echo".into(), format!("loaded model '{model}'").as_str().into());
+    Ok(Echo { model })
+}
+
+impl PluginWorker for Echo {
+    fn validate(&self, task: &str, params_json: &str) -> Result<(), PluginError> {
+        if task != TASK {
+            return Err(PluginError::unsupported_task(task, &[TASK]));
+        }
+        EchoParams::parse(params_json).map(drop)
+    }
+
+    fn execute(&self, job: &Job, sink: &mut EventSinkRef<'_>) -> Result<JobEnd, PluginError> {
+        let params = EchoParams::parse(&job.params_json)?;
+        let words: Vec<&str> = params.text.split_inclusive(' ').collect();
+        sink.started(format!("{{\"words\":{}}}", words.len()).as_str().into());
+        for (index, word) in words.iter().enumerate() {
+            if params.panic_after == Some(index) {
+                panic!("echo was asked to panic after {index} words");
+            }
+            if params.fail_after == Some(index) {
+                return Err(PluginError::internal(format!("echo was asked to fail after {index} words")));
+            }
+            if sleep_unless_cancelled(sink, params.delay_ms) || sink.text(index as u64, (*word).into()).is_stop() {
+                return Ok(JobEnd::cancelled());
+            }
+        }
+        Ok(JobEnd::new("completed").with_details(format!("{{\"words\":{}}}", words.len())))
+    }
+
+    fn status(&self) -> WorkerStatus {
+        WorkerStatus {
+            model: self.model.as_str().into(),
+            memory_bytes: 0,
+            cache_usage_ratio: 0.0,
+        }
+    }
+}
+
+/// Sleeps `delay_ms` in short slices; true if the job was cancelled meanwhile.
+fn sleep_unless_cancelled(sink: &EventSinkRef<'_>, delay_ms: u64) -> bool {
+    let mut left = delay_ms;
+    while left > 0 {
+        if sink.is_cancelled() {
+            return true;
+        }
+        let slice = left.min(10);
+        thread::sleep(Duration::from_millis(slice));
+        left -= slice;
+    }
+    sink.is_cancelled()
+}
+
+export_plugin!(manifest: manifest, load: load);
