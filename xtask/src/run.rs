@@ -1,0 +1,43 @@
+//! `cargo xtask test` and `cargo xtask serve`: everything set up, then the real thing.
+
+use crate::{
+    models, paths,
+    plugins::{self, PluginsArgs, run},
+};
+use anyhow::{Context, Result};
+use std::process::Command;
+
+/// Provisions the models, builds the plugins, runs the plugins' own tests, then every other
+/// test in the workspace (integration tests start the real host against the built plugins).
+pub fn test(cargo_args: &[String]) -> Result<()> {
+    let models = models::provision()?;
+    let plugins_dir = plugins::build_and_install(&PluginsArgs::default())?;
+    let crates = plugins::plugin_crates("cpu")?;
+    let mut plugin_tests = plugins::cargo_for_plugins("cpu");
+    plugin_tests.arg("test").args(plugins::package_args(&crates, "cpu")).env("RBEE_MODELS_DIR", &models);
+    run(&mut plugin_tests)?;
+    let mut tests = Command::new(env!("CARGO"));
+    tests.current_dir(paths::root()).args(["test", "--workspace", "--exclude", "xtask"]);
+    for plugin in &crates {
+        tests.args(["--exclude", &plugin.package]);
+    }
+    tests
+        .args(cargo_args)
+        .env("RBEE_MODELS_DIR", &models)
+        .env("RBEE_TEST_PLUGINS_DIR", &plugins_dir);
+    run(&mut tests)
+}
+
+/// Builds and serves `plugin`; for llm-cpu without --model, on the provisioned SmolLM2 file.
+pub fn serve(plugin: &str, host_args: &[String]) -> Result<()> {
+    let models = models::provision()?;
+    let plugins_dir = plugins::build_and_install(&PluginsArgs::default())?;
+    run(Command::new(env!("CARGO")).current_dir(paths::root()).args(["build", "-p", "rbee-host"]))?;
+    let mut host = Command::new(paths::target().join("debug").join("rbee-host"));
+    host.args(["--plugin", plugin, "--plugins-dir"]).arg(&plugins_dir);
+    if plugin.starts_with("llm-") && !host_args.iter().any(|arg| arg == "--model") {
+        host.arg("--model").arg(models.join(models::SMOLLM2_GGUF));
+    }
+    host.args(host_args);
+    run(&mut host).context("rbee-host stopped with an error")
+}
