@@ -1,0 +1,161 @@
+//! rbee worker plugin for Stable Diffusion image generation (SD 1.5, 2.1, XL, Turbo) with
+//! candle: the manifest, model loading and the exported worker.
+//!
+//! Built once per backend (`--features cpu|cuda|metal`) as `sd-<backend>`. Models load from a
+//! diffusers-layout directory or a Hugging Face hub repo; tasks are `image-generation`,
+//! `image-to-image` and `inpainting`.
+
+mod config;
+mod images;
+mod models;
+mod noise;
+mod params;
+mod pipeline;
+mod schedulers;
+mod source;
+#[cfg(any(test, feature = "test-support"))]
+pub mod tiny;
+mod tokenizer;
+
+use candle_core::Device;
+use config::LoadOptions;
+use models::Models;
+use params::Limits;
+use rbee_plugin_api::{
+    EventSinkRef, HostApiRef, Job, JobEnd, LoadRequest, LogLevel, Manifest, PluginError,
+    PluginWorker, WorkerStatus, error_code, export_plugin,
+};
+
+/// The backend this build targets (cuda > metal > cpu).
+pub const BACKEND: &str = if cfg!(feature = "cuda") {
+    "cuda"
+} else if cfg!(feature = "metal") {
+    "metal"
+} else {
+    "cpu"
+};
+
+/// The model loaded when the host names none: SD-Turbo (512 px in one step).
+pub const DEFAULT_MODEL: &str = "stabilityai/sd-turbo";
+
+/// A candle error's message without the backtrace candle appends when `RUST_BACKTRACE` is set.
+fn candle_message(error: &candle_core::Error) -> String {
+    let text = error.to_string();
+    match text.find("\n   0: ") {
+        Some(end) => text[..end].to_string(),
+        None => text,
+    }
+}
+
+/// The plugin's manifest.
+pub fn manifest() -> Manifest {
+    Manifest {
+        id: format!("sd-{BACKEND}").into(),
+        kind: "sd".into(),
+        backend: BACKEND.into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        api_version: rbee_plugin_api::API_VERSION.into(),
+        description: "Stable Diffusion 1.5 / 2.1 / XL / Turbo image generation, img2img and inpainting (candle)".into(),
+        tasks: params::TASKS.iter().map(|&task| task.into()).collect(),
+        params_schema_json: params::schema().to_string().into(),
+        default_model: DEFAULT_MODEL.into(),
+        required_cpu_features: rbee_plugin_api::compiled_cpu_features(),
+    }
+}
+
+/// The device named by the load request, or a `device` error when this build cannot use it.
+fn device(request: &LoadRequest) -> Result<Device, PluginError> {
+    let (kind, ordinal) = (
+        request.device.kind.as_str(),
+        request.device.ordinal as usize,
+    );
+    let failed = |e: candle_core::Error| {
+        PluginError::new(
+            error_code::DEVICE,
+            format!("cannot open {kind}:{ordinal}: {}", candle_message(&e)),
+        )
+    };
+    match kind {
+        "cpu" => Ok(Device::Cpu),
+        "cuda" if cfg!(feature = "cuda") => Device::new_cuda(ordinal).map_err(failed),
+        "metal" if cfg!(feature = "metal") => Device::new_metal(ordinal).map_err(failed),
+        "cuda" | "metal" => Err(PluginError::new(
+            error_code::DEVICE,
+            format!(
+                "this is the {BACKEND} build of the sd plugin (sd-{BACKEND}); it cannot use a {kind} device: use sd-{kind}"
+            ),
+        )),
+        other => Err(PluginError::new(
+            error_code::DEVICE,
+            format!("unknown device kind '{other}'"),
+        )),
+    }
+}
+
+/// A loaded Stable Diffusion checkpoint serving jobs.
+pub struct SdWorker {
+    models: Models,
+    limits: Limits,
+}
+
+/// Loads the model the host asks for.
+pub fn load(request: LoadRequest, host: HostApiRef) -> Result<SdWorker, PluginError> {
+    let options = LoadOptions::parse(&request.options_json)
+        .map_err(|e| PluginError::new(error_code::MODEL_LOAD, e))?;
+    let device = device(&request)?;
+    let model = match request.model.as_str() {
+        "" => DEFAULT_MODEL,
+        model => model,
+    };
+    let source = source::Source::open(model, &host)?;
+    let models = models::load(&source, &options, device, &host)?;
+    let defaults = models.version.defaults();
+    let native = models
+        .unet_config
+        .sample_size
+        .map(|cells| (cells * models.vae_config.scale()) as u32);
+    let limits = Limits {
+        steps: defaults.steps,
+        guidance_scale: defaults.guidance_scale,
+        scheduler: models.default_scheduler,
+        size: native
+            .unwrap_or(defaults.size)
+            .clamp(params::MIN_SIZE, defaults.max_size),
+        max_size: defaults.max_size,
+    };
+    let message = format!(
+        "loaded {} as SD {} on {BACKEND}",
+        models.name,
+        models.version.name()
+    );
+    host.log(
+        LogLevel::Info,
+        module_path!().into(),
+        message.as_str().into(),
+    );
+    Ok(SdWorker { models, limits })
+}
+
+impl PluginWorker for SdWorker {
+    fn validate(&self, task: &str, params_json: &str) -> Result<(), PluginError> {
+        params::parse(task, params_json, &self.limits).map(|_| ())
+    }
+
+    fn execute(&self, job: &Job, sink: &mut EventSinkRef<'_>) -> Result<JobEnd, PluginError> {
+        let request = params::parse(&job.task, &job.params_json, &self.limits)?;
+        pipeline::run(&self.models, &request, sink)
+    }
+
+    fn status(&self) -> WorkerStatus {
+        WorkerStatus {
+            model: self.models.name.as_str().into(),
+            memory_bytes: self.models.memory_bytes,
+            cache_usage_ratio: 0.0,
+        }
+    }
+}
+
+export_plugin!(manifest: manifest, load: load);
+
+#[cfg(test)]
+mod tests;

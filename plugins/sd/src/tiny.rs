@@ -1,0 +1,199 @@
+//! Tiny Stable Diffusion checkpoints with random weights, written to disk in the diffusers
+//! layout, for tests here and in other crates (`test-support` feature), and a timing of one
+//! denoising step of a real architecture with random weights, for benchmarks.
+//!
+//! The tiny checkpoint loads through the same code path as a real one; only the configs
+//! differ. A 64x64 image takes a few milliseconds per step.
+
+use crate::{
+    config::{UnetConfig, presets, versions::Version},
+    models::{clip::ClipConfig, clip::ClipTextModel, vae::Vae, vae::VaeConfig},
+};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use candle_transformers::models::stable_diffusion::unet_2d::UNet2DConditionModel;
+use serde_json::{Value, json};
+use std::{fs, path::Path, time::Instant};
+
+/// Merges of the tiny tokenizer (besides single bytes, so prompts tokenize differently).
+const MERGES: [(&str, &str); 6] = [
+    ("t", "h"),
+    ("th", "e</w>"),
+    ("a", "n"),
+    ("an", "d</w>"),
+    ("c", "a"),
+    ("ca", "t</w>"),
+];
+
+fn io_error(e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
+
+fn write_json(dir: &Path, file: &str, value: &Value) -> std::io::Result<()> {
+    let path = dir.join(file);
+    fs::create_dir_all(path.parent().expect("a file inside the checkpoint"))?;
+    fs::write(path, serde_json::to_string_pretty(value).map_err(io_error)?)
+}
+
+/// GPT-2's map from bytes to printable characters, which byte-level BPE vocabularies use.
+fn byte_chars() -> Vec<char> {
+    let printable =
+        |b: u32| (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
+    let mut next = 256;
+    (0..256u32)
+        .map(|b| {
+            if printable(b) {
+                char::from_u32(b).expect("a Latin-1 code point")
+            } else {
+                next += 1;
+                char::from_u32(next - 1).expect("a code point below 512")
+            }
+        })
+        .collect()
+}
+
+/// Writes the tiny tokenizer; returns its vocabulary size.
+fn write_tokenizer(dir: &Path) -> std::io::Result<usize> {
+    let chars = byte_chars();
+    let mut tokens: Vec<String> = chars.iter().map(|c| c.to_string()).collect();
+    tokens.extend(chars.iter().map(|c| format!("{c}</w>")));
+    tokens.extend(MERGES.iter().map(|(a, b)| format!("{a}{b}")));
+    tokens.extend(["<|startoftext|>".to_string(), "<|endoftext|>".to_string()]);
+    let vocab: serde_json::Map<String, Value> = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), json!(i)))
+        .collect();
+    write_json(dir, "tokenizer/vocab.json", &Value::Object(vocab))?;
+    let merges: String = MERGES.iter().map(|(a, b)| format!("{a} {b}\n")).collect();
+    fs::write(
+        dir.join("tokenizer/merges.txt"),
+        format!("#version: 0.2\n{merges}"),
+    )?;
+    write_json(
+        dir,
+        "tokenizer/special_tokens_map.json",
+        &json!({"pad_token": "<|endoftext|>"}),
+    )?;
+    Ok(tokens.len())
+}
+
+/// Gives every variable of `varmap` seeded values: weights scaled by their fan-in, norm scales
+/// near 1, small biases. Names are visited in order so the result depends only on `seed`.
+fn seed_weights(varmap: &VarMap, seed: u64) -> candle_core::Result<()> {
+    let data = varmap
+        .data()
+        .lock()
+        .expect("the var map lock is not poisoned");
+    let mut names: Vec<&String> = data.keys().collect();
+    names.sort();
+    let mut noise = crate::noise::Noise::new(seed);
+    for name in names {
+        let var = &data[name];
+        let dims = var.dims().to_vec();
+        let values = noise.gaussian(&dims, &Device::Cpu)?;
+        let values = match (dims.len(), name.ends_with("bias")) {
+            (1, true) => (values * 0.02)?,
+            (1, false) => ((values * 0.1)? + 1.0)?,
+            _ => (values / (dims[1..].iter().product::<usize>() as f64).sqrt())?,
+        };
+        var.set(&values)?;
+    }
+    Ok(())
+}
+
+/// Builds a model with `build` on a fresh var map, seeds its weights and saves them to `file`.
+fn write_weights(
+    dir: &Path,
+    file: &str,
+    seed: u64,
+    build: impl FnOnce(VarBuilder) -> candle_core::Result<()>,
+) -> std::io::Result<()> {
+    let varmap = VarMap::new();
+    build(VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu)).map_err(io_error)?;
+    seed_weights(&varmap, seed).map_err(io_error)?;
+    let path = dir.join(file);
+    fs::create_dir_all(path.parent().expect("a file inside the checkpoint"))?;
+    varmap.save(&path).map_err(io_error)
+}
+
+/// Writes a tiny SD 1.5-layout checkpoint with random weights (always the same ones) into `dir`:
+/// `unet/`, `vae/`, `text_encoder/`, `tokenizer/` (vocab.json + merges.txt) and `scheduler/`,
+/// each with its `config.json`. Load it with `rbee-host --plugin sd-cpu --model <dir>`; it
+/// serves 64x64 (its default size) up to 1024x1024 images.
+#[doc(hidden)]
+pub fn write_tiny_checkpoint(dir: &Path) -> std::io::Result<()> {
+    fs::create_dir_all(dir)?;
+    write_json(
+        dir,
+        "model_index.json",
+        &json!({"_class_name": "StableDiffusionPipeline"}),
+    )?;
+    let vocab_size = write_tokenizer(dir)?;
+    let clip = json!({
+        "vocab_size": vocab_size, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+        "num_attention_heads": 2, "max_position_embeddings": 77, "hidden_act": "quick_gelu"
+    });
+    let unet = json!({
+        "in_channels": 4, "out_channels": 4, "block_out_channels": [32, 64],
+        "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"],
+        "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"], "layers_per_block": 1,
+        "attention_head_dim": 2, "cross_attention_dim": 32, "norm_num_groups": 8, "sample_size": 8
+    });
+    let vae = json!({
+        "block_out_channels": [8, 16, 16, 16], "layers_per_block": 1, "latent_channels": 4,
+        "norm_num_groups": 4, "scaling_factor": 0.18215
+    });
+    write_json(dir, "text_encoder/config.json", &clip)?;
+    write_json(dir, "unet/config.json", &unet)?;
+    write_json(dir, "vae/config.json", &vae)?;
+    write_json(
+        dir,
+        "scheduler/scheduler_config.json",
+        &presets::scheduler(Version::V1_5),
+    )?;
+
+    let clip: ClipConfig = serde_json::from_value(clip).map_err(io_error)?;
+    write_weights(dir, "text_encoder/model.safetensors", 1, |vb| {
+        ClipTextModel::new(&clip, vb).map(drop)
+    })?;
+    let vae: VaeConfig = serde_json::from_value(vae).map_err(io_error)?;
+    write_weights(dir, "vae/diffusion_pytorch_model.safetensors", 2, |vb| {
+        Vae::new(&vae, vb).map(drop)
+    })?;
+    let unet: UnetConfig = serde_json::from_value(unet).map_err(io_error)?;
+    let candle = unet.to_candle().map_err(io_error)?;
+    write_weights(dir, "unet/diffusion_pytorch_model.safetensors", 3, |vb| {
+        UNet2DConditionModel::new(vb, 4, 4, false, candle).map(drop)
+    })
+}
+
+/// Times one classifier-free-guided denoising step (a batch of 2) of the SD 1.5 UNet with
+/// random weights at `width` x `height` on the CPU; returns the fastest of `runs` in
+/// milliseconds.
+#[doc(hidden)]
+pub fn time_sd15_step(width: usize, height: usize, runs: usize) -> candle_core::Result<f64> {
+    let device = Device::Cpu;
+    let config: UnetConfig =
+        serde_json::from_value(presets::unet(Version::V1_5)).map_err(candle_core::Error::msg)?;
+    let candle = config.to_candle().map_err(candle_core::Error::msg)?;
+    let varmap = VarMap::new();
+    let unet = UNet2DConditionModel::new(
+        VarBuilder::from_varmap(&varmap, DType::F32, &device),
+        4,
+        4,
+        false,
+        candle,
+    )?;
+    let latents = Tensor::randn(0f32, 1f32, (2, 4, height / 8, width / 8), &device)?;
+    let context = Tensor::randn(0f32, 1f32, (2, 77, config.cross_attention_dim), &device)?;
+    let mut best = f64::MAX;
+    for _ in 0..runs.max(1) {
+        let clock = Instant::now();
+        unet.forward(&latents, 500.0, &context)?
+            .sum_all()?
+            .to_scalar::<f32>()?;
+        best = best.min(clock.elapsed().as_secs_f64() * 1000.0);
+    }
+    Ok(best)
+}
