@@ -16,12 +16,30 @@ pub struct ApiError {
     message: String,
     field: Option<String>,
     retry_after_secs: Option<u32>,
+    openai: bool,
 }
 
 impl ApiError {
     /// An error with a status, a code and a message.
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        Self { status, code: code.into(), message: message.into(), field: None, retry_after_secs: None }
+        Self {
+            status,
+            code: code.into(),
+            message: message.into(),
+            field: None,
+            retry_after_secs: None,
+            openai: false,
+        }
+    }
+
+    /// The same error in OpenAI's shape: `{"error": {message, type, param, code}}`.
+    pub fn openai(self) -> Self {
+        Self { openai: true, ..self }
+    }
+
+    /// 500: the job failed inside the worker.
+    pub fn job_failed(code: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, code, message)
     }
 
     /// 404 `not_found`.
@@ -50,10 +68,25 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut error = json!({"code": self.code, "message": self.message});
-        if let Some(field) = self.field {
-            error["field"] = field.into();
-        }
+        let error = match self.openai {
+            true => json!({
+                "message": self.message,
+                "type": match self.status.as_u16() {
+                    401 => "authentication_error",
+                    400..=499 => "invalid_request_error",
+                    _ => "server_error",
+                },
+                "param": self.field,
+                "code": self.code,
+            }),
+            false => {
+                let mut error = json!({"code": self.code, "message": self.message});
+                if let Some(field) = self.field {
+                    error["field"] = field.into();
+                }
+                error
+            }
+        };
         let mut response = (self.status, Json(json!({"error": error}))).into_response();
         if let Some(seconds) = self.retry_after_secs {
             response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(seconds));

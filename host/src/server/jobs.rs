@@ -19,17 +19,22 @@ pub async fn submit(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(body) = body.map_err(|e| ApiError::bad_field("body", e.body_text()))?;
     let (task, params) = parse_submission(&state, &body)?;
-    let worker = serving_worker(&state)?;
+    let (job_id, queue_position) = enqueue(&state, task, params)?;
+    let stream_url = format!("/v1/jobs/{job_id}/stream");
+    Ok((StatusCode::ACCEPTED, Json(json!({"job_id": job_id, "stream_url": stream_url, "queue_position": queue_position}))))
+}
+
+/// Validates a job with the worker and queues it: its id and queue position.
+pub fn enqueue(state: &AppState, task: &str, params: String) -> Result<(String, usize), ApiError> {
+    let worker = serving_worker(state)?;
     worker
         .validate(task.into(), params.as_str().into())
         .into_result()
         .map_err(ApiError::from_plugin)?;
-    let (job_id, queue_position) = state.jobs.submit(task, params).map_err(|e| match e {
+    state.jobs.submit(task, params).map_err(|e| match e {
         SubmitError::QueueFull => ApiError::unavailable("queue_full", "the job queue is full; retry later", 1),
         SubmitError::Draining => ApiError::unavailable("draining", "this worker is shutting down; retry on another", 5),
-    })?;
-    let stream_url = format!("/v1/jobs/{job_id}/stream");
-    Ok((StatusCode::ACCEPTED, Json(json!({"job_id": job_id, "stream_url": stream_url, "queue_position": queue_position}))))
+    })
 }
 
 /// Checks the submission's shape: a served task and a params object.

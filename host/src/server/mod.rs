@@ -2,6 +2,7 @@
 
 mod error;
 mod jobs;
+mod openai;
 mod status;
 mod stream;
 
@@ -43,6 +44,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/jobs", post(jobs::submit))
         .route("/v1/jobs/{id}", get(jobs::get).delete(jobs::cancel))
         .route("/v1/jobs/{id}/stream", get(stream::stream))
+        .merge(openai::routes())
         .fallback(|| async { ApiError::not_found("no such route") })
         .with_state(state)
 }

@@ -1,5 +1,6 @@
 //! `GET /v1/jobs/{id}/stream`: a job's events as Server-Sent Events, ending with `end` or
-//! `error`. A client that goes away cancels its job.
+//! `error`; and [`JobEvents`], a job's events for any handler, cancelling the job when dropped
+//! before its end (the client went away).
 
 use super::{ApiError, AppState};
 use crate::{
@@ -30,31 +31,46 @@ pub async fn stream(
             ApiError::new(StatusCode::CONFLICT, "stream_taken", format!("another client is reading job '{id}'"))
         }
     })?;
-    let watch = ClientWatch { jobs: state.jobs.clone(), id, ended: false };
-    let events = stream::unfold((receiver, watch), next_event);
-    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
+    let events = JobEvents::new(state.jobs.clone(), id, receiver);
+    let sse = stream::unfold(events, |mut events| async move {
+        let event = events.next().await?;
+        let sse = Event::default().event(event.name()).data(event.data().to_string());
+        Some((Ok(sse), events))
+    });
+    Ok(Sse::new(sse).keep_alive(keep_alive()))
 }
 
-async fn next_event(
-    (mut receiver, mut watch): (UnboundedReceiver<JobEvent>, ClientWatch),
-) -> Option<(Result<Event, Infallible>, (UnboundedReceiver<JobEvent>, ClientWatch))> {
-    if watch.ended {
-        return None;
-    }
-    let event = receiver.recv().await?;
-    watch.ended = event.is_terminal();
-    let sse = Event::default().event(event.name()).data(event.data().to_string());
-    Some((Ok(sse), (receiver, watch)))
+/// Keep-alive comments for every SSE response of the API.
+pub fn keep_alive() -> KeepAlive {
+    KeepAlive::new().interval(KEEP_ALIVE)
 }
 
-/// Cancels the job if the stream is dropped (the client went away) before its terminal event.
-struct ClientWatch {
+/// A job's events up to and including the terminal one. Dropped before that, it cancels the job.
+pub struct JobEvents {
     jobs: Arc<Jobs>,
     id: String,
+    receiver: UnboundedReceiver<JobEvent>,
     ended: bool,
 }
 
-impl Drop for ClientWatch {
+impl JobEvents {
+    /// The events of job `id`, read from `receiver`.
+    pub fn new(jobs: Arc<Jobs>, id: String, receiver: UnboundedReceiver<JobEvent>) -> Self {
+        Self { jobs, id, receiver, ended: false }
+    }
+
+    /// The next event; `None` after the terminal one.
+    pub async fn next(&mut self) -> Option<JobEvent> {
+        if self.ended {
+            return None;
+        }
+        let event = self.receiver.recv().await?;
+        self.ended = event.is_terminal();
+        Some(event)
+    }
+}
+
+impl Drop for JobEvents {
     fn drop(&mut self) {
         if !self.ended {
             tracing::info!(job = self.id, "client went away; cancelling the job");

@@ -1,0 +1,49 @@
+//! `POST /v1/embeddings` on the `embedding` task.
+
+use super::{collect, model_name, request, start_job, usage};
+use crate::server::{ApiError, AppState};
+use axum::{
+    Json,
+    extract::{State, rejection::JsonRejection},
+};
+use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// Embeds `input` (a string or a list of strings); `encoding_format` float or base64.
+pub async fn embeddings(
+    State(state): State<Arc<AppState>>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let body = request::object(body)?;
+    let input = match body.get("input") {
+        Some(text @ Value::String(_)) => text.clone(),
+        Some(Value::Array(items)) if items.iter().all(Value::is_string) => Value::Array(items.clone()),
+        _ => return Err(request::bad("input", "'input' must be a string or a list of strings")),
+    };
+    let base64 = match body.get("encoding_format").and_then(Value::as_str) {
+        None | Some("float") => false,
+        Some("base64") => true,
+        Some(other) => return Err(request::bad("encoding_format", format!("unknown encoding_format '{other}'"))),
+    };
+    if body.get("dimensions").is_some_and(|d| !d.is_null()) {
+        return Err(request::bad("dimensions", "choosing dimensions is not supported"));
+    }
+    let (_, events) = start_job(&state, "/v1/embeddings", "embedding", json!({"input": input}))?;
+    let mut collected = collect(events).await?;
+    collected.embeddings.sort_by_key(|(index, _)| *index);
+    let data: Vec<Value> = collected
+        .embeddings
+        .iter()
+        .map(|(index, vector)| {
+            let embedding = match base64 {
+                true => Value::String(BASE64.encode(vector.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>())),
+                false => json!(vector),
+            };
+            json!({"object": "embedding", "index": index, "embedding": embedding})
+        })
+        .collect();
+    let mut usage = usage(&collected.details);
+    usage.as_object_mut().map(|u| u.remove("completion_tokens"));
+    Ok(Json(json!({"object": "list", "data": data, "model": model_name(&state), "usage": usage})))
+}

@@ -1,0 +1,50 @@
+//! `POST /v1/images/generations` on the `image-generation` task; images come back as b64_json.
+
+use super::{collect, now, request, start_job};
+use crate::server::{ApiError, AppState};
+use axum::{
+    Json,
+    extract::{State, rejection::JsonRejection},
+};
+use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+
+/// Generates images from `prompt`; `n`, `size` ("WxH") and the plugin's own parameters
+/// (`negative_prompt`, `steps`, `guidance_scale`, `seed`, `scheduler`) as extensions.
+pub async fn generations(
+    State(state): State<Arc<AppState>>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let body = request::object(body)?;
+    let mut params = Map::new();
+    let prompt = body.get("prompt").and_then(Value::as_str).ok_or_else(|| request::bad("prompt", "'prompt' is required"))?;
+    params.insert("prompt".into(), prompt.into());
+    if let Some(n) = body.get("n").filter(|n| !n.is_null()) {
+        params.insert("n".into(), n.clone());
+    }
+    if let Some(size) = body.get("size").and_then(Value::as_str) {
+        let (width, height) = size
+            .split_once('x')
+            .and_then(|(w, h)| Some((w.parse::<u64>().ok()?, h.parse::<u64>().ok()?)))
+            .ok_or_else(|| request::bad("size", "'size' must look like 512x512"))?;
+        params.insert("width".into(), width.into());
+        params.insert("height".into(), height.into());
+    }
+    if body.get("response_format").and_then(Value::as_str).is_some_and(|f| f != "b64_json") {
+        return Err(request::bad("response_format", "only response_format b64_json is supported"));
+    }
+    for extension in ["negative_prompt", "steps", "guidance_scale", "seed", "scheduler"] {
+        if let Some(value) = body.get(extension).filter(|v| !v.is_null()) {
+            params.insert(extension.into(), value.clone());
+        }
+    }
+    let (_, events) = start_job(&state, "/v1/images/generations", "image-generation", Value::Object(params))?;
+    let collected = collect(events).await?;
+    let data: Vec<Value> = collected
+        .artifacts
+        .iter()
+        .map(|image| json!({"b64_json": BASE64.encode(&image.data), "revised_prompt": prompt}))
+        .collect();
+    Ok(Json(json!({"created": now(), "data": data})))
+}

@@ -1,0 +1,99 @@
+//! Reading OpenAI request bodies into job parameters.
+
+use crate::server::ApiError;
+use axum::{Json, extract::rejection::JsonRejection};
+use serde_json::{Map, Value};
+
+/// The request body as a JSON object, or a 400 in OpenAI's shape.
+pub fn object(body: Result<Json<Value>, JsonRejection>) -> Result<Map<String, Value>, ApiError> {
+    match body {
+        Ok(Json(Value::Object(map))) => Ok(map),
+        Ok(_) => Err(bad("body", "the body must be a JSON object")),
+        Err(rejection) => Err(bad("body", rejection.body_text())),
+    }
+}
+
+/// A 400 naming the request field at fault, in OpenAI's shape.
+pub fn bad(field: &str, message: impl Into<String>) -> ApiError {
+    ApiError::bad_field(field, message).openai()
+}
+
+/// Whether the client asked for a stream.
+pub fn wants_stream(body: &Map<String, Value>) -> bool {
+    body.get("stream").and_then(Value::as_bool).unwrap_or(false)
+}
+
+/// The sampling fields shared by chat and text completions, mapped onto `text-generation`
+/// parameters. Fields that would change the output but are not supported are refused rather
+/// than ignored.
+pub fn sampling(body: &Map<String, Value>) -> Result<Map<String, Value>, ApiError> {
+    let mut params = Map::new();
+    let renamed = [
+        ("temperature", "temperature"),
+        ("top_p", "top_p"),
+        ("top_k", "top_k"),
+        ("min_p", "min_p"),
+        ("repeat_penalty", "repeat_penalty"),
+        ("repeat_last_n", "repeat_last_n"),
+        ("seed", "seed"),
+        ("max_tokens", "max_tokens"),
+        ("max_completion_tokens", "max_tokens"),
+    ];
+    for (from, to) in renamed {
+        if let Some(value) = body.get(from).filter(|v| !v.is_null()) {
+            params.insert(to.into(), value.clone());
+        }
+    }
+    match body.get("stop") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(stop)) => {
+            params.insert("stop".into(), Value::Array(vec![stop.clone().into()]));
+        }
+        Some(stop @ Value::Array(_)) => {
+            params.insert("stop".into(), stop.clone());
+        }
+        Some(_) => return Err(bad("stop", "'stop' must be a string or a list of strings")),
+    }
+    if body.get("n").is_some_and(|n| !n.is_null() && n.as_u64() != Some(1)) {
+        return Err(bad("n", "only n = 1 is supported"));
+    }
+    for penalty in ["frequency_penalty", "presence_penalty"] {
+        if body.get(penalty).and_then(Value::as_f64).is_some_and(|v| v != 0.0) {
+            return Err(bad(penalty, format!("'{penalty}' is not supported; use repeat_penalty")));
+        }
+    }
+    if body.get("logprobs").is_some_and(|v| v.as_bool() == Some(true) || v.is_number()) {
+        return Err(bad("logprobs", "logprobs are not supported"));
+    }
+    if body.get("tools").and_then(Value::as_array).is_some_and(|tools| !tools.is_empty()) {
+        return Err(bad("tools", "tool calls are not supported"));
+    }
+    Ok(params)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn map(value: Value) -> Map<String, Value> {
+        value.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn sampling_fields_are_mapped_and_stop_becomes_a_list() {
+        let params = sampling(&map(json!({
+            "temperature": 0.5, "max_completion_tokens": 9, "stop": "\n", "top_k": 3, "user": "x"
+        })))
+        .unwrap();
+        assert_eq!(Value::Object(params), json!({"temperature": 0.5, "max_tokens": 9, "stop": ["\n"], "top_k": 3}));
+    }
+
+    #[test]
+    fn unsupported_fields_that_change_output_are_refused() {
+        for body in [json!({"n": 2}), json!({"presence_penalty": 0.5}), json!({"logprobs": true}), json!({"stop": 3})] {
+            assert!(sampling(&map(body.clone())).is_err(), "{body}");
+        }
+        assert!(sampling(&map(json!({"n": 1, "presence_penalty": 0, "logprobs": false}))).is_ok());
+    }
+}
