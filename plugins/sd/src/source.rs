@@ -20,7 +20,7 @@ pub enum Source {
         /// `org/name`.
         repo: String,
         /// The hub client, or `None` when offline (then only cached files are found).
-        api: Option<(ApiRepo, HashSet<String>)>,
+        api: Option<Box<(ApiRepo, HashSet<String>)>>,
         /// The local cache.
         cache: Cache,
         /// The host, for progress reports.
@@ -53,10 +53,8 @@ impl Source {
             .map(|api| api.model(model.to_string()))
             .and_then(|repo| {
                 let info = repo.info().ok()?;
-                Some((
-                    repo,
-                    info.siblings.into_iter().map(|s| s.rfilename).collect(),
-                ))
+                let files = info.siblings.into_iter().map(|s| s.rfilename).collect();
+                Some(Box::new((repo, files)))
             });
         Ok(Self::Hub {
             repo: model.to_string(),
@@ -88,9 +86,10 @@ impl Source {
                 if let Some(path) = cache.model(repo.clone()).get(file) {
                     return Ok(Some(path));
                 }
-                let Some((api, files)) = api else {
+                let Some(listed) = api else {
                     return Ok(None);
                 };
+                let (api, files) = &**listed;
                 if !files.contains(file) {
                     return Ok(None);
                 }

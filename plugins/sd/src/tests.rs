@@ -522,3 +522,27 @@ fn a_cpu_build_refuses_a_gpu_device_clearly() {
     assert_eq!(error.code.as_str(), "device");
     assert!(error.message.contains("sd-cuda"), "{}", error.message);
 }
+
+#[test]
+fn tiled_vae_decoding_covers_the_image_and_stays_close_to_whole_decoding() {
+    let vae = &worker().models.vae;
+    let latents = crate::noise::Noise::new(3)
+        .gaussian(&[1, 4, 16, 24], &candle_core::Device::Cpu)
+        .unwrap();
+    let whole = vae.decode(&latents, 0).unwrap();
+    let tiled = vae.decode(&latents, 8).unwrap();
+    assert_eq!(tiled.dims(), [1, 3, 128, 192]);
+    let mean_abs = |t: &candle_core::Tensor| {
+        t.abs()
+            .unwrap()
+            .mean_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    };
+    let difference = mean_abs(&(&tiled - &whole).unwrap());
+    assert!(
+        difference < 0.25 * mean_abs(&whole),
+        "tiles differ by {difference}"
+    );
+}
