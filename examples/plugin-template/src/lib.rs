@@ -1,0 +1,50 @@
+//! `template-<backend>`: a minimal rbee-host worker plugin that streams its input back in upper
+//! case. Copy it to start a new worker type.
+//!
+//! A plugin is two functions, [`manifest`] and [`load`], exported with [`export_plugin!`], and a
+//! worker implementing [`rbee_plugin_api::PluginWorker`].
+
+mod params;
+mod worker;
+
+#[cfg(test)]
+mod tests;
+
+use rbee_plugin_api::{HostApiRef, LoadRequest, LogLevel, Manifest, PluginError, export_plugin};
+use worker::{TASK, UppercaseWorker};
+
+/// The backend this build was compiled for, from the `cpu` / `cuda` / `metal` features.
+const BACKEND: &str = if cfg!(feature = "cuda") {
+    "cuda"
+} else if cfg!(feature = "metal") {
+    "metal"
+} else {
+    "cpu"
+};
+
+/// Describes the plugin. Called before anything is loaded: cheap, and touches no device.
+fn manifest() -> Manifest {
+    Manifest {
+        id: format!("template-{BACKEND}").into(),
+        kind: "template".into(),
+        backend: BACKEND.into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        api_version: rbee_plugin_api::API_VERSION.into(),
+        description: "Streams its input back word by word, in upper case".into(),
+        tasks: vec![TASK.into()].into(),
+        params_schema_json: params::SCHEMA.into(),
+        default_model: "".into(),
+        required_cpu_features: rbee_plugin_api::compiled_cpu_features(),
+    }
+}
+
+/// Loads the worker. A real plugin reads `request.model` onto `request.device` here, reporting
+/// progress; it may take minutes.
+fn load(request: LoadRequest, host: HostApiRef) -> Result<UppercaseWorker, PluginError> {
+    host.load_progress(1.0, "nothing to load".into());
+    let message = format!("ready on {}", request.device.kind);
+    host.log(LogLevel::Info, "template".into(), message.as_str().into());
+    Ok(UppercaseWorker)
+}
+
+export_plugin!(manifest: manifest, load: load);
