@@ -546,3 +546,47 @@ fn tiled_vae_decoding_covers_the_image_and_stays_close_to_whole_decoding() {
         "tiles differ by {difference}"
     );
 }
+
+/// Loads a tiny checkpoint of `kind` and runs a job on it; returns the image and the worker.
+fn run_tiny(kind: crate::tiny::TinyKind, task: &str, params: Value) -> (Vec<u8>, SdWorker) {
+    let dir = tempfile::tempdir().unwrap();
+    crate::tiny::write_tiny(dir.path(), kind).unwrap();
+    let worker = try_load(dir.path()).unwrap();
+    let job = Job {
+        id: "job".into(),
+        task: task.into(),
+        params_json: params.to_string().into(),
+    };
+    let mut sink = TestSink::default();
+    let end = worker
+        .execute(
+            &job,
+            &mut EventSink_TO::from_ptr(RMut::new(&mut sink), TD_Opaque),
+        )
+        .unwrap();
+    assert_eq!(end.stop_reason.as_str(), "completed");
+    (sink.artifacts.remove(0).1, worker)
+}
+
+#[test]
+fn an_xl_checkpoint_loads_both_text_encoders_and_is_detected_as_xl() {
+    let (png, worker) = run_tiny(crate::tiny::TinyKind::Xl, "image-generation", base(1));
+    assert_eq!(worker.models.version, crate::config::versions::Version::Xl);
+    assert_eq!(worker.models.encoders.len(), 2);
+    assert_eq!(decode(&png).dimensions(), (64, 64));
+}
+
+#[test]
+fn a_9_channel_inpainting_unet_gets_the_mask_and_keeps_unmasked_pixels() {
+    let original = pattern(60);
+    let mask = RgbImage::from_fn(64, 64, |x, _| image::Rgb([if x < 32 { 255 } else { 0 }; 3]));
+    let params = with(
+        with(base(2), "init_image", json!(base64_png(&original))),
+        "mask_image",
+        json!(base64_png(&mask)),
+    );
+    let (png, _) = run_tiny(crate::tiny::TinyKind::Inpainting, "inpainting", params);
+    let result = decode(&png);
+    assert!((32..64).all(|x| (0..64).all(|y| result.get_pixel(x, y) == original.get_pixel(x, y))));
+    assert!((0..32).any(|x| (0..64).any(|y| result.get_pixel(x, y) != original.get_pixel(x, y))));
+}

@@ -52,8 +52,8 @@ fn byte_chars() -> Vec<char> {
         .collect()
 }
 
-/// Writes the tiny tokenizer; returns its vocabulary size.
-fn write_tokenizer(dir: &Path) -> std::io::Result<usize> {
+/// Writes the tiny tokenizer into `folder`, padding with `pad`; returns its vocabulary size.
+fn write_tokenizer(dir: &Path, folder: &str, pad: &str) -> std::io::Result<usize> {
     let chars = byte_chars();
     let mut tokens: Vec<String> = chars.iter().map(|c| c.to_string()).collect();
     tokens.extend(chars.iter().map(|c| format!("{c}</w>")));
@@ -64,16 +64,16 @@ fn write_tokenizer(dir: &Path) -> std::io::Result<usize> {
         .enumerate()
         .map(|(i, t)| (t.clone(), json!(i)))
         .collect();
-    write_json(dir, "tokenizer/vocab.json", &Value::Object(vocab))?;
+    write_json(dir, &format!("{folder}/vocab.json"), &Value::Object(vocab))?;
     let merges: String = MERGES.iter().map(|(a, b)| format!("{a} {b}\n")).collect();
     fs::write(
-        dir.join("tokenizer/merges.txt"),
+        dir.join(folder).join("merges.txt"),
         format!("#version: 0.2\n{merges}"),
     )?;
     write_json(
         dir,
-        "tokenizer/special_tokens_map.json",
-        &json!({"pad_token": "<|endoftext|>"}),
+        &format!("{folder}/special_tokens_map.json"),
+        &json!({"pad_token": pad}),
     )?;
     Ok(tokens.len())
 }
@@ -117,34 +117,52 @@ fn write_weights(
     varmap.save(&path).map_err(io_error)
 }
 
+/// Which tiny checkpoint to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TinyKind {
+    /// SD 1.5 layout: one text encoder, a 4-channel UNet.
+    Sd15,
+    /// SDXL layout: two text encoders and tokenizers whose outputs are concatenated.
+    Xl,
+    /// SD 1.5 layout with a 9-channel inpainting UNet (latents, mask, masked image latents).
+    Inpainting,
+}
+
 /// Writes a tiny SD 1.5-layout checkpoint with random weights (always the same ones) into `dir`:
 /// `unet/`, `vae/`, `text_encoder/`, `tokenizer/` (vocab.json + merges.txt) and `scheduler/`,
 /// each with its `config.json`. Load it with `rbee-host --plugin sd-cpu --model <dir>`; it
 /// serves 64x64 (its default size) up to 1024x1024 images.
 #[doc(hidden)]
 pub fn write_tiny_checkpoint(dir: &Path) -> std::io::Result<()> {
+    write_tiny(dir, TinyKind::Sd15)
+}
+
+/// Writes a tiny checkpoint of `kind` into `dir` (see [`write_tiny_checkpoint`]).
+#[doc(hidden)]
+pub fn write_tiny(dir: &Path, kind: TinyKind) -> std::io::Result<()> {
     fs::create_dir_all(dir)?;
-    write_json(
-        dir,
-        "model_index.json",
-        &json!({"_class_name": "StableDiffusionPipeline"}),
-    )?;
-    let vocab_size = write_tokenizer(dir)?;
+    let pipeline = if kind == TinyKind::Xl {
+        "StableDiffusionXLPipeline"
+    } else {
+        "StableDiffusionPipeline"
+    };
+    write_json(dir, "model_index.json", &json!({"_class_name": pipeline}))?;
+    let vocab_size = write_tokenizer(dir, "tokenizer", "<|endoftext|>")?;
     let clip = json!({
         "vocab_size": vocab_size, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
         "num_attention_heads": 2, "max_position_embeddings": 77, "hidden_act": "quick_gelu"
     });
     let unet = json!({
-        "in_channels": 4, "out_channels": 4, "block_out_channels": [32, 64],
-        "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"],
+        "in_channels": if kind == TinyKind::Inpainting { 9 } else { 4 }, "out_channels": 4,
+        "block_out_channels": [32, 64], "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"],
         "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"], "layers_per_block": 1,
-        "attention_head_dim": 2, "cross_attention_dim": 32, "norm_num_groups": 8, "sample_size": 8
+        "attention_head_dim": 2, "cross_attention_dim": if kind == TinyKind::Xl { 64 } else { 32 },
+        "norm_num_groups": 8, "sample_size": 8
     });
     let vae = json!({
         "block_out_channels": [8, 16, 16, 16], "layers_per_block": 1, "latent_channels": 4,
         "norm_num_groups": 4, "scaling_factor": 0.18215
     });
-    write_json(dir, "text_encoder/config.json", &clip)?;
     write_json(dir, "unet/config.json", &unet)?;
     write_json(dir, "vae/config.json", &vae)?;
     write_json(
@@ -152,11 +170,21 @@ pub fn write_tiny_checkpoint(dir: &Path) -> std::io::Result<()> {
         "scheduler/scheduler_config.json",
         &presets::scheduler(Version::V1_5),
     )?;
-
-    let clip: ClipConfig = serde_json::from_value(clip).map_err(io_error)?;
-    write_weights(dir, "text_encoder/model.safetensors", 1, |vb| {
-        ClipTextModel::new(&clip, vb).map(drop)
-    })?;
+    let encoders: &[(&str, u64)] = if kind == TinyKind::Xl {
+        &[("text_encoder", 1), ("text_encoder_2", 4)]
+    } else {
+        &[("text_encoder", 1)]
+    };
+    for &(folder, seed) in encoders {
+        write_json(dir, &format!("{folder}/config.json"), &clip)?;
+        let config: ClipConfig = serde_json::from_value(clip.clone()).map_err(io_error)?;
+        write_weights(dir, &format!("{folder}/model.safetensors"), seed, |vb| {
+            ClipTextModel::new(&config, vb).map(drop)
+        })?;
+    }
+    if kind == TinyKind::Xl {
+        write_tokenizer(dir, "tokenizer_2", "!")?;
+    }
     let vae: VaeConfig = serde_json::from_value(vae).map_err(io_error)?;
     write_weights(dir, "vae/diffusion_pytorch_model.safetensors", 2, |vb| {
         Vae::new(&vae, vb).map(drop)
@@ -164,7 +192,7 @@ pub fn write_tiny_checkpoint(dir: &Path) -> std::io::Result<()> {
     let unet: UnetConfig = serde_json::from_value(unet).map_err(io_error)?;
     let candle = unet.to_candle().map_err(io_error)?;
     write_weights(dir, "unet/diffusion_pytorch_model.safetensors", 3, |vb| {
-        UNet2DConditionModel::new(vb, 4, 4, false, candle).map(drop)
+        UNet2DConditionModel::new(vb, unet.in_channels, 4, false, candle).map(drop)
     })
 }
 
