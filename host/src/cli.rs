@@ -1,7 +1,8 @@
 //! Command-line flags (raw values) and their turning into validated settings.
 
 use crate::{
-    device::DeviceArg, discovery::SearchDirs, error::HostError, plugins_cmd, serve,
+    device::DeviceArg, discovery::SearchDirs, error::HostError, heartbeat::HeartbeatConfig,
+    plugins_cmd, serve, server::HttpSettings,
 };
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::{net::IpAddr, path::PathBuf, time::Duration};
@@ -81,9 +82,49 @@ pub struct ServeArgs {
     /// Where plugins cache downloaded models (default: the user cache dir, rbee/models).
     #[arg(long, env = "RBEE_CACHE_DIR", value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// The bearer key clients must send (`Authorization: Bearer <key>`); required when
+    /// listening on a non-loopback address.
+    #[arg(long, env = "RBEE_API_KEY", hide_env_values = true, value_name = "KEY")]
+    pub api_key: Option<String>,
+    /// Read the API key from this file instead.
+    #[arg(long, value_name = "FILE", conflicts_with = "api_key")]
+    pub api_key_file: Option<PathBuf>,
+    /// Allow listening on a non-loopback address without an API key.
+    #[arg(long)]
+    pub insecure_no_auth: bool,
+    /// An origin allowed to call the API from a browser (repeatable; `*` for any).
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    pub cors_origins: Vec<String>,
+    /// The largest request body accepted, in bytes.
+    #[arg(long, default_value_t = 64 * 1024 * 1024, value_name = "BYTES")]
+    pub max_body_bytes: usize,
+    /// Also publish the gateway gauges under another engine's names.
+    #[arg(long, value_enum, default_value_t = MetricsCompat::None)]
+    pub metrics_compat: MetricsCompat,
+    /// The hive (or queen) to send the ready callback and heartbeats to.
+    #[arg(long, visible_alias = "queen-url", value_name = "URL")]
+    pub hive_url: Option<String>,
+    /// Seconds between heartbeats.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub heartbeat_interval: u64,
+    /// This worker's id in heartbeats (default: a random one).
+    #[arg(long, value_name = "ID")]
+    pub worker_id: Option<String>,
+    /// The URL clients reach this worker at, sent in heartbeats (default: http://HOST:PORT).
+    #[arg(long, value_name = "URL")]
+    pub advertise_url: Option<String>,
     /// Where to look for plugins.
     #[command(flatten)]
     pub search: SearchArgs,
+}
+
+/// Other engines' metric names the gateway gauges can also be published under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MetricsCompat {
+    /// Only rbee's names.
+    None,
+    /// Also vLLM's (`vllm:num_requests_waiting`, ...), which the inference gateway reads by default.
+    Vllm,
 }
 
 /// Log output format.
@@ -118,6 +159,12 @@ pub struct ServeConfig {
     pub cache_dir: PathBuf,
     /// Plugin search directories.
     pub search: SearchDirs,
+    /// Authentication, CORS, body limit.
+    pub http: HttpSettings,
+    /// Whether to publish vLLM-named gauges too.
+    pub vllm_metrics: bool,
+    /// Heartbeats to a hive, if one was given.
+    pub heartbeat: Option<HeartbeatConfig>,
 }
 
 impl ServeArgs {
@@ -137,7 +184,36 @@ impl ServeArgs {
             .cache_dir
             .or_else(|| dirs::cache_dir().map(|dir| dir.join("rbee").join("models")))
             .unwrap_or_else(|| PathBuf::from(".rbee-cache"));
+        let api_key = match (self.api_key, &self.api_key_file) {
+            (Some(key), _) => Some(key),
+            (None, Some(file)) => Some(
+                std::fs::read_to_string(file)
+                    .map_err(|e| HostError::Usage(format!("cannot read --api-key-file {}: {e}", file.display())))?
+                    .trim()
+                    .to_string(),
+            ),
+            (None, None) => None,
+        };
+        if api_key.as_deref() == Some("") {
+            return Err(HostError::Usage("the API key is empty".into()));
+        }
+        if !self.host.is_loopback() && api_key.is_none() && !self.insecure_no_auth {
+            return Err(HostError::Usage(format!(
+                "listening on {} needs an API key (--api-key, --api-key-file or RBEE_API_KEY); \
+                 pass --insecure-no-auth to serve without one",
+                self.host
+            )));
+        }
+        let heartbeat = self.hive_url.map(|hive_url| HeartbeatConfig {
+            hive_url: hive_url.trim_end_matches('/').to_string(),
+            interval: Duration::from_secs(self.heartbeat_interval),
+            worker_id: self.worker_id.unwrap_or_else(|| format!("worker-{}", uuid::Uuid::new_v4().simple())),
+            advertise_url: self.advertise_url.clone(),
+        });
         Ok(ServeConfig {
+            http: HttpSettings { api_key, cors_origins: self.cors_origins, max_body_bytes: self.max_body_bytes },
+            vllm_metrics: self.metrics_compat == MetricsCompat::Vllm,
+            heartbeat,
             plugin,
             model: self.model.unwrap_or_default(),
             device: self.device,

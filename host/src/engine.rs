@@ -6,6 +6,7 @@
 use crate::{
     job_event::{JobEvent, parse_object},
     jobs::{Jobs, QueuedJob},
+    metrics::Metrics,
     sink::HostSink,
 };
 use abi_stable::{sabi_trait::TD_Opaque, sabi_types::RMut, std_types::RResult};
@@ -17,12 +18,12 @@ use std::{
 };
 
 /// Starts the engine thread; it exits when `jobs` is closed and empty.
-pub fn spawn(worker: Arc<WorkerBox>, jobs: Arc<Jobs>) -> JoinHandle<()> {
+pub fn spawn(worker: Arc<WorkerBox>, jobs: Arc<Jobs>, metrics: Arc<Metrics>) -> JoinHandle<()> {
     std::thread::Builder::new()
         .name("rbee-engine".into())
         .spawn(move || {
             while let Some(job) = jobs.next_blocking() {
-                let terminal = run(&worker, &job);
+                let terminal = run(&worker, &job, &metrics);
                 jobs.finish(&job.id, &terminal);
             }
         })
@@ -30,8 +31,14 @@ pub fn spawn(worker: Arc<WorkerBox>, jobs: Arc<Jobs>) -> JoinHandle<()> {
 }
 
 /// Runs one job, sends its terminal event, and returns it.
-fn run(worker: &WorkerBox, queued: &QueuedJob) -> JobEvent {
-    let mut sink = HostSink::new(&queued.id, queued.events.clone(), queued.cancel.clone());
+fn run(worker: &WorkerBox, queued: &QueuedJob, metrics: &Arc<Metrics>) -> JobEvent {
+    let mut sink = HostSink::new(
+        &queued.id,
+        queued.events.clone(),
+        queued.cancel.clone(),
+        metrics.clone(),
+        queued.submitted,
+    );
     if queued.cancel.load(Ordering::SeqCst) {
         let terminal = JobEvent::End { stop_reason: "cancelled".into(), details: serde_json::json!({}) };
         sink.send(terminal.clone());
@@ -60,7 +67,14 @@ fn run(worker: &WorkerBox, queued: &QueuedJob) -> JobEvent {
             message: "the worker panicked".into(),
         },
     };
-    tracing::info!(job = queued.id, event = terminal.name(), elapsed_ms = started.elapsed().as_millis() as u64, "job finished");
+    let outcome = match &terminal {
+        JobEvent::End { stop_reason, .. } if stop_reason == "cancelled" => "cancelled",
+        JobEvent::End { .. } => "completed",
+        _ => "failed",
+    };
+    let running = started.elapsed().as_secs_f64();
+    metrics.job_finished(outcome, queued.submitted.elapsed().as_secs_f64(), sink.tokens(), running);
+    tracing::info!(job = queued.id, outcome, tokens = sink.tokens(), seconds = running, "job finished");
     sink.send(terminal.clone());
     terminal
 }

@@ -9,6 +9,7 @@ use std::{
         Arc, Condvar, Mutex, MutexGuard,
         atomic::{AtomicBool, Ordering},
     },
+    time::Instant,
 };
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
@@ -64,6 +65,8 @@ pub struct QueuedJob {
     pub cancel: Arc<AtomicBool>,
     /// Where its events go.
     pub events: UnboundedSender<JobEvent>,
+    /// When it was submitted.
+    pub submitted: Instant,
 }
 
 /// Why a job was not accepted.
@@ -86,6 +89,7 @@ pub enum StreamError {
 
 struct Record {
     task: String,
+    submitted: Instant,
     state: JobState,
     cancel: Arc<AtomicBool>,
     events: UnboundedSender<JobEvent>,
@@ -135,6 +139,7 @@ impl Jobs {
         let (events, stream) = unbounded_channel();
         let record = Record {
             task: task.to_string(),
+            submitted: Instant::now(),
             state: JobState::Queued,
             cancel: Arc::default(),
             events,
@@ -164,6 +169,7 @@ impl Jobs {
                     params_json: std::mem::take(&mut record.params_json),
                     cancel: record.cancel.clone(),
                     events: record.events.clone(),
+                    submitted: record.submitted,
                 };
                 inner.running = Some(id);
                 return Some(job);

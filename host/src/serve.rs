@@ -6,9 +6,11 @@ use crate::{
     device::{self, DeviceArg},
     engine,
     error::HostError,
+    heartbeat,
     host_services::HostServices,
     jobs::Jobs,
     loader::{self, OpenPlugin},
+    metrics::Metrics,
     readiness::{Readiness, State},
     server::{AppState, app},
 };
@@ -24,15 +26,20 @@ use std::{
     sync::{Arc, OnceLock},
     time::{Duration, Instant},
 };
-use tokio::{net::TcpListener, sync::oneshot};
+use tokio::{
+    net::TcpListener,
+    sync::{oneshot, watch},
+};
 
 /// How long a cancelled job may take to stop at the end of a drain.
 const CANCEL_GRACE: Duration = Duration::from_secs(10);
 
 /// Serves the configured plugin until SIGINT/SIGTERM; fails if the model cannot be loaded.
 pub fn serve(config: ServeConfig) -> Result<(), HostError> {
+    let opening = Instant::now();
     let candidate = config.search.find(&config.plugin)?;
     let plugin = loader::open(&candidate.path).map_err(HostError::PluginRefused)?;
+    let plugin_load_seconds = opening.elapsed().as_secs_f64();
     if plugin.manifest.id.as_str() != config.plugin {
         return Err(HostError::PluginRefused(format!(
             "refusing {}: the file is named '{}' but the plugin declares id '{}'",
@@ -51,14 +58,21 @@ pub fn serve(config: ServeConfig) -> Result<(), HostError> {
         "plugin checked"
     );
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(run(config, plugin, device))
+    let model_name = match config.model.as_str() {
+        "" => plugin.manifest.default_model.to_string(),
+        model => model.to_string(),
+    };
+    let metrics = Arc::new(Metrics::new(&model_name, config.vllm_metrics));
+    metrics.plugin_loaded(plugin_load_seconds);
+    runtime.block_on(run(config, plugin, device, metrics))
 }
 
-async fn run(config: ServeConfig, plugin: OpenPlugin, device: DeviceArg) -> Result<(), HostError> {
+async fn run(config: ServeConfig, plugin: OpenPlugin, device: DeviceArg, metrics: Arc<Metrics>) -> Result<(), HostError> {
     let listener = TcpListener::bind(config.bind).await.map_err(|e| {
         HostError::Usage(format!("cannot listen on {}:{}: {e}", config.bind.0, config.bind.1))
     })?;
-    tracing::info!("listening on http://{}", listener.local_addr()?);
+    let address = listener.local_addr()?;
+    tracing::info!("listening on http://{address}");
     let manifest = &plugin.manifest;
     let state = Arc::new(AppState {
         manifest: json!({
@@ -78,7 +92,14 @@ async fn run(config: ServeConfig, plugin: OpenPlugin, device: DeviceArg) -> Resu
         readiness: Arc::new(Readiness::default()),
         worker: OnceLock::new(),
         jobs: Arc::new(Jobs::new(config.queue_size)),
+        metrics,
+        http: config.http.clone(),
     });
+    let (stop_heartbeat, heartbeat_stopped) = watch::channel(false);
+    let heartbeat = config
+        .heartbeat
+        .clone()
+        .map(|hb| heartbeat::spawn(hb, state.clone(), format!("http://{address}"), heartbeat_stopped));
     let (fatal_tx, fatal_rx) = oneshot::channel();
     spawn_model_load(&config, &plugin, &device, state.clone(), fatal_tx);
     let outcome = Arc::new(OnceLock::new());
@@ -94,6 +115,10 @@ async fn run(config: ServeConfig, plugin: OpenPlugin, device: DeviceArg) -> Resu
     };
     axum::serve(listener, app(state.clone())).with_graceful_shutdown(shutdown).await?;
     state.jobs.close();
+    let _ = stop_heartbeat.send(true);
+    if let Some(task) = heartbeat {
+        let _ = tokio::time::timeout(Duration::from_secs(6), task).await;
+    }
     match outcome.get().cloned().flatten() {
         Some(message) => Err(HostError::ModelLoad(message)),
         None => {
@@ -134,7 +159,8 @@ fn spawn_model_load(
                 Ok(RResult::ROk(worker)) => {
                     let worker = Arc::new(worker);
                     let _ = state.worker.set(worker.clone());
-                    engine::spawn(worker, state.jobs.clone());
+                    engine::spawn(worker, state.jobs.clone(), state.metrics.clone());
+                    state.metrics.model_loaded(started.elapsed().as_secs_f64());
                     state.readiness.set(State::Ready);
                     tracing::info!(seconds = started.elapsed().as_secs_f32(), "model loaded; ready");
                 }

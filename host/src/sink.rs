@@ -1,6 +1,9 @@
 //! The host's `EventSink`: turns a plugin's events into [`JobEvent`]s on the job's channel.
 
-use crate::job_event::{ArtifactData, JobEvent, parse_object};
+use crate::{
+    job_event::{ArtifactData, JobEvent, parse_object},
+    metrics::Metrics,
+};
 use abi_stable::std_types::{ROption, RSlice, RStr};
 use rbee_plugin_api::{Artifact, EventSink, Flow};
 use serde_json::json;
@@ -8,6 +11,7 @@ use std::sync::{
     Arc,
     atomic::{AtomicBool, Ordering},
 };
+use std::time::Instant;
 use tokio::sync::mpsc::UnboundedSender;
 
 /// Receives one job's events on the engine thread.
@@ -16,12 +20,53 @@ pub struct HostSink {
     cancel: Arc<AtomicBool>,
     started: bool,
     job_id: String,
+    metrics: Arc<Metrics>,
+    submitted: Instant,
+    first_output: bool,
+    tokens: u64,
 }
 
 impl HostSink {
-    /// A sink for job `job_id`, sending into `events`, stopping when `cancel` is set.
-    pub fn new(job_id: &str, events: UnboundedSender<JobEvent>, cancel: Arc<AtomicBool>) -> Self {
-        Self { events, cancel, started: false, job_id: job_id.to_string() }
+    /// A sink for job `job_id` (submitted at `submitted`), sending into `events`, stopping when
+    /// `cancel` is set, counting into `metrics`.
+    pub fn new(
+        job_id: &str,
+        events: UnboundedSender<JobEvent>,
+        cancel: Arc<AtomicBool>,
+        metrics: Arc<Metrics>,
+        submitted: Instant,
+    ) -> Self {
+        Self {
+            events,
+            cancel,
+            started: false,
+            job_id: job_id.to_string(),
+            metrics,
+            submitted,
+            first_output: false,
+            tokens: 0,
+        }
+    }
+
+    /// Text tokens streamed so far.
+    pub fn tokens(&self) -> u64 {
+        self.tokens
+    }
+
+    fn count(&mut self, event: &JobEvent) {
+        match event {
+            JobEvent::Started(_) => return,
+            JobEvent::Token { .. } => {
+                self.tokens += 1;
+                self.metrics.token();
+            }
+            JobEvent::Progress { .. } => self.metrics.step(),
+            _ => {}
+        }
+        if !self.first_output && !event.is_terminal() {
+            self.first_output = true;
+            self.metrics.first_event(self.submitted.elapsed().as_secs_f64());
+        }
     }
 
     /// Sends an event, first `started` if the plugin did not send one, and says whether to go on.
@@ -41,6 +86,7 @@ impl HostSink {
         if let JobEvent::Started(_) = event {
             return self.flow();
         }
+        self.count(&event);
         let _ = self.events.send(event);
         self.flow()
     }
@@ -109,7 +155,8 @@ mod tests {
     fn started_comes_first_once_and_cancel_stops() {
         let (tx, mut rx) = unbounded_channel();
         let cancel = Arc::new(AtomicBool::new(false));
-        let mut sink = HostSink::new("job-1", tx, cancel.clone());
+        let metrics = Arc::new(Metrics::new("m", false));
+        let mut sink = HostSink::new("job-1", tx, cancel.clone(), metrics, Instant::now());
         assert_eq!(sink.text(0, "hi".into()), Flow::Continue);
         sink.started(r#"{"seed": 1}"#.into());
         cancel.store(true, Ordering::Relaxed);
@@ -118,5 +165,6 @@ mod tests {
         assert_eq!(rx.try_recv().unwrap(), JobEvent::Token { index: 0, text: "hi".into() });
         assert_eq!(rx.try_recv().unwrap(), JobEvent::Token { index: 1, text: "there".into() });
         assert!(rx.try_recv().is_err());
+        assert_eq!(sink.tokens(), 2);
     }
 }

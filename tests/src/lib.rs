@@ -3,11 +3,13 @@
 
 mod build;
 mod fixtures;
+mod hive;
 mod host;
 mod sse;
 
 pub use fixtures::{ApiChange, echo_built_against};
 pub use build::{host_bin, models_dir, plugin_file, plugins_dir, workspace_root};
+pub use hive::{FakeHive, Received};
 pub use host::{Host, run_host};
 pub use sse::{SseEvent, SseStream};
 

@@ -52,6 +52,11 @@ impl ApiError {
         Self { field: Some(field.into()), ..Self::new(StatusCode::BAD_REQUEST, "invalid_request", message) }
     }
 
+    /// A request body axum could not read: too large (413), not JSON (400), ...
+    pub fn rejected(rejection: axum::extract::rejection::JsonRejection) -> Self {
+        Self { field: Some("body".into()), ..Self::new(rejection.status(), "invalid_request", rejection.body_text()) }
+    }
+
     /// 503 with a Retry-After header: try again later.
     pub fn unavailable(code: &str, message: impl Into<String>, retry_after_secs: u32) -> Self {
         Self { retry_after_secs: Some(retry_after_secs), ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message) }

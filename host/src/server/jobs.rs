@@ -17,7 +17,7 @@ pub async fn submit(
     State(state): State<Arc<AppState>>,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let Json(body) = body.map_err(|e| ApiError::bad_field("body", e.body_text()))?;
+    let Json(body) = body.map_err(ApiError::rejected)?;
     let (task, params) = parse_submission(&state, &body)?;
     let (job_id, queue_position) = enqueue(&state, task, params)?;
     let stream_url = format!("/v1/jobs/{job_id}/stream");

@@ -1,5 +1,6 @@
 //! The HTTP API: `fn app(state) -> Router`, the shared state, and the handlers' modules.
 
+mod auth;
 mod error;
 mod jobs;
 mod openai;
@@ -8,10 +9,18 @@ mod stream;
 
 pub use error::ApiError;
 
-use crate::{jobs::Jobs, readiness::Readiness};
+use crate::{jobs::Jobs, metrics::Metrics, readiness::Readiness};
 use axum::{
     Router,
+    extract::{DefaultBodyLimit, Request},
+    http::HeaderValue,
+    middleware,
     routing::{get, post},
+};
+use tower_http::{
+    cors::{AllowOrigin, Any, CorsLayer},
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::TraceLayer,
 };
 use rbee_plugin_api::WorkerBox;
 use serde_json::Value;
@@ -33,13 +42,56 @@ pub struct AppState {
     pub worker: OnceLock<Arc<WorkerBox>>,
     /// The queue and the job registry.
     pub jobs: Arc<Jobs>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// Authentication, CORS and size limits.
+    pub http: HttpSettings,
 }
 
-/// The router with every route of the API.
+/// HTTP policy: who may call, from which origins, with how large a body.
+#[derive(Debug, Clone, Default)]
+pub struct HttpSettings {
+    /// The bearer key every non-probe route requires, if any.
+    pub api_key: Option<String>,
+    /// Origins allowed by CORS (`*` for any); none means no CORS headers.
+    pub cors_origins: Vec<String>,
+    /// The largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+/// The router with every route of the API, and its middleware: request ids (honouring
+/// `X-Request-Id`), a span per request, the body limit, CORS and the API key.
 pub fn app(state: Arc<AppState>) -> Router {
+    let http = state.http.clone();
+    let mut router = routes(state).layer(DefaultBodyLimit::max(http.max_body_bytes));
+    if let Some(key) = http.api_key {
+        router = router.layer(middleware::from_fn_with_state(Arc::new(key), auth::require_key));
+    }
+    if !http.cors_origins.is_empty() {
+        router = router.layer(cors(&http.cors_origins));
+    }
+    router
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
+            let id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+        }))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let allow = match origins.iter().any(|o| o == "*") {
+        true => AllowOrigin::any(),
+        false => AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok())),
+    };
+    CorsLayer::new().allow_origin(allow).allow_methods(Any).allow_headers(Any)
+}
+
+fn routes(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/health", get(status::health))
         .route("/ready", get(status::ready))
+        .route("/metrics", get(status::metrics))
         .route("/v1/info", get(status::info))
         .route("/v1/jobs", post(jobs::submit))
         .route("/v1/jobs/{id}", get(jobs::get).delete(jobs::cancel))

@@ -9,7 +9,7 @@ pub fn object(body: Result<Json<Value>, JsonRejection>) -> Result<Map<String, Va
     match body {
         Ok(Json(Value::Object(map))) => Ok(map),
         Ok(_) => Err(bad("body", "the body must be a JSON object")),
-        Err(rejection) => Err(bad("body", rejection.body_text())),
+        Err(rejection) => Err(ApiError::rejected(rejection).openai()),
     }
 }
 

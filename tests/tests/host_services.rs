@@ -1,0 +1,171 @@
+//! What orchestrators and operators rely on, for any plugin: auth, metrics, request ids,
+//! limits, CORS, $PORT, heartbeats.
+
+use rbee_tests::{FakeHive, Host, plugins_dir, run_host};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+fn echo_args(extra: &[&'static str]) -> Vec<String> {
+    let mut args: Vec<String> =
+        ["--plugin", "echo-cpu", "--plugins-dir", plugins_dir().to_str().unwrap()].map(String::from).to_vec();
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
+}
+
+fn start(extra: &[&'static str]) -> Host {
+    let args = echo_args(extra);
+    Host::start_ready(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::new()
+}
+
+#[test]
+fn an_api_key_guards_everything_but_the_probes_and_metrics() {
+    let host = start(&["--api-key", "s3cret"]);
+    for open in ["/health", "/ready", "/metrics"] {
+        assert_eq!(host.get(open).status(), 200, "{open}");
+    }
+    let refused = host.get("/v1/info");
+    assert_eq!(refused.status(), 401);
+    assert_eq!(refused.headers()["www-authenticate"], "Bearer");
+    let body: Value = refused.json().unwrap();
+    assert_eq!(body["error"]["type"], "authentication_error");
+    let wrong = client().get(format!("{}/v1/info", host.url)).bearer_auth("s3cre").send().unwrap();
+    assert_eq!(wrong.status(), 401);
+    let right = client().get(format!("{}/v1/info", host.url)).bearer_auth("s3cret").send().unwrap();
+    assert_eq!(right.status(), 200);
+    let job = client()
+        .post(format!("{}/v1/jobs", host.url))
+        .bearer_auth("s3cret")
+        .json(&json!({"task": "echo", "params": {"text": "hi"}}))
+        .send()
+        .unwrap();
+    assert_eq!(job.status(), 202);
+}
+
+#[test]
+fn a_public_address_needs_a_key_or_an_explicit_opt_out() {
+    let args = echo_args(&["--host", "0.0.0.0", "--port", "0"]);
+    let output = run_host(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("needs an API key"));
+    let host = start(&["--host", "0.0.0.0", "--insecure-no-auth"]);
+    assert_eq!(host.get("/health").status(), 200);
+}
+
+#[test]
+fn metrics_show_the_queue_jobs_and_tokens_labelled_with_the_model() {
+    let host = start(&["--model", "parrot", "--metrics-compat", "vllm"]);
+    let done = host.submit("echo", json!({"text": "one two three"}));
+    host.stream(&done).collect_all();
+    let slow = host.submit("echo", json!({"text": "a b c d e f g h", "delay_ms": 5000}));
+    let queued = host.submit("echo", json!({"text": "x"}));
+    while host.job_state(&slow) != "running" {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let response = host.get("/metrics");
+    assert!(response.headers()["content-type"].to_str().unwrap().contains("openmetrics-text"));
+    let text = response.text().unwrap();
+    for series in [
+        r#"rbee_num_requests_waiting{model_name="parrot"} 1"#,
+        r#"rbee_num_requests_running{model_name="parrot"} 1"#,
+        r#"vllm:num_requests_waiting{model_name="parrot"} 1"#,
+        r#"rbee_kv_cache_usage_ratio{model_name="parrot"} 0"#,
+        r#"rbee_jobs_total{model_name="parrot",outcome="completed"} 1"#,
+        r#"rbee_tokens_generated_total{model_name="parrot"} 3"#,
+        r#"rbee_job_duration_seconds_count{model_name="parrot"} 1"#,
+        r#"rbee_time_to_first_event_seconds_count{model_name="parrot"} 1"#,
+        r#"rbee_model_load_seconds{model_name="parrot"}"#,
+        r#"rbee_plugin_load_seconds{model_name="parrot"}"#,
+    ] {
+        assert!(text.contains(series), "missing {series} in\n{text}");
+    }
+    host.delete(&format!("/v1/jobs/{queued}"));
+    host.delete(&format!("/v1/jobs/{slow}"));
+}
+
+#[test]
+fn request_ids_are_honoured_or_made() {
+    let host = start(&[]);
+    let given = client().get(format!("{}/health", host.url)).header("x-request-id", "abc-123").send().unwrap();
+    assert_eq!(given.headers()["x-request-id"], "abc-123");
+    let made = host.get("/health");
+    assert!(made.headers()["x-request-id"].len() >= 32);
+}
+
+#[test]
+fn oversized_bodies_get_413_in_json() {
+    let host = start(&["--max-body-bytes", "1000"]);
+    let response = host.post("/v1/jobs", &json!({"task": "echo", "params": {"text": "x".repeat(2000)}}));
+    assert_eq!(response.status(), 413);
+    assert_eq!(response.json::<Value>().unwrap()["error"]["field"], "body");
+}
+
+#[test]
+fn cors_allows_the_listed_origins() {
+    let host = start(&["--cors-origin", "http://ui.example"]);
+    let preflight = client()
+        .request(reqwest::Method::OPTIONS, format!("{}/v1/jobs", host.url))
+        .header("origin", "http://ui.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .unwrap();
+    assert_eq!(preflight.headers()["access-control-allow-origin"], "http://ui.example");
+    let other = client().get(format!("{}/health", host.url)).header("origin", "http://evil.example").send().unwrap();
+    assert!(!other.headers().contains_key("access-control-allow-origin"));
+}
+
+#[test]
+fn the_port_may_come_from_the_environment() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let args = ["--plugin", "echo-cpu", "--plugins-dir", plugins_dir().to_str().unwrap()];
+    let mut child = std::process::Command::new(rbee_tests::host_bin())
+        .args(args)
+        .env("PORT", port.to_string())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/health");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while reqwest::blocking::get(&url).map(|r| r.status() != 200).unwrap_or(true) {
+        assert!(std::time::Instant::now() < deadline, "nothing answered on $PORT {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn heartbeats_reach_the_hive_back_off_while_it_is_down_and_resume() {
+    let hive = FakeHive::start(0);
+    let (port, record) = (hive.port, hive.received());
+    let mut host = start(&["--heartbeat-interval", "1", "--worker-id", "w-1", "--hive-url", Box::leak(hive.url().into_boxed_str())]);
+
+    let ready = hive.wait_for("/v1/workers/ready", 1, Duration::from_secs(10), |_| true);
+    assert_eq!(ready[0].body["state"], "ready");
+    assert_eq!(ready[0].body["worker_id"], "w-1");
+    assert_eq!(ready[0].body["plugin_id"], "echo-cpu");
+    assert_eq!(ready[0].body["url"], host.url);
+    for field in ["model", "device", "queue_depth", "jobs_running", "memory_bytes", "plugin_version"] {
+        assert!(!ready[0].body[field].is_null(), "{field} missing: {}", ready[0].body);
+    }
+    let beats = hive.wait_for("/v1/workers/heartbeat", 2, Duration::from_secs(10), |b| b["state"] == "ready");
+    let gap = beats[1].at - beats[0].at;
+    assert!(gap >= Duration::from_millis(700) && gap <= Duration::from_millis(2500), "interval {gap:?}");
+
+    drop(hive);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(host.log().matches("the hive is unreachable").count(), 1, "{}", host.log());
+    assert_eq!(host.get("/health").status(), 200);
+    let before = record.lock().unwrap().len();
+    let hive = FakeHive::start_recording(port, record.clone());
+    hive.wait_for("/v1/workers/heartbeat", before + 1, Duration::from_secs(10), |_| true);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(host.log().contains("reachable again"), "{}", host.log());
+
+    host.terminate();
+    assert_eq!(host.wait_exit(Duration::from_secs(15)).code(), Some(0));
+    hive.wait_for("/v1/workers/heartbeat", 1, Duration::from_secs(5), |b| b["state"] == "stopping");
+}
