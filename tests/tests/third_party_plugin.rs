@@ -211,6 +211,25 @@ fn similar_sentences_are_closer_than_unrelated_ones() {
 }
 
 #[test]
+fn similarities_match_the_sentence_transformers_reference() {
+    let served = serve();
+    let inputs = [
+        "The weather is lovely today.",
+        "It's so sunny outside!",
+        "He drove to the stadium.",
+    ];
+    let v = vectors_of(&served.host, json!({"input": inputs}));
+    // The similarity matrix sentence-transformers' README prints for all-MiniLM-L6-v2.
+    for ((a, b), expected) in [((0, 1), 0.6660), ((0, 2), 0.1046), ((1, 2), 0.1411)] {
+        let similarity = dot(&v[a], &v[b]);
+        assert!(
+            (similarity - expected).abs() < 2e-3,
+            "inputs {a} and {b}: {similarity}, expected {expected}"
+        );
+    }
+}
+
+#[test]
 fn bad_parameters_are_a_400_naming_the_field() {
     let served = serve();
     let too_many = vec!["x"; 257];
