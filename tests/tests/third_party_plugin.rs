@@ -230,6 +230,26 @@ fn similarities_match_the_sentence_transformers_reference() {
 }
 
 #[test]
+fn delete_stops_a_long_job_between_batches() {
+    let served = serve();
+    let long = "a long sentence about cats, markets and the weather ".repeat(5);
+    let id = served
+        .host
+        .submit("embedding", json!({"input": vec![long; 256]}));
+    let mut stream = served.host.stream(&id);
+    assert_eq!(stream.next().unwrap().name, "started");
+    assert_eq!(stream.next().unwrap().name, "embedding");
+    assert_eq!(served.host.delete(&format!("/v1/jobs/{id}")).status(), 200);
+    let rest: Vec<SseEvent> = stream.collect();
+    let end = rest.last().unwrap();
+    assert_eq!(
+        (end.name.as_str(), &end.data["stop_reason"]),
+        ("end", &json!("cancelled"))
+    );
+    assert!(rest.len() < 100, "{} events after the cancel", rest.len());
+}
+
+#[test]
 fn bad_parameters_are_a_400_naming_the_field() {
     let served = serve();
     let too_many = vec!["x"; 257];
