@@ -57,6 +57,7 @@ pub fn serve(config: ServeConfig) -> Result<(), HostError> {
         device = description,
         "plugin checked"
     );
+    export_thread_count(config.threads);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let model_name = match config.model.as_str() {
         "" => plugin.manifest.default_model.to_string(),
@@ -65,6 +66,19 @@ pub fn serve(config: ServeConfig) -> Result<(), HostError> {
     let metrics = Arc::new(Metrics::new(&model_name, config.vllm_metrics));
     metrics.plugin_loaded(plugin_load_seconds);
     runtime.block_on(run(config, plugin, device, metrics))
+}
+
+/// Exports `--threads` for the compute libraries plugins use, which size their pools from the
+/// environment (see `LoadRequest::threads`).
+fn export_thread_count(threads: u32) {
+    if threads == 0 {
+        return;
+    }
+    for name in ["RAYON_NUM_THREADS", "OMP_NUM_THREADS", "CANDLE_NUM_THREADS"] {
+        // SAFETY: called before the runtime, the model loader or any other thread starts, so
+        // nothing reads the environment concurrently.
+        unsafe { std::env::set_var(name, threads.to_string()) };
+    }
 }
 
 async fn run(config: ServeConfig, plugin: OpenPlugin, device: DeviceArg, metrics: Arc<Metrics>) -> Result<(), HostError> {

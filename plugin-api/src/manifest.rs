@@ -49,7 +49,9 @@ pub struct LoadRequest {
     pub model: RString,
     /// The device to load onto; the host has already checked that it works.
     pub device: DeviceSpec,
-    /// Compute threads to use; 0 means the plugin chooses.
+    /// Compute threads to use; 0 means the plugin chooses. Because rayon, OpenMP and candle
+    /// size their pools from the environment, the host also exports `RAYON_NUM_THREADS`,
+    /// `OMP_NUM_THREADS` and `CANDLE_NUM_THREADS` with this value before it starts any thread.
     pub threads: u32,
     /// Plugin-specific load options as a JSON object (`--plugin-options`); empty if none.
     pub options_json: RString,

@@ -7,15 +7,27 @@ use crate::{
 use anyhow::{Context, Result};
 use std::process::Command;
 
-/// Provisions the models, builds the plugins, runs the plugins' own tests, then every other
-/// test in the workspace (integration tests start the real host against the built plugins).
+/// Out-of-tree plugin crates (their own workspaces) whose unit tests also run.
+const EXAMPLE_PLUGINS: &[&str] = &["examples/embeddings-plugin", "examples/plugin-template"];
+
+/// The Python client the OpenAI-compatibility test drives the host with.
+const OPENAI_CLIENT: &str = "openai==3.54.0";
+
+/// Provisions the models and the Python client, builds the plugins, runs the plugins' own
+/// tests, then every other test in the workspace (integration tests start the real host
+/// against the built plugins).
 pub fn test(cargo_args: &[String]) -> Result<()> {
     let models = models::provision()?;
+    ensure_python_package("openai", OPENAI_CLIENT)?;
     let plugins_dir = plugins::build_and_install(&PluginsArgs::default())?;
     let crates = plugins::plugin_crates("cpu")?;
     let mut plugin_tests = plugins::cargo_for_plugins("cpu");
     plugin_tests.arg("test").args(plugins::package_args(&crates, "cpu")).env("RBEE_MODELS_DIR", &models);
     run(&mut plugin_tests)?;
+    for example in EXAMPLE_PLUGINS {
+        let manifest = paths::root().join(example).join("Cargo.toml");
+        run(plugins::cargo_for_plugins("cpu").arg("test").arg("--manifest-path").arg(manifest))?;
+    }
     let mut tests = Command::new(env!("CARGO"));
     tests.current_dir(paths::root()).args(["test", "--workspace", "--exclude", "xtask"]);
     for plugin in &crates {
@@ -26,6 +38,16 @@ pub fn test(cargo_args: &[String]) -> Result<()> {
         .env("RBEE_MODELS_DIR", &models)
         .env("RBEE_TEST_PLUGINS_DIR", &plugins_dir);
     run(&mut tests)
+}
+
+/// Installs a Python package with pip unless it can already be imported.
+fn ensure_python_package(module: &str, requirement: &str) -> Result<()> {
+    let present = Command::new("python3").args(["-c", &format!("import {module}")]).output();
+    if present.is_ok_and(|output| output.status.success()) {
+        return Ok(());
+    }
+    run(Command::new("python3").args(["-m", "pip", "install", "--quiet", requirement]))
+        .with_context(|| format!("installing {requirement} with pip"))
 }
 
 /// Builds and serves `plugin`; for llm-cpu without --model, on the provisioned SmolLM2 file.

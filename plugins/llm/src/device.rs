@@ -56,23 +56,13 @@ fn not_built_for(kind: &str, ordinal: usize) -> LlmError {
     ))
 }
 
-/// Sizes candle's CPU thread pools to `threads` and returns the size they actually have.
+/// The number of threads candle's quantized matmuls run on.
 ///
-/// candle 0.11 reads the sizes from the environment when each pool is first used:
-/// `CANDLE_NUM_THREADS` for the barrier pool of the quantized matmuls, `RAYON_NUM_THREADS`
-/// for rayon's global pool and for gemm's parallelism. So this must run before the first
-/// tensor operation in the process; later calls cannot resize the pools.
-pub fn configure_threads(threads: usize) -> usize {
-    if threads > 0 {
-        let value = threads.to_string();
-        // SAFETY: called from `load`, before this plugin starts any thread of its own and
-        // before candle creates its pools; the host calls `load` once, before it runs jobs.
-        // Nothing else in the process is expected to read these two variables concurrently.
-        unsafe {
-            std::env::set_var("CANDLE_NUM_THREADS", &value);
-            std::env::set_var("RAYON_NUM_THREADS", &value);
-        }
-    }
+/// candle 0.11 sizes its pools from the environment when each is first used:
+/// `CANDLE_NUM_THREADS` for the barrier pool of the quantized matmuls, `RAYON_NUM_THREADS` for
+/// rayon's global pool and gemm. rbee-host exports both from `--threads` before it starts any
+/// thread (see `LoadRequest::threads`), so the plugin only reports what it got.
+pub fn compute_threads() -> usize {
     candle_core::utils::barrier_pool().n_workers() + 1
 }
 

@@ -66,7 +66,7 @@ pub fn load(request: LoadRequest, host: HostApiRef) -> Result<LlmWorker, PluginE
     };
     let device = device::open(&request.device)?;
     if device.is_cpu() {
-        let threads = device::configure_threads(request.threads as usize);
+        let threads = device::compute_threads();
         log(&format!(
             "candle uses {threads} CPU threads (requested: {})",
             request.threads

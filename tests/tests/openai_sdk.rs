@@ -1,0 +1,68 @@
+//! The official `openai` Python package against a running host with the real LLM plugin.
+
+use rbee_tests::{Host, models_dir, plugins_dir};
+use serde_json::Value;
+use std::process::Command;
+
+const CLIENT: &str = r#"
+import json, os, openai
+client = openai.OpenAI(base_url=os.environ["BASE_URL"] + "/v1", api_key="test-key")
+messages = [{"role": "system", "content": "You are a helpful assistant."},
+            {"role": "user", "content": "What is the capital of France?"}]
+whole = client.chat.completions.create(model="smollm", messages=messages, temperature=0, max_tokens=24)
+chunks = list(client.chat.completions.create(model="smollm", messages=messages, temperature=0, max_tokens=24,
+                                             stream=True, stream_options={"include_usage": True}))
+streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+plain = client.completions.create(model="smollm", prompt="The capital of France is", max_tokens=3, temperature=0)
+try:
+    client.embeddings.create(model="smollm", input="hello")
+    embedding_error = None
+except openai.NotFoundError as error:
+    embedding_error = error.body
+try:
+    openai.OpenAI(base_url=os.environ["BASE_URL"] + "/v1", api_key="wrong").models.list()
+    auth_error = None
+except openai.AuthenticationError as error:
+    auth_error = error.status_code
+print(json.dumps({
+    "content": whole.choices[0].message.content,
+    "finish_reason": whole.choices[0].finish_reason,
+    "usage": whole.usage.model_dump(),
+    "streamed": streamed,
+    "last_finish": [c.choices[0].finish_reason for c in chunks if c.choices][-1],
+    "stream_usage": chunks[-1].usage.model_dump() if chunks[-1].usage else None,
+    "plain": plain.choices[0].text,
+    "plain_finish": plain.choices[0].finish_reason,
+    "models": [m.id for m in client.models.list().data],
+    "embedding_error": embedding_error,
+    "auth_error": auth_error,
+}))
+"#;
+
+#[test]
+fn the_openai_python_sdk_works_unchanged() {
+    let model = models_dir().join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(model.is_file(), "run `cargo xtask models` first");
+    let dir = plugins_dir().to_str().unwrap().to_string();
+    let host = Host::start_ready(&[
+        "--plugin", "llm-cpu", "--plugins-dir", &dir, "--model", model.to_str().unwrap(), "--api-key", "test-key",
+    ]);
+    let output = Command::new("python3").args(["-c", CLIENT]).env("BASE_URL", &host.url).output().expect("python3");
+    assert!(
+        output.status.success(),
+        "the openai client failed (is the `openai` package installed? `cargo xtask test` installs it):\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let result: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let content = result["content"].as_str().unwrap();
+    assert!(content.contains("Paris"), "{result}");
+    assert_eq!(result["streamed"], content, "streaming and whole answers differ: {result}");
+    assert_eq!(result["usage"]["completion_tokens"], result["stream_usage"]["completion_tokens"], "{result}");
+    assert!(result["usage"]["prompt_tokens"].as_u64().unwrap() > 10);
+    assert_eq!(result["finish_reason"], result["last_finish"]);
+    assert_eq!(result["plain_finish"], "length");
+    assert!(!result["plain"].as_str().unwrap().is_empty());
+    assert_eq!(result["models"].as_array().unwrap().len(), 1);
+    assert!(result["embedding_error"].to_string().contains("text-generation"), "{result}");
+    assert_eq!(result["auth_error"], 401);
+}
