@@ -196,11 +196,16 @@ pub fn write_tiny(dir: &Path, kind: TinyKind) -> std::io::Result<()> {
     })
 }
 
-/// Times one classifier-free-guided denoising step (a batch of 2) of the SD 1.5 UNet with
-/// random weights at `width` x `height` on the CPU; returns the fastest of `runs` in
-/// milliseconds.
+/// Times one UNet pass of SD 1.5 with random weights on a batch of `batch` latents at
+/// `width` x `height` on the CPU; returns the fastest of `runs` in milliseconds. The CPU
+/// pipeline runs a guided step as two passes of batch 1.
 #[doc(hidden)]
-pub fn time_sd15_step(width: usize, height: usize, runs: usize) -> candle_core::Result<f64> {
+pub fn time_sd15_step(
+    width: usize,
+    height: usize,
+    batch: usize,
+    runs: usize,
+) -> candle_core::Result<f64> {
     let device = Device::Cpu;
     let config: UnetConfig =
         serde_json::from_value(presets::unet(Version::V1_5)).map_err(candle_core::Error::msg)?;
@@ -213,8 +218,8 @@ pub fn time_sd15_step(width: usize, height: usize, runs: usize) -> candle_core::
         false,
         candle,
     )?;
-    let latents = Tensor::randn(0f32, 1f32, (2, 4, height / 8, width / 8), &device)?;
-    let context = Tensor::randn(0f32, 1f32, (2, 77, config.cross_attention_dim), &device)?;
+    let latents = Tensor::randn(0f32, 1f32, (batch, 4, height / 8, width / 8), &device)?;
+    let context = Tensor::randn(0f32, 1f32, (batch, 77, config.cross_attention_dim), &device)?;
     let mut best = f64::MAX;
     for _ in 0..runs.max(1) {
         let clock = Instant::now();
