@@ -4,6 +4,29 @@
 //! Built once per backend (`--features cpu|cuda|metal`) as `sd-<backend>`. Models load from a
 //! diffusers-layout directory or a Hugging Face hub repo; tasks are `image-generation`,
 //! `image-to-image` and `inpainting`.
+//!
+//! # Behaviour worth knowing
+//!
+//! - Load options (`{"version": "v1-5"|"v2-1"|"xl"|"xl-turbo"|"turbo", "vae_tile": N}`): the
+//!   version is detected from the checkpoint when absent; `vae_tile` is the VAE decode tile in
+//!   latent cells (default 64 = 512 px, 0 = never tile).
+//! - Weights: f32 on the CPU; UNet and text encoders in f16 on cuda/metal (fp16 files
+//!   preferred there), the VAE always in f32.
+//! - Guidance runs when `guidance_scale > 1`; 0 and 1 both mean none (Turbo's default), values
+//!   in between and a negative prompt without guidance are rejected rather than ignored.
+//! - Image `i` of a job uses seed `seed + i`, so any image can be reproduced alone. All noise
+//!   comes from a ChaCha8 stream of that seed: the PNG is bit-identical for the same seed,
+//!   parameters and backend, on every scheduler.
+//! - `image-to-image` runs `floor(steps * strength)` steps; strength 0 returns the init image
+//!   unchanged (no VAE round trip), strength 1 starts from pure noise (the init image is
+//!   ignored, as in diffusers' inpainting at full strength).
+//! - Inpainting (mask white, luma >= 128, = repaint): with a 4-channel UNet the original latents,
+//!   noised to the current level, are blended back outside the mask after every step; with a
+//!   9-channel inpainting UNet the mask and masked-image latents are fed to it. Either way the
+//!   original pixels are pasted back outside the mask at the end, so the tolerance outside the
+//!   mask is zero: those pixels are byte-identical to the init image's (resized to the output
+//!   size when `width`/`height` differ from it). Inside, the whole 8x8 cell of any white pixel
+//!   is repainted in latent space.
 
 mod config;
 mod images;
