@@ -1,5 +1,6 @@
 //! `cargo xtask`: the project's tasks, in Rust so they run wherever cargo does.
 
+mod bench;
 mod models;
 mod paths;
 mod plugins;
@@ -28,6 +29,15 @@ enum Task {
         #[arg(trailing_var_arg = true)]
         cargo_args: Vec<String>,
     },
+    /// Measure speed and print a table (record it in BENCHMARKS.md).
+    Bench {
+        /// What to measure.
+        #[arg(value_parser = ["llm"])]
+        what: String,
+        /// Runs per figure (the median is printed).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
     /// Provision the default model, build rbee-host and the plugins, and serve.
     Serve {
         /// The plugin to serve.
@@ -45,5 +55,6 @@ fn main() -> Result<()> {
         Task::Models => models::provision().map(drop),
         Task::Test { cargo_args } => run::test(&cargo_args),
         Task::Serve { plugin, host_args } => run::serve(&plugin, &host_args),
+        Task::Bench { what: _, runs } => bench::llm(runs),
     }
 }

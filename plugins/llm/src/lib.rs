@@ -17,8 +17,9 @@ mod stream_text;
 mod tokenizer;
 mod worker;
 
-#[cfg(test)]
-mod test_support;
+/// Test doubles and the shared test model, for the crate's tests and the benchmark example.
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_support;
 
 pub use device::BACKEND;
 pub use error::LlmError;

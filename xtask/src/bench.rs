@@ -1,0 +1,199 @@
+//! `cargo xtask bench llm`: the LLM plugin's speed with the test model on 2 threads, called
+//! in-process and through a running host over HTTP + SSE, with the host's cost per token.
+
+use crate::{
+    models, paths,
+    plugins::{self, PluginsArgs, run},
+};
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+/// Threads for every figure, as the reference numbers use.
+const THREADS: &str = "2";
+/// Tokens decoded per run.
+const DECODE_TOKENS: u64 = 128;
+
+/// A prompt of about 128 tokens for SmolLM2's tokenizer (the exact count is reported).
+fn prompt() -> String {
+    "The quick brown fox jumps over the lazy dog. ".repeat(12).trim_end().to_string()
+}
+
+/// One run's figures.
+#[derive(Debug, Clone, Copy, Default)]
+struct Figures {
+    prompt_tokens: f64,
+    prompt_tps: f64,
+    decode_tokens: f64,
+    decode_tps: f64,
+    first_token_ms: f64,
+}
+
+/// Runs the LLM benchmark and prints the table.
+pub fn llm(runs: usize) -> Result<()> {
+    let models = models::provision()?;
+    let plugins_dir = plugins::build_and_install(&PluginsArgs { only: vec!["llm".into()], ..PluginsArgs::default() })?;
+    run(Command::new(env!("CARGO")).current_dir(paths::root()).args(["build", "--quiet", "-p", "rbee-host"]))?;
+    let in_process = in_process(&models, runs)?;
+    let (hosted, client) = through_host(&models, &plugins_dir, runs)?;
+    let overhead_ms = 1000.0 / client.decode_tps - 1000.0 / hosted.decode_tps;
+    println!("\nSmolLM2-135M-Instruct Q4_1, {THREADS} threads, greedy, median of {runs} runs\n");
+    println!("| path | prompt tokens | prompt tok/s | decode tokens | decode tok/s | first token |");
+    println!("|---|---|---|---|---|---|");
+    for (name, f) in [
+        ("plugin in-process", in_process),
+        ("plugin inside rbee-host (plugin's clock)", hosted),
+        ("HTTP + SSE client (client's clock)", client),
+    ] {
+        let first = match f.first_token_ms {
+            0.0 => "-".to_string(),
+            ms => format!("{ms:.0} ms"),
+        };
+        println!(
+            "| {name} | {:.0} | {:.1} | {:.0} | {:.1} | {first} |",
+            f.prompt_tokens, f.prompt_tps, f.decode_tokens, f.decode_tps
+        );
+    }
+    println!("\nhost overhead per decoded token (client vs plugin clock): {overhead_ms:.2} ms");
+    Ok(())
+}
+
+fn in_process(models: &std::path::Path, runs: usize) -> Result<Figures> {
+    let output = plugins::cargo_for_plugins("cpu")
+        .args(["run", "--quiet", "-p", "rbee-plugin-llm", "--features", "test-support", "--example", "llm_bench", "--"])
+        .arg(runs.to_string())
+        .env("RBEE_MODELS_DIR", models)
+        .env("RBEE_BENCH_PROMPT", prompt())
+        .env("RBEE_BENCH_TOKENS", DECODE_TOKENS.to_string())
+        .env("CANDLE_NUM_THREADS", THREADS)
+        .env("RAYON_NUM_THREADS", THREADS)
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running the in-process benchmark")?;
+    if !output.status.success() {
+        bail!("the in-process benchmark failed");
+    }
+    let runs: Vec<Figures> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .map(|details| plugin_figures(&details))
+        .collect();
+    Ok(median(&runs))
+}
+
+fn plugin_figures(details: &Value) -> Figures {
+    let number = |key: &str| details[key].as_f64().unwrap_or(0.0);
+    Figures {
+        prompt_tokens: number("prompt_tokens"),
+        prompt_tps: number("prompt_tokens_per_second"),
+        decode_tokens: number("completion_tokens"),
+        decode_tps: number("decode_tokens_per_second"),
+        first_token_ms: 0.0,
+    }
+}
+
+/// Kills the host when the benchmark ends, however it ends.
+struct HostProcess(Child);
+
+impl Drop for HostProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn through_host(models: &std::path::Path, plugins_dir: &std::path::Path, runs: usize) -> Result<(Figures, Figures)> {
+    let mut child = Command::new(paths::target().join("debug").join("rbee-host"))
+        .args(["--plugin", "llm-cpu", "--port", "0", "--threads", THREADS, "--plugins-dir"])
+        .arg(plugins_dir)
+        .arg("--model")
+        .arg(models.join(models::SMOLLM2_GGUF))
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting rbee-host")?;
+    let stderr = child.stderr.take().context("rbee-host's stderr")?;
+    let host = HostProcess(child);
+    let mut lines = BufReader::new(stderr).lines();
+    let url = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| Some(line.split("listening on ").nth(1)?.trim().to_string()))
+        .context("rbee-host did not start listening")?;
+    std::thread::spawn(move || lines.for_each(drop));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while ureq::get(&format!("{url}/ready")).call().is_err() {
+        if Instant::now() > deadline {
+            bail!("rbee-host did not become ready");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut plugin_runs = Vec::new();
+    let mut client_runs = Vec::new();
+    for _ in 0..runs {
+        let (plugin, client) = one_hosted_job(&url)?;
+        plugin_runs.push(plugin);
+        client_runs.push(client);
+    }
+    drop(host);
+    Ok((median(&plugin_runs), median(&client_runs)))
+}
+
+/// One job over HTTP: the plugin's own figures (from `end`) and the client's view.
+fn one_hosted_job(url: &str) -> Result<(Figures, Figures)> {
+    let submitted = Instant::now();
+    let job: Value = ureq::post(&format!("{url}/v1/jobs"))
+        .send_json(json!({"task": "text-generation", "params": {"prompt": prompt(), "temperature": 0, "max_tokens": DECODE_TOKENS}}))?
+        .into_json()?;
+    let stream = ureq::get(&format!("{url}{}", job["stream_url"].as_str().context("a stream url")?)).call()?;
+    let (mut first, mut last, mut tokens, mut end) = (None, None, 0u64, Value::Null);
+    let mut event = String::new();
+    for line in BufReader::new(stream.into_reader()).lines() {
+        let line = line?;
+        if let Some(name) = line.strip_prefix("event: ") {
+            event = name.to_string();
+        } else if let Some(data) = line.strip_prefix("data: ") {
+            match event.as_str() {
+                "token" => {
+                    first.get_or_insert_with(Instant::now);
+                    last = Some(Instant::now());
+                    tokens += 1;
+                }
+                "end" | "error" => {
+                    end = serde_json::from_str(data)?;
+                    break;
+                }
+                _ => {}
+            }
+        }
+    }
+    let (first, last) = (first.context("no token arrived")?, last.context("no token arrived")?);
+    let plugin = plugin_figures(&end);
+    let decode_seconds = (last - first).as_secs_f64();
+    let client = Figures {
+        prompt_tokens: plugin.prompt_tokens,
+        prompt_tps: plugin.prompt_tokens / (first - submitted).as_secs_f64(),
+        decode_tokens: tokens as f64,
+        decode_tps: (tokens.saturating_sub(1)) as f64 / decode_seconds,
+        first_token_ms: (first - submitted).as_secs_f64() * 1000.0,
+    };
+    Ok((plugin, client))
+}
+
+fn median(runs: &[Figures]) -> Figures {
+    let pick = |f: fn(&Figures) -> f64| {
+        let mut values: Vec<f64> = runs.iter().map(f).collect();
+        values.sort_by(|a, b| a.total_cmp(b));
+        values.get(values.len() / 2).copied().unwrap_or(0.0)
+    };
+    Figures {
+        prompt_tokens: pick(|f| f.prompt_tokens),
+        prompt_tps: pick(|f| f.prompt_tps),
+        decode_tokens: pick(|f| f.decode_tokens),
+        decode_tps: pick(|f| f.decode_tps),
+        first_token_ms: pick(|f| f.first_token_ms),
+    }
+}
