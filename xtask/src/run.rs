@@ -14,7 +14,7 @@ const EXAMPLE_PLUGINS: &[&str] = &["examples/embeddings-plugin", "examples/plugi
 const OPENAI_CLIENT: &str = "openai==3.54.0";
 
 /// Provisions the models and the Python client, builds the plugins, runs the plugins' own
-/// tests, then every other test in the workspace (integration tests start the real host
+/// tests, checks the Kubernetes manifests, then every other test in the workspace (integration tests start the real host
 /// against the built plugins).
 pub fn test(cargo_args: &[String]) -> Result<()> {
     let models = models::provision()?;
@@ -24,6 +24,8 @@ pub fn test(cargo_args: &[String]) -> Result<()> {
     let mut plugin_tests = plugins::cargo_for_plugins("cpu");
     plugin_tests.arg("test").args(plugins::package_args(&crates, "cpu")).env("RBEE_MODELS_DIR", &models);
     run(&mut plugin_tests)?;
+    run(Command::new("bash").arg(paths::root().join("deploy/k8s/check.sh")).current_dir(paths::root()))
+        .context("the Kubernetes manifests do not check out")?;
     for example in EXAMPLE_PLUGINS {
         let manifest = paths::root().join(example).join("Cargo.toml");
         run(plugins::cargo_for_plugins("cpu").arg("test").arg("--manifest-path").arg(manifest))?;
