@@ -1,5 +1,7 @@
-//! `cargo xtask bench llm`: the LLM plugin's speed with the test model on 2 threads, called
-//! in-process and through a running host over HTTP + SSE, with the host's cost per token.
+//! `cargo xtask bench llm|sd`. llm: the LLM plugin's speed with the test model on 2 threads,
+//! called in-process and through a running host over HTTP + SSE, with the host's cost per
+//! token. sd: seconds per SD 1.5 UNet pass at 512x512 (random weights: the compute does not
+//! depend on the values) and the tiny checkpoint's end-to-end time through the host.
 
 use crate::{
     models, paths,
@@ -106,12 +108,11 @@ impl Drop for HostProcess {
     }
 }
 
-fn through_host(models: &std::path::Path, plugins_dir: &std::path::Path, runs: usize) -> Result<(Figures, Figures)> {
+/// Starts rbee-host with `args` on a free port and waits until it is ready.
+fn start_host(args: &[&std::ffi::OsStr]) -> Result<(HostProcess, String)> {
     let mut child = Command::new(paths::target().join("debug").join("rbee-host"))
-        .args(["--plugin", "llm-cpu", "--port", "0", "--threads", THREADS, "--plugins-dir"])
-        .arg(plugins_dir)
-        .arg("--model")
-        .arg(models.join(models::SMOLLM2_GGUF))
+        .args(["--port", "0"])
+        .args(args)
         .stderr(Stdio::piped())
         .spawn()
         .context("starting rbee-host")?;
@@ -131,6 +132,21 @@ fn through_host(models: &std::path::Path, plugins_dir: &std::path::Path, runs: u
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    Ok((host, url))
+}
+
+fn through_host(models: &std::path::Path, plugins_dir: &std::path::Path, runs: usize) -> Result<(Figures, Figures)> {
+    let model = models.join(models::SMOLLM2_GGUF);
+    let (host, url) = start_host(&[
+        "--plugin".as_ref(),
+        "llm-cpu".as_ref(),
+        "--threads".as_ref(),
+        THREADS.as_ref(),
+        "--plugins-dir".as_ref(),
+        plugins_dir.as_os_str(),
+        "--model".as_ref(),
+        model.as_os_str(),
+    ])?;
     let mut plugin_runs = Vec::new();
     let mut client_runs = Vec::new();
     for _ in 0..runs {
@@ -196,4 +212,54 @@ fn median(runs: &[Figures]) -> Figures {
         decode_tps: pick(|f| f.decode_tps),
         first_token_ms: pick(|f| f.first_token_ms),
     }
+}
+
+/// Runs the SD benchmark and prints the table.
+pub fn sd(runs: usize) -> Result<()> {
+    let plugins_dir = plugins::build_and_install(&PluginsArgs { only: vec!["sd".into()], ..PluginsArgs::default() })?;
+    run(Command::new(env!("CARGO")).current_dir(paths::root()).args(["build", "--quiet", "-p", "rbee-host"]))?;
+    let example = |name: &str, args: &[String]| -> Result<String> {
+        let output = plugins::cargo_for_plugins("cpu")
+            .args(["run", "--quiet", "-p", "rbee-plugin-sd", "--features", "test-support", "--example", name, "--"])
+            .args(args)
+            .stderr(Stdio::inherit())
+            .output()
+            .with_context(|| format!("running the {name} example"))?;
+        if !output.status.success() {
+            bail!("the {name} example failed");
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+    };
+    let tiny = paths::target().join("fixtures").join("bench-tiny-sd");
+    example("write_tiny_checkpoint", &[tiny.display().to_string()])?;
+    let (host, url) = start_host(&[
+        "--plugin".as_ref(),
+        "sd-cpu".as_ref(),
+        "--plugins-dir".as_ref(),
+        plugins_dir.as_os_str(),
+        "--model".as_ref(),
+        tiny.as_os_str(),
+    ])?;
+    let mut tiny_seconds = Vec::new();
+    for _ in 0..runs {
+        let started = Instant::now();
+        let job: Value = ureq::post(&format!("{url}/v1/images/generations"))
+            .send_json(json!({"prompt": "a red cube", "size": "64x64", "steps": 10, "seed": 1}))?
+            .into_json()?;
+        if job["data"].as_array().map_or(0, Vec::len) != 1 {
+            bail!("the tiny job returned no image: {job}");
+        }
+        tiny_seconds.push(started.elapsed().as_secs_f64());
+    }
+    drop(host);
+    tiny_seconds.sort_by(|a, b| a.total_cmp(b));
+    let unet: Value = serde_json::from_str(&example("sd_step_bench", &["512", "512", "1", "1"].map(String::from))?)?;
+    let pass = unet["pass_ms"].as_f64().unwrap_or(0.0) / 1000.0;
+    println!("\nStable Diffusion on the cpu build (f32), median of {runs} runs for the tiny job\n");
+    println!("| what | time |");
+    println!("|---|---|");
+    println!("| SD 1.5 UNet pass, 512x512, batch 1 (random weights) | {pass:.1} s |");
+    println!("| SD 1.5 guided denoising step, 512x512 (two passes) | {:.1} s |", 2.0 * pass);
+    println!("| tiny checkpoint, 10 steps at 64x64, through the host over HTTP | {:.2} s |", tiny_seconds[tiny_seconds.len() / 2]);
+    Ok(())
 }

@@ -32,7 +32,7 @@ enum Task {
     /// Measure speed and print a table (record it in BENCHMARKS.md).
     Bench {
         /// What to measure.
-        #[arg(value_parser = ["llm"])]
+        #[arg(value_parser = ["llm", "sd"])]
         what: String,
         /// Runs per figure (the median is printed).
         #[arg(long, default_value_t = 3)]
@@ -55,6 +55,9 @@ fn main() -> Result<()> {
         Task::Models => models::provision().map(drop),
         Task::Test { cargo_args } => run::test(&cargo_args),
         Task::Serve { plugin, host_args } => run::serve(&plugin, &host_args),
-        Task::Bench { what: _, runs } => bench::llm(runs),
+        Task::Bench { what, runs } => match what.as_str() {
+            "sd" => bench::sd(runs),
+            _ => bench::llm(runs),
+        },
     }
 }
