@@ -1,0 +1,72 @@
+//! The plugin's own error type and its mapping onto the API's [`PluginError`].
+
+use rbee_plugin_api::{PluginError, error_code};
+use std::path::PathBuf;
+
+/// Everything that can go wrong inside the audio plugin.
+#[derive(Debug, thiserror::Error)]
+pub enum AudioError {
+    /// The model could not be found, read or understood.
+    #[error("cannot load model '{}': {reason}", path.display())]
+    ModelLoad {
+        /// The file or directory at fault.
+        path: PathBuf,
+        /// What was wrong with it.
+        reason: String,
+    },
+    /// The requested device cannot be used by this build.
+    #[error("{0}")]
+    Device(String),
+    /// A job parameter is missing, malformed or cannot be honoured with this model.
+    #[error("{message}")]
+    InvalidParam {
+        /// The parameter at fault.
+        field: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// Resampling the audio failed.
+    #[error("resampling: {0}")]
+    Resample(String),
+    /// Tokenizing or detokenizing failed.
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    /// A tensor operation failed while running the model.
+    #[error("inference: {0}")]
+    Candle(#[from] candle_core::Error),
+}
+
+impl AudioError {
+    /// An `invalid_params` error for `field`; the message starts with the field's name.
+    pub fn invalid_param(field: &str, message: impl std::fmt::Display) -> Self {
+        Self::InvalidParam {
+            field: field.to_string(),
+            message: format!("{field}: {message}"),
+        }
+    }
+
+    /// A `model_load` error naming `path` and the reason.
+    pub fn model_load(path: impl Into<PathBuf>, reason: impl ToString) -> Self {
+        Self::ModelLoad {
+            path: path.into(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+impl From<AudioError> for PluginError {
+    fn from(error: AudioError) -> Self {
+        match &error {
+            AudioError::ModelLoad { .. } => {
+                PluginError::new(error_code::MODEL_LOAD, error.to_string())
+            }
+            AudioError::Device(_) => PluginError::new(error_code::DEVICE, error.to_string()),
+            AudioError::InvalidParam { field, message } => {
+                PluginError::invalid_param(field, message.as_str())
+            }
+            AudioError::Resample(_) | AudioError::Tokenizer(_) | AudioError::Candle(_) => {
+                PluginError::internal(error.to_string())
+            }
+        }
+    }
+}

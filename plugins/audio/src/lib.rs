@@ -1,0 +1,159 @@
+//! rbee-host worker plugin for speech-to-text with candle's Whisper: Hugging Face and
+//! CTranslate2 (faster-whisper) model directories, audio decoded, resampled and turned into
+//! log-mel features in Rust, segments with timestamps; on cpu, cuda or metal.
+//!
+//! The plugin entry points are [`manifest`] and [`load`], exported with
+//! [`rbee_plugin_api::export_plugin!`]. The same functions serve in-process callers (tests,
+//! benchmarks): `load` returns an [`AudioWorker`], whose [`PluginWorker::execute`] runs a job.
+
+mod audio;
+mod ct2;
+mod decode;
+mod device;
+mod error;
+mod mel;
+mod model;
+mod params;
+mod worker;
+
+#[cfg(test)]
+mod test_support;
+
+pub use device::BACKEND;
+pub use error::AudioError;
+pub use worker::{AudioWorker, TASK};
+
+use rbee_plugin_api::{
+    HostApiRef, LoadRequest, LogLevel, Manifest, PluginError, PluginWorker, export_plugin,
+};
+use serde_json::Value;
+use std::path::Path;
+
+/// The longest audio a job may send, in seconds, unless the load option `max_audio_seconds`
+/// says otherwise.
+pub const MAX_AUDIO_SECONDS: f64 = 3600.0;
+
+const LOG_TARGET: &str = "rbee_plugin_audio";
+
+/// Describes the plugin: `audio-<backend>`, serving `transcription`. Touches no device.
+pub fn manifest() -> Manifest {
+    Manifest {
+        id: format!("audio-{BACKEND}").into(),
+        kind: "audio".into(),
+        backend: BACKEND.into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        api_version: rbee_plugin_api::API_VERSION.into(),
+        description: "Speech-to-text with candle Whisper: Hugging Face and CTranslate2 (faster-whisper) models"
+            .into(),
+        tasks: vec![TASK.into()].into(),
+        params_schema_json: params::schema().to_string().into(),
+        default_model: "".into(),
+        required_cpu_features: rbee_plugin_api::compiled_cpu_features(),
+    }
+}
+
+/// Loads the Whisper model directory named in `request` onto the requested device and returns
+/// the worker. Load options (a JSON object): `max_audio_seconds` (default
+/// [`MAX_AUDIO_SECONDS`]).
+pub fn load(request: LoadRequest, host: HostApiRef) -> Result<AudioWorker, PluginError> {
+    let max_audio_seconds = max_audio_seconds(&request.options_json)?;
+    if request.model.is_empty() {
+        return Err(PluginError::new(
+            rbee_plugin_api::error_code::MODEL_LOAD,
+            "the audio plugin has no default model: pass --model with a Whisper model directory \
+             (Hugging Face or CTranslate2)",
+        ));
+    }
+    let device = device::open(&request.device)?;
+    let path = Path::new(request.model.as_str());
+    host.load_progress(0.1, format!("loading {}", path.display()).as_str().into());
+    let loaded = model::load(path, &device)?;
+    let worker = AudioWorker::new(loaded, request.model.to_string(), max_audio_seconds);
+    host.log(
+        LogLevel::Info,
+        LOG_TARGET.into(),
+        format!(
+            "loaded {}: {} MB, audio up to {max_audio_seconds} s per job",
+            request.model,
+            worker.status().memory_bytes / 1_000_000
+        )
+        .as_str()
+        .into(),
+    );
+    host.load_progress(1.0, "model loaded".into());
+    Ok(worker)
+}
+
+fn max_audio_seconds(options_json: &str) -> Result<f64, PluginError> {
+    let bad = |message: &str| {
+        PluginError::new(
+            rbee_plugin_api::error_code::INVALID_PARAMS,
+            format!("plugin options: {message}"),
+        )
+    };
+    if options_json.trim().is_empty() {
+        return Ok(MAX_AUDIO_SECONDS);
+    }
+    let options: Value =
+        serde_json::from_str(options_json).map_err(|e| bad(&format!("not JSON: {e}")))?;
+    let Value::Object(options) = options else {
+        return Err(bad("must be a JSON object"));
+    };
+    if let Some(unknown) = options.keys().find(|k| *k != "max_audio_seconds") {
+        return Err(bad(&format!(
+            "unknown option '{unknown}' (known: max_audio_seconds)"
+        )));
+    }
+    match options.get("max_audio_seconds") {
+        None => Ok(MAX_AUDIO_SECONDS),
+        Some(value) => value
+            .as_f64()
+            .filter(|s| *s > 0.0)
+            .ok_or_else(|| bad("max_audio_seconds must be a positive number")),
+    }
+}
+
+export_plugin!(manifest: manifest, load: load);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{host, load_request};
+    use rbee_plugin_api::abi_stable::std_types::RString;
+
+    #[test]
+    fn the_manifest_names_kind_backend_and_task() {
+        let manifest = manifest();
+        assert_eq!(manifest.id.as_str(), "audio-cpu");
+        assert_eq!(
+            (manifest.kind.as_str(), manifest.backend.as_str()),
+            ("audio", "cpu")
+        );
+        assert_eq!(manifest.tasks.as_slice(), &[RString::from(TASK)]);
+        let schema: Value = serde_json::from_str(&manifest.params_schema_json).unwrap();
+        assert_eq!(schema["required"][0], "audio");
+    }
+
+    #[test]
+    fn load_options_are_checked() {
+        assert_eq!(max_audio_seconds("").unwrap(), MAX_AUDIO_SECONDS);
+        assert_eq!(
+            max_audio_seconds(r#"{"max_audio_seconds": 60}"#).unwrap(),
+            60.0
+        );
+        assert!(max_audio_seconds(r#"{"max_audio_seconds": -1}"#).is_err());
+        assert!(max_audio_seconds(r#"{"beam": 5}"#).is_err());
+    }
+
+    #[test]
+    fn loading_a_missing_model_is_a_model_load_error_naming_the_path() {
+        let error = load(load_request("/nonexistent/rbee/whisper"), host())
+            .err()
+            .unwrap();
+        assert_eq!(error.code.as_str(), rbee_plugin_api::error_code::MODEL_LOAD);
+        assert!(
+            error.message.contains("/nonexistent/rbee/whisper"),
+            "{error}"
+        );
+    }
+}

@@ -1,0 +1,211 @@
+//! Test doubles for the host side (an event sink and host services), the test model and the
+//! speech clips `cargo xtask models` provisions.
+
+use crate::{AudioWorker, load};
+use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
+use rbee_plugin_api::{
+    Artifact, DeviceSpec, EventSink, EventSink_TO, Flow, HostApi, HostApi_TO, HostApiRef, Job,
+    JobEnd, LoadRequest, LogLevel, PluginError, PluginWorker,
+    abi_stable::{
+        sabi_trait::TD_Opaque,
+        std_types::{RArc, ROption, RSlice, RStr, RString},
+    },
+};
+use serde_json::Value;
+use std::{cell::Cell, path::PathBuf, sync::OnceLock};
+
+/// The test model's directory under the models dir: Whisper tiny.en, CTranslate2, f16.
+pub const TEST_MODEL_DIR: &str = "whisper-tiny.en-ct2";
+
+/// `$RBEE_MODELS_DIR` or `~/.cache/rbee/models`.
+pub fn models_dir() -> PathBuf {
+    std::env::var_os("RBEE_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME").expect("HOME is not set");
+            PathBuf::from(home).join(".cache/rbee/models")
+        })
+}
+
+/// Where a provisioned file must be; panics with instructions when it is missing, so model
+/// tests fail rather than skip.
+pub fn provisioned(relative: &str) -> PathBuf {
+    let path = models_dir().join(relative);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo xtask models` to provision it",
+        path.display()
+    );
+    path
+}
+
+/// A clip's wav bytes and its reference transcript (`speech/<name>.wav` and `.txt`).
+pub fn clip(name: &str) -> (Vec<u8>, String) {
+    let wav = std::fs::read(provisioned(&format!("speech/{name}.wav"))).unwrap();
+    let text = std::fs::read_to_string(provisioned(&format!("speech/{name}.txt"))).unwrap();
+    (wav, text)
+}
+
+/// A clip as the base64 `audio` parameter.
+pub fn clip_base64(name: &str) -> String {
+    BASE64.encode(clip(name).0)
+}
+
+/// Lower case, punctuation dropped, whitespace collapsed: transcripts compare on words.
+pub fn normalise(text: &str) -> String {
+    text.to_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '\'' {
+                c
+            } else {
+                ' '
+            }
+        })
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The worker with the test model, loaded once for all tests (jobs run one at a time).
+pub fn worker() -> &'static AudioWorker {
+    static WORKER: OnceLock<AudioWorker> = OnceLock::new();
+    WORKER.get_or_init(|| {
+        let dir = provisioned(TEST_MODEL_DIR);
+        load(load_request(&dir.to_string_lossy()), host()).unwrap()
+    })
+}
+
+/// A load request for `model` on the CPU.
+pub fn load_request(model: &str) -> LoadRequest {
+    LoadRequest {
+        model: model.into(),
+        device: DeviceSpec {
+            kind: "cpu".into(),
+            ordinal: 0,
+        },
+        threads: 0,
+        options_json: RString::new(),
+    }
+}
+
+/// Host services that print log lines.
+pub fn host() -> HostApiRef {
+    HostApi_TO::from_ptr(RArc::new(TestHost), TD_Opaque)
+}
+
+/// Runs a `transcription` job with `params` on `worker`.
+pub fn run_on(
+    worker: &AudioWorker,
+    params: Value,
+    sink: &mut RecordingSink,
+) -> Result<JobEnd, PluginError> {
+    let job = Job {
+        id: "test".into(),
+        task: crate::TASK.into(),
+        params_json: params.to_string().into(),
+    };
+    worker.execute(&job, &mut EventSink_TO::from_ptr(sink, TD_Opaque))
+}
+
+/// Runs a `transcription` job with `params` on the test worker.
+pub fn run(params: Value, sink: &mut RecordingSink) -> Result<JobEnd, PluginError> {
+    run_on(worker(), params, sink)
+}
+
+/// The `details_json` of a job end, parsed.
+pub fn details(end: &JobEnd) -> Value {
+    serde_json::from_str(&end.details_json).unwrap()
+}
+
+#[derive(Clone)]
+struct TestHost;
+
+impl HostApi for TestHost {
+    fn log(&self, level: LogLevel, target: RStr<'_>, message: RStr<'_>) {
+        eprintln!("[{level:?} {target}] {message}");
+    }
+
+    fn cache_dir(&self) -> RString {
+        std::env::temp_dir()
+            .join("rbee-audio-test-cache")
+            .to_string_lossy()
+            .as_ref()
+            .into()
+    }
+
+    fn load_progress(&self, fraction: f32, message: RStr<'_>) {
+        eprintln!("[load {:.0}%] {message}", fraction * 100.0);
+    }
+}
+
+/// An event sink that records what it receives and can cancel on cue.
+#[derive(Default)]
+pub struct RecordingSink {
+    /// `details_json` of every `started` event.
+    pub started: Vec<String>,
+    /// Every text event, in order.
+    pub texts: Vec<(u64, String)>,
+    /// Every custom event: its name and parsed data.
+    pub customs: Vec<(String, Value)>,
+    /// `is_cancelled` answers true from this poll on (1 = the first).
+    pub cancel_at_poll: Option<usize>,
+    /// How often `is_cancelled` was called.
+    pub polls: Cell<usize>,
+}
+
+impl RecordingSink {
+    /// All text received, joined.
+    pub fn text(&self) -> String {
+        self.texts.iter().map(|(_, text)| text.as_str()).collect()
+    }
+
+    /// The data of every `segment` event.
+    pub fn segments(&self) -> Vec<&Value> {
+        self.customs
+            .iter()
+            .filter(|(name, _)| name == "segment")
+            .map(|(_, data)| data)
+            .collect()
+    }
+}
+
+impl EventSink for RecordingSink {
+    fn started(&mut self, details_json: RStr<'_>) -> Flow {
+        self.started.push(details_json.into());
+        Flow::Continue
+    }
+
+    fn text(&mut self, index: u64, text: RStr<'_>) -> Flow {
+        self.texts.push((index, text.into()));
+        Flow::Continue
+    }
+
+    fn progress(&mut self, _step: u64, _total: u64, _preview: ROption<Artifact<'_>>) -> Flow {
+        Flow::Continue
+    }
+
+    fn artifact(&mut self, _artifact: Artifact<'_>) -> Flow {
+        Flow::Continue
+    }
+
+    fn embedding(&mut self, _index: u64, _vector: RSlice<'_, f32>) -> Flow {
+        Flow::Continue
+    }
+
+    fn metrics(&mut self, _metrics_json: RStr<'_>) -> Flow {
+        Flow::Continue
+    }
+
+    fn custom(&mut self, event: RStr<'_>, data_json: RStr<'_>) -> Flow {
+        let data = serde_json::from_str(&data_json).unwrap_or(Value::Null);
+        self.customs.push((event.into(), data));
+        Flow::Continue
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.polls.set(self.polls.get() + 1);
+        self.cancel_at_poll.is_some_and(|n| self.polls.get() >= n)
+    }
+}

@@ -1,0 +1,528 @@
+//! The loaded worker: validates `transcription` jobs and runs them window by window, streaming
+//! one text event and one `segment` event per segment.
+
+use crate::{
+    audio,
+    decode::{self, NO_SPEECH_THRESHOLD, Options},
+    error::AudioError,
+    mel,
+    model::LoadedModel,
+    params::{Task, TranscriptionParams},
+};
+use candle_core::{D, IndexOp, Tensor};
+use candle_transformers::models::whisper::{HOP_LENGTH, N_FRAMES, N_SAMPLES, SAMPLE_RATE};
+use rbee_plugin_api::{EventSinkRef, Job, JobEnd, PluginError, PluginWorker, WorkerStatus};
+use serde_json::json;
+use std::{
+    sync::{Mutex, PoisonError},
+    time::Instant,
+};
+
+/// The only task this worker serves.
+pub const TASK: &str = "transcription";
+
+/// Mel frames per second.
+const FRAMES_PER_SECOND: f64 = SAMPLE_RATE as f64 / HOP_LENGTH as f64;
+
+/// A speech-to-text worker holding one Whisper model.
+pub struct AudioWorker {
+    loaded: Mutex<LoadedModel>,
+    model_name: String,
+    memory_bytes: u64,
+    multilingual: bool,
+    languages: Vec<&'static str>,
+    max_audio_seconds: f64,
+}
+
+/// What a job produced so far, for the `end` event.
+struct Summary {
+    audio_seconds: f64,
+    language: String,
+    segments: u64,
+    started: Instant,
+}
+
+impl Summary {
+    fn details(&self) -> String {
+        let processing = self.started.elapsed().as_secs_f64();
+        json!({
+            "audio_seconds": self.audio_seconds,
+            "processing_seconds": processing,
+            "real_time_factor": if self.audio_seconds > 0.0 { processing / self.audio_seconds } else { 0.0 },
+            "segments": self.segments,
+            "language": self.language,
+        })
+        .to_string()
+    }
+}
+
+impl AudioWorker {
+    /// Wraps a loaded model; `model_name` is what [`PluginWorker::status`] reports and
+    /// `max_audio_seconds` the longest audio a job may send.
+    pub fn new(loaded: LoadedModel, model_name: String, max_audio_seconds: f64) -> Self {
+        Self {
+            memory_bytes: loaded.memory_bytes,
+            multilingual: loaded.multilingual,
+            languages: loaded
+                .tokens
+                .languages
+                .iter()
+                .map(|(code, _)| *code)
+                .collect(),
+            loaded: Mutex::new(loaded),
+            model_name,
+            max_audio_seconds,
+        }
+    }
+
+    /// Parses the parameters and checks them against this model; decodes the audio.
+    fn prepare(&self, params_json: &str) -> Result<(TranscriptionParams, audio::Pcm), AudioError> {
+        let params = TranscriptionParams::parse(params_json)?;
+        match params.language.as_deref() {
+            Some(language) if !self.multilingual && language != "en" => {
+                return Err(AudioError::invalid_param(
+                    "language",
+                    format!("this model is English-only; it cannot take '{language}'"),
+                ));
+            }
+            Some(language) if !self.languages.contains(&language) => {
+                return Err(AudioError::invalid_param(
+                    "language",
+                    format!(
+                        "unknown language '{language}' (expected a Whisper code such as en, fr, de)"
+                    ),
+                ));
+            }
+            _ => {}
+        }
+        if params.task == Task::Translate && !self.multilingual {
+            return Err(AudioError::invalid_param(
+                "task",
+                "this model is English-only and cannot translate",
+            ));
+        }
+        let pcm = audio::decode(params.audio.clone(), self.max_audio_seconds)?;
+        Ok((params, pcm))
+    }
+
+    fn run(
+        &self,
+        params: &TranscriptionParams,
+        pcm: audio::Pcm,
+        sink: &mut EventSinkRef<'_>,
+    ) -> Result<JobEnd, AudioError> {
+        let mut summary = Summary {
+            audio_seconds: pcm.seconds(),
+            language: String::new(),
+            segments: 0,
+            started: Instant::now(),
+        };
+        let samples = audio::to_16k(pcm)?;
+        let mut guard = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
+        let model = &mut *guard;
+        let n_mels = model.config().num_mel_bins;
+        let mut padded = samples.clone();
+        padded.resize(samples.len() + N_SAMPLES, 0.0);
+        let features = mel::log_mel(model.config(), &padded, &model.filters);
+        let total_frames = features.len() / n_mels;
+        let device = model.device.clone();
+        let mel = Tensor::from_vec(features, (1, n_mels, total_frames), &device)?;
+        let content_frames = samples.len().div_ceil(HOP_LENGTH);
+
+        let encode = |model: &mut LoadedModel, seek: usize| {
+            model
+                .whisper
+                .encoder
+                .forward(&mel.narrow(2, seek, N_FRAMES)?, true)
+        };
+        let language = match (&params.language, model.multilingual) {
+            (_, false) => None,
+            (Some(code), true) => Some(code.clone()),
+            (None, true) => {
+                let first = encode(model, 0)?;
+                Some(detect_language(model, &first)?)
+            }
+        };
+        summary.language = language.clone().unwrap_or_else(|| "en".into());
+        let started = json!({"language": summary.language, "audio_seconds": summary.audio_seconds});
+        if sink.started(started.to_string().as_str().into()).is_stop() {
+            return Ok(cancelled(&summary));
+        }
+        let language_token = language.and_then(|code| {
+            let tokens = &model.tokens.languages;
+            tokens.iter().find(|(c, _)| *c == code).map(|(_, id)| *id)
+        });
+        let prompt = self.prompt_tokens(model, params.initial_prompt.as_deref())?;
+        let options = Options {
+            language: language_token,
+            task: params.task,
+            timestamps: params.timestamps,
+            temperature: params.temperature as f64,
+            prompt: &prompt,
+        };
+
+        let mut seek = 0;
+        while seek < content_frames {
+            let window_frames = (content_frames - seek).min(N_FRAMES);
+            let window_seconds = window_frames as f64 / FRAMES_PER_SECOND;
+            let offset = seek as f64 / FRAMES_PER_SECOND;
+            let audio_features = encode(model, seek)?;
+            let mut poll = || sink.is_cancelled();
+            let Some(decoded) =
+                decode::decode_with_fallback(model, &audio_features, &options, &mut poll)?
+            else {
+                return Ok(cancelled(&summary));
+            };
+            if decoded.no_speech_prob > NO_SPEECH_THRESHOLD && decoded.avg_logprob < -1.0 {
+                seek += window_frames;
+                continue;
+            }
+            let timestamp_begin = model.tokens.timestamp_begin;
+            let (pieces, consumed) = decode::split(
+                &decoded.tokens,
+                timestamp_begin,
+                params.timestamps,
+                window_seconds,
+            );
+            for piece in pieces {
+                let text = model
+                    .tokenizer
+                    .decode(&piece.tokens, true)
+                    .map_err(|e| AudioError::Tokenizer(e.to_string()))?;
+                let text = text.trim();
+                if text.is_empty() {
+                    continue;
+                }
+                let index = summary.segments;
+                summary.segments += 1;
+                let (start, end) = (offset + piece.start, offset + piece.end.min(window_seconds));
+                let streamed = if index == 0 {
+                    text.to_string()
+                } else {
+                    format!(" {text}")
+                };
+                let segment =
+                    json!({"index": index, "start": round(start), "end": round(end), "text": text});
+                if sink.text(index, streamed.as_str().into()).is_stop()
+                    || sink
+                        .custom("segment".into(), segment.to_string().as_str().into())
+                        .is_stop()
+                {
+                    return Ok(cancelled(&summary));
+                }
+            }
+            let consumed_frames = (consumed * FRAMES_PER_SECOND).round() as usize;
+            seek += match consumed_frames {
+                0 => window_frames,
+                frames => frames.min(window_frames),
+            };
+        }
+        Ok(JobEnd::new("completed").with_details(summary.details()))
+    }
+
+    /// The prompt's tokens: a space and the text, keeping the last half-context's worth.
+    fn prompt_tokens(
+        &self,
+        model: &LoadedModel,
+        prompt: Option<&str>,
+    ) -> Result<Vec<u32>, AudioError> {
+        let Some(prompt) = prompt else {
+            return Ok(Vec::new());
+        };
+        let encoding = model
+            .tokenizer
+            .encode(format!(" {}", prompt.trim()), false)
+            .map_err(|e| AudioError::Tokenizer(e.to_string()))?;
+        let ids = encoding.get_ids();
+        let keep = model.config().max_target_positions / 2 - 1;
+        Ok(ids[ids.len().saturating_sub(keep)..].to_vec())
+    }
+}
+
+/// The most likely spoken language: the language token the decoder prefers after
+/// `<|startoftranscript|>`.
+fn detect_language(model: &mut LoadedModel, features: &Tensor) -> Result<String, AudioError> {
+    let device = features.device();
+    let input = Tensor::new(&[model.tokens.sot], device)?.unsqueeze(0)?;
+    let hidden = model.whisper.decoder.forward(&input, features, true)?;
+    let logits = model
+        .whisper
+        .decoder
+        .final_linear(&hidden.i((..1, 0..1))?)?
+        .flatten_all()?;
+    let ids: Vec<u32> = model.tokens.languages.iter().map(|(_, id)| *id).collect();
+    let scores = logits.index_select(&Tensor::new(ids.as_slice(), device)?, D::Minus1)?;
+    let best = scores.argmax(D::Minus1)?.to_scalar::<u32>()? as usize;
+    Ok(model.tokens.languages[best].0.to_string())
+}
+
+/// Times to the millisecond.
+fn round(seconds: f64) -> f64 {
+    (seconds * 1000.0).round() / 1000.0
+}
+
+fn cancelled(summary: &Summary) -> JobEnd {
+    JobEnd::cancelled().with_details(summary.details())
+}
+
+impl PluginWorker for AudioWorker {
+    fn validate(&self, task: &str, params_json: &str) -> Result<(), PluginError> {
+        if task != TASK {
+            return Err(PluginError::unsupported_task(task, &[TASK]));
+        }
+        self.prepare(params_json)?;
+        Ok(())
+    }
+
+    fn execute(&self, job: &Job, sink: &mut EventSinkRef<'_>) -> Result<JobEnd, PluginError> {
+        if job.task.as_str() != TASK {
+            return Err(PluginError::unsupported_task(&job.task, &[TASK]));
+        }
+        let (params, pcm) = self.prepare(&job.params_json)?;
+        Ok(self.run(&params, pcm, sink)?)
+    }
+
+    fn status(&self) -> WorkerStatus {
+        WorkerStatus {
+            model: self.model_name.as_str().into(),
+            memory_bytes: self.memory_bytes,
+            cache_usage_ratio: 0.0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{
+        RecordingSink, clip, clip_base64, details, normalise, run, run_on, worker,
+    };
+    use serde_json::{Value, json};
+
+    fn transcribe(name: &str) -> (RecordingSink, JobEnd) {
+        let mut sink = RecordingSink::default();
+        let end = run(json!({"audio": clip_base64(name)}), &mut sink).unwrap();
+        (sink, end)
+    }
+
+    #[test]
+    fn the_clips_transcribe_to_their_reference_text() {
+        for name in ["hello_world", "quick_brown_fox"] {
+            let (sink, end) = transcribe(name);
+            let reference = clip(name).1;
+            assert_eq!(normalise(&sink.text()), normalise(&reference), "{name}");
+            let details = details(&end);
+            eprintln!(
+                "{name}: {:?} real-time factor {}",
+                sink.text(),
+                details["real_time_factor"]
+            );
+            assert_eq!(end.stop_reason.as_str(), "completed");
+        }
+    }
+
+    #[test]
+    fn an_initial_prompt_steers_the_spelling() {
+        let mut plain = RecordingSink::default();
+        run(json!({"audio": clip_base64("counting")}), &mut plain).unwrap();
+        let mut prompted = RecordingSink::default();
+        let params =
+            json!({"audio": clip_base64("counting"), "initial_prompt": "One, two, three, four."});
+        run(params, &mut prompted).unwrap();
+        assert_ne!(
+            normalise(&plain.text()),
+            normalise(&clip("counting").1),
+            "tiny.en writes digits"
+        );
+        assert_eq!(normalise(&prompted.text()), normalise(&clip("counting").1));
+    }
+
+    #[test]
+    fn segments_carry_times_and_the_end_carries_the_summary() {
+        let (sink, end) = transcribe("quick_brown_fox");
+        let segments = sink.segments();
+        assert!(!segments.is_empty());
+        assert_eq!(segments.len(), sink.texts.len());
+        let details = details(&end);
+        let audio_seconds = details["audio_seconds"].as_f64().unwrap();
+        assert!(
+            (audio_seconds - 184_952.0 / 4.0 / 16_000.0).abs() < 0.1,
+            "{audio_seconds}"
+        );
+        let mut last_end = 0.0;
+        for (i, segment) in segments.iter().enumerate() {
+            assert_eq!(segment["index"], i as u64);
+            let (start, stop) = (
+                segment["start"].as_f64().unwrap(),
+                segment["end"].as_f64().unwrap(),
+            );
+            assert!(
+                start >= last_end - 1e-9 && stop > start && stop <= audio_seconds + 0.05,
+                "{segment}"
+            );
+            last_end = stop;
+            assert_eq!(segment["text"].as_str().unwrap(), sink.texts[i].1.trim());
+        }
+        assert_eq!(details["segments"], segments.len() as u64);
+        assert_eq!(details["language"], "en");
+        assert!(details["real_time_factor"].as_f64().unwrap() > 0.0);
+        let started: Value = serde_json::from_str(&sink.started[0]).unwrap();
+        assert_eq!(started["language"], "en");
+    }
+
+    #[test]
+    fn without_timestamps_the_text_is_the_same_in_one_segment() {
+        let mut sink = RecordingSink::default();
+        run(
+            json!({"audio": clip_base64("hello_world"), "timestamps": false}),
+            &mut sink,
+        )
+        .unwrap();
+        assert_eq!(normalise(&sink.text()), normalise(&clip("hello_world").1));
+        assert_eq!(sink.segments().len(), 1);
+        assert_eq!(sink.segments()[0]["start"], 0.0);
+    }
+
+    #[test]
+    fn audio_longer_than_a_window_is_transcribed_window_by_window() {
+        let (wav, _) = clip("quick_brown_fox");
+        let pcm = audio::decode(wav, 60.0).unwrap();
+        let gap = vec![0.0; 16_000 * 30];
+        let samples: Vec<f32> = [&pcm.samples[..], &gap, &pcm.samples[..]].concat();
+        let long = wav_f32(&samples);
+        let mut sink = RecordingSink::default();
+        let end = run(json!({"audio": base64_of(&long)}), &mut sink).unwrap();
+        let text = normalise(&sink.text());
+        let fox = normalise(&clip("quick_brown_fox").1);
+        assert_eq!(text.matches(&fox).count(), 2, "{text}");
+        let last = sink.segments().last().unwrap()["start"].as_f64().unwrap();
+        assert!(
+            last >= 30.0,
+            "the second sentence is in the second window: {last}"
+        );
+        assert!(details(&end)["audio_seconds"].as_f64().unwrap() > 35.0);
+    }
+
+    #[test]
+    fn the_same_model_in_hugging_face_layout_gives_the_same_transcript() {
+        let dir = tempfile::tempdir().unwrap();
+        let ct2_dir = crate::test_support::provisioned(crate::test_support::TEST_MODEL_DIR);
+        let (tensors, config) = crate::ct2::load(
+            &ct2_dir.join("model.bin"),
+            &candle_core::Device::Cpu,
+            vec![],
+        )
+        .unwrap();
+        candle_core::safetensors::save(&tensors, dir.path().join("model.safetensors")).unwrap();
+        let ct2_config: Value =
+            serde_json::from_str(&std::fs::read_to_string(ct2_dir.join("config.json")).unwrap())
+                .unwrap();
+        let hf_config = json!({
+            "num_mel_bins": config.num_mel_bins, "max_source_positions": config.max_source_positions,
+            "d_model": config.d_model, "encoder_attention_heads": config.encoder_attention_heads,
+            "encoder_layers": config.encoder_layers, "vocab_size": config.vocab_size,
+            "max_target_positions": config.max_target_positions,
+            "decoder_attention_heads": config.decoder_attention_heads, "decoder_layers": config.decoder_layers,
+            "suppress_tokens": ct2_config["suppress_ids"], "begin_suppress_tokens": ct2_config["suppress_ids_begin"],
+        });
+        std::fs::write(dir.path().join("config.json"), hf_config.to_string()).unwrap();
+        std::fs::copy(
+            ct2_dir.join("tokenizer.json"),
+            dir.path().join("tokenizer.json"),
+        )
+        .unwrap();
+        let request = crate::test_support::load_request(&dir.path().to_string_lossy());
+        let hf = crate::load(request, crate::test_support::host()).unwrap();
+        for name in ["quick_brown_fox", "counting"] {
+            let (mut from_hf, mut from_ct2) = (RecordingSink::default(), RecordingSink::default());
+            run_on(&hf, json!({"audio": clip_base64(name)}), &mut from_hf).unwrap();
+            run(json!({"audio": clip_base64(name)}), &mut from_ct2).unwrap();
+            assert_eq!(from_hf.text(), from_ct2.text());
+            assert_eq!(from_hf.segments(), from_ct2.segments());
+        }
+    }
+
+    #[test]
+    fn cancelling_stops_between_tokens() {
+        let mut sink = RecordingSink {
+            cancel_at_poll: Some(3),
+            ..Default::default()
+        };
+        let end = run(json!({"audio": clip_base64("counting")}), &mut sink).unwrap();
+        assert_eq!(end.stop_reason.as_str(), "cancelled");
+        assert_eq!(sink.polls.get(), 3);
+        assert!(sink.texts.is_empty());
+    }
+
+    #[test]
+    fn validate_checks_task_params_audio_and_the_model_s_languages() {
+        let worker = worker();
+        let field = |params: Value| {
+            let error = worker.validate(TASK, &params.to_string()).unwrap_err();
+            error.field.into_option().unwrap().to_string()
+        };
+        assert_eq!(
+            worker
+                .validate("embedding", "{}")
+                .unwrap_err()
+                .code
+                .as_str(),
+            "unsupported_task"
+        );
+        let audio = clip_base64("hello_world");
+        assert!(
+            worker
+                .validate(TASK, &json!({"audio": audio, "language": "en"}).to_string())
+                .is_ok()
+        );
+        assert_eq!(field(json!({"audio": "aGVsbG8gdGhlcmU="})), "audio");
+        assert_eq!(field(json!({"audio": base64_of(&wav_f32(&[]))})), "audio");
+        assert_eq!(field(json!({"audio": audio, "language": "fr"})), "language");
+        assert_eq!(field(json!({"audio": audio, "task": "translate"})), "task");
+        assert_eq!(field(json!({"audio": audio, "speed": 2})), "speed");
+    }
+
+    #[test]
+    fn audio_beyond_the_configured_limit_is_refused() {
+        let loaded = crate::model::load(
+            &crate::test_support::provisioned(crate::test_support::TEST_MODEL_DIR),
+            &candle_core::Device::Cpu,
+        )
+        .unwrap();
+        let short_limit = AudioWorker::new(loaded, "tiny".into(), 1.0);
+        let error = short_limit
+            .validate(TASK, &json!({"audio": clip_base64("counting")}).to_string())
+            .unwrap_err();
+        assert_eq!(error.field.into_option().unwrap().as_str(), "audio");
+        assert!(error.message.contains("1 seconds"), "{}", error.message);
+    }
+
+    fn base64_of(bytes: &[u8]) -> String {
+        use base64::{Engine, engine::general_purpose::STANDARD};
+        STANDARD.encode(bytes)
+    }
+
+    /// A 32-bit float mono wav at 16 kHz, the clips' own format.
+    fn wav_f32(samples: &[f32]) -> Vec<u8> {
+        let data_len = samples.len() as u32 * 4;
+        let mut out = b"RIFF".to_vec();
+        out.extend_from_slice(&(36 + data_len).to_le_bytes());
+        out.extend_from_slice(b"WAVEfmt ");
+        out.extend_from_slice(&16u32.to_le_bytes());
+        for value in [3u16, 1] {
+            out.extend_from_slice(&value.to_le_bytes());
+        }
+        for value in [16_000u32, 64_000] {
+            out.extend_from_slice(&value.to_le_bytes());
+        }
+        for value in [4u16, 32] {
+            out.extend_from_slice(&value.to_le_bytes());
+        }
+        out.extend_from_slice(b"data");
+        out.extend_from_slice(&data_len.to_le_bytes());
+        samples
+            .iter()
+            .for_each(|s| out.extend_from_slice(&s.to_le_bytes()));
+        out
+    }
+}
