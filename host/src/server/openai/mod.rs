@@ -2,6 +2,7 @@
 //! official SDKs work unchanged. Requests become ordinary jobs; responses are built from the
 //! job's events.
 
+mod audio;
 mod chat;
 mod embeddings;
 mod images;
@@ -29,6 +30,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/completions", post(chat::completions))
         .route("/v1/embeddings", post(embeddings::embeddings))
         .route("/v1/images/generations", post(images::generations))
+        .route("/v1/audio/transcriptions", post(audio::transcriptions))
 }
 
 /// Checks that the plugin serves `task` (404 naming what it does serve), then queues the job
