@@ -38,6 +38,22 @@ pub enum Command {
 pub enum PluginsAction {
     /// List every plugin found, its version and whether this host can load it.
     List(SearchArgs),
+    /// Show one plugin's manifest, parameter schema, API version and compatibility verdict,
+    /// without loading a model.
+    Inspect {
+        /// A plugin id (searched like --plugin) or the path of a plugin file.
+        plugin: String,
+        /// Where to look for plugins.
+        #[command(flatten)]
+        search: SearchArgs,
+    },
+    /// Open one plugin file and check it, in this process (the host runs this in a child
+    /// process before it loads any plugin, so a crashing library cannot take it down).
+    #[command(hide = true)]
+    Probe {
+        /// The plugin file.
+        path: PathBuf,
+    },
 }
 
 /// Where to look for plugins.
@@ -234,6 +250,12 @@ pub fn run(cli: Cli) -> Result<(), HostError> {
     match cli.command {
         Some(Command::Plugins { action: PluginsAction::List(search) }) => {
             plugins_cmd::list(&SearchDirs::new(&search.plugins_dirs)?)
+        }
+        Some(Command::Plugins { action: PluginsAction::Inspect { plugin, search } }) => {
+            plugins_cmd::inspect(&plugin, &SearchDirs::new(&search.plugins_dirs)?)
+        }
+        Some(Command::Plugins { action: PluginsAction::Probe { path } }) => {
+            crate::loader::open(&path).map(drop).map_err(HostError::PluginRefused)
         }
         None => serve::serve(cli.serve.validate()?),
     }

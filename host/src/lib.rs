@@ -15,6 +15,7 @@ pub mod jobs;
 pub mod loader;
 pub mod metrics;
 pub mod plugins_cmd;
+pub mod probe;
 pub mod readiness;
 pub mod serve;
 pub mod server;

@@ -29,7 +29,14 @@ pub fn host_api_version() -> &'static str {
     rbee_plugin_api::API_VERSION
 }
 
-/// Opens and checks a plugin. The library is never unloaded (its code may still be referenced
+/// Probes a plugin in a child process, then opens it here (see [`crate::probe`]).
+pub fn probe_and_open(path: &Path) -> Result<OpenPlugin, String> {
+    discovery::check_permissions(path)?;
+    crate::probe::in_child(path)?;
+    open(path)
+}
+
+/// Opens and checks a plugin in this process. The library is never unloaded (its code may still be referenced
 /// by the worker it returns); an upgrade is a restart.
 pub fn open(path: &Path) -> Result<OpenPlugin, String> {
     discovery::check_permissions(path)?;

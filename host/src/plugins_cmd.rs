@@ -1,7 +1,9 @@
-//! `rbee-host plugins list`: every plugin found, and whether this host can load it.
+//! `rbee-host plugins list` and `inspect`: the plugins found, what they say about themselves,
+//! and whether this host can load them.
 
 use crate::{discovery::SearchDirs, error::HostError, loader};
-use std::collections::HashMap;
+use serde_json::{Value, json};
+use std::{collections::HashMap, path::PathBuf};
 
 /// Prints a table of the plugins found, in search order.
 pub fn list(search: &SearchDirs) -> Result<(), HostError> {
@@ -11,7 +13,7 @@ pub fn list(search: &SearchDirs) -> Result<(), HostError> {
     for candidate in &candidates {
         let path = candidate.path.display().to_string();
         let duplicate = first_path.insert(&candidate.id, &candidate.path);
-        let row = match (loader::open(&candidate.path), duplicate) {
+        let row = match (loader::probe_and_open(&candidate.path), duplicate) {
             (Ok(plugin), duplicate) => {
                 let m = &plugin.manifest;
                 let verdict = match duplicate {
@@ -56,4 +58,32 @@ fn print_table(rows: &[[String; 7]]) {
             .collect();
         println!("{}", cells.join("  "));
     }
+}
+
+/// Prints one plugin's manifest as JSON with the compatibility verdict; an incompatible plugin
+/// is reported (exit code 1) with the reason.
+pub fn inspect(plugin: &str, search: &SearchDirs) -> Result<(), HostError> {
+    let path = match PathBuf::from(plugin) {
+        path if path.is_file() => path,
+        _ => search.find(plugin)?.path,
+    };
+    let opened = loader::probe_and_open(&path).map_err(HostError::PluginRefused)?;
+    let m = &opened.manifest;
+    let report = json!({
+        "path": path.display().to_string(),
+        "id": m.id.as_str(),
+        "kind": m.kind.as_str(),
+        "backend": m.backend.as_str(),
+        "version": m.version.as_str(),
+        "description": m.description.as_str(),
+        "api_version": m.api_version.as_str(),
+        "host_api_version": loader::host_api_version(),
+        "compatible": true,
+        "tasks": m.tasks.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
+        "default_model": m.default_model.as_str(),
+        "required_cpu_features": m.required_cpu_features.iter().map(|f| f.as_str()).collect::<Vec<_>>(),
+        "params_schema": serde_json::from_str::<Value>(&m.params_schema_json).unwrap_or(Value::Null),
+    });
+    println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+    Ok(())
 }

@@ -38,7 +38,7 @@ const CANCEL_GRACE: Duration = Duration::from_secs(10);
 pub fn serve(config: ServeConfig) -> Result<(), HostError> {
     let opening = Instant::now();
     let candidate = config.search.find(&config.plugin)?;
-    let plugin = loader::open(&candidate.path).map_err(HostError::PluginRefused)?;
+    let plugin = loader::probe_and_open(&candidate.path).map_err(HostError::PluginRefused)?;
     let plugin_load_seconds = opening.elapsed().as_secs_f64();
     if plugin.manifest.id.as_str() != config.plugin {
         return Err(HostError::PluginRefused(format!(

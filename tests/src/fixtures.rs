@@ -13,6 +13,9 @@ use std::{
 pub struct ApiChange<'a> {
     /// A name for the fixture (its directory).
     pub name: &'a str,
+    /// The plugin-api source to copy, relative to the workspace: `plugin-api/src` (today's) or
+    /// a frozen release under `tests/fixtures`.
+    pub source: &'a str,
     /// The plugin-api version the copy claims.
     pub version: &'a str,
     /// An edit to one source file: (file under src/, text, replacement).
@@ -20,14 +23,14 @@ pub struct ApiChange<'a> {
 }
 
 /// Builds the echo plugin against the changed plugin-api and returns the `.so`, installed as
-/// `<change.name>-cpu.so` in a fresh directory of its own.
+/// `echo-cpu.so` in a directory of its own.
 pub fn echo_built_against(change: &ApiChange<'_>) -> PathBuf {
     static BUILDING: Mutex<()> = Mutex::new(());
     let _one_at_a_time = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
     let root = target_dir().join("fixtures");
     let dir = root.join(change.name);
     let api = dir.join("plugin-api");
-    copy_dir(&workspace_root().join("plugin-api/src"), &api.join("src"));
+    copy_dir(&workspace_root().join(change.source), &api.join("src"));
     if let Some((file, from, to)) = change.edit {
         let path = api.join("src").join(file);
         let text = std::fs::read_to_string(&path).expect("reading the copied source");
@@ -63,7 +66,7 @@ pub fn echo_built_against(change: &ApiChange<'_>) -> PathBuf {
     std::fs::create_dir_all(&installed_dir).unwrap();
     crate::set_mode(&installed_dir, 0o755);
     let lib = format!("{}rbee_plugin_echo{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX);
-    let installed = installed_dir.join(format!("{}-cpu.{}", change.name, std::env::consts::DLL_EXTENSION));
+    let installed = installed_dir.join(format!("echo-cpu.{}", std::env::consts::DLL_EXTENSION));
     std::fs::copy(target.join("debug").join(lib), &installed).expect("installing the fixture");
     crate::set_mode(&installed, 0o755);
     installed

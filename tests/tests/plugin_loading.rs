@@ -100,8 +100,8 @@ fn a_plugin_needing_cpu_features_this_cpu_lacks_is_refused_before_it_runs() {
 
 #[test]
 fn a_plugin_built_against_another_api_major_is_refused_with_both_versions() {
-    let plugin = echo_built_against(&ApiChange { name: "api-two", version: "2.0.0", edit: None });
-    let message = stderr(&serve_once("api-two-cpu", plugin.parent().unwrap()));
+    let plugin = echo_built_against(&ApiChange { name: "api-two", source: "plugin-api/src", version: "2.0.0", edit: None });
+    let message = stderr(&serve_once("echo-cpu", plugin.parent().unwrap()));
     assert!(message.contains("plugin-api 2.0.0") && message.contains("plugin-api 1."), "{message}");
     assert!(message.contains(plugin.to_str().unwrap()), "{message}");
     assert_one_paragraph(&message);
@@ -111,10 +111,11 @@ fn a_plugin_built_against_another_api_major_is_refused_with_both_versions() {
 fn a_plugin_whose_api_types_changed_shape_is_refused_with_the_layout_error() {
     let plugin = echo_built_against(&ApiChange {
         name: "api-reshaped",
+        source: "plugin-api/src",
         version: "1.0.0",
         edit: Some(("manifest.rs", "pub threads: u32,", "pub threads: u64,")),
     });
-    let message = stderr(&serve_once("api-reshaped-cpu", plugin.parent().unwrap()));
+    let message = stderr(&serve_once("echo-cpu", plugin.parent().unwrap()));
     assert!(message.contains("type layouts differ at load.threads"), "{message}");
     assert!(message.contains("expects u32, the plugin has u64"), "{message}");
     assert!(message.contains(plugin.to_str().unwrap()), "{message}");
@@ -180,4 +181,63 @@ fn a_model_that_fails_to_load_stops_the_host_with_the_reason() {
         assert_eq!(status.code(), Some(1), "{}", host.log());
         assert!(host.log().contains(expected), "{}", host.log());
     }
+}
+
+#[test]
+fn a_plugin_built_against_the_oldest_promised_1x_release_still_loads_and_serves() {
+    let plugin = echo_built_against(&ApiChange {
+        name: "api-1.0.0",
+        source: "tests/fixtures/plugin-api-1.0.0/src",
+        version: "1.0.0",
+        edit: None,
+    });
+    let dir = plugin.parent().unwrap().to_str().unwrap().to_string();
+    let host = Host::start_ready(&["--plugin", "echo-cpu", "--plugins-dir", &dir]);
+    let events = host.stream(&host.submit("echo", json!({"text": "still works"}))).collect_all();
+    assert_eq!(events.last().unwrap().data["stop_reason"], "completed");
+}
+
+#[test]
+fn a_library_whose_static_initialiser_crashes_is_refused_and_the_host_survives() {
+    let dir = plugins_dir_with(&["echo-cpu"]);
+    let source = dir.path().join("crash.c");
+    std::fs::write(&source, "__attribute__((constructor)) static void boom(void) { *(volatile int *)0 = 1; }\n").unwrap();
+    let library = dir.path().join(format!("crash-cpu.{SO}"));
+    let status = std::process::Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&library)
+        .arg(&source)
+        .status()
+        .expect("a C compiler (cc)");
+    assert!(status.success());
+    std::fs::remove_file(&source).unwrap();
+    set_mode(&library, 0o755);
+    let output = serve_once("crash-cpu", dir.path());
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert!(message.contains("crashed a probe process"), "{message}");
+    assert_one_paragraph(&message);
+    let listed = run_host(&["plugins", "list", "--plugins-dir", dir.path().to_str().unwrap()]);
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    let table = String::from_utf8_lossy(&listed.stdout);
+    assert!(table.lines().any(|l| l.starts_with("crash-cpu") && l.contains("no: ")), "{table}");
+    assert!(table.lines().any(|l| l.starts_with("echo-cpu") && l.trim_end().ends_with("yes")), "{table}");
+}
+
+#[test]
+fn plugins_inspect_shows_the_manifest_schema_and_verdict() {
+    let dir = plugins_dir_with(&["echo-cpu"]);
+    let output = run_host(&["plugins", "inspect", "echo-cpu", "--plugins-dir", dir.path().to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["id"], "echo-cpu");
+    assert_eq!(report["compatible"], true);
+    assert_eq!(report["api_version"], report["host_api_version"]);
+    assert_eq!(report["params_schema"]["required"], json!(["text"]));
+    let by_path = run_host(&["plugins", "inspect", dir.path().join(format!("echo-cpu.{SO}")).to_str().unwrap()]);
+    assert!(by_path.status.success(), "{}", stderr(&by_path));
+    let reshaped = echo_built_against(&ApiChange { name: "api-two", source: "plugin-api/src", version: "2.0.0", edit: None });
+    let refused = run_host(&["plugins", "inspect", reshaped.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(stderr(&refused).contains("plugin-api 2.0.0"), "{}", stderr(&refused));
 }
