@@ -9,7 +9,12 @@ use std::{net::IpAddr, path::PathBuf, time::Duration};
 
 /// rbee-host: serves one plugin worker (LLM, image generation, ...) over HTTP.
 #[derive(Debug, Parser)]
-#[command(name = "rbee-host", version, about, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "rbee-host",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     /// Inspect installed plugins instead of serving.
     #[command(subcommand)]
@@ -192,7 +197,11 @@ impl ServeArgs {
         let plugin_options = match self.plugin_options {
             Some(text) => match serde_json::from_str::<serde_json::Value>(&text) {
                 Ok(serde_json::Value::Object(_)) => text,
-                _ => return Err(HostError::Usage("--plugin-options must be a JSON object".into())),
+                _ => {
+                    return Err(HostError::Usage(
+                        "--plugin-options must be a JSON object".into(),
+                    ));
+                }
             },
             None => String::new(),
         };
@@ -204,7 +213,12 @@ impl ServeArgs {
             (Some(key), _) => Some(key),
             (None, Some(file)) => Some(
                 std::fs::read_to_string(file)
-                    .map_err(|e| HostError::Usage(format!("cannot read --api-key-file {}: {e}", file.display())))?
+                    .map_err(|e| {
+                        HostError::Usage(format!(
+                            "cannot read --api-key-file {}: {e}",
+                            file.display()
+                        ))
+                    })?
                     .trim()
                     .to_string(),
             ),
@@ -223,11 +237,17 @@ impl ServeArgs {
         let heartbeat = self.hive_url.map(|hive_url| HeartbeatConfig {
             hive_url: hive_url.trim_end_matches('/').to_string(),
             interval: Duration::from_secs(self.heartbeat_interval),
-            worker_id: self.worker_id.unwrap_or_else(|| format!("worker-{}", uuid::Uuid::new_v4().simple())),
+            worker_id: self
+                .worker_id
+                .unwrap_or_else(|| format!("worker-{}", uuid::Uuid::new_v4().simple())),
             advertise_url: self.advertise_url.clone(),
         });
         Ok(ServeConfig {
-            http: HttpSettings { api_key, cors_origins: self.cors_origins, max_body_bytes: self.max_body_bytes },
+            http: HttpSettings {
+                api_key,
+                cors_origins: self.cors_origins,
+                max_body_bytes: self.max_body_bytes,
+            },
             vllm_metrics: self.metrics_compat == MetricsCompat::Vllm,
             heartbeat,
             plugin,
@@ -248,15 +268,17 @@ impl ServeArgs {
 pub fn run(cli: Cli) -> Result<(), HostError> {
     init_logging(cli.log_format);
     match cli.command {
-        Some(Command::Plugins { action: PluginsAction::List(search) }) => {
-            plugins_cmd::list(&SearchDirs::new(&search.plugins_dirs)?)
-        }
-        Some(Command::Plugins { action: PluginsAction::Inspect { plugin, search } }) => {
-            plugins_cmd::inspect(&plugin, &SearchDirs::new(&search.plugins_dirs)?)
-        }
-        Some(Command::Plugins { action: PluginsAction::Probe { path } }) => {
-            crate::loader::open(&path).map(drop).map_err(HostError::PluginRefused)
-        }
+        Some(Command::Plugins {
+            action: PluginsAction::List(search),
+        }) => plugins_cmd::list(&SearchDirs::new(&search.plugins_dirs)?),
+        Some(Command::Plugins {
+            action: PluginsAction::Inspect { plugin, search },
+        }) => plugins_cmd::inspect(&plugin, &SearchDirs::new(&search.plugins_dirs)?),
+        Some(Command::Plugins {
+            action: PluginsAction::Probe { path },
+        }) => crate::loader::open(&path)
+            .map(drop)
+            .map_err(HostError::PluginRefused),
         None => serve::serve(cli.serve.validate()?),
     }
 }
@@ -264,7 +286,9 @@ pub fn run(cli: Cli) -> Result<(), HostError> {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RBEE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -57,7 +57,10 @@ fn has(_name: &str) -> bool {
 mod tests {
     #[test]
     fn unknown_features_are_missing() {
-        assert_eq!(super::missing(&["quantum-entanglement"]), ["quantum-entanglement"]);
+        assert_eq!(
+            super::missing(&["quantum-entanglement"]),
+            ["quantum-entanglement"]
+        );
     }
 
     #[cfg(target_arch = "x86_64")]

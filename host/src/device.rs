@@ -18,16 +18,26 @@ impl FromStr for DeviceArg {
     fn from_str(text: &str) -> Result<Self, String> {
         let (kind, ordinal) = match text.split_once(':') {
             Some((kind, n)) => {
-                let ordinal = n.parse().map_err(|_| format!("'{n}' is not a device number"))?;
+                let ordinal = n
+                    .parse()
+                    .map_err(|_| format!("'{n}' is not a device number"))?;
                 (kind, ordinal)
             }
             None => (text, 0),
         };
         match kind {
-            "cpu" if ordinal == 0 => Ok(Self { kind: kind.into(), ordinal }),
+            "cpu" if ordinal == 0 => Ok(Self {
+                kind: kind.into(),
+                ordinal,
+            }),
             "cpu" => Err("the cpu device takes no number".into()),
-            "cuda" | "metal" => Ok(Self { kind: kind.into(), ordinal }),
-            other => Err(format!("unknown device '{other}' (expected cpu, cuda[:N] or metal[:N])")),
+            "cuda" | "metal" => Ok(Self {
+                kind: kind.into(),
+                ordinal,
+            }),
+            other => Err(format!(
+                "unknown device '{other}' (expected cpu, cuda[:N] or metal[:N])"
+            )),
         }
     }
 }
@@ -43,12 +53,21 @@ impl fmt::Display for DeviceArg {
 
 /// The device to use: the one asked for, which must match the plugin's backend, or by default
 /// device 0 of the plugin's backend.
-pub fn choose(plugin_id: &str, backend: &str, asked: Option<&DeviceArg>) -> Result<DeviceArg, HostError> {
+pub fn choose(
+    plugin_id: &str,
+    backend: &str,
+    asked: Option<&DeviceArg>,
+) -> Result<DeviceArg, HostError> {
     match asked {
-        None => Ok(DeviceArg { kind: backend.to_string(), ordinal: 0 }),
+        None => Ok(DeviceArg {
+            kind: backend.to_string(),
+            ordinal: 0,
+        }),
         Some(device) if device.kind == backend => Ok(device.clone()),
         Some(device) => {
-            let kind = plugin_id.rsplit_once('-').map_or(plugin_id, |(kind, _)| kind);
+            let kind = plugin_id
+                .rsplit_once('-')
+                .map_or(plugin_id, |(kind, _)| kind);
             Err(HostError::Device(format!(
                 "plugin {plugin_id} is built for the {backend} backend but --device {device} was asked; \
                  use the {kind}-{} plugin, or --device {backend}",
@@ -84,7 +103,8 @@ mod cuda {
             .find_map(|name| unsafe { Library::new(name) }.ok())
             .ok_or("no CUDA driver found (libcuda.so.1 could not be loaded): is the NVIDIA driver installed?")?;
         unsafe {
-            let init: Symbol<unsafe extern "C" fn(c_uint) -> CuResult> = symbol(&library, b"cuInit\0")?;
+            let init: Symbol<unsafe extern "C" fn(c_uint) -> CuResult> =
+                symbol(&library, b"cuInit\0")?;
             let count: Symbol<unsafe extern "C" fn(*mut c_int) -> CuResult> =
                 symbol(&library, b"cuDeviceGetCount\0")?;
             let get: Symbol<unsafe extern "C" fn(*mut c_int, c_int) -> CuResult> =
@@ -95,25 +115,37 @@ mod cuda {
             let mut devices = 0;
             check(count(&mut devices), "cuDeviceGetCount")?;
             if ordinal as c_int >= devices {
-                return Err(format!("cuda:{ordinal} does not exist: this machine has {devices} CUDA device(s)"));
+                return Err(format!(
+                    "cuda:{ordinal} does not exist: this machine has {devices} CUDA device(s)"
+                ));
             }
             let mut handle = 0;
             check(get(&mut handle, ordinal as c_int), "cuDeviceGet")?;
             let mut buffer = [0 as c_char; 256];
-            check(name(buffer.as_mut_ptr(), buffer.len() as c_int, handle), "cuDeviceGetName")?;
+            check(
+                name(buffer.as_mut_ptr(), buffer.len() as c_int, handle),
+                "cuDeviceGetName",
+            )?;
             let device_name = std::ffi::CStr::from_ptr(buffer.as_ptr()).to_string_lossy();
             Ok(format!("cuda:{ordinal} ({device_name})"))
         }
     }
 
     unsafe fn symbol<'l, T>(library: &'l Library, name: &[u8]) -> Result<Symbol<'l, T>, String> {
-        unsafe { library.get(name) }.map_err(|e| format!("the CUDA driver lacks {}: {e}", String::from_utf8_lossy(name)))
+        unsafe { library.get(name) }.map_err(|e| {
+            format!(
+                "the CUDA driver lacks {}: {e}",
+                String::from_utf8_lossy(name)
+            )
+        })
     }
 
     fn check(code: CuResult, call: &str) -> Result<(), String> {
         match code {
             0 => Ok(()),
-            code => Err(format!("the CUDA driver failed: {call} returned error {code}")),
+            code => Err(format!(
+                "the CUDA driver failed: {call} returned error {code}"
+            )),
         }
     }
 }
@@ -133,7 +165,9 @@ mod metal {
 
     #[cfg(not(target_os = "macos"))]
     pub fn probe(ordinal: u32) -> Result<String, String> {
-        Err(format!("metal:{ordinal} is not available: Metal exists only on macOS"))
+        Err(format!(
+            "metal:{ordinal} is not available: Metal exists only on macOS"
+        ))
     }
 }
 
@@ -146,7 +180,12 @@ mod tests {
         assert_eq!("cpu".parse::<DeviceArg>().unwrap().to_string(), "cpu");
         assert_eq!("cuda".parse::<DeviceArg>().unwrap().to_string(), "cuda:0");
         assert_eq!("cuda:3".parse::<DeviceArg>().unwrap().ordinal, 3);
-        assert!("tpu:0".parse::<DeviceArg>().unwrap_err().contains("unknown device"));
+        assert!(
+            "tpu:0"
+                .parse::<DeviceArg>()
+                .unwrap_err()
+                .contains("unknown device")
+        );
         assert!("cuda:x".parse::<DeviceArg>().is_err());
         assert!("cpu:1".parse::<DeviceArg>().is_err());
     }
@@ -154,7 +193,9 @@ mod tests {
     #[test]
     fn a_device_must_match_the_plugin_backend() {
         let cuda = "cuda:0".parse::<DeviceArg>().unwrap();
-        let message = choose("llm-cpu", "cpu", Some(&cuda)).unwrap_err().to_string();
+        let message = choose("llm-cpu", "cpu", Some(&cuda))
+            .unwrap_err()
+            .to_string();
         assert!(message.contains("llm-cuda"), "{message}");
         assert_eq!(choose("llm-cuda", "cuda", None).unwrap(), cuda);
     }

@@ -43,7 +43,10 @@ impl SearchDirs {
                     path.display()
                 )));
             }
-            dirs.push(SearchDir { path: path.clone(), explicit: true });
+            dirs.push(SearchDir {
+                path: path.clone(),
+                explicit: true,
+            });
         }
         let implicit = env::var_os("RBEE_PLUGIN_PATH")
             .map(|paths| env::split_paths(&paths).collect::<Vec<_>>())
@@ -51,8 +54,15 @@ impl SearchDirs {
             .into_iter()
             .chain(dirs::data_dir().map(|dir| dir.join("rbee").join("plugins")))
             .chain([PathBuf::from("/usr/lib/rbee/plugins")])
-            .chain(env::current_exe().ok().and_then(|exe| Some(exe.parent()?.join("plugins"))));
-        dirs.extend(implicit.map(|path| SearchDir { path, explicit: false }));
+            .chain(
+                env::current_exe()
+                    .ok()
+                    .and_then(|exe| Some(exe.parent()?.join("plugins"))),
+            );
+        dirs.extend(implicit.map(|path| SearchDir {
+            path,
+            explicit: false,
+        }));
         Ok(Self(dirs))
     }
 
@@ -63,7 +73,10 @@ impl SearchDirs {
 
     /// Every plugin file in every directory, in search order.
     pub fn candidates(&self) -> Vec<Candidate> {
-        self.0.iter().flat_map(|dir| candidates_in(&dir.path)).collect()
+        self.0
+            .iter()
+            .flat_map(|dir| candidates_in(&dir.path))
+            .collect()
     }
 
     /// The one file for plugin `id`: an error lists the ids found when there is none, and names
@@ -80,10 +93,19 @@ impl SearchDirs {
             }),
             (None, _) => Err(HostError::PluginNotFound {
                 id: id.to_string(),
-                searched: self.0.iter().map(|d| d.path.display().to_string()).collect::<Vec<_>>().join(", "),
+                searched: self
+                    .0
+                    .iter()
+                    .map(|d| d.path.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 found: match all.is_empty() {
                     true => "none (build them with `cargo xtask plugins`)".to_string(),
-                    false => all.iter().map(|c| c.id.as_str()).collect::<Vec<_>>().join(", "),
+                    false => all
+                        .iter()
+                        .map(|c| c.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 },
             }),
         }
@@ -151,7 +173,10 @@ mod tests {
         let dir = dir_with(&[&format!("echo-cpu.{LIBRARY_SUFFIX}"), "notes.txt"]);
         let dirs = SearchDirs::new(&[dir.path().to_path_buf()]).unwrap();
         let found = dirs.find("echo-cpu").unwrap();
-        assert_eq!(found.path, dir.path().join(format!("echo-cpu.{LIBRARY_SUFFIX}")));
+        assert_eq!(
+            found.path,
+            dir.path().join(format!("echo-cpu.{LIBRARY_SUFFIX}"))
+        );
     }
 
     #[test]
@@ -169,8 +194,14 @@ mod tests {
         let (a, b) = (dir_with(&[&name]), dir_with(&[&name]));
         let dirs = SearchDirs::new(&[a.path().to_path_buf(), b.path().to_path_buf()]).unwrap();
         let message = dirs.find("echo-cpu").unwrap_err().to_string();
-        assert!(message.contains(&a.path().join(&name).display().to_string()), "{message}");
-        assert!(message.contains(&b.path().join(&name).display().to_string()), "{message}");
+        assert!(
+            message.contains(&a.path().join(&name).display().to_string()),
+            "{message}"
+        );
+        assert!(
+            message.contains(&b.path().join(&name).display().to_string()),
+            "{message}"
+        );
     }
 
     #[test]

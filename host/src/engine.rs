@@ -40,7 +40,10 @@ fn run(worker: &WorkerBox, queued: &QueuedJob, metrics: &Arc<Metrics>) -> JobEve
         queued.submitted,
     );
     if queued.cancel.load(Ordering::SeqCst) {
-        let terminal = JobEvent::End { stop_reason: "cancelled".into(), details: serde_json::json!({}) };
+        let terminal = JobEvent::End {
+            stop_reason: "cancelled".into(),
+            details: serde_json::json!({}),
+        };
         sink.send(terminal.clone());
         return terminal;
     }
@@ -51,7 +54,10 @@ fn run(worker: &WorkerBox, queued: &QueuedJob, metrics: &Arc<Metrics>) -> JobEve
     };
     let started = std::time::Instant::now();
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        worker.execute(&job, EventSink_TO::from_ptr(RMut::new(&mut sink), TD_Opaque))
+        worker.execute(
+            &job,
+            EventSink_TO::from_ptr(RMut::new(&mut sink), TD_Opaque),
+        )
     }));
     let terminal = match outcome {
         Ok(RResult::ROk(end)) => JobEvent::End {
@@ -73,8 +79,19 @@ fn run(worker: &WorkerBox, queued: &QueuedJob, metrics: &Arc<Metrics>) -> JobEve
         _ => "failed",
     };
     let running = started.elapsed().as_secs_f64();
-    metrics.job_finished(outcome, queued.submitted.elapsed().as_secs_f64(), sink.tokens(), running);
-    tracing::info!(job = queued.id, outcome, tokens = sink.tokens(), seconds = running, "job finished");
+    metrics.job_finished(
+        outcome,
+        queued.submitted.elapsed().as_secs_f64(),
+        sink.tokens(),
+        running,
+    );
+    tracing::info!(
+        job = queued.id,
+        outcome,
+        tokens = sink.tokens(),
+        seconds = running,
+        "job finished"
+    );
     sink.send(terminal.clone());
     terminal
 }

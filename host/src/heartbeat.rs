@@ -30,18 +30,35 @@ const POLL: Duration = Duration::from_millis(200);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Starts the heartbeat task; it sends the `stopping` heartbeat and ends when `stop` turns true.
-pub fn spawn(config: HeartbeatConfig, state: Arc<AppState>, url: String, stop: watch::Receiver<bool>) -> JoinHandle<()> {
+pub fn spawn(
+    config: HeartbeatConfig,
+    state: Arc<AppState>,
+    url: String,
+    stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
     let url = config.advertise_url.clone().unwrap_or(url);
     tokio::spawn(run(config, state, url, stop))
 }
 
-async fn run(config: HeartbeatConfig, state: Arc<AppState>, url: String, mut stop: watch::Receiver<bool>) {
-    let client = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build().expect("an HTTP client");
+async fn run(
+    config: HeartbeatConfig,
+    state: Arc<AppState>,
+    url: String,
+    mut stop: watch::Receiver<bool>,
+) {
+    let client = reqwest::Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .build()
+        .expect("an HTTP client");
     let (mut ready_sent, mut failures) = (false, 0u32);
     let mut next_beat = Instant::now();
     loop {
         let ready = matches!(state.readiness.get(), State::Ready);
-        let due = if ready && !ready_sent { Some("ready") } else { (Instant::now() >= next_beat).then_some("heartbeat") };
+        let due = if ready && !ready_sent {
+            Some("ready")
+        } else {
+            (Instant::now() >= next_beat).then_some("heartbeat")
+        };
         if let Some(kind) = due {
             let payload = snapshot(&config, &state, &url, None);
             match post(&client, &config.hive_url, kind, &payload).await {
@@ -55,7 +72,10 @@ async fn run(config: HeartbeatConfig, state: Arc<AppState>, url: String, mut sto
                 }
                 Err(error) => {
                     if failures == 0 {
-                        tracing::warn!(hive = config.hive_url, "the hive is unreachable ({error}); retrying with backoff");
+                        tracing::warn!(
+                            hive = config.hive_url,
+                            "the hive is unreachable ({error}); retrying with backoff"
+                        );
                     }
                     failures += 1;
                     next_beat = Instant::now() + backoff(failures, config.interval);
@@ -79,11 +99,18 @@ async fn run(config: HeartbeatConfig, state: Arc<AppState>, url: String, mut sto
 
 /// 1 s doubling per failure, capped at the interval, with jitter (50 to 100 %).
 fn backoff(failures: u32, interval: Duration) -> Duration {
-    let base = Duration::from_secs(1).saturating_mul(1 << failures.min(16).saturating_sub(1)).min(interval);
+    let base = Duration::from_secs(1)
+        .saturating_mul(1 << failures.min(16).saturating_sub(1))
+        .min(interval);
     base.mul_f64(rand::rng().random_range(0.5..=1.0))
 }
 
-async fn post(client: &reqwest::Client, hive: &str, kind: &str, payload: &Value) -> Result<(), String> {
+async fn post(
+    client: &reqwest::Client,
+    hive: &str,
+    kind: &str,
+    payload: &Value,
+) -> Result<(), String> {
     let response = client
         .post(format!("{hive}/v1/workers/{kind}"))
         .json(payload)
@@ -131,7 +158,10 @@ mod tests {
     fn backoff_doubles_up_to_the_interval() {
         let interval = Duration::from_secs(8);
         assert!(backoff(1, interval) <= Duration::from_secs(1));
-        assert!(backoff(3, interval) >= Duration::from_secs(2) && backoff(3, interval) <= Duration::from_secs(4));
+        assert!(
+            backoff(3, interval) >= Duration::from_secs(2)
+                && backoff(3, interval) <= Duration::from_secs(4)
+        );
         assert!(backoff(30, interval) <= interval && backoff(30, interval) >= interval / 2);
     }
 }

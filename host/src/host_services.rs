@@ -18,7 +18,8 @@ pub struct HostServices {
 
 impl HostApi for HostServices {
     fn log(&self, level: LogLevel, target: RStr<'_>, message: RStr<'_>) {
-        let (plugin, target, message) = (self.plugin_id.as_str(), target.as_str(), message.as_str());
+        let (plugin, target, message) =
+            (self.plugin_id.as_str(), target.as_str(), message.as_str());
         match level {
             LogLevel::Trace => tracing::trace!(plugin, target, "{message}"),
             LogLevel::Debug => tracing::debug!(plugin, target, "{message}"),
@@ -33,7 +34,11 @@ impl HostApi for HostServices {
     }
 
     fn load_progress(&self, fraction: f32, message: RStr<'_>) {
-        tracing::info!(plugin = self.plugin_id, "loading: {:.0}% {message}", fraction * 100.0);
+        tracing::info!(
+            plugin = self.plugin_id,
+            "loading: {:.0}% {message}",
+            fraction * 100.0
+        );
         self.readiness.progress(fraction, message.as_str());
     }
 }

@@ -72,7 +72,15 @@ pub enum JobEvent {
 
 /// Event names the host's own events use; a plugin's custom event may not take them.
 const RESERVED: &[&str] = &[
-    "started", "token", "progress", "preview", "artifact", "embedding", "metrics", "end", "error",
+    "started",
+    "token",
+    "progress",
+    "preview",
+    "artifact",
+    "embedding",
+    "metrics",
+    "end",
+    "error",
 ];
 
 impl JobEvent {
@@ -120,7 +128,10 @@ impl JobEvent {
             }
             JobEvent::Embedding { index, vector } => json!({"index": index, "vector": vector}),
             JobEvent::Custom { data, .. } => data.clone(),
-            JobEvent::End { stop_reason, details } => {
+            JobEvent::End {
+                stop_reason,
+                details,
+            } => {
                 let mut data = object(details);
                 data.insert("stop_reason".into(), stop_reason.clone().into());
                 Value::Object(data)
@@ -159,8 +170,14 @@ mod tests {
 
     #[test]
     fn end_carries_details_and_stop_reason() {
-        let end = JobEvent::End { stop_reason: "eos".into(), details: json!({"completion_tokens": 3}) };
-        assert_eq!(end.data(), json!({"stop_reason": "eos", "completion_tokens": 3}));
+        let end = JobEvent::End {
+            stop_reason: "eos".into(),
+            details: json!({"completion_tokens": 3}),
+        };
+        assert_eq!(
+            end.data(),
+            json!({"stop_reason": "eos", "completion_tokens": 3})
+        );
     }
 
     #[test]
@@ -170,6 +187,9 @@ mod tests {
             data: vec![1, 2, 3],
             metadata: json!({"seed": 7}),
         });
-        assert_eq!(artifact.data(), json!({"media_type": "image/png", "data": "AQID", "seed": 7}));
+        assert_eq!(
+            artifact.data(),
+            json!({"media_type": "image/png", "data": "AQID", "seed": 7})
+        );
     }
 }

@@ -119,7 +119,11 @@ pub struct Jobs {
 impl Jobs {
     /// An empty registry whose queue holds at most `capacity` waiting jobs.
     pub fn new(capacity: usize) -> Self {
-        Self { inner: Mutex::default(), wake: Condvar::new(), capacity }
+        Self {
+            inner: Mutex::default(),
+            wake: Condvar::new(),
+            capacity,
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -192,7 +196,9 @@ impl Jobs {
     }
 
     fn record_end(inner: &mut Inner, id: &str, terminal: &JobEvent) {
-        let Some(record) = inner.records.get_mut(id) else { return };
+        let Some(record) = inner.records.get_mut(id) else {
+            return;
+        };
         match terminal {
             JobEvent::End { stop_reason, .. } => {
                 record.state = match stop_reason.as_str() {
@@ -236,7 +242,10 @@ impl Jobs {
 
     fn end_queued(inner: &mut Inner, id: &str) {
         inner.queue.retain(|queued| queued != id);
-        let terminal = JobEvent::End { stop_reason: "cancelled".into(), details: json!({}) };
+        let terminal = JobEvent::End {
+            stop_reason: "cancelled".into(),
+            details: json!({}),
+        };
         if let Some(record) = inner.records.get(id) {
             let _ = record.events.send(terminal.clone());
         }
@@ -299,7 +308,10 @@ mod tests {
         let jobs = Jobs::new(2);
         assert_eq!(jobs.submit("echo", "{}".into()).unwrap().1, 0);
         assert_eq!(jobs.submit("echo", "{}".into()).unwrap().1, 1);
-        assert_eq!(jobs.submit("echo", "{}".into()), Err(SubmitError::QueueFull));
+        assert_eq!(
+            jobs.submit("echo", "{}".into()),
+            Err(SubmitError::QueueFull)
+        );
         assert_eq!(jobs.counts(), (2, 0));
     }
 
@@ -309,9 +321,14 @@ mod tests {
         let (id, _) = jobs.submit("echo", "{}".into()).unwrap();
         let mut stream = jobs.take_stream(&id).unwrap();
         assert_eq!(jobs.cancel(&id).unwrap().state, JobState::Cancelled);
-        assert!(matches!(stream.try_recv(), Ok(JobEvent::End { stop_reason, .. }) if stop_reason == "cancelled"));
+        assert!(
+            matches!(stream.try_recv(), Ok(JobEvent::End { stop_reason, .. }) if stop_reason == "cancelled")
+        );
         assert_eq!(jobs.counts(), (0, 0));
-        assert_eq!(jobs.take_stream(&id).unwrap_err(), StreamError::AlreadyTaken);
+        assert_eq!(
+            jobs.take_stream(&id).unwrap_err(),
+            StreamError::AlreadyTaken
+        );
     }
 
     #[test]
@@ -321,10 +338,19 @@ mod tests {
         let (second, position) = jobs.submit("echo", "2".into()).unwrap();
         assert_eq!(position, 1);
         let job = jobs.next_blocking().unwrap();
-        assert_eq!((job.id.as_str(), job.params_json.as_str()), (first.as_str(), "1"));
+        assert_eq!(
+            (job.id.as_str(), job.params_json.as_str()),
+            (first.as_str(), "1")
+        );
         assert_eq!(jobs.view(&first).unwrap().state, JobState::Running);
         assert_eq!(jobs.view(&second).unwrap().queue_position, Some(0));
-        jobs.finish(&first, &JobEvent::Error { code: "x".into(), message: "y".into() });
+        jobs.finish(
+            &first,
+            &JobEvent::Error {
+                code: "x".into(),
+                message: "y".into(),
+            },
+        );
         assert_eq!(jobs.view(&first).unwrap().state, JobState::Failed);
     }
 

@@ -40,15 +40,24 @@ pub fn probe_and_open(path: &Path) -> Result<OpenPlugin, String> {
 /// by the worker it returns); an upgrade is a restart.
 pub fn open(path: &Path) -> Result<OpenPlugin, String> {
     discovery::check_permissions(path)?;
-    let library = RawLibrary::load_at(path)
-        .map_err(|e| format!("refusing {}: it cannot be opened as a shared library: {}", path.display(), short(&e)))?;
+    let library = RawLibrary::load_at(path).map_err(|e| {
+        format!(
+            "refusing {}: it cannot be opened as a shared library: {}",
+            path.display(),
+            short(&e)
+        )
+    })?;
     let info = read_preamble(path, &library)?;
     let module = init_root_module(path, &library, &info)?;
     std::mem::forget(library);
-    let manifest = module.manifest()().into_result().map_err(|e| {
-        format!("refusing {}: its manifest() failed: {e}", path.display())
-    })?;
-    Ok(OpenPlugin { path: path.to_path_buf(), module, manifest })
+    let manifest = module.manifest()()
+        .into_result()
+        .map_err(|e| format!("refusing {}: its manifest() failed: {e}", path.display()))?;
+    Ok(OpenPlugin {
+        path: path.to_path_buf(),
+        module,
+        manifest,
+    })
 }
 
 /// Reads and checks the preamble: a plugin at all, the same API major, a CPU it can run on.
@@ -66,11 +75,17 @@ fn read_preamble(path: &Path, library: &RawLibrary) -> Result<PreambleInfo, Stri
             })?
     };
     if !preamble.is_valid() {
-        return Err(format!("refusing {}: its rbee_plugin_preamble is not one this host understands", path.display()));
+        return Err(format!(
+            "refusing {}: its rbee_plugin_preamble is not one this host understands",
+            path.display()
+        ));
     }
     let found = preamble.api_version().to_string();
     let host = host_api_version();
-    let majors = (Version::parse(&found).map(|v| v.major), Version::parse(host).map(|v| v.major));
+    let majors = (
+        Version::parse(&found).map(|v| v.major),
+        Version::parse(host).map(|v| v.major),
+    );
     match majors {
         (Ok(plugin_major), Ok(host_major)) if plugin_major == host_major => {}
         _ => {
@@ -95,7 +110,11 @@ fn read_preamble(path: &Path, library: &RawLibrary) -> Result<PreambleInfo, Stri
 }
 
 /// Runs abi_stable's version and layout checks and the plugin's root-module constructor.
-fn init_root_module(path: &Path, library: &RawLibrary, info: &PreambleInfo) -> Result<PluginModRef, String> {
+fn init_root_module(
+    path: &Path,
+    library: &RawLibrary,
+    info: &PreambleInfo,
+) -> Result<PluginModRef, String> {
     let refuse = |error: LibraryError| {
         format!(
             "refusing {}: built against plugin-api {}, it does not match this host's plugin-api {}: {}",
@@ -115,7 +134,11 @@ fn init_root_module(path: &Path, library: &RawLibrary, info: &PreambleInfo) -> R
 /// expected and found types after it.
 fn short(error: &LibraryError) -> String {
     let text = error.to_string();
-    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     let summary = match lines.iter().position(|l| l.starts_with("Error:")) {
         Some(at) => layout_difference(&lines, at),
         None => lines.iter().take(3).copied().collect::<Vec<_>>().join(" "),
@@ -128,7 +151,10 @@ fn short(error: &LibraryError) -> String {
 }
 
 fn layout_difference(lines: &[&str], error_at: usize) -> String {
-    let section = lines[..error_at].iter().rposition(|l| l.contains("error(s)inside:")).unwrap_or(0);
+    let section = lines[..error_at]
+        .iter()
+        .rposition(|l| l.contains("error(s)inside:"))
+        .unwrap_or(0);
     let path: Vec<&str> = lines[section..error_at]
         .iter()
         .filter_map(|l| l.strip_prefix("field_name:"))
@@ -139,12 +165,18 @@ fn layout_difference(lines: &[&str], error_at: usize) -> String {
         let at = lines[error_at..].iter().position(|l| *l == label)?;
         lines.get(error_at + at + 1).copied()
     };
-    let mut summary = format!("the type layouts differ at {}: {}", match path.is_empty() {
-        true => "the root module".to_string(),
-        false => path.join("."),
-    }, lines[error_at].trim_start_matches("Error:").trim());
+    let mut summary = format!(
+        "the type layouts differ at {}: {}",
+        match path.is_empty() {
+            true => "the root module".to_string(),
+            false => path.join("."),
+        },
+        lines[error_at].trim_start_matches("Error:").trim()
+    );
     if let (Some(expected), Some(found)) = (after("Expected:"), after("Found:")) {
-        summary.push_str(&format!(" (this host expects {expected}, the plugin has {found})"));
+        summary.push_str(&format!(
+            " (this host expects {expected}, the plugin has {found})"
+        ));
     }
     summary
 }

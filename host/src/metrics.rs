@@ -54,7 +54,9 @@ impl Metrics {
     pub fn new(model_name: &str, vllm_compat: bool) -> Self {
         let mut registry = Registry::default();
         let metrics = Self {
-            label: ModelLabel { model_name: model_name.to_string() },
+            label: ModelLabel {
+                model_name: model_name.to_string(),
+            },
             waiting: Family::default(),
             running: Family::default(),
             cache_usage: Family::default(),
@@ -69,24 +71,83 @@ impl Metrics {
             registry: Registry::default(),
         };
         let m = &metrics;
-        registry.register("rbee_num_requests_waiting", "Jobs waiting in the queue", m.waiting.clone());
-        registry.register("rbee_num_requests_running", "Jobs executing", m.running.clone());
-        registry.register("rbee_kv_cache_usage_ratio", "Worker cache (KV cache, slots) usage, 0 to 1", m.cache_usage.clone());
-        registry.register("rbee_queue_depth", "Jobs waiting in the queue", m.waiting.clone());
+        registry.register(
+            "rbee_num_requests_waiting",
+            "Jobs waiting in the queue",
+            m.waiting.clone(),
+        );
+        registry.register(
+            "rbee_num_requests_running",
+            "Jobs executing",
+            m.running.clone(),
+        );
+        registry.register(
+            "rbee_kv_cache_usage_ratio",
+            "Worker cache (KV cache, slots) usage, 0 to 1",
+            m.cache_usage.clone(),
+        );
+        registry.register(
+            "rbee_queue_depth",
+            "Jobs waiting in the queue",
+            m.waiting.clone(),
+        );
         registry.register("rbee_jobs", "Jobs finished, by outcome", m.jobs.clone());
-        registry.register("rbee_job_duration_seconds", "Time from submission to the end of a job", m.job_duration.clone());
-        registry.register("rbee_time_to_first_event_seconds", "Time from submission to a job's first output", m.first_event.clone());
-        registry.register("rbee_tokens_generated", "Text tokens streamed", m.tokens.clone());
-        registry.register("rbee_tokens_per_second", "Output tokens per second of the last text job", m.tokens_per_second.clone());
-        registry.register("rbee_steps", "Progress steps (e.g. denoising steps) done", m.steps.clone());
-        registry.register("rbee_plugin_load_seconds", "Time to open and check the plugin", m.plugin_load.clone());
-        registry.register("rbee_model_load_seconds", "Time the plugin took to load the model", m.model_load.clone());
+        registry.register(
+            "rbee_job_duration_seconds",
+            "Time from submission to the end of a job",
+            m.job_duration.clone(),
+        );
+        registry.register(
+            "rbee_time_to_first_event_seconds",
+            "Time from submission to a job's first output",
+            m.first_event.clone(),
+        );
+        registry.register(
+            "rbee_tokens_generated",
+            "Text tokens streamed",
+            m.tokens.clone(),
+        );
+        registry.register(
+            "rbee_tokens_per_second",
+            "Output tokens per second of the last text job",
+            m.tokens_per_second.clone(),
+        );
+        registry.register(
+            "rbee_steps",
+            "Progress steps (e.g. denoising steps) done",
+            m.steps.clone(),
+        );
+        registry.register(
+            "rbee_plugin_load_seconds",
+            "Time to open and check the plugin",
+            m.plugin_load.clone(),
+        );
+        registry.register(
+            "rbee_model_load_seconds",
+            "Time the plugin took to load the model",
+            m.model_load.clone(),
+        );
         if vllm_compat {
-            registry.register("vllm:num_requests_waiting", "Jobs waiting (vLLM name)", m.waiting.clone());
-            registry.register("vllm:num_requests_running", "Jobs executing (vLLM name)", m.running.clone());
-            registry.register("vllm:kv_cache_usage_perc", "Cache usage, 0 to 1 (vLLM name)", m.cache_usage.clone());
+            registry.register(
+                "vllm:num_requests_waiting",
+                "Jobs waiting (vLLM name)",
+                m.waiting.clone(),
+            );
+            registry.register(
+                "vllm:num_requests_running",
+                "Jobs executing (vLLM name)",
+                m.running.clone(),
+            );
+            registry.register(
+                "vllm:kv_cache_usage_perc",
+                "Cache usage, 0 to 1 (vLLM name)",
+                m.cache_usage.clone(),
+            );
         }
-        Self { registry, ..metrics }
+        Self {
+            registry,
+            ..metrics
+        }
     }
 
     /// Records how long opening the plugin took.
@@ -117,11 +178,18 @@ impl Metrics {
     /// Records a finished job: its outcome, its duration since submission, and for text jobs
     /// the tokens it produced while running for `running_seconds`.
     pub fn job_finished(&self, outcome: &str, seconds: f64, tokens: u64, running_seconds: f64) {
-        let labels = OutcomeLabels { model_name: self.label.model_name.clone(), outcome: outcome.to_string() };
+        let labels = OutcomeLabels {
+            model_name: self.label.model_name.clone(),
+            outcome: outcome.to_string(),
+        };
         self.jobs.get_or_create(&labels).inc();
-        self.job_duration.get_or_create(&self.label).observe(seconds);
+        self.job_duration
+            .get_or_create(&self.label)
+            .observe(seconds);
         if tokens > 0 && running_seconds > 0.0 {
-            self.tokens_per_second.get_or_create(&self.label).set(tokens as f64 / running_seconds);
+            self.tokens_per_second
+                .get_or_create(&self.label)
+                .set(tokens as f64 / running_seconds);
         }
     }
 
@@ -146,10 +214,26 @@ mod tests {
         metrics.token();
         metrics.job_finished("completed", 0.5, 10, 0.25);
         let text = metrics.render(3, 1, 0.25);
-        assert!(text.contains(r#"rbee_num_requests_waiting{model_name="smol"} 3"#), "{text}");
-        assert!(text.contains(r#"vllm:num_requests_running{model_name="smol"} 1"#), "{text}");
-        assert!(text.contains(r#"rbee_jobs_total{model_name="smol",outcome="completed"} 1"#), "{text}");
-        assert!(text.contains(r#"rbee_tokens_per_second{model_name="smol"} 40"#), "{text}");
-        assert!(!Metrics::new("smol", false).render(0, 0, 0.0).contains("vllm:"));
+        assert!(
+            text.contains(r#"rbee_num_requests_waiting{model_name="smol"} 3"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"vllm:num_requests_running{model_name="smol"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"rbee_jobs_total{model_name="smol",outcome="completed"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"rbee_tokens_per_second{model_name="smol"} 40"#),
+            "{text}"
+        );
+        assert!(
+            !Metrics::new("smol", false)
+                .render(0, 0, 0.0)
+                .contains("vllm:")
+        );
     }
 }

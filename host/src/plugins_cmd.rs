@@ -9,7 +9,18 @@ use std::{collections::HashMap, path::PathBuf};
 pub fn list(search: &SearchDirs) -> Result<(), HostError> {
     let candidates = search.candidates();
     let mut first_path: HashMap<&str, &std::path::Path> = HashMap::new();
-    let mut rows = vec![["ID", "KIND", "BACKEND", "VERSION", "API", "PATH", "COMPATIBLE"].map(String::from)];
+    let mut rows = vec![
+        [
+            "ID",
+            "KIND",
+            "BACKEND",
+            "VERSION",
+            "API",
+            "PATH",
+            "COMPATIBLE",
+        ]
+        .map(String::from),
+    ];
     for candidate in &candidates {
         let path = candidate.path.display().to_string();
         let duplicate = first_path.insert(&candidate.id, &candidate.path);
@@ -17,22 +28,51 @@ pub fn list(search: &SearchDirs) -> Result<(), HostError> {
             (Ok(plugin), duplicate) => {
                 let m = &plugin.manifest;
                 let verdict = match duplicate {
-                    Some(other) => format!("no: the id '{}' is also at {}", candidate.id, other.display()),
-                    None if m.id.as_str() != candidate.id => format!("no: the file declares id '{}'", m.id),
+                    Some(other) => format!(
+                        "no: the id '{}' is also at {}",
+                        candidate.id,
+                        other.display()
+                    ),
+                    None if m.id.as_str() != candidate.id => {
+                        format!("no: the file declares id '{}'", m.id)
+                    }
                     None => "yes".to_string(),
                 };
-                [m.id.to_string(), m.kind.to_string(), m.backend.to_string(), m.version.to_string(), m.api_version.to_string(), path, verdict]
+                [
+                    m.id.to_string(),
+                    m.kind.to_string(),
+                    m.backend.to_string(),
+                    m.version.to_string(),
+                    m.api_version.to_string(),
+                    path,
+                    verdict,
+                ]
             }
             (Err(reason), _) => {
                 let dash = || "-".to_string();
-                [candidate.id.clone(), dash(), dash(), dash(), dash(), path, format!("no: {reason}")]
+                [
+                    candidate.id.clone(),
+                    dash(),
+                    dash(),
+                    dash(),
+                    dash(),
+                    path,
+                    format!("no: {reason}"),
+                ]
             }
         };
         rows.push(row);
     }
     if candidates.is_empty() {
-        let searched: Vec<String> = search.dirs().iter().map(|d| d.path.display().to_string()).collect();
-        println!("no plugins found in {} (build them with `cargo xtask plugins`)", searched.join(", "));
+        let searched: Vec<String> = search
+            .dirs()
+            .iter()
+            .map(|d| d.path.display().to_string())
+            .collect();
+        println!(
+            "no plugins found in {} (build them with `cargo xtask plugins`)",
+            searched.join(", ")
+        );
         return Ok(());
     }
     print_table(&rows);
@@ -84,6 +124,9 @@ pub fn inspect(plugin: &str, search: &SearchDirs) -> Result<(), HostError> {
         "required_cpu_features": m.required_cpu_features.iter().map(|f| f.as_str()).collect::<Vec<_>>(),
         "params_schema": serde_json::from_str::<Value>(&m.params_schema_json).unwrap_or(Value::Null),
     });
-    println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report).unwrap_or_default()
+    );
     Ok(())
 }

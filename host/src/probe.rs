@@ -13,7 +13,8 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Opens and checks `path` in a child process; the refusal says what went wrong.
 pub fn in_child(path: &Path) -> Result<(), String> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find the rbee-host executable: {e}"))?;
+    let exe = std::env::current_exe()
+        .map_err(|e| format!("cannot find the rbee-host executable: {e}"))?;
     let mut child = Command::new(exe)
         .args(["plugins", "probe"])
         .arg(path)
@@ -45,14 +46,20 @@ pub fn in_child(path: &Path) -> Result<(), String> {
     if let Some(mut pipe) = child.stderr.take() {
         let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
     }
-    let refusal = stderr.lines().find_map(|line| line.strip_prefix("rbee-host: ")).map(str::to_string);
+    let refusal = stderr
+        .lines()
+        .find_map(|line| line.strip_prefix("rbee-host: "))
+        .map(str::to_string);
     match (refusal, signal_of(&status)) {
         (_, Some(signal)) => Err(format!(
             "refusing {}: opening it crashed a probe process (signal {signal}); it is broken or not a plugin",
             path.display()
         )),
         (Some(refusal), None) => Err(refusal),
-        (None, None) => Err(format!("refusing {}: the probe failed ({status})", path.display())),
+        (None, None) => Err(format!(
+            "refusing {}: the probe failed ({status})",
+            path.display()
+        )),
     }
 }
 

@@ -31,7 +31,10 @@ pub struct Readiness(RwLock<State>);
 
 impl Default for Readiness {
     fn default() -> Self {
-        Self(RwLock::new(State::Loading { progress: 0.0, message: "starting".into() }))
+        Self(RwLock::new(State::Loading {
+            progress: 0.0,
+            message: "starting".into(),
+        }))
     }
 }
 
@@ -53,7 +56,10 @@ impl Readiness {
     pub fn progress(&self, progress: f32, message: &str) {
         let mut current = self.0.write().unwrap_or_else(|e| e.into_inner());
         if let State::Loading { .. } = *current {
-            *current = State::Loading { progress: progress.clamp(0.0, 1.0), message: message.to_string() };
+            *current = State::Loading {
+                progress: progress.clamp(0.0, 1.0),
+                message: message.to_string(),
+            };
         }
     }
 

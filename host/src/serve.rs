@@ -48,7 +48,11 @@ pub fn serve(config: ServeConfig) -> Result<(), HostError> {
             plugin.manifest.id
         )));
     }
-    let device = device::choose(&config.plugin, &plugin.manifest.backend, config.device.as_ref())?;
+    let device = device::choose(
+        &config.plugin,
+        &plugin.manifest.backend,
+        config.device.as_ref(),
+    )?;
     let description = device::probe(&device)?;
     tracing::info!(
         plugin = config.plugin,
@@ -58,7 +62,9 @@ pub fn serve(config: ServeConfig) -> Result<(), HostError> {
         "plugin checked"
     );
     export_thread_count(config.threads);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let model_name = match config.model.as_str() {
         "" => plugin.manifest.default_model.to_string(),
         model => model.to_string(),
@@ -81,9 +87,17 @@ fn export_thread_count(threads: u32) {
     }
 }
 
-async fn run(config: ServeConfig, plugin: OpenPlugin, device: DeviceArg, metrics: Arc<Metrics>) -> Result<(), HostError> {
+async fn run(
+    config: ServeConfig,
+    plugin: OpenPlugin,
+    device: DeviceArg,
+    metrics: Arc<Metrics>,
+) -> Result<(), HostError> {
     let listener = TcpListener::bind(config.bind).await.map_err(|e| {
-        HostError::Usage(format!("cannot listen on {}:{}: {e}", config.bind.0, config.bind.1))
+        HostError::Usage(format!(
+            "cannot listen on {}:{}: {e}",
+            config.bind.0, config.bind.1
+        ))
     })?;
     let address = listener.local_addr()?;
     tracing::info!("listening on http://{address}");
@@ -110,10 +124,14 @@ async fn run(config: ServeConfig, plugin: OpenPlugin, device: DeviceArg, metrics
         http: config.http.clone(),
     });
     let (stop_heartbeat, heartbeat_stopped) = watch::channel(false);
-    let heartbeat = config
-        .heartbeat
-        .clone()
-        .map(|hb| heartbeat::spawn(hb, state.clone(), format!("http://{address}"), heartbeat_stopped));
+    let heartbeat = config.heartbeat.clone().map(|hb| {
+        heartbeat::spawn(
+            hb,
+            state.clone(),
+            format!("http://{address}"),
+            heartbeat_stopped,
+        )
+    });
     let (fatal_tx, fatal_rx) = oneshot::channel();
     spawn_model_load(&config, &plugin, &device, state.clone(), fatal_tx);
     let outcome = Arc::new(OnceLock::new());
@@ -127,7 +145,9 @@ async fn run(config: ServeConfig, plugin: OpenPlugin, device: DeviceArg, metrics
             let _ = outcome.set(fatal);
         }
     };
-    axum::serve(listener, app(state.clone())).with_graceful_shutdown(shutdown).await?;
+    axum::serve(listener, app(state.clone()))
+        .with_graceful_shutdown(shutdown)
+        .await?;
     state.jobs.close();
     let _ = stop_heartbeat.send(true);
     if let Some(task) = heartbeat {
@@ -153,7 +173,10 @@ fn spawn_model_load(
 ) {
     let request = LoadRequest {
         model: config.model.as_str().into(),
-        device: DeviceSpec { kind: device.kind.as_str().into(), ordinal: device.ordinal },
+        device: DeviceSpec {
+            kind: device.kind.as_str().into(),
+            ordinal: device.ordinal,
+        },
         threads: config.threads,
         options_json: config.plugin_options.as_str().into(),
     };
@@ -176,7 +199,10 @@ fn spawn_model_load(
                     engine::spawn(worker, state.jobs.clone(), state.metrics.clone());
                     state.metrics.model_loaded(started.elapsed().as_secs_f64());
                     state.readiness.set(State::Ready);
-                    tracing::info!(seconds = started.elapsed().as_secs_f32(), "model loaded; ready");
+                    tracing::info!(
+                        seconds = started.elapsed().as_secs_f32(),
+                        "model loaded; ready"
+                    );
                 }
                 Ok(RResult::RErr(error)) => fail(&state, fatal, error.to_string()),
                 Err(_) => fail(&state, fatal, "the plugin panicked while loading".into()),
@@ -187,7 +213,9 @@ fn spawn_model_load(
 
 fn fail(state: &AppState, fatal: oneshot::Sender<String>, message: String) {
     tracing::error!("loading the model failed: {message}");
-    state.readiness.set(State::Failed { message: message.clone() });
+    state.readiness.set(State::Failed {
+        message: message.clone(),
+    });
     let _ = fatal.send(message);
 }
 

@@ -65,7 +65,8 @@ impl HostSink {
         }
         if !self.first_output && !event.is_terminal() {
             self.first_output = true;
-            self.metrics.first_event(self.submitted.elapsed().as_secs_f64());
+            self.metrics
+                .first_event(self.submitted.elapsed().as_secs_f64());
         }
     }
 
@@ -113,7 +114,10 @@ impl EventSink for HostSink {
     }
 
     fn text(&mut self, index: u64, text: RStr<'_>) -> Flow {
-        self.send(JobEvent::Token { index, text: text.to_string() })
+        self.send(JobEvent::Token {
+            index,
+            text: text.to_string(),
+        })
     }
 
     fn progress(&mut self, step: u64, total: u64, preview: ROption<Artifact<'_>>) -> Flow {
@@ -129,7 +133,10 @@ impl EventSink for HostSink {
     }
 
     fn embedding(&mut self, index: u64, vector: RSlice<'_, f32>) -> Flow {
-        self.send(JobEvent::Embedding { index, vector: vector.to_vec() })
+        self.send(JobEvent::Embedding {
+            index,
+            vector: vector.to_vec(),
+        })
     }
 
     fn metrics(&mut self, metrics_json: RStr<'_>) -> Flow {
@@ -161,9 +168,24 @@ mod tests {
         sink.started(r#"{"seed": 1}"#.into());
         cancel.store(true, Ordering::Relaxed);
         assert_eq!(sink.text(1, "there".into()), Flow::Stop);
-        assert_eq!(rx.try_recv().unwrap(), JobEvent::Started(json!({"job_id": "job-1"})));
-        assert_eq!(rx.try_recv().unwrap(), JobEvent::Token { index: 0, text: "hi".into() });
-        assert_eq!(rx.try_recv().unwrap(), JobEvent::Token { index: 1, text: "there".into() });
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            JobEvent::Started(json!({"job_id": "job-1"}))
+        );
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            JobEvent::Token {
+                index: 0,
+                text: "hi".into()
+            }
+        );
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            JobEvent::Token {
+                index: 1,
+                text: "there".into()
+            }
+        );
         assert!(rx.try_recv().is_err());
         assert_eq!(sink.tokens(), 2);
     }

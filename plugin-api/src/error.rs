@@ -60,7 +60,10 @@ impl PluginError {
             field: ROption::RSome("task".into()),
             ..Self::new(
                 error_code::UNSUPPORTED_TASK,
-                format!("task '{task}' is not served by this plugin (it serves: {})", served.join(", ")),
+                format!(
+                    "task '{task}' is not served by this plugin (it serves: {})",
+                    served.join(", ")
+                ),
             )
         }
     }

@@ -54,7 +54,10 @@ pub fn catch_panic<T>(f: impl FnOnce() -> Result<T, PluginError>) -> Result<T, P
             .map(|s| s.to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "a panic with no message".to_string());
-        Err(PluginError::new(error_code::PANIC, format!("the plugin panicked: {message}")))
+        Err(PluginError::new(
+            error_code::PANIC,
+            format!("the plugin panicked: {message}"),
+        ))
     })
 }
 
@@ -138,16 +141,15 @@ macro_rules! export_plugin {
         #[doc(hidden)]
         #[unsafe(export_name = "_1as_0lib_1header_0root_bmodule_bloader")]
         pub static RBEE_PLUGIN_ROOT_MODULE: $crate::abi_stable::library::LibHeader = {
-            extern "C" fn manifest_entry() -> $crate::abi_stable::std_types::RResult<
-                $crate::Manifest,
-                $crate::PluginError,
-            > {
+            extern "C" fn manifest_entry()
+            -> $crate::abi_stable::std_types::RResult<$crate::Manifest, $crate::PluginError> {
                 $crate::__manifest_entry($manifest)
             }
             extern "C" fn load_entry(
                 request: $crate::LoadRequest,
                 host: $crate::HostApiRef,
-            ) -> $crate::abi_stable::std_types::RResult<$crate::WorkerBox, $crate::PluginError> {
+            ) -> $crate::abi_stable::std_types::RResult<$crate::WorkerBox, $crate::PluginError>
+            {
                 $crate::__load_entry($load, request, host)
             }
             fn root_module() -> $crate::PluginModRef {

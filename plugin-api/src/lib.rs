@@ -71,14 +71,12 @@ mod worker;
 pub use error::{PluginError, error_code};
 pub use events::{Artifact, EventSink, EventSink_TO, EventSinkRef, Flow};
 pub use export::{
-    COMPILED_CPU_FEATURES, PluginWorker, WorkerAdapter, __load_entry, __manifest_entry,
-    __root_module, catch_panic, compiled_cpu_features,
+    __load_entry, __manifest_entry, __root_module, COMPILED_CPU_FEATURES, PluginWorker,
+    WorkerAdapter, catch_panic, compiled_cpu_features,
 };
 pub use host_api::{HostApi, HostApi_TO, HostApiRef, LogLevel};
 pub use manifest::{DeviceSpec, LoadRequest, Manifest};
-pub use module::{
-    PREAMBLE_SYMBOL, PluginMod, PluginModRef, PluginPreamble, ROOT_MODULE_SYMBOL,
-};
+pub use module::{PREAMBLE_SYMBOL, PluginMod, PluginModRef, PluginPreamble, ROOT_MODULE_SYMBOL};
 pub use worker::{Job, JobEnd, Worker, Worker_TO, WorkerBox, WorkerStatus};
 
 /// The plugin-api version this crate is, compiled into every plugin built against it.
@@ -102,7 +100,12 @@ const fn parse_major(version: &str) -> u64 {
 mod tests {
     #[test]
     fn api_major_matches_the_package_version() {
-        let major: u64 = super::API_VERSION.split('.').next().unwrap().parse().unwrap();
+        let major: u64 = super::API_VERSION
+            .split('.')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
         assert_eq!(super::API_MAJOR, major);
     }
 }

@@ -1,12 +1,7 @@
 //! The root module every plugin exports, and the plain-data preamble read before it.
 
 use crate::{HostApiRef, LoadRequest, Manifest, PluginError, WorkerBox};
-use abi_stable::{
-    StableAbi,
-    library::RootModule,
-    sabi_types::VersionStrings,
-    std_types::RResult,
-};
+use abi_stable::{StableAbi, library::RootModule, sabi_types::VersionStrings, std_types::RResult};
 
 /// The entry points of a plugin, exported by [`crate::export_plugin!`].
 ///
@@ -127,12 +122,20 @@ mod tests {
 
     #[test]
     fn root_module_symbol_is_the_one_abi_stable_looks_up() {
-        assert_eq!(ROOT_MODULE_SYMBOL, abi_stable::library::ROOT_MODULE_LOADER_NAME);
+        assert_eq!(
+            ROOT_MODULE_SYMBOL,
+            abi_stable::library::ROOT_MODULE_LOADER_NAME
+        );
     }
 
     #[test]
     fn root_module_version_carries_the_api_major() {
-        let major: u64 = ROOT_MODULE_VERSION.split('.').next().unwrap().parse().unwrap();
+        let major: u64 = ROOT_MODULE_VERSION
+            .split('.')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
         assert_eq!(major, crate::API_MAJOR);
     }
 

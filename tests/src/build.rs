@@ -8,12 +8,17 @@ use std::{
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is in the workspace")
+        .to_path_buf()
 }
 
 /// The cargo target dir.
 pub(crate) fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"))
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
 }
 
 fn cargo(args: &[&str]) {
@@ -42,7 +47,12 @@ pub fn plugins_dir() -> &'static Path {
         Some(dir) => PathBuf::from(dir),
         None => {
             let dir = target_dir().join("rbee-plugins");
-            cargo(&["xtask", "plugins", "--out", dir.to_str().expect("a UTF-8 path")]);
+            cargo(&[
+                "xtask",
+                "plugins",
+                "--out",
+                dir.to_str().expect("a UTF-8 path"),
+            ]);
             dir
         }
     })
@@ -51,7 +61,11 @@ pub fn plugins_dir() -> &'static Path {
 /// The installed file of plugin `id`.
 pub fn plugin_file(id: &str) -> PathBuf {
     let file = plugins_dir().join(format!("{id}.{}", std::env::consts::DLL_EXTENSION));
-    assert!(file.is_file(), "{} is missing: run `cargo xtask plugins`", file.display());
+    assert!(
+        file.is_file(),
+        "{} is missing: run `cargo xtask plugins`",
+        file.display()
+    );
     file
 }
 
@@ -59,5 +73,7 @@ pub fn plugin_file(id: &str) -> PathBuf {
 pub fn models_dir() -> PathBuf {
     std::env::var_os("RBEE_MODELS_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/rbee/models"))
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/rbee/models")
+        })
 }

@@ -34,24 +34,37 @@ pub fn echo_built_against(change: &ApiChange<'_>) -> PathBuf {
     if let Some((file, from, to)) = change.edit {
         let path = api.join("src").join(file);
         let text = std::fs::read_to_string(&path).expect("reading the copied source");
-        assert!(text.contains(from), "{file} no longer contains {from:?}: update the fixture");
+        assert!(
+            text.contains(from),
+            "{file} no longer contains {from:?}: update the fixture"
+        );
         std::fs::write(&path, text.replace(from, to)).expect("editing the copy");
     }
-    write(&api.join("Cargo.toml"), &format!(
-        "[package]\nname = \"rbee-plugin-api\"\nversion = \"{}\"\nedition = \"2024\"\n\n\
+    write(
+        &api.join("Cargo.toml"),
+        &format!(
+            "[package]\nname = \"rbee-plugin-api\"\nversion = \"{}\"\nedition = \"2024\"\n\n\
          [dependencies]\nabi_stable = \"0.11.3\"\n",
-        change.version
-    ));
+            change.version
+        ),
+    );
     let echo_src = workspace_root().join("plugins/echo/src/lib.rs");
-    write(&dir.join("echo/Cargo.toml"), &format!(
-        "[package]\nname = \"rbee-plugin-echo\"\nversion = \"1.0.0\"\nedition = \"2024\"\n\n\
+    write(
+        &dir.join("echo/Cargo.toml"),
+        &format!(
+            "[package]\nname = \"rbee-plugin-echo\"\nversion = \"1.0.0\"\nedition = \"2024\"\n\n\
          [lib]\npath = {:?}\ncrate-type = [\"cdylib\"]\n\n\
          [dependencies]\nrbee-plugin-api = {{ path = \"../plugin-api\" }}\n\
          serde = {{ version = \"1\", features = [\"derive\"] }}\nserde_json = \"1\"\nserde_path_to_error = \"0.1\"\n",
-        echo_src
-    ));
-    write(&dir.join("Cargo.toml"), "[workspace]\nresolver = \"3\"\nmembers = [\"plugin-api\", \"echo\"]\n");
-    std::fs::copy(workspace_root().join("Cargo.lock"), dir.join("Cargo.lock")).expect("copying Cargo.lock");
+            echo_src
+        ),
+    );
+    write(
+        &dir.join("Cargo.toml"),
+        "[workspace]\nresolver = \"3\"\nmembers = [\"plugin-api\", \"echo\"]\n",
+    );
+    std::fs::copy(workspace_root().join("Cargo.lock"), dir.join("Cargo.lock"))
+        .expect("copying Cargo.lock");
     let target = root.join("target");
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(["build", "--quiet", "--manifest-path"])
@@ -61,11 +74,19 @@ pub fn echo_built_against(change: &ApiChange<'_>) -> PathBuf {
         .env_remove("RUSTFLAGS")
         .status()
         .expect("running cargo");
-    assert!(status.success(), "building the {} fixture failed", change.name);
+    assert!(
+        status.success(),
+        "building the {} fixture failed",
+        change.name
+    );
     let installed_dir = dir.join("plugins");
     std::fs::create_dir_all(&installed_dir).unwrap();
     crate::set_mode(&installed_dir, 0o755);
-    let lib = format!("{}rbee_plugin_echo{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX);
+    let lib = format!(
+        "{}rbee_plugin_echo{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    );
     let installed = installed_dir.join(format!("echo-cpu.{}", std::env::consts::DLL_EXTENSION));
     std::fs::copy(target.join("debug").join(lib), &installed).expect("installing the fixture");
     crate::set_mode(&installed, 0o755);

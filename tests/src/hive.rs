@@ -57,7 +57,12 @@ impl FakeHive {
                 }
             }
         });
-        FakeHive { port, received, stop, thread: Some(thread) }
+        FakeHive {
+            port,
+            received,
+            stop,
+            thread: Some(thread),
+        }
     }
 
     /// The URL to give rbee-host.
@@ -72,7 +77,13 @@ impl FakeHive {
 
     /// Waits until `count` requests have arrived whose path ends with `suffix` and whose body
     /// satisfies `accept`; returns them.
-    pub fn wait_for(&self, suffix: &str, count: usize, timeout: Duration, accept: impl Fn(&Value) -> bool) -> Vec<Received> {
+    pub fn wait_for(
+        &self,
+        suffix: &str,
+        count: usize,
+        timeout: Duration,
+        accept: impl Fn(&Value) -> bool,
+    ) -> Vec<Received> {
         let deadline = Instant::now() + timeout;
         loop {
             let matching: Vec<Received> = self
@@ -86,7 +97,11 @@ impl FakeHive {
             if matching.len() >= count {
                 return matching;
             }
-            assert!(Instant::now() < deadline, "only {} of {count} '{suffix}' requests arrived", matching.len());
+            assert!(
+                Instant::now() < deadline,
+                "only {} of {count} '{suffix}' requests arrived",
+                matching.len()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -125,6 +140,12 @@ fn serve(stream: TcpStream) -> Option<Received> {
     let mut body = vec![0; length];
     reader.read_exact(&mut body).ok()?;
     let mut stream = stream;
-    stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").ok()?;
-    Some(Received { path, body: serde_json::from_slice(&body).unwrap_or(Value::Null), at: Instant::now() })
+    stream
+        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+        .ok()?;
+    Some(Received {
+        path,
+        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        at: Instant::now(),
+    })
 }

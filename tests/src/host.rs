@@ -44,7 +44,10 @@ impl Host {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(at) = line.find("listening on http://") {
-                    let url = line[at + "listening on ".len()..].split_whitespace().next().unwrap_or_default();
+                    let url = line[at + "listening on ".len()..]
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default();
                     let _ = url_tx.send(url.to_string());
                 }
                 let mut log = sink.lock().unwrap();
@@ -54,9 +57,22 @@ impl Host {
         });
         let url = url_rx
             .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("rbee-host did not start listening; log:\n{}", log.lock().unwrap()));
-        let client = Client::builder().timeout(None).build().expect("an HTTP client");
-        Host { child, url, log, client }
+            .unwrap_or_else(|_| {
+                panic!(
+                    "rbee-host did not start listening; log:\n{}",
+                    log.lock().unwrap()
+                )
+            });
+        let client = Client::builder()
+            .timeout(None)
+            .build()
+            .expect("an HTTP client");
+        Host {
+            child,
+            url,
+            log,
+            client,
+        }
     }
 
     /// Starts `rbee-host` and waits until `/ready` answers 200.
@@ -70,7 +86,11 @@ impl Host {
     pub fn wait_ready(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         while self.get("/ready").status() != 200 {
-            assert!(Instant::now() < deadline, "not ready in time; log:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "not ready in time; log:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -82,22 +102,35 @@ impl Host {
 
     /// `GET path`.
     pub fn get(&self, path: &str) -> Response {
-        self.client.get(format!("{}{path}", self.url)).send().expect("GET")
+        self.client
+            .get(format!("{}{path}", self.url))
+            .send()
+            .expect("GET")
     }
 
     /// `POST path` with a JSON body.
     pub fn post(&self, path: &str, body: &Value) -> Response {
-        self.client.post(format!("{}{path}", self.url)).json(body).send().expect("POST")
+        self.client
+            .post(format!("{}{path}", self.url))
+            .json(body)
+            .send()
+            .expect("POST")
     }
 
     /// `DELETE path`.
     pub fn delete(&self, path: &str) -> Response {
-        self.client.delete(format!("{}{path}", self.url)).send().expect("DELETE")
+        self.client
+            .delete(format!("{}{path}", self.url))
+            .send()
+            .expect("DELETE")
     }
 
     /// Submits a job and returns its id, asserting a 202.
     pub fn submit(&self, task: &str, params: Value) -> String {
-        let response = self.post("/v1/jobs", &serde_json::json!({"task": task, "params": params}));
+        let response = self.post(
+            "/v1/jobs",
+            &serde_json::json!({"task": task, "params": params}),
+        );
         let status = response.status();
         let body: Value = response.json().expect("a JSON body");
         assert_eq!(status, 202, "submit failed: {body}");
@@ -113,7 +146,10 @@ impl Host {
 
     /// The job's state, from `GET /v1/jobs/{id}`.
     pub fn job_state(&self, job_id: &str) -> String {
-        let body: Value = self.get(&format!("/v1/jobs/{job_id}")).json().expect("JSON");
+        let body: Value = self
+            .get(&format!("/v1/jobs/{job_id}"))
+            .json()
+            .expect("JSON");
         body["state"].as_str().unwrap_or_default().to_string()
     }
 
@@ -129,7 +165,11 @@ impl Host {
             if let Some(status) = self.child.try_wait().expect("waiting for rbee-host") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "rbee-host did not exit; log:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "rbee-host did not exit; log:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -7,8 +7,8 @@ mod hive;
 mod host;
 mod sse;
 
-pub use fixtures::{ApiChange, echo_built_against};
 pub use build::{host_bin, models_dir, plugin_file, plugins_dir, workspace_root};
+pub use fixtures::{ApiChange, echo_built_against};
 pub use hive::{FakeHive, Received};
 pub use host::{Host, run_host};
 pub use sse::{SseEvent, SseStream};
@@ -18,7 +18,9 @@ pub fn plugins_dir_with(ids: &[&str]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("creating a temp dir");
     set_mode(dir.path(), 0o755);
     for id in ids {
-        let target = dir.path().join(format!("{id}.{}", std::env::consts::DLL_EXTENSION));
+        let target = dir
+            .path()
+            .join(format!("{id}.{}", std::env::consts::DLL_EXTENSION));
         std::fs::copy(plugin_file(id), &target).expect("copying a plugin");
         set_mode(&target, 0o755);
     }

@@ -20,7 +20,9 @@ pub struct SseStream {
 impl SseStream {
     /// Reads events from `body`.
     pub fn new(body: impl Read + Send + 'static) -> Self {
-        Self { reader: BufReader::new(Box::new(body)) }
+        Self {
+            reader: BufReader::new(Box::new(body)),
+        }
     }
 
     /// All remaining events, up to the end of the stream.
@@ -45,7 +47,10 @@ impl Iterator for SseStream {
                     continue;
                 }
                 let data = serde_json::from_str(&data).unwrap_or(Value::String(data));
-                return Some(SseEvent { name: std::mem::take(&mut name), data });
+                return Some(SseEvent {
+                    name: std::mem::take(&mut name),
+                    data,
+                });
             }
             if let Some(value) = line.strip_prefix("event:") {
                 name = value.trim().to_string();

@@ -22,7 +22,10 @@ fn names(events: &[SseEvent]) -> Vec<&str> {
 #[test]
 fn a_job_streams_started_then_tokens_then_end() {
     let host = echo_host(&[]);
-    let response = host.post("/v1/jobs", &json!({"task": "echo", "params": {"text": "one two three"}}));
+    let response = host.post(
+        "/v1/jobs",
+        &json!({"task": "echo", "params": {"text": "one two three"}}),
+    );
     assert_eq!(response.status(), 202);
     let body: Value = response.json().unwrap();
     let id = body["job_id"].as_str().unwrap();
@@ -30,9 +33,15 @@ fn a_job_streams_started_then_tokens_then_end() {
     assert_eq!(body["queue_position"], 0);
 
     let events = host.stream(id).collect_all();
-    assert_eq!(names(&events), ["started", "token", "token", "token", "end"]);
+    assert_eq!(
+        names(&events),
+        ["started", "token", "token", "token", "end"]
+    );
     assert_eq!(events[0].data["job_id"], id);
-    let text: String = events[1..4].iter().map(|e| e.data["text"].as_str().unwrap()).collect();
+    let text: String = events[1..4]
+        .iter()
+        .map(|e| e.data["text"].as_str().unwrap())
+        .collect();
     assert_eq!(text, "one two three");
     assert_eq!(events[3].data["index"], 2);
     assert_eq!(events[4].data["stop_reason"], "completed");
@@ -44,9 +53,15 @@ fn bad_requests_get_400_with_the_field_named() {
     let host = echo_host(&[]);
     let cases = [
         (json!({"task": "echo", "params": {"text": 5}}), "text"),
-        (json!({"task": "echo", "params": {"text": "x", "colour": "red"}}), "colour"),
+        (
+            json!({"task": "echo", "params": {"text": "x", "colour": "red"}}),
+            "colour",
+        ),
         (json!({"task": "echo", "params": {}}), "text"),
-        (json!({"task": "echo", "params": {"text": "x", "delay_ms": 999999}}), "delay_ms"),
+        (
+            json!({"task": "echo", "params": {"text": "x", "delay_ms": 999999}}),
+            "delay_ms",
+        ),
         (json!({"task": "paint", "params": {"text": "x"}}), "task"),
         (json!({"params": {"text": "x"}}), "task"),
         (json!({"task": "echo", "params": [1, 2]}), "params"),
@@ -68,7 +83,10 @@ fn bad_requests_get_400_with_the_field_named() {
     assert_eq!(raw.json::<Value>().unwrap()["error"]["field"], "body");
     let unknown = host.get("/v1/jobs/job-nope");
     assert_eq!(unknown.status(), 404);
-    assert_eq!(unknown.json::<Value>().unwrap()["error"]["code"], "not_found");
+    assert_eq!(
+        unknown.json::<Value>().unwrap()["error"]["code"],
+        "not_found"
+    );
 }
 
 #[test]
@@ -82,9 +100,16 @@ fn delete_cancels_a_running_job_within_one_token() {
     let asked = Instant::now();
     assert_eq!(host.delete(&format!("/v1/jobs/{id}")).status(), 200);
     let rest: Vec<SseEvent> = stream.collect();
-    assert!(asked.elapsed() < Duration::from_secs(2), "cancel took {:?}", asked.elapsed());
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "cancel took {:?}",
+        asked.elapsed()
+    );
     let end = rest.last().unwrap();
-    assert_eq!((end.name.as_str(), &end.data["stop_reason"]), ("end", &json!("cancelled")));
+    assert_eq!(
+        (end.name.as_str(), &end.data["stop_reason"]),
+        ("end", &json!("cancelled"))
+    );
     assert!(rest.len() < 5, "{} more events after cancel", rest.len());
     assert_eq!(host.job_state(&id), "cancelled");
 }
@@ -95,7 +120,12 @@ fn delete_cancels_a_queued_job() {
     let running = host.submit("echo", json!({"text": "a b c d e f", "delay_ms": 300}));
     let queued = host.submit("echo", json!({"text": "never"}));
     assert_eq!(host.job_state(&queued), "queued");
-    assert_eq!(host.delete(&format!("/v1/jobs/{queued}")).json::<Value>().unwrap()["state"], "cancelled");
+    assert_eq!(
+        host.delete(&format!("/v1/jobs/{queued}"))
+            .json::<Value>()
+            .unwrap()["state"],
+        "cancelled"
+    );
     let events = host.stream(&queued).collect_all();
     assert_eq!(names(&events), ["end"]);
     assert_eq!(events[0].data["stop_reason"], "cancelled");
@@ -112,7 +142,11 @@ fn a_client_that_goes_away_cancels_its_job() {
     drop(response);
     let deadline = Instant::now() + Duration::from_secs(5);
     while host.job_state(&id) != "cancelled" {
-        assert!(Instant::now() < deadline, "job still {} after the client left", host.job_state(&id));
+        assert!(
+            Instant::now() < deadline,
+            "job still {} after the client left",
+            host.job_state(&id)
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -125,10 +159,16 @@ fn a_full_queue_answers_503_with_retry_after() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let waiting = host.submit("echo", json!({"text": "x"}));
-    let refused = host.post("/v1/jobs", &json!({"task": "echo", "params": {"text": "y"}}));
+    let refused = host.post(
+        "/v1/jobs",
+        &json!({"task": "echo", "params": {"text": "y"}}),
+    );
     assert_eq!(refused.status(), 503);
     assert_eq!(refused.headers()["retry-after"], "1");
-    assert_eq!(refused.json::<Value>().unwrap()["error"]["code"], "queue_full");
+    assert_eq!(
+        refused.json::<Value>().unwrap()["error"]["code"],
+        "queue_full"
+    );
     host.delete(&format!("/v1/jobs/{running}"));
     host.delete(&format!("/v1/jobs/{waiting}"));
 }
@@ -136,16 +176,27 @@ fn a_full_queue_answers_503_with_retry_after() {
 #[test]
 fn a_panicking_or_failing_plugin_fails_the_job_and_the_next_job_works() {
     let host = echo_host(&[]);
-    let panicked = host.stream(&host.submit("echo", json!({"text": "a b c", "panic_after": 1}))).collect_all();
+    let panicked = host
+        .stream(&host.submit("echo", json!({"text": "a b c", "panic_after": 1})))
+        .collect_all();
     assert_eq!(names(&panicked), ["started", "token", "error"]);
     assert_eq!(panicked[2].data["code"], "plugin_panic");
-    assert!(panicked[2].data["message"].as_str().unwrap().contains("asked to panic"));
+    assert!(
+        panicked[2].data["message"]
+            .as_str()
+            .unwrap()
+            .contains("asked to panic")
+    );
 
-    let failed = host.stream(&host.submit("echo", json!({"text": "a b c", "fail_after": 2}))).collect_all();
+    let failed = host
+        .stream(&host.submit("echo", json!({"text": "a b c", "fail_after": 2})))
+        .collect_all();
     assert_eq!(names(&failed), ["started", "token", "token", "error"]);
     assert_eq!(failed[3].data["code"], "internal");
 
-    let fine = host.stream(&host.submit("echo", json!({"text": "still alive"}))).collect_all();
+    let fine = host
+        .stream(&host.submit("echo", json!({"text": "still alive"})))
+        .collect_all();
     assert_eq!(fine.last().unwrap().data["stop_reason"], "completed");
     assert_eq!(host.get("/health").status(), 200);
 }

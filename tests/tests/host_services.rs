@@ -6,8 +6,14 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 fn echo_args(extra: &[&'static str]) -> Vec<String> {
-    let mut args: Vec<String> =
-        ["--plugin", "echo-cpu", "--plugins-dir", plugins_dir().to_str().unwrap()].map(String::from).to_vec();
+    let mut args: Vec<String> = [
+        "--plugin",
+        "echo-cpu",
+        "--plugins-dir",
+        plugins_dir().to_str().unwrap(),
+    ]
+    .map(String::from)
+    .to_vec();
     args.extend(extra.iter().map(|a| a.to_string()));
     args
 }
@@ -32,9 +38,17 @@ fn an_api_key_guards_everything_but_the_probes_and_metrics() {
     assert_eq!(refused.headers()["www-authenticate"], "Bearer");
     let body: Value = refused.json().unwrap();
     assert_eq!(body["error"]["type"], "authentication_error");
-    let wrong = client().get(format!("{}/v1/info", host.url)).bearer_auth("s3cre").send().unwrap();
+    let wrong = client()
+        .get(format!("{}/v1/info", host.url))
+        .bearer_auth("s3cre")
+        .send()
+        .unwrap();
     assert_eq!(wrong.status(), 401);
-    let right = client().get(format!("{}/v1/info", host.url)).bearer_auth("s3cret").send().unwrap();
+    let right = client()
+        .get(format!("{}/v1/info", host.url))
+        .bearer_auth("s3cret")
+        .send()
+        .unwrap();
     assert_eq!(right.status(), 200);
     let job = client()
         .post(format!("{}/v1/jobs", host.url))
@@ -66,7 +80,12 @@ fn metrics_show_the_queue_jobs_and_tokens_labelled_with_the_model() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let response = host.get("/metrics");
-    assert!(response.headers()["content-type"].to_str().unwrap().contains("openmetrics-text"));
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .contains("openmetrics-text")
+    );
     let text = response.text().unwrap();
     for series in [
         r#"rbee_num_requests_waiting{model_name="parrot"} 1"#,
@@ -89,7 +108,11 @@ fn metrics_show_the_queue_jobs_and_tokens_labelled_with_the_model() {
 #[test]
 fn request_ids_are_honoured_or_made() {
     let host = start(&[]);
-    let given = client().get(format!("{}/health", host.url)).header("x-request-id", "abc-123").send().unwrap();
+    let given = client()
+        .get(format!("{}/health", host.url))
+        .header("x-request-id", "abc-123")
+        .send()
+        .unwrap();
     assert_eq!(given.headers()["x-request-id"], "abc-123");
     let made = host.get("/health");
     assert!(made.headers()["x-request-id"].len() >= 32);
@@ -98,7 +121,10 @@ fn request_ids_are_honoured_or_made() {
 #[test]
 fn oversized_bodies_get_413_in_json() {
     let host = start(&["--max-body-bytes", "1000"]);
-    let response = host.post("/v1/jobs", &json!({"task": "echo", "params": {"text": "x".repeat(2000)}}));
+    let response = host.post(
+        "/v1/jobs",
+        &json!({"task": "echo", "params": {"text": "x".repeat(2000)}}),
+    );
     assert_eq!(response.status(), 413);
     assert_eq!(response.json::<Value>().unwrap()["error"]["field"], "body");
 }
@@ -112,15 +138,31 @@ fn cors_allows_the_listed_origins() {
         .header("access-control-request-method", "POST")
         .send()
         .unwrap();
-    assert_eq!(preflight.headers()["access-control-allow-origin"], "http://ui.example");
-    let other = client().get(format!("{}/health", host.url)).header("origin", "http://evil.example").send().unwrap();
+    assert_eq!(
+        preflight.headers()["access-control-allow-origin"],
+        "http://ui.example"
+    );
+    let other = client()
+        .get(format!("{}/health", host.url))
+        .header("origin", "http://evil.example")
+        .send()
+        .unwrap();
     assert!(!other.headers().contains_key("access-control-allow-origin"));
 }
 
 #[test]
 fn the_port_may_come_from_the_environment() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let args = ["--plugin", "echo-cpu", "--plugins-dir", plugins_dir().to_str().unwrap()];
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let args = [
+        "--plugin",
+        "echo-cpu",
+        "--plugins-dir",
+        plugins_dir().to_str().unwrap(),
+    ];
     let mut child = std::process::Command::new(rbee_tests::host_bin())
         .args(args)
         .env("PORT", port.to_string())
@@ -129,8 +171,14 @@ fn the_port_may_come_from_the_environment() {
         .unwrap();
     let url = format!("http://127.0.0.1:{port}/health");
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while reqwest::blocking::get(&url).map(|r| r.status() != 200).unwrap_or(true) {
-        assert!(std::time::Instant::now() < deadline, "nothing answered on $PORT {port}");
+    while reqwest::blocking::get(&url)
+        .map(|r| r.status() != 200)
+        .unwrap_or(true)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing answered on $PORT {port}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     child.kill().unwrap();
@@ -141,31 +189,66 @@ fn the_port_may_come_from_the_environment() {
 fn heartbeats_reach_the_hive_back_off_while_it_is_down_and_resume() {
     let hive = FakeHive::start(0);
     let (port, record) = (hive.port, hive.received());
-    let mut host = start(&["--heartbeat-interval", "1", "--worker-id", "w-1", "--hive-url", Box::leak(hive.url().into_boxed_str())]);
+    let mut host = start(&[
+        "--heartbeat-interval",
+        "1",
+        "--worker-id",
+        "w-1",
+        "--hive-url",
+        Box::leak(hive.url().into_boxed_str()),
+    ]);
 
     let ready = hive.wait_for("/v1/workers/ready", 1, Duration::from_secs(10), |_| true);
     assert_eq!(ready[0].body["state"], "ready");
     assert_eq!(ready[0].body["worker_id"], "w-1");
     assert_eq!(ready[0].body["plugin_id"], "echo-cpu");
     assert_eq!(ready[0].body["url"], host.url);
-    for field in ["model", "device", "queue_depth", "jobs_running", "memory_bytes", "plugin_version"] {
-        assert!(!ready[0].body[field].is_null(), "{field} missing: {}", ready[0].body);
+    for field in [
+        "model",
+        "device",
+        "queue_depth",
+        "jobs_running",
+        "memory_bytes",
+        "plugin_version",
+    ] {
+        assert!(
+            !ready[0].body[field].is_null(),
+            "{field} missing: {}",
+            ready[0].body
+        );
     }
-    let beats = hive.wait_for("/v1/workers/heartbeat", 2, Duration::from_secs(10), |b| b["state"] == "ready");
+    let beats = hive.wait_for("/v1/workers/heartbeat", 2, Duration::from_secs(10), |b| {
+        b["state"] == "ready"
+    });
     let gap = beats[1].at - beats[0].at;
-    assert!(gap >= Duration::from_millis(700) && gap <= Duration::from_millis(2500), "interval {gap:?}");
+    assert!(
+        gap >= Duration::from_millis(700) && gap <= Duration::from_millis(2500),
+        "interval {gap:?}"
+    );
 
     drop(hive);
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(host.log().matches("the hive is unreachable").count(), 1, "{}", host.log());
+    assert_eq!(
+        host.log().matches("the hive is unreachable").count(),
+        1,
+        "{}",
+        host.log()
+    );
     assert_eq!(host.get("/health").status(), 200);
     let before = record.lock().unwrap().len();
     let hive = FakeHive::start_recording(port, record.clone());
-    hive.wait_for("/v1/workers/heartbeat", before + 1, Duration::from_secs(10), |_| true);
+    hive.wait_for(
+        "/v1/workers/heartbeat",
+        before + 1,
+        Duration::from_secs(10),
+        |_| true,
+    );
     std::thread::sleep(Duration::from_millis(300));
     assert!(host.log().contains("reachable again"), "{}", host.log());
 
     host.terminate();
     assert_eq!(host.wait_exit(Duration::from_secs(15)).code(), Some(0));
-    hive.wait_for("/v1/workers/heartbeat", 1, Duration::from_secs(5), |b| b["state"] == "stopping");
+    hive.wait_for("/v1/workers/heartbeat", 1, Duration::from_secs(5), |b| {
+        b["state"] == "stopping"
+    });
 }

@@ -50,7 +50,12 @@ fn block<'a>(lines: &[&'a str], key: &str) -> Vec<&'a str> {
         .iter()
         .position(|l| l.trim() == format!("{key}:") || l.trim() == format!("- {key}:"))
         .unwrap_or_else(|| panic!("`{key}:` not found in the manifest"));
-    let level = indent(lines[start]) + if lines[start].trim().starts_with("- ") { 2 } else { 0 };
+    let level = indent(lines[start])
+        + if lines[start].trim().starts_with("- ") {
+            2
+        } else {
+            0
+        };
     lines[start + 1..]
         .iter()
         .copied()
@@ -64,12 +69,17 @@ fn block<'a>(lines: &[&'a str], key: &str) -> Vec<&'a str> {
 fn field(lines: &[&str], key: &str) -> Option<String> {
     lines.iter().find_map(|l| {
         let l = l.trim().trim_start_matches("- ");
-        l.strip_prefix(&format!("{key}:")).map(unquote).filter(|v| !v.is_empty())
+        l.strip_prefix(&format!("{key}:"))
+            .map(unquote)
+            .filter(|v| !v.is_empty())
     })
 }
 
 fn number(lines: &[&str], key: &str) -> u64 {
-    field(lines, key).unwrap_or_else(|| panic!("`{key}` missing")).parse().expect("a number")
+    field(lines, key)
+        .unwrap_or_else(|| panic!("`{key}` missing"))
+        .parse()
+        .expect("a number")
 }
 
 fn manifest() -> Manifest {
@@ -79,17 +89,27 @@ fn manifest() -> Manifest {
     let template = block(&lines, "template");
     let pod_labels = block(&block(&template, "metadata"), "labels")
         .iter()
-        .filter_map(|l| l.trim().split_once(": ").map(|(k, v)| (k.to_string(), unquote(v))))
+        .filter_map(|l| {
+            l.trim()
+                .split_once(": ")
+                .map(|(k, v)| (k.to_string(), unquote(v)))
+        })
         .collect();
     let container = block(&template, "containers");
-    let args = block(&container, "args").iter().map(|l| unquote(l.trim().trim_start_matches("- "))).collect();
+    let args = block(&container, "args")
+        .iter()
+        .map(|l| unquote(l.trim().trim_start_matches("- ")))
+        .collect();
     let mut env = Vec::new();
     let env_lines = block(&container, "env");
     let item_indent = indent(env_lines[0]);
     for (at, line) in env_lines.iter().enumerate() {
         if indent(line) == item_indent && line.trim().starts_with("- name:") {
-            let item: Vec<&str> =
-                env_lines[at + 1..].iter().copied().take_while(|l| indent(l) > item_indent).collect();
+            let item: Vec<&str> = env_lines[at + 1..]
+                .iter()
+                .copied()
+                .take_while(|l| indent(l) > item_indent)
+                .collect();
             env.push((field(&[line], "name").unwrap(), field(&item, "value")));
         }
     }
@@ -98,7 +118,12 @@ fn manifest() -> Manifest {
         .map(|kind| {
             let probe = block(&container, kind);
             let path = field(&probe, "path").expect("an httpGet path");
-            (kind.to_string(), path, number(&probe, "periodSeconds"), number(&probe, "failureThreshold"))
+            (
+                kind.to_string(),
+                path,
+                number(&probe, "periodSeconds"),
+                number(&probe, "failureThreshold"),
+            )
         })
         .collect();
     Manifest {
@@ -114,7 +139,11 @@ fn manifest() -> Manifest {
 
 impl Manifest {
     fn flag(&self, name: &str) -> Option<&str> {
-        self.args.iter().position(|a| a == name).and_then(|i| self.args.get(i + 1)).map(String::as_str)
+        self.args
+            .iter()
+            .position(|a| a == name)
+            .and_then(|i| self.args.get(i + 1))
+            .map(String::as_str)
     }
 
     fn env(&self, name: &str) -> Option<&Option<String>> {
@@ -122,41 +151,68 @@ impl Manifest {
     }
 
     fn probe(&self, kind: &str) -> (&str, u64, u64) {
-        let (_, path, period, threshold) = self.probes.iter().find(|p| p.0 == kind).expect("the probe");
+        let (_, path, period, threshold) =
+            self.probes.iter().find(|p| p.0 == kind).expect("the probe");
         (path, *period, *threshold)
     }
 
     fn shutdown_timeout(&self) -> u64 {
-        self.flag("--shutdown-timeout").map_or(30, |s| s.parse().expect("a number"))
+        self.flag("--shutdown-timeout")
+            .map_or(30, |s| s.parse().expect("a number"))
     }
 }
 
 /// The metric names the endpoint picker reads for rbee pods, from the gaie overlay's config.
 fn picker_metric_names() -> [String; 3] {
-    let text = std::fs::read_to_string(workspace_root().join("deploy/k8s/components/gaie/epp-config.yaml"))
-        .expect("reading the endpoint-picker config");
+    let text = std::fs::read_to_string(
+        workspace_root().join("deploy/k8s/components/gaie/epp-config.yaml"),
+    )
+    .expect("reading the endpoint-picker config");
     let lines: Vec<&str> = text.lines().collect();
     let engine = block(&lines, "engineConfigs");
-    assert_eq!(field(&engine, "name").as_deref(), Some("rbee"), "the picker config maps engine `rbee`");
-    ["queuedRequestsSpec", "runningRequestsSpec", "kvUsageSpec"]
-        .map(|key| field(&engine, key).unwrap_or_else(|| panic!("{key} missing in the picker config")))
+    assert_eq!(
+        field(&engine, "name").as_deref(),
+        Some("rbee"),
+        "the picker config maps engine `rbee`"
+    );
+    ["queuedRequestsSpec", "runningRequestsSpec", "kvUsageSpec"].map(|key| {
+        field(&engine, key).unwrap_or_else(|| panic!("{key} missing in the picker config"))
+    })
 }
 
 #[test]
 fn the_manifest_starts_rbee_host_as_kubernetes_needs() {
     let m = manifest();
     assert_eq!(m.flag("--host"), Some("0.0.0.0"), "reachable on the pod IP");
-    assert!(!m.args.iter().any(|a| a.starts_with("--port")), "the port comes from $PORT");
-    assert!(!m.args.iter().any(|a| a.starts_with("--api-key") || a == "--insecure-no-auth"));
+    assert!(
+        !m.args.iter().any(|a| a.starts_with("--port")),
+        "the port comes from $PORT"
+    );
+    assert!(
+        !m.args
+            .iter()
+            .any(|a| a.starts_with("--api-key") || a == "--insecure-no-auth")
+    );
     assert!(m.flag("--plugin").is_some());
-    assert_eq!(m.env("PORT"), Some(&Some(m.container_port.to_string())), "$PORT is the container port");
-    assert_eq!(m.env("RBEE_API_KEY"), Some(&None), "the API key comes from a Secret");
+    assert_eq!(
+        m.env("PORT"),
+        Some(&Some(m.container_port.to_string())),
+        "$PORT is the container port"
+    );
+    assert_eq!(
+        m.env("RBEE_API_KEY"),
+        Some(&None),
+        "the API key comes from a Secret"
+    );
     assert!(m.env("RBEE_CACHE_DIR").is_some_and(Option::is_some));
     assert_eq!(m.probe("startupProbe").0, "/ready");
     assert_eq!(m.probe("readinessProbe").0, "/ready");
     assert_eq!(m.probe("livenessProbe").0, "/health");
     let (_, period, threshold) = m.probe("startupProbe");
-    assert!(period * threshold >= 120, "the startup probe leaves time to load a model");
+    assert!(
+        period * threshold >= 120,
+        "the startup probe leaves time to load a model"
+    );
     assert!(
         m.grace_seconds >= m.pre_stop_seconds + m.shutdown_timeout() + 15,
         "terminationGracePeriodSeconds {} < preStop {} + --shutdown-timeout {} + 15",
@@ -164,8 +220,20 @@ fn the_manifest_starts_rbee_host_as_kubernetes_needs() {
         m.pre_stop_seconds,
         m.shutdown_timeout()
     );
-    assert!(m.pod_labels.contains(&("llm-d.ai/engine-type".into(), "rbee".into())), "{:?}", m.pod_labels);
-    assert_eq!(picker_metric_names(), ["rbee_num_requests_waiting", "rbee_num_requests_running", "rbee_kv_cache_usage_ratio"]);
+    assert!(
+        m.pod_labels
+            .contains(&("llm-d.ai/engine-type".into(), "rbee".into())),
+        "{:?}",
+        m.pod_labels
+    );
+    assert_eq!(
+        picker_metric_names(),
+        [
+            "rbee_num_requests_waiting",
+            "rbee_num_requests_running",
+            "rbee_kv_cache_usage_ratio"
+        ]
+    );
 }
 
 // ---- the pod ----------------------------------------------------------------------------------
@@ -182,7 +250,9 @@ impl Pod {
     fn start(m: &Manifest) -> (Pod, tempfile::TempDir) {
         // The args of the manifest, with the echo test worker (1.5 s to "load") for the model.
         let mut args = m.args.clone();
-        let at = |args: &[String], flag: &str| args.iter().position(|a| a == flag).expect("the flag") + 1;
+        let at = |args: &[String], flag: &str| {
+            args.iter().position(|a| a == flag).expect("the flag") + 1
+        };
         let plugin = at(&args, "--plugin");
         args[plugin] = "echo-cpu".into();
         if let Some(model) = args.iter().position(|a| a == "--model") {
@@ -193,20 +263,36 @@ impl Pod {
                 args.drain(i..i + 2);
             }
         }
-        args.extend(["--plugins-dir".into(), plugins_dir().to_str().unwrap().into()]);
-        args.extend(["--plugin-options".into(), r#"{"load_delay_ms": 1500}"#.into()]);
+        args.extend([
+            "--plugins-dir".into(),
+            plugins_dir().to_str().unwrap().into(),
+        ]);
+        args.extend([
+            "--plugin-options".into(),
+            r#"{"load_delay_ms": 1500}"#.into(),
+        ]);
 
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let key = format!("k8s-test-{}", std::process::id());
         let cache = tempfile::tempdir().unwrap();
         let mut command = Command::new(host_bin());
-        command.args(&args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        command
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         for (name, value) in &m.env {
             let value = match name.as_str() {
                 "PORT" => port.to_string(),
                 "RBEE_API_KEY" => key.clone(),
                 "RBEE_CACHE_DIR" => cache.path().to_str().unwrap().to_string(),
-                _ => value.clone().unwrap_or_else(|| panic!("no test value for secret env {name}")),
+                _ => value
+                    .clone()
+                    .unwrap_or_else(|| panic!("no test value for secret env {name}")),
             };
             command.env(name, value);
         }
@@ -220,7 +306,15 @@ impl Pod {
                 log.push('\n');
             }
         });
-        (Pod { child, url: format!("http://127.0.0.1:{port}"), key, log }, cache)
+        (
+            Pod {
+                child,
+                url: format!("http://127.0.0.1:{port}"),
+                key,
+                log,
+            },
+            cache,
+        )
     }
 
     fn log(&self) -> String {
@@ -229,7 +323,10 @@ impl Pod {
 
     /// A probe as the kubelet sends it: no credentials, a short timeout; None if nothing answered.
     fn probe(&self, path: &str) -> Option<(u16, Value)> {
-        let client = Client::builder().timeout(Duration::from_secs(2)).build().unwrap();
+        let client = Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .unwrap();
         let response = client.get(format!("{}{path}", self.url)).send().ok()?;
         let status = response.status().as_u16();
         Some((status, response.json().unwrap_or(Value::Null)))
@@ -245,11 +342,19 @@ impl Pod {
     }
 
     fn submit(&self, params: Value) -> Response {
-        self.authed(reqwest::Method::POST, "/v1/jobs").json(&json!({"task": "echo", "params": params})).send().unwrap()
+        self.authed(reqwest::Method::POST, "/v1/jobs")
+            .json(&json!({"task": "echo", "params": params}))
+            .send()
+            .unwrap()
     }
 
     fn job_state(&self, id: &str) -> String {
-        let body: Value = self.authed(reqwest::Method::GET, &format!("/v1/jobs/{id}")).send().unwrap().json().unwrap();
+        let body: Value = self
+            .authed(reqwest::Method::GET, &format!("/v1/jobs/{id}"))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
         body["state"].as_str().unwrap_or_default().to_string()
     }
 
@@ -288,7 +393,10 @@ fn kubelet_and_endpoint_picker_drive_rbee_host_as_the_manifest_starts_it() {
     while started.elapsed() < budget {
         let health = pod.probe(m.probe("livenessProbe").0);
         if let Some(health) = health {
-            assert_eq!(health.0, 200, "/health must stay 200 while loading: {health:?}");
+            assert_eq!(
+                health.0, 200,
+                "/health must stay 200 while loading: {health:?}"
+            );
             match pod.probe(m.probe("startupProbe").0) {
                 Some((503, body)) => {
                     assert_eq!(body["status"], "loading", "{body}");
@@ -304,20 +412,40 @@ fn kubelet_and_endpoint_picker_drive_rbee_host_as_the_manifest_starts_it() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(ready, "not ready within the startup budget; log:\n{}", pod.log());
-    assert!(loading_seen, "/ready never answered 503 while loading; log:\n{}", pod.log());
+    assert!(
+        ready,
+        "not ready within the startup budget; log:\n{}",
+        pod.log()
+    );
+    assert!(
+        loading_seen,
+        "/ready never answered 503 while loading; log:\n{}",
+        pod.log()
+    );
     assert_eq!(pod.probe(m.probe("readinessProbe").0).unwrap().0, 200);
 
     // On 0.0.0.0 the API needs the key from the Secret; probes and metrics do not.
-    let anonymous = Client::new().get(format!("{}/v1/info", pod.url)).send().unwrap();
+    let anonymous = Client::new()
+        .get(format!("{}/v1/info", pod.url))
+        .send()
+        .unwrap();
     assert_eq!(anonymous.status(), 401);
-    assert_eq!(pod.authed(reqwest::Method::GET, "/v1/info").send().unwrap().status(), 200);
+    assert_eq!(
+        pod.authed(reqwest::Method::GET, "/v1/info")
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
 
     // Load: one job running, one waiting. The picker scrapes /metrics without credentials.
     let submit = |params: Value| -> String {
         let response = pod.submit(params);
         assert_eq!(response.status(), 202);
-        response.json::<Value>().unwrap()["job_id"].as_str().unwrap().to_string()
+        response.json::<Value>().unwrap()["job_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
     };
     let running = submit(json!({"text": "a b c d e f g h i j", "delay_ms": 150}));
     let queued = submit(json!({"text": "waits"}));
@@ -326,12 +454,23 @@ fn kubelet_and_endpoint_picker_drive_rbee_host_as_the_manifest_starts_it() {
         assert!(Instant::now() < deadline, "the job never ran");
         std::thread::sleep(Duration::from_millis(10));
     }
-    let metrics = Client::new().get(format!("{}/metrics", pod.url)).send().unwrap();
+    let metrics = Client::new()
+        .get(format!("{}/metrics", pod.url))
+        .send()
+        .unwrap();
     assert_eq!(metrics.status(), 200);
     let text = metrics.text().unwrap();
     let [queued_name, running_name, kv_name] = picker_metric_names();
-    assert_eq!(gauge(&text, &queued_name), Some(1.0), "{queued_name} in\n{text}");
-    assert_eq!(gauge(&text, &running_name), Some(1.0), "{running_name} in\n{text}");
+    assert_eq!(
+        gauge(&text, &queued_name),
+        Some(1.0),
+        "{queued_name} in\n{text}"
+    );
+    assert_eq!(
+        gauge(&text, &running_name),
+        Some(1.0),
+        "{running_name} in\n{text}"
+    );
     let kv = gauge(&text, &kv_name).unwrap_or_else(|| panic!("{kv_name} missing in\n{text}"));
     assert!((0.0..=1.0).contains(&kv), "{kv_name} = {kv}");
     if m.flag("--metrics-compat") == Some("vllm") {
@@ -342,7 +481,10 @@ fn kubelet_and_endpoint_picker_drive_rbee_host_as_the_manifest_starts_it() {
     }
 
     // Termination: (the preStop sleep has passed) SIGTERM with a stream open.
-    let response = pod.authed(reqwest::Method::GET, &format!("/v1/jobs/{running}/stream")).send().unwrap();
+    let response = pod
+        .authed(reqwest::Method::GET, &format!("/v1/jobs/{running}/stream"))
+        .send()
+        .unwrap();
     assert_eq!(response.status(), 200);
     let mut stream = SseStream::new(response);
     assert_eq!(stream.next().expect("an event").name, "started");
@@ -350,18 +492,38 @@ fn kubelet_and_endpoint_picker_drive_rbee_host_as_the_manifest_starts_it() {
     pod.terminate();
     std::thread::sleep(Duration::from_millis(200));
 
-    let ready = pod.probe(m.probe("readinessProbe").0).expect("answers while draining");
-    assert_eq!((ready.0, ready.1["status"].as_str()), (503, Some("draining")), "{ready:?}");
-    assert_eq!(pod.probe(m.probe("livenessProbe").0).map(|h| h.0), Some(200), "draining is alive");
+    let ready = pod
+        .probe(m.probe("readinessProbe").0)
+        .expect("answers while draining");
+    assert_eq!(
+        (ready.0, ready.1["status"].as_str()),
+        (503, Some("draining")),
+        "{ready:?}"
+    );
+    assert_eq!(
+        pod.probe(m.probe("livenessProbe").0).map(|h| h.0),
+        Some(200),
+        "draining is alive"
+    );
     let refused = pod.submit(json!({"text": "too late"}));
     assert_eq!(refused.status(), 503);
-    let retry_after = refused.headers().get("retry-after").expect("Retry-After on 503");
-    assert!(retry_after.to_str().unwrap().parse::<u64>().is_ok(), "{retry_after:?}");
+    let retry_after = refused
+        .headers()
+        .get("retry-after")
+        .expect("Retry-After on 503");
+    assert!(
+        retry_after.to_str().unwrap().parse::<u64>().is_ok(),
+        "{retry_after:?}"
+    );
     assert_eq!(pod.job_state(&queued), "cancelled");
 
     let rest: Vec<_> = stream.collect();
     let end = rest.last().expect("the stream ends with an event");
-    assert_eq!((end.name.as_str(), end.data["stop_reason"].as_str()), ("end", Some("completed")), "{rest:?}");
+    assert_eq!(
+        (end.name.as_str(), end.data["stop_reason"].as_str()),
+        ("end", Some("completed")),
+        "{rest:?}"
+    );
     assert_eq!(rest.iter().filter(|e| e.name == "token").count(), 10);
 
     // Exit 0 before the kubelet would SIGKILL: grace period less the preStop sleep.
@@ -370,9 +532,16 @@ fn kubelet_and_endpoint_picker_drive_rbee_host_as_the_manifest_starts_it() {
         if let Some(status) = pod.child.try_wait().unwrap() {
             break status;
         }
-        assert!(terminated.elapsed() < limit, "still running after {limit:?}; log:\n{}", pod.log());
+        assert!(
+            terminated.elapsed() < limit,
+            "still running after {limit:?}; log:\n{}",
+            pod.log()
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(status.code(), Some(0), "log:\n{}", pod.log());
-    assert!(terminated.elapsed() < Duration::from_secs(m.shutdown_timeout()), "the drain waited for nothing");
+    assert!(
+        terminated.elapsed() < Duration::from_secs(m.shutdown_timeout()),
+        "the drain waited for nothing"
+    );
 }

@@ -8,13 +8,26 @@ const MODEL: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 
 fn model_path() -> String {
     let path = models_dir().join(MODEL);
-    assert!(path.is_file(), "the test model is missing at {}: run `cargo xtask models`", path.display());
+    assert!(
+        path.is_file(),
+        "the test model is missing at {}: run `cargo xtask models`",
+        path.display()
+    );
     path.to_str().unwrap().to_string()
 }
 
 fn llm_host() -> Host {
     let (dir, model) = (plugins_dir().to_str().unwrap().to_string(), model_path());
-    Host::start_ready(&["--plugin", "llm-cpu", "--plugins-dir", &dir, "--model", &model, "--threads", "2"])
+    Host::start_ready(&[
+        "--plugin",
+        "llm-cpu",
+        "--plugins-dir",
+        &dir,
+        "--model",
+        &model,
+        "--threads",
+        "2",
+    ])
 }
 
 /// SmolLM2's own default system prompt makes its greedy answer drift ("L'Étoile, ..."); a
@@ -27,17 +40,25 @@ fn capital_question() -> Value {
 }
 
 fn run(host: &Host, params: Value) -> Vec<SseEvent> {
-    host.stream(&host.submit("text-generation", params)).collect_all()
+    host.stream(&host.submit("text-generation", params))
+        .collect_all()
 }
 
 fn text(events: &[SseEvent]) -> String {
-    events.iter().filter(|e| e.name == "token").map(|e| e.data["text"].as_str().unwrap()).collect()
+    events
+        .iter()
+        .filter(|e| e.name == "token")
+        .map(|e| e.data["text"].as_str().unwrap())
+        .collect()
 }
 
 #[test]
 fn greedy_chat_streams_tokens_that_answer_paris() {
     let host = llm_host();
-    let events = run(&host, json!({"messages": capital_question(), "temperature": 0, "max_tokens": 24}));
+    let events = run(
+        &host,
+        json!({"messages": capital_question(), "temperature": 0, "max_tokens": 24}),
+    );
     assert_eq!(events[0].name, "started");
     let tokens: Vec<&SseEvent> = events.iter().filter(|e| e.name == "token").collect();
     assert!(tokens.len() > 2, "{events:?}");
@@ -55,7 +76,10 @@ fn greedy_chat_streams_tokens_that_answer_paris() {
 fn seeds_reproduce_and_differ() {
     let host = llm_host();
     let sample = |seed: u64| {
-        let events = run(&host, json!({"prompt": "Once upon a time", "temperature": 1.0, "seed": seed, "max_tokens": 16}));
+        let events = run(
+            &host,
+            json!({"prompt": "Once upon a time", "temperature": 1.0, "seed": seed, "max_tokens": 16}),
+        );
         assert_eq!(events.last().unwrap().data["seed"], seed);
         text(&events)
     };
@@ -63,21 +87,48 @@ fn seeds_reproduce_and_differ() {
     assert_eq!(first, sample(7));
     assert_ne!(first, sample(8));
     let unseeded = run(&host, json!({"prompt": "Hi", "max_tokens": 2}));
-    assert!(unseeded[0].data["seed"].is_u64(), "the random seed is reported: {:?}", unseeded[0]);
+    assert!(
+        unseeded[0].data["seed"].is_u64(),
+        "the random seed is reported: {:?}",
+        unseeded[0]
+    );
 }
 
 #[test]
 fn stop_sequences_and_max_tokens_end_generation_exactly() {
     let host = llm_host();
-    let limited = run(&host, json!({"prompt": "Count: one, two, three,", "temperature": 0, "max_tokens": 5}));
+    let limited = run(
+        &host,
+        json!({"prompt": "Count: one, two, three,", "temperature": 0, "max_tokens": 5}),
+    );
     let end = &limited.last().unwrap().data;
-    assert_eq!((end["stop_reason"].as_str(), end["completion_tokens"].as_u64()), (Some("max_tokens"), Some(5)));
+    assert_eq!(
+        (
+            end["stop_reason"].as_str(),
+            end["completion_tokens"].as_u64()
+        ),
+        (Some("max_tokens"), Some(5))
+    );
 
-    let free = text(&run(&host, json!({"messages": capital_question(), "temperature": 0, "max_tokens": 24})));
-    let stop = free.split_whitespace().nth(2).expect("a few words").to_string();
-    let stopped = run(&host, json!({"messages": capital_question(), "temperature": 0, "max_tokens": 24, "stop": [stop]}));
+    let free = text(&run(
+        &host,
+        json!({"messages": capital_question(), "temperature": 0, "max_tokens": 24}),
+    ));
+    let stop = free
+        .split_whitespace()
+        .nth(2)
+        .expect("a few words")
+        .to_string();
+    let stopped = run(
+        &host,
+        json!({"messages": capital_question(), "temperature": 0, "max_tokens": 24, "stop": [stop]}),
+    );
     assert_eq!(stopped.last().unwrap().data["stop_reason"], "stop_sequence");
-    assert!(!text(&stopped).contains(stop.as_str()), "{} still holds {stop}", text(&stopped));
+    assert!(
+        !text(&stopped).contains(stop.as_str()),
+        "{} still holds {stop}",
+        text(&stopped)
+    );
     assert!(free.starts_with(&text(&stopped)));
 }
 
@@ -88,13 +139,23 @@ fn invalid_parameters_get_400_naming_the_field() {
         (json!({"prompt": "x", "temperature": -1}), "temperature"),
         (json!({"prompt": "x", "top_p": 2}), "top_p"),
         (json!({"prompt": "x", "max_tokens": 0}), "max_tokens"),
-        (json!({"prompt": "x", "stop": ["a", "b", "c", "d", "e"]}), "stop"),
+        (
+            json!({"prompt": "x", "stop": ["a", "b", "c", "d", "e"]}),
+            "stop",
+        ),
         (json!({"messages": []}), "messages"),
         (json!({"prompt": "x", "mirostat": 2}), "mirostat"),
     ] {
-        let response = host.post("/v1/jobs", &json!({"task": "text-generation", "params": params}));
+        let response = host.post(
+            "/v1/jobs",
+            &json!({"task": "text-generation", "params": params}),
+        );
         assert_eq!(response.status(), 400, "{params}");
-        assert_eq!(response.json::<Value>().unwrap()["error"]["field"], field, "{params}");
+        assert_eq!(
+            response.json::<Value>().unwrap()["error"]["field"],
+            field,
+            "{params}"
+        );
     }
 }
 
@@ -102,32 +163,67 @@ fn invalid_parameters_get_400_naming_the_field() {
 fn cancelling_mid_decode_and_mid_prefill_ends_the_job_promptly() {
     let host = llm_host();
     let story = json!([{"role": "user", "content": "Write a long story about a dragon."}]);
-    let id = host.submit("text-generation", json!({"messages": story, "max_tokens": 400, "temperature": 0}));
+    let id = host.submit(
+        "text-generation",
+        json!({"messages": story, "max_tokens": 400, "temperature": 0}),
+    );
     let mut stream = host.stream(&id);
     stream.find(|e| e.name == "token").expect("a first token");
     host.delete(&format!("/v1/jobs/{id}"));
     let rest: Vec<SseEvent> = stream.collect();
     assert_eq!(rest.last().unwrap().data["stop_reason"], "cancelled");
-    assert!(rest.iter().filter(|e| e.name == "token").count() <= 2, "{} tokens after cancel", rest.len());
+    assert!(
+        rest.iter().filter(|e| e.name == "token").count() <= 2,
+        "{} tokens after cancel",
+        rest.len()
+    );
 
     let long_prompt = "The quick brown fox jumps over the lazy dog. ".repeat(300);
-    let id = host.submit("text-generation", json!({"prompt": long_prompt, "max_tokens": 10}));
+    let id = host.submit(
+        "text-generation",
+        json!({"prompt": long_prompt, "max_tokens": 10}),
+    );
     let mut stream = host.stream(&id);
     assert_eq!(stream.next().unwrap().name, "started");
     let asked = Instant::now();
     host.delete(&format!("/v1/jobs/{id}"));
     let rest: Vec<SseEvent> = stream.collect();
     assert_eq!(rest.last().unwrap().data["stop_reason"], "cancelled");
-    assert!(rest.iter().all(|e| e.name != "token"), "decoding started after a cancel in prefill");
-    assert!(asked.elapsed() < Duration::from_secs(20), "prefill cancel took {:?}", asked.elapsed());
+    assert!(
+        rest.iter().all(|e| e.name != "token"),
+        "decoding started after a cancel in prefill"
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(20),
+        "prefill cancel took {:?}",
+        asked.elapsed()
+    );
 }
 
 #[test]
 fn a_missing_model_file_fails_start_up_naming_the_path() {
     let dir = plugins_dir().to_str().unwrap().to_string();
-    let mut host = Host::start(&["--plugin", "llm-cpu", "--plugins-dir", &dir, "--model", "/nowhere/model.gguf"]);
+    let mut host = Host::start(&[
+        "--plugin",
+        "llm-cpu",
+        "--plugins-dir",
+        &dir,
+        "--model",
+        "/nowhere/model.gguf",
+    ]);
     assert_eq!(host.wait_exit(Duration::from_secs(30)).code(), Some(1));
     assert!(host.log().contains("/nowhere/model.gguf"), "{}", host.log());
-    let output = run_host(&["--plugin", "llm-cpu", "--plugins-dir", &dir, "--model", "/nowhere/model.gguf", "--port", "0"]);
-    assert!(String::from_utf8_lossy(&output.stderr).contains("rbee-host: loading the model failed"));
+    let output = run_host(&[
+        "--plugin",
+        "llm-cpu",
+        "--plugins-dir",
+        &dir,
+        "--model",
+        "/nowhere/model.gguf",
+        "--port",
+        "0",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("rbee-host: loading the model failed")
+    );
 }

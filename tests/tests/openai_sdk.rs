@@ -45,9 +45,20 @@ fn the_openai_python_sdk_works_unchanged() {
     assert!(model.is_file(), "run `cargo xtask models` first");
     let dir = plugins_dir().to_str().unwrap().to_string();
     let host = Host::start_ready(&[
-        "--plugin", "llm-cpu", "--plugins-dir", &dir, "--model", model.to_str().unwrap(), "--api-key", "test-key",
+        "--plugin",
+        "llm-cpu",
+        "--plugins-dir",
+        &dir,
+        "--model",
+        model.to_str().unwrap(),
+        "--api-key",
+        "test-key",
     ]);
-    let output = Command::new("python3").args(["-c", CLIENT]).env("BASE_URL", &host.url).output().expect("python3");
+    let output = Command::new("python3")
+        .args(["-c", CLIENT])
+        .env("BASE_URL", &host.url)
+        .output()
+        .expect("python3");
     assert!(
         output.status.success(),
         "the openai client failed (is the `openai` package installed? `cargo xtask test` installs it):\n{}",
@@ -56,13 +67,24 @@ fn the_openai_python_sdk_works_unchanged() {
     let result: Value = serde_json::from_slice(&output.stdout).unwrap();
     let content = result["content"].as_str().unwrap();
     assert!(content.contains("Paris"), "{result}");
-    assert_eq!(result["streamed"], content, "streaming and whole answers differ: {result}");
-    assert_eq!(result["usage"]["completion_tokens"], result["stream_usage"]["completion_tokens"], "{result}");
+    assert_eq!(
+        result["streamed"], content,
+        "streaming and whole answers differ: {result}"
+    );
+    assert_eq!(
+        result["usage"]["completion_tokens"], result["stream_usage"]["completion_tokens"],
+        "{result}"
+    );
     assert!(result["usage"]["prompt_tokens"].as_u64().unwrap() > 10);
     assert_eq!(result["finish_reason"], result["last_finish"]);
     assert_eq!(result["plain_finish"], "length");
     assert!(!result["plain"].as_str().unwrap().is_empty());
     assert_eq!(result["models"].as_array().unwrap().len(), 1);
-    assert!(result["embedding_error"].to_string().contains("text-generation"), "{result}");
+    assert!(
+        result["embedding_error"]
+            .to_string()
+            .contains("text-generation"),
+        "{result}"
+    );
     assert_eq!(result["auth_error"], 401);
 }

@@ -11,25 +11,47 @@ use std::{path::PathBuf, process::Command, sync::OnceLock};
 fn tiny_checkpoint() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace_root().join("target"));
         let dir = target.join("fixtures").join("tiny-sd");
         let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
         cargo
             .current_dir(workspace_root())
-            .args(["run", "--quiet", "-p", "rbee-plugin-sd", "--features", "test-support", "--example", "write_tiny_checkpoint", "--"])
+            .args([
+                "run",
+                "--quiet",
+                "-p",
+                "rbee-plugin-sd",
+                "--features",
+                "test-support",
+                "--example",
+                "write_tiny_checkpoint",
+                "--",
+            ])
             .arg(&dir)
             .env("CARGO_TARGET_DIR", target.join("plugins").join("cpu"));
         if cfg!(target_arch = "x86_64") {
             cargo.env("RUSTFLAGS", "-C target-cpu=x86-64-v3");
         }
-        assert!(cargo.status().unwrap().success(), "writing the tiny checkpoint failed");
+        assert!(
+            cargo.status().unwrap().success(),
+            "writing the tiny checkpoint failed"
+        );
         dir
     })
 }
 
 fn sd_host() -> Host {
     let dir = plugins_dir().to_str().unwrap().to_string();
-    Host::start_ready(&["--plugin", "sd-cpu", "--plugins-dir", &dir, "--model", tiny_checkpoint().to_str().unwrap()])
+    Host::start_ready(&[
+        "--plugin",
+        "sd-cpu",
+        "--plugins-dir",
+        &dir,
+        "--model",
+        tiny_checkpoint().to_str().unwrap(),
+    ])
 }
 
 fn run(host: &Host, task: &str, params: Value) -> Vec<SseEvent> {
@@ -60,7 +82,9 @@ fn png_of(width: u32, height: u32, pixel: impl Fn(u32, u32) -> [u8; 3]) -> Strin
     encoder.set_color(png::ColorType::Rgb);
     let mut writer = encoder.write_header().unwrap();
     let pixel = &pixel;
-    let data: Vec<u8> = (0..height).flat_map(|y| (0..width).flat_map(move |x| pixel(x, y))).collect();
+    let data: Vec<u8> = (0..height)
+        .flat_map(|y| (0..width).flat_map(move |x| pixel(x, y)))
+        .collect();
     writer.write_image_data(&data).unwrap();
     drop(writer);
     BASE64.encode(bytes)
@@ -69,10 +93,17 @@ fn png_of(width: u32, height: u32, pixel: impl Fn(u32, u32) -> [u8; 3]) -> Strin
 #[test]
 fn txt2img_streams_one_progress_event_per_step_then_a_png_of_the_requested_size() {
     let host = sd_host();
-    let events = run(&host, "image-generation", json!({"prompt": "a red cube", "steps": 6, "seed": 3, "width": 96, "height": 64}));
+    let events = run(
+        &host,
+        "image-generation",
+        json!({"prompt": "a red cube", "steps": 6, "seed": 3, "width": 96, "height": 64}),
+    );
     let progress: Vec<&SseEvent> = events.iter().filter(|e| e.name == "progress").collect();
     assert_eq!(progress.len(), 6);
-    assert_eq!(progress.last().unwrap().data, json!({"step": 6, "total": 6}));
+    assert_eq!(
+        progress.last().unwrap().data,
+        json!({"step": 6, "total": 6})
+    );
     let images = images(&events);
     assert_eq!(images.len(), 1);
     assert_eq!((images[0].0, images[0].1), (96, 64));
@@ -82,7 +113,15 @@ fn txt2img_streams_one_progress_event_per_step_then_a_png_of_the_requested_size(
 #[test]
 fn the_same_seed_gives_identical_bytes_and_another_seed_differs() {
     let host = sd_host();
-    let image = |seed: u64| images(&run(&host, "image-generation", json!({"prompt": "a cat", "steps": 4, "seed": seed})))[0].3.clone();
+    let image = |seed: u64| {
+        images(&run(
+            &host,
+            "image-generation",
+            json!({"prompt": "a cat", "steps": 4, "seed": seed}),
+        ))[0]
+            .3
+            .clone()
+    };
     let first = image(11);
     assert_eq!(first, image(11));
     assert_ne!(first, image(12));
@@ -92,16 +131,41 @@ fn the_same_seed_gives_identical_bytes_and_another_seed_differs() {
 fn img2img_strength_0_keeps_the_init_image_and_strength_1_ignores_it() {
     let host = sd_host();
     let init = png_of(64, 64, |x, y| [(x * 4) as u8, (y * 4) as u8, 128]);
-    let kept = images(&run(&host, "image-to-image", json!({"prompt": "x", "init_image": init, "strength": 0.0, "steps": 4, "seed": 1})));
-    let original = images(&run(&host, "image-to-image", json!({"prompt": "x", "init_image": init, "strength": 0.0, "steps": 4, "seed": 2})));
-    assert_eq!(kept[0].2, original[0].2, "strength 0 must not depend on the seed");
-    let expected: Vec<u8> = (0..64u32).flat_map(|y| (0..64u32).flat_map(move |x| [(x * 4) as u8, (y * 4) as u8, 128])).collect();
+    let kept = images(&run(
+        &host,
+        "image-to-image",
+        json!({"prompt": "x", "init_image": init, "strength": 0.0, "steps": 4, "seed": 1}),
+    ));
+    let original = images(&run(
+        &host,
+        "image-to-image",
+        json!({"prompt": "x", "init_image": init, "strength": 0.0, "steps": 4, "seed": 2}),
+    ));
+    assert_eq!(
+        kept[0].2, original[0].2,
+        "strength 0 must not depend on the seed"
+    );
+    let expected: Vec<u8> = (0..64u32)
+        .flat_map(|y| (0..64u32).flat_map(move |x| [(x * 4) as u8, (y * 4) as u8, 128]))
+        .collect();
     let channels = kept[0].2.len() / (64 * 64);
-    let rgb: Vec<u8> = kept[0].2.chunks(channels).flat_map(|p| p[..3].to_vec()).collect();
+    let rgb: Vec<u8> = kept[0]
+        .2
+        .chunks(channels)
+        .flat_map(|p| p[..3].to_vec())
+        .collect();
     assert_eq!(rgb, expected);
     let other = png_of(64, 64, |_, _| [250, 10, 10]);
-    let a = images(&run(&host, "image-to-image", json!({"prompt": "x", "init_image": init, "strength": 1.0, "steps": 4, "seed": 5})));
-    let b = images(&run(&host, "image-to-image", json!({"prompt": "x", "init_image": other, "strength": 1.0, "steps": 4, "seed": 5})));
+    let a = images(&run(
+        &host,
+        "image-to-image",
+        json!({"prompt": "x", "init_image": init, "strength": 1.0, "steps": 4, "seed": 5}),
+    ));
+    let b = images(&run(
+        &host,
+        "image-to-image",
+        json!({"prompt": "x", "init_image": other, "strength": 1.0, "steps": 4, "seed": 5}),
+    ));
     assert_eq!(a[0].2, b[0].2, "strength 1 must ignore the init image");
 }
 
@@ -109,8 +173,16 @@ fn img2img_strength_0_keeps_the_init_image_and_strength_1_ignores_it() {
 fn inpainting_leaves_pixels_outside_the_mask_unchanged() {
     let host = sd_host();
     let init = png_of(64, 64, |x, y| [(x * 4) as u8, (y * 4) as u8, 77]);
-    let mask = png_of(64, 64, |x, _| if x >= 32 { [255, 255, 255] } else { [0, 0, 0] });
-    let out = images(&run(&host, "inpainting", json!({"prompt": "x", "init_image": init, "mask_image": mask, "steps": 4, "seed": 9})));
+    let mask = png_of(
+        64,
+        64,
+        |x, _| if x >= 32 { [255, 255, 255] } else { [0, 0, 0] },
+    );
+    let out = images(&run(
+        &host,
+        "inpainting",
+        json!({"prompt": "x", "init_image": init, "mask_image": mask, "steps": 4, "seed": 9}),
+    ));
     let channels = out[0].2.len() / (64 * 64);
     let mut changed_inside = 0;
     for y in 0..64u32 {
@@ -124,19 +196,29 @@ fn inpainting_leaves_pixels_outside_the_mask_unchanged() {
             }
         }
     }
-    assert!(changed_inside > 64 * 32 / 2, "the masked half was barely repainted ({changed_inside} pixels)");
+    assert!(
+        changed_inside > 64 * 32 / 2,
+        "the masked half was barely repainted ({changed_inside} pixels)"
+    );
 }
 
 #[test]
 fn cancelling_mid_run_ends_with_cancelled_within_a_step() {
     let host = sd_host();
-    let id = host.submit("image-generation", json!({"prompt": "x", "steps": 150, "seed": 1, "width": 128, "height": 128}));
+    let id = host.submit(
+        "image-generation",
+        json!({"prompt": "x", "steps": 150, "seed": 1, "width": 128, "height": 128}),
+    );
     let mut stream = host.stream(&id);
     stream.find(|e| e.name == "progress").expect("a first step");
     host.delete(&format!("/v1/jobs/{id}"));
     let rest: Vec<SseEvent> = stream.collect();
     assert_eq!(rest.last().unwrap().data["stop_reason"], "cancelled");
-    assert!(rest.iter().filter(|e| e.name == "progress").count() <= 2, "{} steps after cancel", rest.len());
+    assert!(
+        rest.iter().filter(|e| e.name == "progress").count() <= 2,
+        "{} steps after cancel",
+        rest.len()
+    );
     assert!(rest.iter().all(|e| e.name != "artifact"));
 }
 
@@ -145,26 +227,55 @@ fn bad_images_and_sizes_are_400_naming_the_field() {
     let host = sd_host();
     let init = png_of(64, 64, |_, _| [1, 2, 3]);
     for (task, params, field) in [
-        ("image-generation", json!({"prompt": "x", "width": 65}), "width"),
-        ("image-generation", json!({"prompt": "x", "steps": 151}), "steps"),
-        ("image-to-image", json!({"prompt": "x", "init_image": "not base64 png"}), "init_image"),
-        ("image-to-image", json!({"prompt": "x", "init_image": init, "strength": 1.5}), "strength"),
-        ("inpainting", json!({"prompt": "x", "init_image": init, "mask_image": png_of(32, 32, |_, _| [0, 0, 0])}), "mask_image"),
+        (
+            "image-generation",
+            json!({"prompt": "x", "width": 65}),
+            "width",
+        ),
+        (
+            "image-generation",
+            json!({"prompt": "x", "steps": 151}),
+            "steps",
+        ),
+        (
+            "image-to-image",
+            json!({"prompt": "x", "init_image": "not base64 png"}),
+            "init_image",
+        ),
+        (
+            "image-to-image",
+            json!({"prompt": "x", "init_image": init, "strength": 1.5}),
+            "strength",
+        ),
+        (
+            "inpainting",
+            json!({"prompt": "x", "init_image": init, "mask_image": png_of(32, 32, |_, _| [0, 0, 0])}),
+            "mask_image",
+        ),
     ] {
         let response = host.post("/v1/jobs", &json!({"task": task, "params": params}));
         assert_eq!(response.status(), 400, "{params}");
-        assert_eq!(response.json::<Value>().unwrap()["error"]["field"], field, "{params}");
+        assert_eq!(
+            response.json::<Value>().unwrap()["error"]["field"],
+            field,
+            "{params}"
+        );
     }
 }
 
 #[test]
 fn the_openai_images_route_returns_b64_png() {
     let host = sd_host();
-    let response = host.post("/v1/images/generations", &json!({"prompt": "a cube", "size": "64x64", "n": 2, "steps": 2, "seed": 4}));
+    let response = host.post(
+        "/v1/images/generations",
+        &json!({"prompt": "a cube", "size": "64x64", "n": 2, "steps": 2, "seed": 4}),
+    );
     assert_eq!(response.status(), 200);
     let body: Value = response.json().unwrap();
     let data = body["data"].as_array().unwrap();
     assert_eq!(data.len(), 2);
-    let png = BASE64.decode(data[0]["b64_json"].as_str().unwrap()).unwrap();
+    let png = BASE64
+        .decode(data[0]["b64_json"].as_str().unwrap())
+        .unwrap();
     assert_eq!(&png[1..4], b"PNG");
 }

@@ -14,7 +14,10 @@ fn echo_host(extra: &[&str]) -> Host {
 #[test]
 fn sigterm_drains_running_work_refuses_new_work_and_exits_0() {
     let mut host = echo_host(&[]);
-    let running = host.submit("echo", json!({"text": "a b c d e f g h i j", "delay_ms": 100}));
+    let running = host.submit(
+        "echo",
+        json!({"text": "a b c d e f g h i j", "delay_ms": 100}),
+    );
     let queued = host.submit("echo", json!({"text": "never runs"}));
     let mut stream = host.stream(&running);
     assert_eq!(stream.next().unwrap().name, "started");
@@ -24,15 +27,24 @@ fn sigterm_drains_running_work_refuses_new_work_and_exits_0() {
     let ready = host.get("/ready");
     assert_eq!(ready.status(), 503);
     assert_eq!(ready.json::<Value>().unwrap()["status"], "draining");
-    let refused = host.post("/v1/jobs", &json!({"task": "echo", "params": {"text": "late"}}));
+    let refused = host.post(
+        "/v1/jobs",
+        &json!({"task": "echo", "params": {"text": "late"}}),
+    );
     assert_eq!(refused.status(), 503);
     assert!(refused.headers().contains_key("retry-after"));
-    assert_eq!(refused.json::<Value>().unwrap()["error"]["code"], "draining");
+    assert_eq!(
+        refused.json::<Value>().unwrap()["error"]["code"],
+        "draining"
+    );
     assert_eq!(host.job_state(&queued), "cancelled");
 
     let rest: Vec<_> = stream.collect();
     let end = rest.last().unwrap();
-    assert_eq!((end.name.as_str(), end.data["stop_reason"].as_str()), ("end", Some("completed")));
+    assert_eq!(
+        (end.name.as_str(), end.data["stop_reason"].as_str()),
+        ("end", Some("completed"))
+    );
     assert_eq!(rest.iter().filter(|e| e.name == "token").count(), 10);
     assert_eq!(host.wait_exit(Duration::from_secs(10)).code(), Some(0));
 }
@@ -45,6 +57,9 @@ fn work_still_running_at_the_shutdown_timeout_is_cancelled() {
     assert_eq!(stream.next().unwrap().name, "started");
     host.terminate();
     let end = stream.last().unwrap();
-    assert_eq!((end.name.as_str(), end.data["stop_reason"].as_str()), ("end", Some("cancelled")));
+    assert_eq!(
+        (end.name.as_str(), end.data["stop_reason"].as_str()),
+        ("end", Some("cancelled"))
+    );
     assert_eq!(host.wait_exit(Duration::from_secs(10)).code(), Some(0));
 }

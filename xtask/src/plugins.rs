@@ -27,7 +27,12 @@ pub struct PluginsArgs {
 
 impl Default for PluginsArgs {
     fn default() -> Self {
-        Self { backend: "cpu".into(), release: false, out: None, only: Vec::new() }
+        Self {
+            backend: "cpu".into(),
+            release: false,
+            out: None,
+            only: Vec::new(),
+        }
     }
 }
 
@@ -49,22 +54,37 @@ pub fn plugin_crates(backend: &str) -> Result<Vec<PluginCrate>> {
         .current_dir(paths::root())
         .output()
         .context("running cargo metadata")?;
-    let metadata: Value = serde_json::from_slice(&output.stdout).context("reading cargo metadata")?;
+    let metadata: Value =
+        serde_json::from_slice(&output.stdout).context("reading cargo metadata")?;
     let plugins_dir = paths::root().join("plugins");
     let mut crates = Vec::new();
     for package in metadata["packages"].as_array().into_iter().flatten() {
         let manifest = Path::new(package["manifest_path"].as_str().unwrap_or_default());
         let name = package["name"].as_str().unwrap_or_default();
-        let is_cdylib = package["targets"].as_array().into_iter().flatten().any(|target| {
-            target["crate_types"].as_array().into_iter().flatten().any(|t| t == "cdylib")
-        });
-        let Some(kind) = name.strip_prefix("rbee-plugin-") else { continue };
+        let is_cdylib = package["targets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|target| {
+                target["crate_types"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|t| t == "cdylib")
+            });
+        let Some(kind) = name.strip_prefix("rbee-plugin-") else {
+            continue;
+        };
         if !manifest.starts_with(&plugins_dir) || !is_cdylib {
             continue;
         }
         let has_backend_feature = package["features"].get(backend).is_some();
         if backend == "cpu" || has_backend_feature {
-            crates.push(PluginCrate { package: name.into(), kind: kind.into(), has_backend_feature });
+            crates.push(PluginCrate {
+                package: name.into(),
+                kind: kind.into(),
+                has_backend_feature,
+            });
         }
     }
     crates.sort_by(|a, b| a.kind.cmp(&b.kind));
@@ -76,7 +96,9 @@ pub fn plugin_crates(backend: &str) -> Result<Vec<PluginCrate>> {
 /// plugin records these features, so the host refuses it cleanly on an older CPU.
 pub fn cargo_for_plugins(backend: &str) -> Command {
     let mut cargo = Command::new(env!("CARGO"));
-    cargo.current_dir(paths::root()).env("CARGO_TARGET_DIR", paths::plugin_target(backend));
+    cargo
+        .current_dir(paths::root())
+        .env("CARGO_TARGET_DIR", paths::plugin_target(backend));
     if cfg!(target_arch = "x86_64") && std::env::var_os("RUSTFLAGS").is_none() {
         cargo.env("RUSTFLAGS", "-C target-cpu=x86-64-v3");
     }
@@ -85,7 +107,10 @@ pub fn cargo_for_plugins(backend: &str) -> Command {
 
 /// The `-p` and `--features` arguments selecting `crates` for `backend`.
 pub fn package_args(crates: &[PluginCrate], backend: &str) -> Vec<String> {
-    let mut args: Vec<String> = crates.iter().flat_map(|c| ["-p".to_string(), c.package.clone()]).collect();
+    let mut args: Vec<String> = crates
+        .iter()
+        .flat_map(|c| ["-p".to_string(), c.package.clone()])
+        .collect();
     let features: Vec<String> = crates
         .iter()
         .filter(|c| c.has_backend_feature)
@@ -107,15 +132,21 @@ pub fn build_and_install(args: &PluginsArgs) -> Result<PathBuf> {
         crates.retain(|c| args.only.contains(&c.kind));
     }
     if crates.is_empty() {
-        bail!("no plugin crate under plugins/ builds for the {} backend", args.backend);
+        bail!(
+            "no plugin crate under plugins/ builds for the {} backend",
+            args.backend
+        );
     }
     let mut cargo = cargo_for_plugins(&args.backend);
-    cargo.arg("build").args(package_args(&crates, &args.backend));
+    cargo
+        .arg("build")
+        .args(package_args(&crates, &args.backend));
     if args.release {
         cargo.arg("--release");
     }
     run(&mut cargo)?;
-    let profile_dir = paths::plugin_target(&args.backend).join(if args.release { "release" } else { "debug" });
+    let profile_dir =
+        paths::plugin_target(&args.backend).join(if args.release { "release" } else { "debug" });
     let out = args.out.clone().unwrap_or_else(paths::default_plugins_dir);
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     set_mode(&out, 0o755)?;
@@ -130,7 +161,11 @@ pub fn build_and_install(args: &PluginsArgs) -> Result<PathBuf> {
 }
 
 fn library_file_name(crate_name: &str) -> String {
-    format!("{}{crate_name}{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX)
+    format!(
+        "{}{crate_name}{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    )
 }
 
 /// Copies then renames, so a running host never sees a half-written file.
@@ -153,7 +188,9 @@ fn set_mode(path: &Path, mode: u32) -> Result<()> {
 
 /// Runs a command, failing with its command line if it fails.
 pub fn run(command: &mut Command) -> Result<()> {
-    let status = command.status().with_context(|| format!("running {command:?}"))?;
+    let status = command
+        .status()
+        .with_context(|| format!("running {command:?}"))?;
     if !status.success() {
         bail!("{command:?} failed ({status})");
     }

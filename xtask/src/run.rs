@@ -22,16 +22,26 @@ pub fn test(cargo_args: &[String]) -> Result<()> {
     let plugins_dir = plugins::build_and_install(&PluginsArgs::default())?;
     let crates = plugins::plugin_crates("cpu")?;
     let mut plugin_tests = plugins::cargo_for_plugins("cpu");
-    plugin_tests.arg("test").args(plugins::package_args(&crates, "cpu")).env("RBEE_MODELS_DIR", &models);
+    plugin_tests
+        .arg("test")
+        .args(plugins::package_args(&crates, "cpu"))
+        .env("RBEE_MODELS_DIR", &models);
     run(&mut plugin_tests)?;
-    run(Command::new("bash").arg(paths::root().join("deploy/k8s/check.sh")).current_dir(paths::root()))
-        .context("the Kubernetes manifests do not check out")?;
+    run(Command::new("bash")
+        .arg(paths::root().join("deploy/k8s/check.sh"))
+        .current_dir(paths::root()))
+    .context("the Kubernetes manifests do not check out")?;
     for example in EXAMPLE_PLUGINS {
         let manifest = paths::root().join(example).join("Cargo.toml");
-        run(plugins::cargo_for_plugins("cpu").arg("test").arg("--manifest-path").arg(manifest))?;
+        run(plugins::cargo_for_plugins("cpu")
+            .arg("test")
+            .arg("--manifest-path")
+            .arg(manifest))?;
     }
     let mut tests = Command::new(env!("CARGO"));
-    tests.current_dir(paths::root()).args(["test", "--workspace", "--exclude", "xtask"]);
+    tests
+        .current_dir(paths::root())
+        .args(["test", "--workspace", "--exclude", "xtask"]);
     for plugin in &crates {
         tests.args(["--exclude", &plugin.package]);
     }
@@ -44,7 +54,9 @@ pub fn test(cargo_args: &[String]) -> Result<()> {
 
 /// Installs a Python package with pip unless it can already be imported.
 fn ensure_python_package(module: &str, requirement: &str) -> Result<()> {
-    let present = Command::new("python3").args(["-c", &format!("import {module}")]).output();
+    let present = Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .output();
     if present.is_ok_and(|output| output.status.success()) {
         return Ok(());
     }
@@ -56,9 +68,12 @@ fn ensure_python_package(module: &str, requirement: &str) -> Result<()> {
 pub fn serve(plugin: &str, host_args: &[String]) -> Result<()> {
     let models = models::provision()?;
     let plugins_dir = plugins::build_and_install(&PluginsArgs::default())?;
-    run(Command::new(env!("CARGO")).current_dir(paths::root()).args(["build", "-p", "rbee-host"]))?;
+    run(Command::new(env!("CARGO"))
+        .current_dir(paths::root())
+        .args(["build", "-p", "rbee-host"]))?;
     let mut host = Command::new(paths::target().join("debug").join("rbee-host"));
-    host.args(["--plugin", plugin, "--plugins-dir"]).arg(&plugins_dir);
+    host.args(["--plugin", plugin, "--plugins-dir"])
+        .arg(&plugins_dir);
     if plugin.starts_with("llm-") && !host_args.iter().any(|arg| arg == "--model") {
         host.arg("--model").arg(models.join(models::SMOLLM2_GGUF));
     }

@@ -16,7 +16,9 @@ const OPEN_ROUTES: &[&str] = &["/health", "/ready", "/metrics"];
 
 /// The middleware: passes requests that carry the key (compared in constant time).
 pub async fn require_key(State(key): State<Arc<String>>, request: Request, next: Next) -> Response {
-    if OPEN_ROUTES.contains(&request.uri().path()) || request.method() == axum::http::Method::OPTIONS {
+    if OPEN_ROUTES.contains(&request.uri().path())
+        || request.method() == axum::http::Method::OPTIONS
+    {
         return next.run(request).await;
     }
     let offered = request
@@ -35,6 +37,8 @@ pub async fn require_key(State(key): State<Arc<String>>, request: Request, next:
     )
     .openai()
     .into_response();
-    response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     response
 }

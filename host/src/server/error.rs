@@ -34,7 +34,10 @@ impl ApiError {
 
     /// The same error in OpenAI's shape: `{"error": {message, type, param, code}}`.
     pub fn openai(self) -> Self {
-        Self { openai: true, ..self }
+        Self {
+            openai: true,
+            ..self
+        }
     }
 
     /// 500: the job failed inside the worker.
@@ -49,24 +52,37 @@ impl ApiError {
 
     /// 400 `invalid_request`, naming the field at fault.
     pub fn bad_field(field: &str, message: impl Into<String>) -> Self {
-        Self { field: Some(field.into()), ..Self::new(StatusCode::BAD_REQUEST, "invalid_request", message) }
+        Self {
+            field: Some(field.into()),
+            ..Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+        }
     }
 
     /// A request body axum could not read: too large (413), not JSON (400), ...
     pub fn rejected(rejection: axum::extract::rejection::JsonRejection) -> Self {
-        Self { field: Some("body".into()), ..Self::new(rejection.status(), "invalid_request", rejection.body_text()) }
+        Self {
+            field: Some("body".into()),
+            ..Self::new(rejection.status(), "invalid_request", rejection.body_text())
+        }
     }
 
     /// 503 with a Retry-After header: try again later.
     pub fn unavailable(code: &str, message: impl Into<String>, retry_after_secs: u32) -> Self {
-        Self { retry_after_secs: Some(retry_after_secs), ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message) }
+        Self {
+            retry_after_secs: Some(retry_after_secs),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
+        }
     }
 
     /// A plugin's refusal of a job: 400, with the plugin's code and field.
     pub fn from_plugin(error: PluginError) -> Self {
         Self {
             field: error.field.into_option().map(|f| f.into_string()),
-            ..Self::new(StatusCode::BAD_REQUEST, &error.code, error.message.into_string())
+            ..Self::new(
+                StatusCode::BAD_REQUEST,
+                &error.code,
+                error.message.into_string(),
+            )
         }
     }
 }
@@ -94,7 +110,9 @@ impl IntoResponse for ApiError {
         };
         let mut response = (self.status, Json(json!({"error": error}))).into_response();
         if let Some(seconds) = self.retry_after_secs {
-            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(seconds));
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

@@ -21,7 +21,10 @@ pub async fn submit(
     let (task, params) = parse_submission(&state, &body)?;
     let (job_id, queue_position) = enqueue(&state, task, params)?;
     let stream_url = format!("/v1/jobs/{job_id}/stream");
-    Ok((StatusCode::ACCEPTED, Json(json!({"job_id": job_id, "stream_url": stream_url, "queue_position": queue_position}))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"job_id": job_id, "stream_url": stream_url, "queue_position": queue_position})),
+    ))
 }
 
 /// Validates a job with the worker and queues it: its id and queue position.
@@ -32,8 +35,14 @@ pub fn enqueue(state: &AppState, task: &str, params: String) -> Result<(String, 
         .into_result()
         .map_err(ApiError::from_plugin)?;
     state.jobs.submit(task, params).map_err(|e| match e {
-        SubmitError::QueueFull => ApiError::unavailable("queue_full", "the job queue is full; retry later", 1),
-        SubmitError::Draining => ApiError::unavailable("draining", "this worker is shutting down; retry on another", 5),
+        SubmitError::QueueFull => {
+            ApiError::unavailable("queue_full", "the job queue is full; retry later", 1)
+        }
+        SubmitError::Draining => ApiError::unavailable(
+            "draining",
+            "this worker is shutting down; retry on another",
+            5,
+        ),
     })
 }
 
@@ -46,13 +55,21 @@ fn parse_submission<'a>(state: &AppState, body: &'a Value) -> Result<(&'a str, S
     if !state.tasks.iter().any(|served| served == task) {
         return Err(ApiError::bad_field(
             "task",
-            format!("task '{task}' is not served by this worker; it serves: {}", state.tasks.join(", ")),
+            format!(
+                "task '{task}' is not served by this worker; it serves: {}",
+                state.tasks.join(", ")
+            ),
         ));
     }
     let params = match body.get("params") {
         None | Some(Value::Null) => "{}".to_string(),
         Some(params @ Value::Object(_)) => params.to_string(),
-        Some(_) => return Err(ApiError::bad_field("params", "'params' must be a JSON object")),
+        Some(_) => {
+            return Err(ApiError::bad_field(
+                "params",
+                "'params' must be a JSON object",
+            ));
+        }
     };
     Ok((task, params))
 }
@@ -61,20 +78,44 @@ fn parse_submission<'a>(state: &AppState, body: &'a Value) -> Result<(&'a str, S
 fn serving_worker(state: &AppState) -> Result<&Arc<WorkerBox>, ApiError> {
     match (state.readiness.get(), state.worker.get()) {
         (Life::Ready, Some(worker)) => Ok(worker),
-        (Life::Draining, _) => Err(ApiError::unavailable("draining", "this worker is shutting down; retry on another", 5)),
-        (Life::Failed { message }, _) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "failed", message)),
-        _ => Err(ApiError::unavailable("loading", "the model is still loading; see /ready", 2)),
+        (Life::Draining, _) => Err(ApiError::unavailable(
+            "draining",
+            "this worker is shutting down; retry on another",
+            5,
+        )),
+        (Life::Failed { message }, _) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "failed",
+            message,
+        )),
+        _ => Err(ApiError::unavailable(
+            "loading",
+            "the model is still loading; see /ready",
+            2,
+        )),
     }
 }
 
 /// `GET /v1/jobs/{id}`: the job's state.
-pub async fn get(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let view = state.jobs.view(&id).ok_or_else(|| ApiError::not_found(format!("no job '{id}'")))?;
+pub async fn get(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let view = state
+        .jobs
+        .view(&id)
+        .ok_or_else(|| ApiError::not_found(format!("no job '{id}'")))?;
     Ok(Json(json!(view)))
 }
 
 /// `DELETE /v1/jobs/{id}`: cancels a queued or running job.
-pub async fn cancel(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let view = state.jobs.cancel(&id).ok_or_else(|| ApiError::not_found(format!("no job '{id}'")))?;
+pub async fn cancel(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let view = state
+        .jobs
+        .cancel(&id)
+        .ok_or_else(|| ApiError::not_found(format!("no job '{id}'")))?;
     Ok(Json(json!(view)))
 }

@@ -17,14 +17,14 @@ use axum::{
     middleware,
     routing::{get, post},
 };
+use rbee_plugin_api::WorkerBox;
+use serde_json::Value;
+use std::sync::{Arc, OnceLock};
 use tower_http::{
     cors::{AllowOrigin, Any, CorsLayer},
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     trace::TraceLayer,
 };
-use rbee_plugin_api::WorkerBox;
-use serde_json::Value;
-use std::sync::{Arc, OnceLock};
 
 /// What every handler can reach.
 pub struct AppState {
@@ -65,7 +65,10 @@ pub fn app(state: Arc<AppState>) -> Router {
     let http = state.http.clone();
     let mut router = routes(state).layer(DefaultBodyLimit::max(http.max_body_bytes));
     if let Some(key) = http.api_key {
-        router = router.layer(middleware::from_fn_with_state(Arc::new(key), auth::require_key));
+        router = router.layer(middleware::from_fn_with_state(
+            Arc::new(key),
+            auth::require_key,
+        ));
     }
     if !http.cors_origins.is_empty() {
         router = router.layer(cors(&http.cors_origins));
@@ -84,7 +87,10 @@ fn cors(origins: &[String]) -> CorsLayer {
         true => AllowOrigin::any(),
         false => AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok())),
     };
-    CorsLayer::new().allow_origin(allow).allow_methods(Any).allow_headers(Any)
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods(Any)
+        .allow_headers(Any)
 }
 
 fn routes(state: Arc<AppState>) -> Router {

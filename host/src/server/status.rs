@@ -51,7 +51,16 @@ pub async fn info(Extract(state): Extract<Arc<AppState>>) -> Json<Value> {
 /// `GET /metrics`: Prometheus / OpenMetrics text.
 pub async fn metrics(Extract(state): Extract<Arc<AppState>>) -> impl IntoResponse {
     let (waiting, running) = state.jobs.counts();
-    let cache_usage = state.worker.get().map_or(0.0, |worker| worker.status().cache_usage_ratio as f64);
+    let cache_usage = state
+        .worker
+        .get()
+        .map_or(0.0, |worker| worker.status().cache_usage_ratio as f64);
     let text = state.metrics.render(waiting, running, cache_usage);
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
 }

@@ -27,14 +27,18 @@ pub async fn stream(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let receiver = state.jobs.take_stream(&id).map_err(|e| match e {
         StreamError::NotFound => ApiError::not_found(format!("no job '{id}'")),
-        StreamError::AlreadyTaken => {
-            ApiError::new(StatusCode::CONFLICT, "stream_taken", format!("another client is reading job '{id}'"))
-        }
+        StreamError::AlreadyTaken => ApiError::new(
+            StatusCode::CONFLICT,
+            "stream_taken",
+            format!("another client is reading job '{id}'"),
+        ),
     })?;
     let events = JobEvents::new(state.jobs.clone(), id, receiver);
     let sse = stream::unfold(events, |mut events| async move {
         let event = events.next().await?;
-        let sse = Event::default().event(event.name()).data(event.data().to_string());
+        let sse = Event::default()
+            .event(event.name())
+            .data(event.data().to_string());
         Some((Ok(sse), events))
     });
     Ok(Sse::new(sse).keep_alive(keep_alive()))
@@ -56,7 +60,12 @@ pub struct JobEvents {
 impl JobEvents {
     /// The events of job `id`, read from `receiver`.
     pub fn new(jobs: Arc<Jobs>, id: String, receiver: UnboundedReceiver<JobEvent>) -> Self {
-        Self { jobs, id, receiver, ended: false }
+        Self {
+            jobs,
+            id,
+            receiver,
+            ended: false,
+        }
     }
 
     /// The next event; `None` after the terminal one.

@@ -27,7 +27,8 @@ fn manifest() -> Manifest {
         backend: "cpu".into(),
         version: env!("CARGO_PKG_VERSION").into(),
         api_version: rbee_plugin_api::API_VERSION.into(),
-        description: "Streams its input back word by word; can sleep, fail or panic on request".into(),
+        description: "Streams its input back word by word; can sleep, fail or panic on request"
+            .into(),
         tasks: vec![TASK.into()].into(),
         params_schema_json: params::SCHEMA.into(),
         default_model: "echo".into(),
@@ -46,13 +47,20 @@ fn load(request: LoadRequest, host: HostApiRef) -> Result<Echo, PluginError> {
         panic!("echo was asked to panic while loading");
     }
     if let Some(message) = options.fail_load {
-        return Err(PluginError::new(rbee_plugin_api::error_code::MODEL_LOAD, message));
+        return Err(PluginError::new(
+            rbee_plugin_api::error_code::MODEL_LOAD,
+            message,
+        ));
     }
     let model = match request.model.as_str() {
         "" => "echo".to_string(),
         name => name.to_string(),
     };
-    host.log(LogLevel::Info, "echo".into(), format!("loaded model '{model}'").as_str().into());
+    host.log(
+        LogLevel::Info,
+        "echo".into(),
+        format!("loaded model '{model}'").as_str().into(),
+    );
     Ok(Echo { model })
 }
 
@@ -73,9 +81,13 @@ impl PluginWorker for Echo {
                 panic!("echo was asked to panic after {index} words");
             }
             if params.fail_after == Some(index) {
-                return Err(PluginError::internal(format!("echo was asked to fail after {index} words")));
+                return Err(PluginError::internal(format!(
+                    "echo was asked to fail after {index} words"
+                )));
             }
-            if sleep_unless_cancelled(sink, params.delay_ms) || sink.text(index as u64, (*word).into()).is_stop() {
+            if sleep_unless_cancelled(sink, params.delay_ms)
+                || sink.text(index as u64, (*word).into()).is_stop()
+            {
                 return Ok(JobEnd::cancelled());
             }
         }

@@ -34,10 +34,14 @@ pub struct EchoParams {
 impl EchoParams {
     /// Parses and checks the parameters, naming the field at fault.
     pub fn parse(json: &str) -> Result<Self, PluginError> {
-        let params: Self = serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(json))
-            .map_err(|e| field_error(&e))?;
+        let params: Self =
+            serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(json))
+                .map_err(|e| field_error(&e))?;
         if params.delay_ms > 60_000 {
-            return Err(PluginError::invalid_param("delay_ms", "must be at most 60000"));
+            return Err(PluginError::invalid_param(
+                "delay_ms",
+                "must be at most 60000",
+            ));
         }
         Ok(params)
     }
@@ -63,7 +67,8 @@ impl LoadOptions {
         if json.trim().is_empty() {
             return Ok(Self::default());
         }
-        serde_json::from_str(json).map_err(|e| PluginError::internal(format!("bad echo load options: {e}")))
+        serde_json::from_str(json)
+            .map_err(|e| PluginError::internal(format!("bad echo load options: {e}")))
     }
 }
 

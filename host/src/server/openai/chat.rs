@@ -3,12 +3,18 @@
 use super::{Collected, collect, model_name, now, request, start_job, usage};
 use crate::{
     job_event::JobEvent,
-    server::{ApiError, AppState, stream::{JobEvents, keep_alive}},
+    server::{
+        ApiError, AppState,
+        stream::{JobEvents, keep_alive},
+    },
 };
 use axum::{
     Json,
     extract::{State, rejection::JsonRejection},
-    response::{IntoResponse, Response, sse::{Event, Sse}},
+    response::{
+        IntoResponse, Response,
+        sse::{Event, Sse},
+    },
 };
 use futures_util::{StreamExt, stream};
 use serde_json::{Map, Value, json};
@@ -23,8 +29,17 @@ pub async fn chat_completions(
     let messages = body
         .get("messages")
         .and_then(Value::as_array)
-        .ok_or_else(|| request::bad("messages", "'messages' (a list of {role, content}) is required"))?;
-    let messages = messages.iter().enumerate().map(|(i, m)| plain_message(i, m)).collect::<Result<Vec<_>, _>>()?;
+        .ok_or_else(|| {
+            request::bad(
+                "messages",
+                "'messages' (a list of {role, content}) is required",
+            )
+        })?;
+    let messages = messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| plain_message(i, m))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut params = request::sampling(&body)?;
     params.insert("messages".into(), Value::Array(messages));
     respond(&state, Flavor::Chat, params, &body).await
@@ -41,7 +56,12 @@ pub async fn completions(
         Some(Value::Array(prompts)) if prompts.len() == 1 && prompts[0].is_string() => {
             prompts[0].as_str().unwrap_or_default().to_string()
         }
-        _ => return Err(request::bad("prompt", "'prompt' must be a string (one prompt per request)")),
+        _ => {
+            return Err(request::bad(
+                "prompt",
+                "'prompt' must be a string (one prompt per request)",
+            ));
+        }
     };
     let mut params = request::sampling(&body)?;
     params.insert("prompt".into(), prompt.into());
@@ -51,19 +71,31 @@ pub async fn completions(
 /// A message with its content as plain text (text parts joined); other parts are refused.
 fn plain_message(index: usize, message: &Value) -> Result<Value, ApiError> {
     let field = format!("messages[{index}]");
-    let role = message["role"].as_str().ok_or_else(|| request::bad(&field, "each message needs a 'role'"))?;
+    let role = message["role"]
+        .as_str()
+        .ok_or_else(|| request::bad(&field, "each message needs a 'role'"))?;
     let content = match &message["content"] {
         Value::String(text) => text.clone(),
         Value::Null => String::new(),
         Value::Array(parts) => parts
             .iter()
-            .map(|part| match (part["type"].as_str(), part["text"].as_str()) {
-                (Some("text"), Some(text)) => Ok(text),
-                _ => Err(request::bad(&field, "only text content parts are supported")),
-            })
+            .map(
+                |part| match (part["type"].as_str(), part["text"].as_str()) {
+                    (Some("text"), Some(text)) => Ok(text),
+                    _ => Err(request::bad(
+                        &field,
+                        "only text content parts are supported",
+                    )),
+                },
+            )
             .collect::<Result<Vec<_>, _>>()?
             .join(""),
-        _ => return Err(request::bad(&field, "'content' must be a string or a list of text parts")),
+        _ => {
+            return Err(request::bad(
+                &field,
+                "'content' must be a string or a list of text parts",
+            ));
+        }
     };
     Ok(json!({"role": role, "content": content}))
 }
@@ -102,7 +134,9 @@ impl Completion {
                 let delta = text.map_or(json!({}), |text| json!({"content": text}));
                 json!({"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": null})
             }
-            Flavor::Text => json!({"index": 0, "text": text.unwrap_or(""), "finish_reason": finish_reason, "logprobs": null}),
+            Flavor::Text => {
+                json!({"index": 0, "text": text.unwrap_or(""), "finish_reason": finish_reason, "logprobs": null})
+            }
         };
         self.envelope(true, json!([choice]))
     }
@@ -116,7 +150,9 @@ impl Completion {
                 "finish_reason": finish_reason,
                 "logprobs": null,
             }),
-            Flavor::Text => json!({"index": 0, "text": collected.text, "finish_reason": finish_reason, "logprobs": null}),
+            Flavor::Text => {
+                json!({"index": 0, "text": collected.text, "finish_reason": finish_reason, "logprobs": null})
+            }
         };
         let mut response = self.envelope(false, json!([choice]));
         response["usage"] = usage(&collected.details);
@@ -147,12 +183,20 @@ async fn respond(
         Flavor::Chat => "chatcmpl",
         Flavor::Text => "cmpl",
     };
-    let completion = Completion { id: format!("{prefix}-{job_id}"), model: model_name(state), created: now(), flavor };
+    let completion = Completion {
+        id: format!("{prefix}-{job_id}"),
+        model: model_name(state),
+        created: now(),
+        flavor,
+    };
     if !request::wants_stream(body) {
         let collected = collect(events).await?;
         return Ok(Json(completion.full(&collected)).into_response());
     }
-    let include_usage = body.get("stream_options").and_then(|o| o.get("include_usage")) == Some(&Value::Bool(true));
+    let include_usage = body
+        .get("stream_options")
+        .and_then(|o| o.get("include_usage"))
+        == Some(&Value::Bool(true));
     Ok(stream_chunks(completion, events, include_usage).into_response())
 }
 
@@ -178,8 +222,15 @@ fn stream_chunks(
                     let chunk = completion.chunk(Some(&text), None).to_string();
                     return Some((vec![chunk], Some((events, completion))));
                 }
-                JobEvent::End { stop_reason, details } => {
-                    let mut last = vec![completion.chunk(None, Some(finish_reason(&stop_reason))).to_string()];
+                JobEvent::End {
+                    stop_reason,
+                    details,
+                } => {
+                    let mut last = vec![
+                        completion
+                            .chunk(None, Some(finish_reason(&stop_reason)))
+                            .to_string(),
+                    ];
                     if include_usage {
                         let mut usage_chunk = completion.envelope(true, json!([]));
                         usage_chunk["usage"] = usage(&details);

@@ -18,18 +18,38 @@ pub async fn embeddings(
     let body = request::object(body)?;
     let input = match body.get("input") {
         Some(text @ Value::String(_)) => text.clone(),
-        Some(Value::Array(items)) if items.iter().all(Value::is_string) => Value::Array(items.clone()),
-        _ => return Err(request::bad("input", "'input' must be a string or a list of strings")),
+        Some(Value::Array(items)) if items.iter().all(Value::is_string) => {
+            Value::Array(items.clone())
+        }
+        _ => {
+            return Err(request::bad(
+                "input",
+                "'input' must be a string or a list of strings",
+            ));
+        }
     };
     let base64 = match body.get("encoding_format").and_then(Value::as_str) {
         None | Some("float") => false,
         Some("base64") => true,
-        Some(other) => return Err(request::bad("encoding_format", format!("unknown encoding_format '{other}'"))),
+        Some(other) => {
+            return Err(request::bad(
+                "encoding_format",
+                format!("unknown encoding_format '{other}'"),
+            ));
+        }
     };
     if body.get("dimensions").is_some_and(|d| !d.is_null()) {
-        return Err(request::bad("dimensions", "choosing dimensions is not supported"));
+        return Err(request::bad(
+            "dimensions",
+            "choosing dimensions is not supported",
+        ));
     }
-    let (_, events) = start_job(&state, "/v1/embeddings", "embedding", json!({"input": input}))?;
+    let (_, events) = start_job(
+        &state,
+        "/v1/embeddings",
+        "embedding",
+        json!({"input": input}),
+    )?;
     let mut collected = collect(events).await?;
     collected.embeddings.sort_by_key(|(index, _)| *index);
     let data: Vec<Value> = collected
@@ -37,7 +57,14 @@ pub async fn embeddings(
         .iter()
         .map(|(index, vector)| {
             let embedding = match base64 {
-                true => Value::String(BASE64.encode(vector.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>())),
+                true => Value::String(
+                    BASE64.encode(
+                        vector
+                            .iter()
+                            .flat_map(|x| x.to_le_bytes())
+                            .collect::<Vec<u8>>(),
+                    ),
+                ),
                 false => json!(vector),
             };
             json!({"object": "embedding", "index": index, "embedding": embedding})
@@ -45,5 +72,7 @@ pub async fn embeddings(
         .collect();
     let mut usage = usage(&collected.details);
     usage.as_object_mut().map(|u| u.remove("completion_tokens"));
-    Ok(Json(json!({"object": "list", "data": data, "model": model_name(&state), "usage": usage})))
+    Ok(Json(
+        json!({"object": "list", "data": data, "model": model_name(&state), "usage": usage}),
+    ))
 }

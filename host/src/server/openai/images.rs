@@ -18,7 +18,10 @@ pub async fn generations(
 ) -> Result<Json<Value>, ApiError> {
     let body = request::object(body)?;
     let mut params = Map::new();
-    let prompt = body.get("prompt").and_then(Value::as_str).ok_or_else(|| request::bad("prompt", "'prompt' is required"))?;
+    let prompt = body
+        .get("prompt")
+        .and_then(Value::as_str)
+        .ok_or_else(|| request::bad("prompt", "'prompt' is required"))?;
     params.insert("prompt".into(), prompt.into());
     if let Some(n) = body.get("n").filter(|n| !n.is_null()) {
         params.insert("n".into(), n.clone());
@@ -31,15 +34,33 @@ pub async fn generations(
         params.insert("width".into(), width.into());
         params.insert("height".into(), height.into());
     }
-    if body.get("response_format").and_then(Value::as_str).is_some_and(|f| f != "b64_json") {
-        return Err(request::bad("response_format", "only response_format b64_json is supported"));
+    if body
+        .get("response_format")
+        .and_then(Value::as_str)
+        .is_some_and(|f| f != "b64_json")
+    {
+        return Err(request::bad(
+            "response_format",
+            "only response_format b64_json is supported",
+        ));
     }
-    for extension in ["negative_prompt", "steps", "guidance_scale", "seed", "scheduler"] {
+    for extension in [
+        "negative_prompt",
+        "steps",
+        "guidance_scale",
+        "seed",
+        "scheduler",
+    ] {
         if let Some(value) = body.get(extension).filter(|v| !v.is_null()) {
             params.insert(extension.into(), value.clone());
         }
     }
-    let (_, events) = start_job(&state, "/v1/images/generations", "image-generation", Value::Object(params))?;
+    let (_, events) = start_job(
+        &state,
+        "/v1/images/generations",
+        "image-generation",
+        Value::Object(params),
+    )?;
     let collected = collect(events).await?;
     let data: Vec<Value> = collected
         .artifacts

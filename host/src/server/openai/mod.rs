@@ -35,17 +35,28 @@ pub fn routes() -> Router<Arc<AppState>> {
 
 /// Checks that the plugin serves `task` (404 naming what it does serve), then queues the job
 /// and returns its events.
-fn start_job(state: &Arc<AppState>, route: &str, task: &str, params: Value) -> Result<(String, JobEvents), ApiError> {
+fn start_job(
+    state: &Arc<AppState>,
+    route: &str,
+    task: &str,
+    params: Value,
+) -> Result<(String, JobEvents), ApiError> {
     if !state.tasks.iter().any(|served| served == task) {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "unsupported_route",
-            format!("{route} needs a plugin serving '{task}'; this worker serves: {}", state.tasks.join(", ")),
+            format!(
+                "{route} needs a plugin serving '{task}'; this worker serves: {}",
+                state.tasks.join(", ")
+            ),
         )
         .openai());
     }
     let (id, _) = enqueue(state, task, params.to_string()).map_err(ApiError::openai)?;
-    let receiver = state.jobs.take_stream(&id).map_err(|_| ApiError::job_failed("internal", "the job vanished").openai())?;
+    let receiver = state
+        .jobs
+        .take_stream(&id)
+        .map_err(|_| ApiError::job_failed("internal", "the job vanished").openai())?;
     Ok((id.clone(), JobEvents::new(state.jobs.clone(), id, receiver)))
 }
 
@@ -67,11 +78,16 @@ async fn collect(mut events: JobEvents) -> Result<Collected, ApiError> {
             JobEvent::Token { text, .. } => collected.text.push_str(&text),
             JobEvent::Embedding { index, vector } => collected.embeddings.push((index, vector)),
             JobEvent::Artifact(artifact) => collected.artifacts.push(artifact),
-            JobEvent::End { stop_reason, details } => {
+            JobEvent::End {
+                stop_reason,
+                details,
+            } => {
                 collected.stop_reason = stop_reason;
                 collected.details = details;
             }
-            JobEvent::Error { code, message } => return Err(ApiError::job_failed(&code, message).openai()),
+            JobEvent::Error { code, message } => {
+                return Err(ApiError::job_failed(&code, message).openai());
+            }
             _ => {}
         }
     }
@@ -85,12 +101,19 @@ fn model_name(state: &AppState) -> String {
         .get()
         .map(|worker| worker.status().model.into_string())
         .filter(|name| !name.is_empty())
-        .unwrap_or_else(|| state.manifest["default_model"].as_str().unwrap_or_default().to_string())
+        .unwrap_or_else(|| {
+            state.manifest["default_model"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
 }
 
 /// Seconds since the epoch, for `created` fields.
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Token counts from a job's end details, in OpenAI's `usage` shape.

@@ -54,18 +54,35 @@ pub fn sampling(body: &Map<String, Value>) -> Result<Map<String, Value>, ApiErro
         }
         Some(_) => return Err(bad("stop", "'stop' must be a string or a list of strings")),
     }
-    if body.get("n").is_some_and(|n| !n.is_null() && n.as_u64() != Some(1)) {
+    if body
+        .get("n")
+        .is_some_and(|n| !n.is_null() && n.as_u64() != Some(1))
+    {
         return Err(bad("n", "only n = 1 is supported"));
     }
     for penalty in ["frequency_penalty", "presence_penalty"] {
-        if body.get(penalty).and_then(Value::as_f64).is_some_and(|v| v != 0.0) {
-            return Err(bad(penalty, format!("'{penalty}' is not supported; use repeat_penalty")));
+        if body
+            .get(penalty)
+            .and_then(Value::as_f64)
+            .is_some_and(|v| v != 0.0)
+        {
+            return Err(bad(
+                penalty,
+                format!("'{penalty}' is not supported; use repeat_penalty"),
+            ));
         }
     }
-    if body.get("logprobs").is_some_and(|v| v.as_bool() == Some(true) || v.is_number()) {
+    if body
+        .get("logprobs")
+        .is_some_and(|v| v.as_bool() == Some(true) || v.is_number())
+    {
         return Err(bad("logprobs", "logprobs are not supported"));
     }
-    if body.get("tools").and_then(Value::as_array).is_some_and(|tools| !tools.is_empty()) {
+    if body
+        .get("tools")
+        .and_then(Value::as_array)
+        .is_some_and(|tools| !tools.is_empty())
+    {
         return Err(bad("tools", "tool calls are not supported"));
     }
     Ok(params)
@@ -86,14 +103,27 @@ mod tests {
             "temperature": 0.5, "max_completion_tokens": 9, "stop": "\n", "top_k": 3, "user": "x"
         })))
         .unwrap();
-        assert_eq!(Value::Object(params), json!({"temperature": 0.5, "max_tokens": 9, "stop": ["\n"], "top_k": 3}));
+        assert_eq!(
+            Value::Object(params),
+            json!({"temperature": 0.5, "max_tokens": 9, "stop": ["\n"], "top_k": 3})
+        );
     }
 
     #[test]
     fn unsupported_fields_that_change_output_are_refused() {
-        for body in [json!({"n": 2}), json!({"presence_penalty": 0.5}), json!({"logprobs": true}), json!({"stop": 3})] {
+        for body in [
+            json!({"n": 2}),
+            json!({"presence_penalty": 0.5}),
+            json!({"logprobs": true}),
+            json!({"stop": 3}),
+        ] {
             assert!(sampling(&map(body.clone())).is_err(), "{body}");
         }
-        assert!(sampling(&map(json!({"n": 1, "presence_penalty": 0, "logprobs": false}))).is_ok());
+        assert!(
+            sampling(&map(
+                json!({"n": 1, "presence_penalty": 0, "logprobs": false})
+            ))
+            .is_ok()
+        );
     }
 }
