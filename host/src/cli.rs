@@ -100,7 +100,8 @@ pub struct ServeArgs {
     /// How long running jobs may take to finish after SIGTERM before they are cancelled, in seconds.
     #[arg(long, default_value_t = 30, value_name = "SECONDS")]
     pub shutdown_timeout: u64,
-    /// Where plugins cache downloaded models (default: the user cache dir, rbee/models).
+    /// Where plugins cache models downloaded from the hub (default: the standard Hugging Face
+    /// cache, `$HF_HOME/hub` or `~/.cache/huggingface/hub`, shared with other tools).
     #[arg(long, env = "RBEE_CACHE_DIR", value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
     /// The bearer key clients must send (`Authorization: Bearer <key>`); required when
@@ -207,7 +208,8 @@ impl ServeArgs {
         };
         let cache_dir = self
             .cache_dir
-            .or_else(|| dirs::cache_dir().map(|dir| dir.join("rbee").join("models")))
+            .or_else(|| std::env::var_os("HF_HOME").map(|home| PathBuf::from(home).join("hub")))
+            .or_else(|| dirs::cache_dir().map(|dir| dir.join("huggingface").join("hub")))
             .unwrap_or_else(|| PathBuf::from(".rbee-cache"));
         let api_key = match (self.api_key, &self.api_key_file) {
             (Some(key), _) => Some(key),

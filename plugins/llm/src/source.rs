@@ -85,12 +85,19 @@ fn download(
             reason,
         )
     };
-    let api = ApiBuilder::from_cache(Cache::new(cache_dir.to_path_buf()))
-        .with_progress(false)
-        .build()
-        .map_err(|e| fail(format!("cannot reach the hub: {e}")))?;
-    let api_repo = api.model(repo.to_string());
     let cached = Cache::new(cache_dir.to_path_buf()).repo(Repo::model(repo.to_string()));
+    if hub_offline() {
+        let file = file
+            .ok_or_else(|| fail("HF_HUB_OFFLINE is set: name the file as org/repo:file".into()))?;
+        return cached.get(file).ok_or_else(|| {
+            fail(format!(
+                "HF_HUB_OFFLINE is set and {file} is not in the cache at {}",
+                cache_dir.display()
+            ))
+        });
+    }
+    let api = hub_api(cache_dir).map_err(|e| fail(format!("cannot reach the hub: {e}")))?;
+    let api_repo = api.model(repo.to_string());
     let fetch = |name: &str| -> Result<PathBuf, LlmError> {
         if let Some(path) = cached.get(name) {
             return Ok(path);
@@ -133,6 +140,25 @@ fn download(
     config
         .and_then(|path| path.parent().map(Path::to_path_buf))
         .ok_or_else(|| fail("the repository holds neither a .gguf file nor a config.json".into()))
+}
+
+/// Whether `HF_HUB_OFFLINE` forbids network access (the cache alone is used).
+fn hub_offline() -> bool {
+    std::env::var("HF_HUB_OFFLINE")
+        .is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
+}
+
+/// The hub client: the given cache, and the standard `HF_ENDPOINT` and `HF_TOKEN` variables.
+fn hub_api(cache_dir: &Path) -> Result<hf_hub::api::sync::Api, hf_hub::api::sync::ApiError> {
+    let mut builder =
+        ApiBuilder::from_cache(Cache::new(cache_dir.to_path_buf())).with_progress(false);
+    if let Ok(endpoint) = std::env::var("HF_ENDPOINT") {
+        builder = builder.with_endpoint(endpoint);
+    }
+    if let Ok(token) = std::env::var("HF_TOKEN") {
+        builder = builder.with_token(Some(token));
+    }
+    builder.build()
 }
 
 /// Forwards hf-hub's byte counts as fractions of the file.
