@@ -13,7 +13,7 @@ use abi_stable::{sabi_trait::TD_Opaque, sabi_types::RMut, std_types::RResult};
 use rbee_plugin_api::{EventSink_TO, Job, WorkerBox, error_code};
 use std::{
     panic::{AssertUnwindSafe, catch_unwind},
-    sync::{Arc, atomic::Ordering},
+    sync::Arc,
     thread::JoinHandle,
 };
 
@@ -35,13 +35,13 @@ fn run(worker: &WorkerBox, queued: &QueuedJob, metrics: &Arc<Metrics>) -> JobEve
     let mut sink = HostSink::new(
         &queued.id,
         queued.events.clone(),
-        queued.cancel.clone(),
+        queued.stop.clone(),
         metrics.clone(),
         queued.submitted,
     );
-    if queued.cancel.load(Ordering::SeqCst) {
+    if queued.stop.is_set() {
         let terminal = JobEvent::End {
-            stop_reason: "cancelled".into(),
+            stop_reason: queued.stop.stop_reason().into(),
             details: serde_json::json!({}),
         };
         sink.send(terminal.clone());
@@ -61,7 +61,10 @@ fn run(worker: &WorkerBox, queued: &QueuedJob, metrics: &Arc<Metrics>) -> JobEve
     }));
     let terminal = match outcome {
         Ok(RResult::ROk(end)) => JobEvent::End {
-            stop_reason: end.stop_reason.into_string(),
+            stop_reason: match end.stop_reason.as_str() {
+                "cancelled" => queued.stop.stop_reason().to_string(),
+                reason => reason.to_string(),
+            },
             details: parse_object(end.details_json.as_str()),
         },
         Ok(RResult::RErr(error)) => JobEvent::Error {
@@ -75,6 +78,9 @@ fn run(worker: &WorkerBox, queued: &QueuedJob, metrics: &Arc<Metrics>) -> JobEve
     };
     let outcome = match &terminal {
         JobEvent::End { stop_reason, .. } if stop_reason == "cancelled" => "cancelled",
+        JobEvent::End { stop_reason, .. } if stop_reason == "deadline_exceeded" => {
+            "deadline_exceeded"
+        }
         JobEvent::End { .. } => "completed",
         _ => "failed",
     };

@@ -7,11 +7,48 @@ use std::{
     collections::{HashMap, VecDeque},
     sync::{
         Arc, Condvar, Mutex, MutexGuard,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicU8, Ordering},
     },
     time::Instant,
 };
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+/// Why a job was told to stop, shared between the registry, the engine and the sink.
+#[derive(Debug, Clone, Default)]
+pub struct StopFlag(Arc<AtomicU8>);
+
+const RUNNING: u8 = 0;
+const CANCELLED: u8 = 1;
+const DEADLINE: u8 = 2;
+
+impl StopFlag {
+    /// Asks the job to stop because a client cancelled it (the first reason given wins).
+    pub fn cancel(&self) {
+        let _ = self
+            .0
+            .compare_exchange(RUNNING, CANCELLED, Ordering::SeqCst, Ordering::SeqCst);
+    }
+
+    /// Asks the job to stop because its deadline passed (the first reason given wins).
+    pub fn expire(&self) {
+        let _ = self
+            .0
+            .compare_exchange(RUNNING, DEADLINE, Ordering::SeqCst, Ordering::SeqCst);
+    }
+
+    /// Whether the job should stop.
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed) != RUNNING
+    }
+
+    /// The stop reason a stopped job ends with: `cancelled` or `deadline_exceeded`.
+    pub fn stop_reason(&self) -> &'static str {
+        match self.0.load(Ordering::SeqCst) {
+            DEADLINE => "deadline_exceeded",
+            _ => "cancelled",
+        }
+    }
+}
 
 /// How many finished jobs are remembered for `GET /v1/jobs/{id}`.
 const FINISHED_KEPT: usize = 1024;
@@ -61,8 +98,8 @@ pub struct QueuedJob {
     pub task: String,
     /// Validated parameters, a JSON object.
     pub params_json: String,
-    /// Set when the job is cancelled.
-    pub cancel: Arc<AtomicBool>,
+    /// Set when the job is cancelled or expires.
+    pub stop: StopFlag,
     /// Where its events go.
     pub events: UnboundedSender<JobEvent>,
     /// When it was submitted.
@@ -91,7 +128,7 @@ struct Record {
     task: String,
     submitted: Instant,
     state: JobState,
-    cancel: Arc<AtomicBool>,
+    stop: StopFlag,
     events: UnboundedSender<JobEvent>,
     stream: Option<UnboundedReceiver<JobEvent>>,
     params_json: String,
@@ -145,7 +182,7 @@ impl Jobs {
             task: task.to_string(),
             submitted: Instant::now(),
             state: JobState::Queued,
-            cancel: Arc::default(),
+            stop: StopFlag::default(),
             events,
             stream: Some(stream),
             params_json,
@@ -171,7 +208,7 @@ impl Jobs {
                     id: id.clone(),
                     task: record.task.clone(),
                     params_json: std::mem::take(&mut record.params_json),
-                    cancel: record.cancel.clone(),
+                    stop: record.stop.clone(),
                     events: record.events.clone(),
                     submitted: record.submitted,
                 };
@@ -202,7 +239,7 @@ impl Jobs {
         match terminal {
             JobEvent::End { stop_reason, .. } => {
                 record.state = match stop_reason.as_str() {
-                    "cancelled" => JobState::Cancelled,
+                    "cancelled" | "deadline_exceeded" => JobState::Cancelled,
                     _ => JobState::Completed,
                 };
                 record.stop_reason = Some(stop_reason.clone());
@@ -231,9 +268,21 @@ impl Jobs {
     /// Cancels a job: a queued one ends at once, a running one is told to stop.
     /// Returns the job's view after the request, or `None` if there is no such job.
     pub fn cancel(&self, id: &str) -> Option<JobView> {
+        self.stop(id, StopFlag::cancel)
+    }
+
+    /// Ends a job whose deadline passed, like [`Jobs::cancel`] but with stop reason
+    /// `deadline_exceeded`. A job that already ended is left alone.
+    pub fn expire(&self, id: &str) -> Option<JobView> {
+        self.stop(id, StopFlag::expire)
+    }
+
+    fn stop(&self, id: &str, how: fn(&StopFlag)) -> Option<JobView> {
         let mut inner = self.lock();
         let record = inner.records.get(id)?;
-        record.cancel.store(true, Ordering::SeqCst);
+        if matches!(record.state, JobState::Queued | JobState::Running) {
+            how(&record.stop);
+        }
         if record.state == JobState::Queued {
             Self::end_queued(&mut inner, id);
         }
@@ -242,13 +291,14 @@ impl Jobs {
 
     fn end_queued(inner: &mut Inner, id: &str) {
         inner.queue.retain(|queued| queued != id);
+        let Some(record) = inner.records.get(id) else {
+            return;
+        };
         let terminal = JobEvent::End {
-            stop_reason: "cancelled".into(),
+            stop_reason: record.stop.stop_reason().into(),
             details: json!({}),
         };
-        if let Some(record) = inner.records.get(id) {
-            let _ = record.events.send(terminal.clone());
-        }
+        let _ = record.events.send(terminal.clone());
         Self::record_end(inner, id, &terminal);
     }
 
@@ -280,6 +330,9 @@ impl Jobs {
         let mut inner = self.lock();
         inner.draining = true;
         for id in inner.queue.clone() {
+            if let Some(record) = inner.records.get(&id) {
+                record.stop.cancel();
+            }
             Self::end_queued(&mut inner, &id);
         }
     }
@@ -288,7 +341,7 @@ impl Jobs {
     pub fn cancel_running(&self) {
         let inner = self.lock();
         if let Some(record) = inner.running.as_ref().and_then(|id| inner.records.get(id)) {
-            record.cancel.store(true, Ordering::SeqCst);
+            record.stop.cancel();
         }
     }
 
@@ -352,6 +405,25 @@ mod tests {
             },
         );
         assert_eq!(jobs.view(&first).unwrap().state, JobState::Failed);
+    }
+
+    #[test]
+    fn an_expired_job_ends_with_deadline_exceeded_and_a_finished_one_is_left_alone() {
+        let jobs = Jobs::new(4);
+        let (id, _) = jobs.submit("echo", "{}".into()).unwrap();
+        let mut stream = jobs.take_stream(&id).unwrap();
+        assert_eq!(
+            jobs.expire(&id).unwrap().stop_reason.as_deref(),
+            Some("deadline_exceeded")
+        );
+        assert!(
+            matches!(stream.try_recv(), Ok(JobEvent::End { stop_reason, .. }) if stop_reason == "deadline_exceeded")
+        );
+        jobs.cancel(&id);
+        assert_eq!(
+            jobs.view(&id).unwrap().stop_reason.as_deref(),
+            Some("deadline_exceeded")
+        );
     }
 
     #[test]

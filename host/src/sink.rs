@@ -2,22 +2,19 @@
 
 use crate::{
     job_event::{ArtifactData, JobEvent, parse_object},
+    jobs::StopFlag,
     metrics::Metrics,
 };
 use abi_stable::std_types::{ROption, RSlice, RStr};
 use rbee_plugin_api::{Artifact, EventSink, Flow};
 use serde_json::json;
-use std::sync::{
-    Arc,
-    atomic::{AtomicBool, Ordering},
-};
-use std::time::Instant;
+use std::{sync::Arc, time::Instant};
 use tokio::sync::mpsc::UnboundedSender;
 
 /// Receives one job's events on the engine thread.
 pub struct HostSink {
     events: UnboundedSender<JobEvent>,
-    cancel: Arc<AtomicBool>,
+    stop: StopFlag,
     started: bool,
     job_id: String,
     metrics: Arc<Metrics>,
@@ -32,13 +29,13 @@ impl HostSink {
     pub fn new(
         job_id: &str,
         events: UnboundedSender<JobEvent>,
-        cancel: Arc<AtomicBool>,
+        stop: StopFlag,
         metrics: Arc<Metrics>,
         submitted: Instant,
     ) -> Self {
         Self {
             events,
-            cancel,
+            stop,
             started: false,
             job_id: job_id.to_string(),
             metrics,
@@ -93,7 +90,7 @@ impl HostSink {
     }
 
     fn flow(&self) -> Flow {
-        match self.cancel.load(Ordering::Relaxed) {
+        match self.stop.is_set() {
             true => Flow::Stop,
             false => Flow::Continue,
         }
@@ -149,7 +146,7 @@ impl EventSink for HostSink {
     }
 
     fn is_cancelled(&self) -> bool {
-        self.cancel.load(Ordering::Relaxed)
+        self.stop.is_set()
     }
 }
 
@@ -161,12 +158,12 @@ mod tests {
     #[test]
     fn started_comes_first_once_and_cancel_stops() {
         let (tx, mut rx) = unbounded_channel();
-        let cancel = Arc::new(AtomicBool::new(false));
+        let stop = StopFlag::default();
         let metrics = Arc::new(Metrics::new("m", false));
-        let mut sink = HostSink::new("job-1", tx, cancel.clone(), metrics, Instant::now());
+        let mut sink = HostSink::new("job-1", tx, stop.clone(), metrics, Instant::now());
         assert_eq!(sink.text(0, "hi".into()), Flow::Continue);
         sink.started(r#"{"seed": 1}"#.into());
-        cancel.store(true, Ordering::Relaxed);
+        stop.cancel();
         assert_eq!(sink.text(1, "there".into()), Flow::Stop);
         assert_eq!(
             rx.try_recv().unwrap(),

@@ -212,3 +212,57 @@ fn info_describes_the_plugin_model_and_device() {
     assert_eq!(info["worker"]["model"], "parrot");
     assert_eq!(info["state"]["status"], "ready");
 }
+
+#[test]
+fn a_job_past_its_timeout_or_deadline_ends_with_deadline_exceeded() {
+    let host = echo_host(&[]);
+    let body = json!({"task": "echo", "timeout": 0.3, "params": {"text": "w ".repeat(100), "delay_ms": 50}});
+    let response = host.post("/v1/jobs", &body);
+    assert_eq!(response.status(), 202);
+    let id = response.json::<Value>().unwrap()["job_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let events = host.stream(&id).collect_all();
+    assert_eq!(
+        events.last().unwrap().data["stop_reason"],
+        "deadline_exceeded"
+    );
+    assert!(events.iter().filter(|e| e.name == "token").count() < 20);
+    assert_eq!(host.job_state(&id), "cancelled");
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let client = reqwest::blocking::Client::new();
+    let with_header = |deadline: f64| {
+        client
+            .post(format!("{}/v1/jobs", host.url))
+            .header("x-deadline", deadline.to_string())
+            .json(&json!({"task": "echo", "params": {"text": "w ".repeat(100), "delay_ms": 50}}))
+            .send()
+            .unwrap()
+    };
+    let accepted = with_header(now + 0.3);
+    assert_eq!(accepted.status(), 202);
+    let id = accepted.json::<Value>().unwrap()["job_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        host.stream(&id).collect_all().last().unwrap().data["stop_reason"],
+        "deadline_exceeded"
+    );
+    let late = with_header(now - 10.0);
+    assert_eq!(late.status(), 400);
+    assert_eq!(
+        late.json::<Value>().unwrap()["error"]["field"],
+        "X-Deadline"
+    );
+    let bad = host.post(
+        "/v1/jobs",
+        &json!({"task": "echo", "timeout": -1, "params": {"text": "x"}}),
+    );
+    assert_eq!(bad.json::<Value>().unwrap()["error"]["field"], "timeout");
+}

@@ -5,21 +5,33 @@ use crate::{jobs::SubmitError, readiness::State as Life};
 use axum::{
     Json,
     extract::{Path, State, rejection::JsonRejection},
-    http::StatusCode,
+    http::{HeaderMap, StatusCode},
 };
 use rbee_plugin_api::WorkerBox;
 use serde_json::{Value, json};
-use std::sync::Arc;
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 /// `POST /v1/jobs` with `{"task": ..., "params": {...}}`: validates, queues, answers 202 with
 /// the job id, its stream URL and its queue position.
 pub async fn submit(
     State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(body) = body.map_err(ApiError::rejected)?;
     let (task, params) = parse_submission(&state, &body)?;
+    let time_limit = time_limit(&headers, &body)?;
     let (job_id, queue_position) = enqueue(&state, task, params)?;
+    if let Some(limit) = time_limit {
+        let (jobs, id) = (state.jobs.clone(), job_id.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(limit).await;
+            jobs.expire(&id);
+        });
+    }
     let stream_url = format!("/v1/jobs/{job_id}/stream");
     Ok((
         StatusCode::ACCEPTED,
@@ -44,6 +56,39 @@ pub fn enqueue(state: &AppState, task: &str, params: String) -> Result<(String, 
             5,
         ),
     })
+}
+
+/// How long the job may take: the body's `timeout` (seconds) or the `X-Deadline` header (a Unix
+/// time in seconds). When it passes, the job ends with stop reason `deadline_exceeded`.
+fn time_limit(headers: &HeaderMap, body: &Value) -> Result<Option<Duration>, ApiError> {
+    if let Some(timeout) = body.get("timeout").filter(|t| !t.is_null()) {
+        let seconds = timeout.as_f64().filter(|s| *s > 0.0 && s.is_finite());
+        let seconds = seconds.ok_or_else(|| {
+            ApiError::bad_field("timeout", "'timeout' must be a positive number of seconds")
+        })?;
+        return Ok(Some(Duration::from_secs_f64(seconds)));
+    }
+    let Some(deadline) = headers.get("x-deadline") else {
+        return Ok(None);
+    };
+    let at = deadline
+        .to_str()
+        .ok()
+        .and_then(|text| text.trim().parse::<f64>().ok())
+        .filter(|t| t.is_finite());
+    let at = at.ok_or_else(|| {
+        ApiError::bad_field("X-Deadline", "X-Deadline must be a Unix time in seconds")
+    })?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    match at - now {
+        left if left > 0.0 => Ok(Some(Duration::from_secs_f64(left))),
+        _ => Err(ApiError::bad_field(
+            "X-Deadline",
+            "the deadline has already passed",
+        )),
+    }
 }
 
 /// Checks the submission's shape: a served task and a params object.
