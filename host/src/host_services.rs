@@ -2,7 +2,9 @@
 
 use crate::readiness::Readiness;
 use abi_stable::std_types::{RStr, RString};
+use indicatif::{ProgressBar, ProgressStyle};
 use rbee_plugin_api::{HostApi, LogLevel};
+use std::{io::IsTerminal, sync::Mutex};
 use std::{path::PathBuf, sync::Arc};
 
 /// What a plugin can ask of the host.
@@ -14,6 +16,48 @@ pub struct HostServices {
     pub cache_dir: PathBuf,
     /// Where load progress goes.
     pub readiness: Arc<Readiness>,
+    /// How load progress is shown on the terminal and in the logs.
+    pub display: Arc<ProgressDisplay>,
+}
+
+/// Load progress for people: a bar when stderr is a terminal, and a log line whenever another
+/// tenth is done or the plugin says it does something else (not one per downloaded chunk).
+pub struct ProgressDisplay {
+    bar: Option<ProgressBar>,
+    last_logged: Mutex<(i32, String)>,
+}
+
+impl Default for ProgressDisplay {
+    fn default() -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(1000);
+            let style = ProgressStyle::with_template("{bar:40} {percent:>3}% {msg}");
+            bar.set_style(style.unwrap_or_else(|_| ProgressStyle::default_bar()));
+            bar
+        });
+        Self {
+            bar,
+            last_logged: Mutex::new((-1, String::new())),
+        }
+    }
+}
+
+impl ProgressDisplay {
+    fn show(&self, plugin: &str, fraction: f32, message: &str) {
+        if let Some(bar) = &self.bar {
+            bar.set_position((fraction.clamp(0.0, 1.0) * 1000.0) as u64);
+            bar.set_message(message.to_string());
+            if fraction >= 1.0 {
+                bar.finish_and_clear();
+            }
+        }
+        let tenth = (fraction * 10.0).floor() as i32;
+        let mut last = self.last_logged.lock().unwrap_or_else(|e| e.into_inner());
+        if last.0 != tenth || last.1 != message {
+            *last = (tenth, message.to_string());
+            tracing::info!(plugin, "loading: {:.0}% {message}", fraction * 100.0);
+        }
+    }
 }
 
 impl HostApi for HostServices {
@@ -34,11 +78,8 @@ impl HostApi for HostServices {
     }
 
     fn load_progress(&self, fraction: f32, message: RStr<'_>) {
-        tracing::info!(
-            plugin = self.plugin_id,
-            "loading: {:.0}% {message}",
-            fraction * 100.0
-        );
+        self.display
+            .show(&self.plugin_id, fraction, message.as_str());
         self.readiness.progress(fraction, message.as_str());
     }
 }

@@ -184,6 +184,7 @@ fn spawn_model_load(
         plugin_id: plugin.manifest.id.to_string(),
         cache_dir: config.cache_dir.clone(),
         readiness: state.readiness.clone(),
+        display: Arc::default(),
     };
     let load = plugin.module.load();
     std::thread::Builder::new()

@@ -252,3 +252,40 @@ fn heartbeats_reach_the_hive_back_off_while_it_is_down_and_resume() {
         b["state"] == "stopping"
     });
 }
+
+#[test]
+fn load_progress_is_a_bar_on_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let transcript = dir.path().join("terminal.txt");
+    let command = format!(
+        "{} --plugin echo-cpu --plugins-dir {} --port 0 --plugin-options '{{\"load_delay_ms\": 1200}}'",
+        rbee_tests::host_bin().display(),
+        plugins_dir().display()
+    );
+    let mut terminal = std::process::Command::new("script")
+        .args(["-qfec", &command])
+        .arg(&transcript)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("script (util-linux) runs the host under a pseudo-terminal");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut seen = String::new();
+    while !seen.contains("model loaded; ready") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the host never became ready:\n{seen}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        seen = std::fs::read_to_string(&transcript).unwrap_or_default();
+    }
+    let _ = terminal.kill();
+    let _ = std::process::Command::new("pkill")
+        .args(["-f", "load_delay_ms\": 1200"])
+        .status();
+    let _ = terminal.wait();
+    assert!(
+        seen.contains('█') && seen.contains("% pretending to load"),
+        "no progress bar:\n{seen}"
+    );
+}
