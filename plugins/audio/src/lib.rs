@@ -9,7 +9,6 @@
 mod audio;
 mod ct2;
 mod decode;
-mod device;
 mod error;
 mod mel;
 mod model;
@@ -19,8 +18,8 @@ mod worker;
 #[cfg(test)]
 mod test_support;
 
-pub use device::BACKEND;
 pub use error::AudioError;
+pub use rbee_candle_device::BACKEND;
 pub use worker::{AudioWorker, TASK};
 
 use rbee_plugin_api::{
@@ -64,7 +63,7 @@ pub fn load(request: LoadRequest, host: HostApiRef) -> Result<AudioWorker, Plugi
              (Hugging Face or CTranslate2)",
         ));
     }
-    let device = device::open(&request.device)?;
+    let device = rbee_candle_device::open("audio", &request.device).map_err(AudioError::Device)?;
     let path = Path::new(request.model.as_str());
     host.load_progress(0.1, format!("loading {}", path.display()).as_str().into());
     let loaded = model::load(path, &device)?;

@@ -6,7 +6,6 @@
 //! benchmarks): `load` returns an [`LlmWorker`], whose [`PluginWorker::execute`] runs a job.
 
 mod chat_template;
-mod device;
 mod error;
 mod gguf_tokenizer;
 mod model;
@@ -21,8 +20,8 @@ mod worker;
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_support;
 
-pub use device::BACKEND;
 pub use error::LlmError;
+pub use rbee_candle_device::BACKEND;
 pub use worker::{LlmWorker, PREFILL_CHUNK, TASK};
 
 use rbee_plugin_api::{
@@ -65,9 +64,9 @@ pub fn load(request: LoadRequest, host: HostApiRef) -> Result<LlmWorker, PluginE
         "" => DEFAULT_MODEL,
         named => named,
     };
-    let device = device::open(&request.device)?;
+    let device = rbee_candle_device::open("llm", &request.device).map_err(LlmError::Device)?;
     if device.is_cpu() {
-        let threads = device::compute_threads();
+        let threads = rbee_candle_device::compute_threads();
         log(&format!(
             "candle uses {threads} CPU threads (requested: {})",
             request.threads

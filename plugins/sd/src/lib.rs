@@ -49,14 +49,7 @@ use rbee_plugin_api::{
     PluginWorker, WorkerStatus, error_code, export_plugin,
 };
 
-/// The backend this build targets (cuda > metal > cpu).
-pub const BACKEND: &str = if cfg!(feature = "cuda") {
-    "cuda"
-} else if cfg!(feature = "metal") {
-    "metal"
-} else {
-    "cpu"
-};
+pub use rbee_candle_device::BACKEND;
 
 /// The model loaded when the host names none: SD-Turbo (512 px in one step).
 pub const DEFAULT_MODEL: &str = "stabilityai/sd-turbo";
@@ -88,31 +81,8 @@ pub fn manifest() -> Manifest {
 
 /// The device named by the load request, or a `device` error when this build cannot use it.
 fn device(request: &LoadRequest) -> Result<Device, PluginError> {
-    let (kind, ordinal) = (
-        request.device.kind.as_str(),
-        request.device.ordinal as usize,
-    );
-    let failed = |e: candle_core::Error| {
-        PluginError::new(
-            error_code::DEVICE,
-            format!("cannot open {kind}:{ordinal}: {}", candle_message(&e)),
-        )
-    };
-    match kind {
-        "cpu" => Ok(Device::Cpu),
-        "cuda" if cfg!(feature = "cuda") => Device::new_cuda(ordinal).map_err(failed),
-        "metal" if cfg!(feature = "metal") => Device::new_metal(ordinal).map_err(failed),
-        "cuda" | "metal" => Err(PluginError::new(
-            error_code::DEVICE,
-            format!(
-                "this is the {BACKEND} build of the sd plugin (sd-{BACKEND}); it cannot use a {kind} device: use sd-{kind}"
-            ),
-        )),
-        other => Err(PluginError::new(
-            error_code::DEVICE,
-            format!("unknown device kind '{other}'"),
-        )),
-    }
+    rbee_candle_device::open("sd", &request.device)
+        .map_err(|message| PluginError::new(error_code::DEVICE, message))
 }
 
 /// A loaded Stable Diffusion checkpoint serving jobs.
