@@ -1,11 +1,14 @@
 //! `cargo xtask bench llm|sd`. llm: the LLM plugin's speed with the test model on 2 threads,
 //! called in-process and through a running host over HTTP + SSE, with the host's cost per
 //! token. sd: seconds per SD 1.5 UNet pass at 512x512 (random weights: the compute does not
-//! depend on the values) and the tiny checkpoint's end-to-end time through the host.
+//! depend on the values) and the tiny checkpoint's end-to-end time through the host. audio:
+//! Whisper tiny.en's real-time factor on a ~45 s clip, in-process, through the host, and
+//! faster-whisper on the same model file when it is installed.
 
 use crate::{
     models, paths,
     plugins::{self, PluginsArgs, run},
+    speech,
 };
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
@@ -182,49 +185,57 @@ fn through_host(
     Ok((median(&plugin_runs), median(&client_runs)))
 }
 
-/// One job over HTTP: the plugin's own figures (from `end`) and the client's view.
-fn one_hosted_job(url: &str) -> Result<(Figures, Figures)> {
+/// Submits a job over HTTP and follows its stream to the end: the time each event arrived
+/// (by name), the `end` event's data, and when the job was submitted.
+fn submit_and_follow(
+    url: &str,
+    task: &str,
+    params: Value,
+) -> Result<(Vec<(String, Instant)>, Value, Instant)> {
     let submitted = Instant::now();
     let job: Value = ureq::post(&format!("{url}/v1/jobs"))
-        .send_json(json!({"task": "text-generation", "params": {"prompt": prompt(), "temperature": 0, "max_tokens": DECODE_TOKENS}}))?
+        .send_json(json!({"task": task, "params": params}))?
         .into_json()?;
     let stream = ureq::get(&format!(
         "{url}{}",
         job["stream_url"].as_str().context("a stream url")?
     ))
     .call()?;
-    let (mut first, mut last, mut tokens, mut end) = (None, None, 0u64, Value::Null);
-    let mut event = String::new();
+    let (mut events, mut event) = (Vec::new(), String::new());
     for line in BufReader::new(stream.into_reader()).lines() {
         let line = line?;
         if let Some(name) = line.strip_prefix("event: ") {
             event = name.to_string();
         } else if let Some(data) = line.strip_prefix("data: ") {
             match event.as_str() {
-                "token" => {
-                    first.get_or_insert_with(Instant::now);
-                    last = Some(Instant::now());
-                    tokens += 1;
-                }
-                "end" | "error" => {
-                    end = serde_json::from_str(data)?;
-                    break;
-                }
-                _ => {}
+                "end" => return Ok((events, serde_json::from_str(data)?, submitted)),
+                "error" => bail!("the job failed: {data}"),
+                name => events.push((name.to_string(), Instant::now())),
             }
         }
     }
+    bail!("the stream ended without an end event")
+}
+
+/// One LLM job over HTTP: the plugin's own figures (from `end`) and the client's view.
+fn one_hosted_job(url: &str) -> Result<(Figures, Figures)> {
+    let params = json!({"prompt": prompt(), "temperature": 0, "max_tokens": DECODE_TOKENS});
+    let (events, end, submitted) = submit_and_follow(url, "text-generation", params)?;
+    let tokens: Vec<Instant> = events
+        .iter()
+        .filter(|(name, _)| name == "token")
+        .map(|(_, at)| *at)
+        .collect();
     let (first, last) = (
-        first.context("no token arrived")?,
-        last.context("no token arrived")?,
+        *tokens.first().context("no token arrived")?,
+        *tokens.last().context("no token arrived")?,
     );
     let plugin = plugin_figures(&end);
-    let decode_seconds = (last - first).as_secs_f64();
     let client = Figures {
         prompt_tokens: plugin.prompt_tokens,
         prompt_tps: plugin.prompt_tokens / (first - submitted).as_secs_f64(),
-        decode_tokens: tokens as f64,
-        decode_tps: (tokens.saturating_sub(1)) as f64 / decode_seconds,
+        decode_tokens: tokens.len() as f64,
+        decode_tps: (tokens.len().saturating_sub(1)) as f64 / (last - first).as_secs_f64(),
         first_token_ms: (first - submitted).as_secs_f64() * 1000.0,
     };
     Ok((plugin, client))
@@ -317,4 +328,96 @@ pub fn sd(runs: usize) -> Result<()> {
         tiny_seconds[tiny_seconds.len() / 2]
     );
     Ok(())
+}
+
+/// Runs the audio benchmark and prints the table.
+pub fn audio(runs: usize) -> Result<()> {
+    let models = models::provision()?;
+    let plugins_dir = plugins::build_and_install(&PluginsArgs {
+        only: vec!["audio".into()],
+        ..PluginsArgs::default()
+    })?;
+    run(Command::new(env!("CARGO"))
+        .current_dir(paths::root())
+        .args(["build", "--quiet", "-p", "rbee-host"]))?;
+    let clip = paths::target().join("fixtures").join("bench-speech.wav");
+    let seconds = speech::long_clip(&models.join("speech"), &clip, 45.0)?;
+    let output = plugins::cargo_for_plugins("cpu")
+        .args([
+            "run",
+            "--quiet",
+            "-p",
+            "rbee-plugin-audio",
+            "--features",
+            "test-support",
+            "--example",
+            "audio_bench",
+            "--",
+        ])
+        .arg(&clip)
+        .arg(runs.to_string())
+        .env("RBEE_MODELS_DIR", &models)
+        .env("CANDLE_NUM_THREADS", THREADS)
+        .env("RAYON_NUM_THREADS", THREADS)
+        .stderr(Stdio::null())
+        .output()
+        .context("running the in-process audio benchmark")?;
+    if !output.status.success() {
+        bail!("the in-process audio benchmark failed");
+    }
+    let in_process: Vec<f64> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok()?["real_time_factor"].as_f64())
+        .collect();
+    let model = models.join("whisper-tiny.en-ct2");
+    let (host, url) = start_host(&[
+        "--plugin".as_ref(),
+        "audio-cpu".as_ref(),
+        "--threads".as_ref(),
+        THREADS.as_ref(),
+        "--plugins-dir".as_ref(),
+        plugins_dir.as_os_str(),
+        "--model".as_ref(),
+        model.as_os_str(),
+    ])?;
+    let audio = base64_of(&std::fs::read(&clip)?);
+    let (mut plugin_clock, mut client_clock) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let (_, end, submitted) =
+            submit_and_follow(&url, "transcription", json!({"audio": audio}))?;
+        plugin_clock.push(end["real_time_factor"].as_f64().unwrap_or(0.0));
+        client_clock.push(submitted.elapsed().as_secs_f64() / seconds);
+    }
+    drop(host);
+    let faster = speech::faster_whisper_rtf(&model, &clip, seconds, runs)?;
+    println!(
+        "\nWhisper tiny.en (CTranslate2 f16 file), {seconds:.1} s of speech, {THREADS} threads, greedy, median of {runs} runs"
+    );
+    println!("real-time factor = processing time / audio duration (lower is faster)\n");
+    println!("| path | real-time factor |");
+    println!("|---|---|");
+    println!("| audio plugin in-process | {:.3} |", middle(in_process));
+    println!(
+        "| audio plugin inside rbee-host (plugin's clock) | {:.3} |",
+        middle(plugin_clock)
+    );
+    println!(
+        "| HTTP client, submit to end (client's clock) | {:.3} |",
+        middle(client_clock)
+    );
+    match faster {
+        Some(rtf) => println!("| faster-whisper (CTranslate2, cpu, same file) | {rtf:.3} |"),
+        None => println!("| faster-whisper | not installed (pip install faster-whisper) |"),
+    }
+    Ok(())
+}
+
+fn middle(mut values: Vec<f64>) -> f64 {
+    values.sort_by(|a, b| a.total_cmp(b));
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn base64_of(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }

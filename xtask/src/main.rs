@@ -5,6 +5,7 @@ mod models;
 mod paths;
 mod plugins;
 mod run;
+mod speech;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -32,7 +33,7 @@ enum Task {
     /// Measure speed and print a table (record it in BENCHMARKS.md).
     Bench {
         /// What to measure.
-        #[arg(value_parser = ["llm", "sd"])]
+        #[arg(value_parser = ["llm", "sd", "audio"])]
         what: String,
         /// Runs per figure (the median is printed).
         #[arg(long, default_value_t = 3)]
@@ -57,6 +58,7 @@ fn main() -> Result<()> {
         Task::Serve { plugin, host_args } => run::serve(&plugin, &host_args),
         Task::Bench { what, runs } => match what.as_str() {
             "sd" => bench::sd(runs),
+            "audio" => bench::audio(runs),
             _ => bench::llm(runs),
         },
     }

@@ -15,8 +15,9 @@ mod model;
 mod params;
 mod worker;
 
-#[cfg(test)]
-mod test_support;
+/// Test doubles, the test model and clips, for the crate's tests and the benchmark example.
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_support;
 
 pub use error::AudioError;
 pub use rbee_candle_device::BACKEND;
