@@ -9,13 +9,11 @@ use std::{
 /// The platform's file ending for shared libraries.
 pub const LIBRARY_SUFFIX: &str = std::env::consts::DLL_EXTENSION;
 
-/// One directory searched for plugins, and why it is searched.
+/// One directory searched for plugins.
 #[derive(Debug, Clone)]
 pub struct SearchDir {
     /// The directory.
     pub path: PathBuf,
-    /// Given with --plugins-dir (it must exist) rather than a default location.
-    pub explicit: bool,
 }
 
 /// The ordered list of directories searched for plugins.
@@ -43,10 +41,7 @@ impl SearchDirs {
                     path.display()
                 )));
             }
-            dirs.push(SearchDir {
-                path: path.clone(),
-                explicit: true,
-            });
+            dirs.push(SearchDir { path: path.clone() });
         }
         let implicit = env::var_os("RBEE_PLUGIN_PATH")
             .map(|paths| env::split_paths(&paths).collect::<Vec<_>>())
@@ -59,10 +54,7 @@ impl SearchDirs {
                     .ok()
                     .and_then(|exe| Some(exe.parent()?.join("plugins"))),
             );
-        dirs.extend(implicit.map(|path| SearchDir {
-            path,
-            explicit: false,
-        }));
+        dirs.extend(implicit.map(|path| SearchDir { path }));
         Ok(Self(dirs))
     }
 

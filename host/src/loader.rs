@@ -17,11 +17,10 @@ pub struct OpenPlugin {
     pub manifest: Manifest,
 }
 
-/// What a plugin file says before any of its code runs.
-#[derive(Debug, Clone)]
-pub struct PreambleInfo {
-    /// The plugin-api version it was built against.
-    pub api_version: String,
+/// What a plugin file says before any of its code runs: the plugin-api version it was built
+/// against.
+struct PreambleInfo {
+    api_version: String,
 }
 
 /// The plugin-api version this host was built with.

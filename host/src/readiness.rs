@@ -62,11 +62,6 @@ impl Readiness {
             };
         }
     }
-
-    /// Whether jobs can be served.
-    pub fn is_ready(&self) -> bool {
-        self.get() == State::Ready
-    }
 }
 
 #[cfg(test)]
@@ -79,7 +74,7 @@ mod tests {
         readiness.progress(0.5, "half");
         assert!(matches!(readiness.get(), State::Loading { progress, .. } if progress == 0.5));
         readiness.set(State::Ready);
-        assert!(readiness.is_ready());
+        assert_eq!(readiness.get(), State::Ready);
         readiness.set(State::Draining);
         readiness.set(State::Ready);
         assert_eq!(readiness.get(), State::Draining);
