@@ -47,8 +47,8 @@ pub struct PluginCrate {
     pub has_backend_feature: bool,
 }
 
-/// The plugin crates that can be built for `backend`.
-pub fn plugin_crates(backend: &str) -> Result<Vec<PluginCrate>> {
+/// The workspace packages under `plugins/`: the plugins and the crates they share.
+fn plugin_side_packages() -> Result<Vec<Value>> {
     let output = Command::new(env!("CARGO"))
         .args(["metadata", "--no-deps", "--format-version", "1"])
         .current_dir(paths::root())
@@ -57,9 +57,33 @@ pub fn plugin_crates(backend: &str) -> Result<Vec<PluginCrate>> {
     let metadata: Value =
         serde_json::from_slice(&output.stdout).context("reading cargo metadata")?;
     let plugins_dir = paths::root().join("plugins");
+    let packages = metadata["packages"].as_array().cloned().unwrap_or_default();
+    Ok(packages
+        .into_iter()
+        .filter(|p| {
+            Path::new(p["manifest_path"].as_str().unwrap_or_default()).starts_with(&plugins_dir)
+        })
+        .collect())
+}
+
+/// The names of the crates plugins share (under `plugins/`, not plugins themselves). They are
+/// built and tested with the plugins' flags, never with the host's.
+pub fn shared_plugin_crates() -> Result<Vec<String>> {
+    let plugins: Vec<String> = plugin_crates("cpu")?
+        .into_iter()
+        .map(|c| c.package)
+        .collect();
+    Ok(plugin_side_packages()?
+        .iter()
+        .filter_map(|p| p["name"].as_str().map(str::to_string))
+        .filter(|name| !plugins.contains(name))
+        .collect())
+}
+
+/// The plugin crates that can be built for `backend`.
+pub fn plugin_crates(backend: &str) -> Result<Vec<PluginCrate>> {
     let mut crates = Vec::new();
-    for package in metadata["packages"].as_array().into_iter().flatten() {
-        let manifest = Path::new(package["manifest_path"].as_str().unwrap_or_default());
+    for package in &plugin_side_packages()? {
         let name = package["name"].as_str().unwrap_or_default();
         let is_cdylib = package["targets"]
             .as_array()
@@ -75,7 +99,7 @@ pub fn plugin_crates(backend: &str) -> Result<Vec<PluginCrate>> {
         let Some(kind) = name.strip_prefix("rbee-plugin-") else {
             continue;
         };
-        if !manifest.starts_with(&plugins_dir) || !is_cdylib {
+        if !is_cdylib {
             continue;
         }
         let has_backend_feature = package["features"].get(backend).is_some();

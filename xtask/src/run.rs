@@ -14,17 +14,19 @@ const EXAMPLE_PLUGINS: &[&str] = &["examples/embeddings-plugin", "examples/plugi
 const OPENAI_CLIENT: &str = "openai==3.54.0";
 
 /// Provisions the models and the Python client, builds the plugins, runs the plugins' own
-/// tests, checks the Kubernetes manifests, then every other test in the workspace (integration tests start the real host
-/// against the built plugins).
+/// tests, checks the Kubernetes manifests, then every other test in the workspace
+/// (integration tests start the real host against the built plugins).
 pub fn test(cargo_args: &[String]) -> Result<()> {
     let models = models::provision()?;
     ensure_python_package("openai", OPENAI_CLIENT)?;
     let plugins_dir = plugins::build_and_install(&PluginsArgs::default())?;
     let crates = plugins::plugin_crates("cpu")?;
+    let shared = plugins::shared_plugin_crates()?;
     let mut plugin_tests = plugins::cargo_for_plugins("cpu");
     plugin_tests
         .arg("test")
         .args(plugins::package_args(&crates, "cpu"))
+        .args(shared.iter().flat_map(|name| ["-p", name.as_str()]))
         .env("RBEE_MODELS_DIR", &models);
     run(&mut plugin_tests)?;
     run(Command::new("bash")
@@ -42,8 +44,8 @@ pub fn test(cargo_args: &[String]) -> Result<()> {
     tests
         .current_dir(paths::root())
         .args(["test", "--workspace", "--exclude", "xtask"]);
-    for plugin in &crates {
-        tests.args(["--exclude", &plugin.package]);
+    for package in crates.iter().map(|c| &c.package).chain(&shared) {
+        tests.args(["--exclude", package]);
     }
     tests
         .args(cargo_args)
