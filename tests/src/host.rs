@@ -44,8 +44,9 @@ impl Host {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(at) = line.find("listening on http://") {
-                    let url = line[at + "listening on ".len()..]
-                        .split_whitespace()
+                    let rest = &line[at + "listening on ".len()..];
+                    let url = rest
+                        .split(|c: char| c.is_whitespace() || c == '"')
                         .next()
                         .unwrap_or_default();
                     let _ = url_tx.send(url.to_string());

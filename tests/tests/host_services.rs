@@ -289,3 +289,35 @@ fn load_progress_is_a_bar_on_a_terminal() {
         "no progress bar:\n{seen}"
     );
 }
+
+#[test]
+fn json_logs_carry_request_ids_and_plugin_lines_with_the_plugin_id() {
+    let host = start(&["--log-format", "json"]);
+    let response = client()
+        .post(format!("{}/v1/jobs", host.url))
+        .header("x-request-id", "trace-me-42")
+        .json(&json!({"task": "echo", "params": {"text": "hi"}}))
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    std::thread::sleep(Duration::from_millis(300));
+    let log = host.log();
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect();
+    let request = lines
+        .iter()
+        .find(|l| l["span"]["request_id"] == "trace-me-42")
+        .unwrap_or_else(|| panic!("no line carries the request id:\n{log}"));
+    assert_eq!(request["span"]["path"], "/v1/jobs");
+    let plugin_line = lines
+        .iter()
+        .find(|l| {
+            l["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("loaded model"))
+        })
+        .unwrap_or_else(|| panic!("the plugin's log line is missing:\n{log}"));
+    assert_eq!(plugin_line["fields"]["plugin"], "echo-cpu");
+}
