@@ -35,10 +35,10 @@ pub fn probe_and_open(path: &Path) -> Result<OpenPlugin, String> {
     open(path)
 }
 
-/// Opens and checks a plugin in this process. The library is never unloaded (its code may still be referenced
+/// Opens and checks a plugin in this process, whose permissions the caller has checked
+/// ([`probe_and_open`] does). The library is never unloaded (its code may still be referenced
 /// by the worker it returns); an upgrade is a restart.
 pub fn open(path: &Path) -> Result<OpenPlugin, String> {
-    discovery::check_permissions(path)?;
     let library = RawLibrary::load_at(path).map_err(|e| {
         format!(
             "refusing {}: it cannot be opened as a shared library: {}",

@@ -76,6 +76,18 @@ impl Host {
         }
     }
 
+    /// Starts `rbee-host` serving the installed echo test plugin, with `extra` flags, and waits
+    /// until it is ready.
+    pub fn start_echo(extra: &[&str]) -> Host {
+        let dir = crate::plugins_dir()
+            .to_str()
+            .expect("a UTF-8 path")
+            .to_string();
+        let mut args = vec!["--plugin", "echo-cpu", "--plugins-dir", dir.as_str()];
+        args.extend_from_slice(extra);
+        Self::start_ready(&args)
+    }
+
     /// Starts `rbee-host` and waits until `/ready` answers 200.
     pub fn start_ready(args: &[&str]) -> Host {
         let host = Self::start(args);

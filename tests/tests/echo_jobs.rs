@@ -1,19 +1,12 @@
 //! Jobs through a real host and the real echo plugin: streaming, validation, cancellation,
 //! queue limits, and a plugin that fails or panics.
 
-use rbee_tests::{Host, SseEvent, plugins_dir};
+use rbee_tests::{Host, SseEvent};
 use serde_json::{Value, json};
 use std::{
     io::Read,
     time::{Duration, Instant},
 };
-
-fn echo_host(extra: &[&str]) -> Host {
-    let dir = plugins_dir().to_str().unwrap().to_string();
-    let mut args = vec!["--plugin", "echo-cpu", "--plugins-dir", dir.as_str()];
-    args.extend_from_slice(extra);
-    Host::start_ready(&args)
-}
 
 fn names(events: &[SseEvent]) -> Vec<&str> {
     events.iter().map(|e| e.name.as_str()).collect()
@@ -21,7 +14,7 @@ fn names(events: &[SseEvent]) -> Vec<&str> {
 
 #[test]
 fn a_job_streams_started_then_tokens_then_end() {
-    let host = echo_host(&[]);
+    let host = Host::start_echo(&[]);
     let response = host.post(
         "/v1/jobs",
         &json!({"task": "echo", "params": {"text": "one two three"}}),
@@ -50,7 +43,7 @@ fn a_job_streams_started_then_tokens_then_end() {
 
 #[test]
 fn bad_requests_get_400_with_the_field_named() {
-    let host = echo_host(&[]);
+    let host = Host::start_echo(&[]);
     let cases = [
         (json!({"task": "echo", "params": {"text": 5}}), "text"),
         (
@@ -91,7 +84,7 @@ fn bad_requests_get_400_with_the_field_named() {
 
 #[test]
 fn delete_cancels_a_running_job_within_one_token() {
-    let host = echo_host(&[]);
+    let host = Host::start_echo(&[]);
     let text = "w ".repeat(200);
     let id = host.submit("echo", json!({"text": text, "delay_ms": 50}));
     let mut stream = host.stream(&id);
@@ -116,7 +109,7 @@ fn delete_cancels_a_running_job_within_one_token() {
 
 #[test]
 fn delete_cancels_a_queued_job() {
-    let host = echo_host(&[]);
+    let host = Host::start_echo(&[]);
     let running = host.submit("echo", json!({"text": "a b c d e f", "delay_ms": 300}));
     let queued = host.submit("echo", json!({"text": "never"}));
     assert_eq!(host.job_state(&queued), "queued");
@@ -134,7 +127,7 @@ fn delete_cancels_a_queued_job() {
 
 #[test]
 fn a_client_that_goes_away_cancels_its_job() {
-    let host = echo_host(&[]);
+    let host = Host::start_echo(&[]);
     let id = host.submit("echo", json!({"text": "w ".repeat(500), "delay_ms": 20}));
     let mut response = host.get(&format!("/v1/jobs/{id}/stream"));
     let mut first = [0u8; 64];
@@ -153,7 +146,7 @@ fn a_client_that_goes_away_cancels_its_job() {
 
 #[test]
 fn a_full_queue_answers_503_with_retry_after() {
-    let host = echo_host(&["--queue-size", "1"]);
+    let host = Host::start_echo(&["--queue-size", "1"]);
     let running = host.submit("echo", json!({"text": "a b c d e f g h", "delay_ms": 200}));
     while host.job_state(&running) != "running" {
         std::thread::sleep(Duration::from_millis(10));
@@ -175,7 +168,7 @@ fn a_full_queue_answers_503_with_retry_after() {
 
 #[test]
 fn a_panicking_or_failing_plugin_fails_the_job_and_the_next_job_works() {
-    let host = echo_host(&[]);
+    let host = Host::start_echo(&[]);
     let panicked = host
         .stream(&host.submit("echo", json!({"text": "a b c", "panic_after": 1})))
         .collect_all();
@@ -203,7 +196,7 @@ fn a_panicking_or_failing_plugin_fails_the_job_and_the_next_job_works() {
 
 #[test]
 fn info_describes_the_plugin_model_and_device() {
-    let host = echo_host(&["--model", "parrot"]);
+    let host = Host::start_echo(&["--model", "parrot"]);
     let info: Value = host.get("/v1/info").json().unwrap();
     assert_eq!(info["plugin"]["id"], "echo-cpu");
     assert_eq!(info["plugin"]["tasks"], json!(["echo"]));
@@ -215,7 +208,7 @@ fn info_describes_the_plugin_model_and_device() {
 
 #[test]
 fn a_job_past_its_timeout_or_deadline_ends_with_deadline_exceeded() {
-    let host = echo_host(&[]);
+    let host = Host::start_echo(&[]);
     let body = json!({"task": "echo", "timeout": 0.3, "params": {"text": "w ".repeat(100), "delay_ms": 50}});
     let response = host.post("/v1/jobs", &body);
     assert_eq!(response.status(), 202);

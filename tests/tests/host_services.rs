@@ -18,18 +18,13 @@ fn echo_args(extra: &[&'static str]) -> Vec<String> {
     args
 }
 
-fn start(extra: &[&'static str]) -> Host {
-    let args = echo_args(extra);
-    Host::start_ready(&args.iter().map(String::as_str).collect::<Vec<_>>())
-}
-
 fn client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::new()
 }
 
 #[test]
 fn an_api_key_guards_everything_but_the_probes_and_metrics() {
-    let host = start(&["--api-key", "s3cret"]);
+    let host = Host::start_echo(&["--api-key", "s3cret"]);
     for open in ["/health", "/ready", "/metrics"] {
         assert_eq!(host.get(open).status(), 200, "{open}");
     }
@@ -65,13 +60,13 @@ fn a_public_address_needs_a_key_or_an_explicit_opt_out() {
     let output = run_host(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("needs an API key"));
-    let host = start(&["--host", "0.0.0.0", "--insecure-no-auth"]);
+    let host = Host::start_echo(&["--host", "0.0.0.0", "--insecure-no-auth"]);
     assert_eq!(host.get("/health").status(), 200);
 }
 
 #[test]
 fn metrics_show_the_queue_jobs_and_tokens_labelled_with_the_model() {
-    let host = start(&["--model", "parrot", "--metrics-compat", "vllm"]);
+    let host = Host::start_echo(&["--model", "parrot", "--metrics-compat", "vllm"]);
     let done = host.submit("echo", json!({"text": "one two three"}));
     host.stream(&done).collect_all();
     let slow = host.submit("echo", json!({"text": "a b c d e f g h", "delay_ms": 5000}));
@@ -107,7 +102,7 @@ fn metrics_show_the_queue_jobs_and_tokens_labelled_with_the_model() {
 
 #[test]
 fn request_ids_are_honoured_or_made() {
-    let host = start(&[]);
+    let host = Host::start_echo(&[]);
     let given = client()
         .get(format!("{}/health", host.url))
         .header("x-request-id", "abc-123")
@@ -120,7 +115,7 @@ fn request_ids_are_honoured_or_made() {
 
 #[test]
 fn oversized_bodies_get_413_in_json() {
-    let host = start(&["--max-body-bytes", "1000"]);
+    let host = Host::start_echo(&["--max-body-bytes", "1000"]);
     let response = host.post(
         "/v1/jobs",
         &json!({"task": "echo", "params": {"text": "x".repeat(2000)}}),
@@ -131,7 +126,7 @@ fn oversized_bodies_get_413_in_json() {
 
 #[test]
 fn cors_allows_the_listed_origins() {
-    let host = start(&["--cors-origin", "http://ui.example"]);
+    let host = Host::start_echo(&["--cors-origin", "http://ui.example"]);
     let preflight = client()
         .request(reqwest::Method::OPTIONS, format!("{}/v1/jobs", host.url))
         .header("origin", "http://ui.example")
@@ -188,14 +183,14 @@ fn the_port_may_come_from_the_environment() {
 #[test]
 fn heartbeats_reach_the_hive_back_off_while_it_is_down_and_resume() {
     let hive = FakeHive::start(0);
-    let (port, record) = (hive.port, hive.received());
-    let mut host = start(&[
+    let (port, record, hive_url) = (hive.port, hive.received(), hive.url());
+    let mut host = Host::start_echo(&[
         "--heartbeat-interval",
         "1",
         "--worker-id",
         "w-1",
         "--hive-url",
-        Box::leak(hive.url().into_boxed_str()),
+        &hive_url,
     ]);
 
     let ready = hive.wait_for("/v1/workers/ready", 1, Duration::from_secs(10), |_| true);
@@ -292,7 +287,7 @@ fn load_progress_is_a_bar_on_a_terminal() {
 
 #[test]
 fn json_logs_carry_request_ids_and_plugin_lines_with_the_plugin_id() {
-    let host = start(&["--log-format", "json"]);
+    let host = Host::start_echo(&["--log-format", "json"]);
     let response = client()
         .post(format!("{}/v1/jobs", host.url))
         .header("x-request-id", "trace-me-42")

@@ -1,19 +1,12 @@
 //! SIGTERM: stop taking work, let the running job finish (or cancel it at the timeout), exit 0.
 
-use rbee_tests::{Host, plugins_dir};
+use rbee_tests::Host;
 use serde_json::{Value, json};
 use std::time::Duration;
 
-fn echo_host(extra: &[&str]) -> Host {
-    let dir = plugins_dir().to_str().unwrap().to_string();
-    let mut args = vec!["--plugin", "echo-cpu", "--plugins-dir", dir.as_str()];
-    args.extend_from_slice(extra);
-    Host::start_ready(&args)
-}
-
 #[test]
 fn sigterm_drains_running_work_refuses_new_work_and_exits_0() {
-    let mut host = echo_host(&[]);
+    let mut host = Host::start_echo(&[]);
     let running = host.submit(
         "echo",
         json!({"text": "a b c d e f g h i j", "delay_ms": 100}),
@@ -51,7 +44,7 @@ fn sigterm_drains_running_work_refuses_new_work_and_exits_0() {
 
 #[test]
 fn work_still_running_at_the_shutdown_timeout_is_cancelled() {
-    let mut host = echo_host(&["--shutdown-timeout", "1"]);
+    let mut host = Host::start_echo(&["--shutdown-timeout", "1"]);
     let id = host.submit("echo", json!({"text": "w ".repeat(100), "delay_ms": 100}));
     let mut stream = host.stream(&id);
     assert_eq!(stream.next().unwrap().name, "started");
