@@ -1,99 +1,12 @@
 //! The audio plugin (Whisper tiny.en, CTranslate2) through a running host over HTTP: native
-//! jobs with segment events, and OpenAI's multipart transcription route.
+//! jobs with segment events, OpenAI's multipart transcription route, and every input format.
 
-use rbee_tests::{Host, SseEvent, models_dir, plugins_dir};
-use reqwest::blocking::{Client, Response};
+mod audio_support;
+
+use audio_support::{audio_host, base64, clip, normalise, upload};
+use rbee_tests::SseEvent;
 use serde_json::{Value, json};
-
-const MODEL_DIR: &str = "whisper-tiny.en-ct2";
-
-fn provisioned(relative: &str) -> std::path::PathBuf {
-    let path = models_dir().join(relative);
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo xtask models`",
-        path.display()
-    );
-    path
-}
-
-fn audio_host() -> Host {
-    let dir = plugins_dir().to_str().unwrap().to_string();
-    let model = provisioned(MODEL_DIR).to_str().unwrap().to_string();
-    Host::start_ready(&[
-        "--plugin",
-        "audio-cpu",
-        "--plugins-dir",
-        &dir,
-        "--model",
-        &model,
-        "--threads",
-        "2",
-    ])
-}
-
-/// A clip's wav bytes and its reference transcript.
-fn clip(name: &str) -> (Vec<u8>, String) {
-    let wav = std::fs::read(provisioned(&format!("speech/{name}.wav"))).unwrap();
-    let text = std::fs::read_to_string(provisioned(&format!("speech/{name}.txt"))).unwrap();
-    (wav, text)
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | (*b as u32) << (16 - 8 * i));
-        for i in 0..4 {
-            out.push(match i <= chunk.len() {
-                true => ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char,
-                false => '=',
-            });
-        }
-    }
-    out
-}
-
-/// Lower case, punctuation dropped: transcripts compare on words.
-fn normalise(text: &str) -> String {
-    let kept: String = text
-        .to_lowercase()
-        .chars()
-        .map(|c| if c.is_alphanumeric() { c } else { ' ' })
-        .collect();
-    kept.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// `POST /v1/audio/transcriptions` with `file` and the other form fields, as multipart.
-fn upload(host: &Host, file: &[u8], fields: &[(&str, &str)]) -> Response {
-    const BOUNDARY: &str = "rbee-test-boundary-7d1f";
-    let mut body = Vec::new();
-    for (name, value) in fields {
-        body.extend_from_slice(
-            format!(
-                "--{BOUNDARY}\r\ncontent-disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
-            )
-            .as_bytes(),
-        );
-    }
-    body.extend_from_slice(
-        format!("--{BOUNDARY}\r\ncontent-disposition: form-data; name=\"file\"; filename=\"clip.wav\"\r\ncontent-type: audio/wav\r\n\r\n").as_bytes(),
-    );
-    body.extend_from_slice(file);
-    body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
-    Client::new()
-        .post(format!("{}/v1/audio/transcriptions", host.url))
-        .header(
-            "content-type",
-            format!("multipart/form-data; boundary={BOUNDARY}"),
-        )
-        .body(body)
-        .send()
-        .expect("POST")
-}
+use std::process::Command;
 
 #[test]
 fn a_native_job_streams_segments_with_the_right_text() {
@@ -139,6 +52,7 @@ fn the_openai_route_answers_json_and_srt() {
     let response = upload(
         &host,
         &wav,
+        "clip.wav",
         &[("model", "whisper-1"), ("response_format", "json")],
     );
     assert_eq!(response.status(), 200);
@@ -153,6 +67,7 @@ fn the_openai_route_answers_json_and_srt() {
     let response = upload(
         &host,
         &wav,
+        "clip.wav",
         &[
             ("model", "whisper-1"),
             ("response_format", "srt"),
@@ -192,15 +107,96 @@ fn undecodable_audio_gets_400_naming_audio() {
     let response = upload(
         &host,
         b"this is not sound either",
+        "clip.wav",
         &[("response_format", "json")],
     );
     assert_eq!(response.status(), 400);
     assert_eq!(response.json::<Value>().unwrap()["error"]["param"], "audio");
 
-    let response = upload(&host, &clip("hello_world").0, &[("response_format", "mp3")]);
+    let response = upload(
+        &host,
+        &clip("hello_world").0,
+        "clip.wav",
+        &[("response_format", "mp3")],
+    );
     assert_eq!(response.status(), 400);
     assert_eq!(
         response.json::<Value>().unwrap()["error"]["param"],
         "response_format"
     );
+}
+
+/// Re-encodes a wav clip as stereo FLAC, Ogg Vorbis and MP3 with libsndfile (the `soundfile`
+/// Python package, which `cargo xtask test` installs): `<out>/clip.flac`, `.ogg` and `.mp3`.
+/// Prints the clip's length in seconds.
+const ENCODE: &str = r#"
+import sys, numpy, soundfile
+samples, rate = soundfile.read(sys.argv[1], dtype="float32")
+stereo = numpy.column_stack([samples, samples])
+for ext, fmt, subtype in [("flac", "FLAC", "PCM_16"), ("ogg", "OGG", "VORBIS"), ("mp3", "MP3", "MPEG_LAYER_III")]:
+    soundfile.write(f"{sys.argv[2]}/clip.{ext}", stereo, rate, format=fmt, subtype=subtype)
+print(len(samples) / rate)
+"#;
+
+/// Whether `bytes` start the way a file of format `ext` does (so no test passes on a wav that
+/// only carries another name).
+fn has_signature(ext: &str, bytes: &[u8]) -> bool {
+    match ext {
+        "flac" => bytes.starts_with(b"fLaC"),
+        "ogg" => bytes.starts_with(b"OggS") && bytes.windows(6).any(|w| w == b"vorbis"),
+        "mp3" => {
+            bytes.starts_with(b"ID3") || (bytes.len() > 1 && bytes[0] == 0xFF && bytes[1] >= 0xE0)
+        }
+        _ => false,
+    }
+}
+
+#[test]
+fn flac_ogg_vorbis_and_mp3_uploads_transcribe_like_the_wav() {
+    let (_, reference) = clip("quick_brown_fox");
+    let wav = audio_support::provisioned("speech/quick_brown_fox.wav");
+    let out = tempfile::tempdir().unwrap();
+    let encoded = Command::new("python3")
+        .args(["-c", ENCODE])
+        .arg(&wav)
+        .arg(out.path())
+        .output()
+        .expect("python3");
+    assert!(
+        encoded.status.success(),
+        "encoding the clip failed (is the `soundfile` package installed? `cargo xtask test` installs it):\n{}",
+        String::from_utf8_lossy(&encoded.stderr)
+    );
+    let wav_seconds: f64 = String::from_utf8_lossy(&encoded.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    let host = audio_host();
+    for ext in ["flac", "ogg", "mp3"] {
+        let bytes = std::fs::read(out.path().join(format!("clip.{ext}"))).unwrap();
+        assert!(has_signature(ext, &bytes), "clip.{ext} is not {ext}");
+        let response = upload(
+            &host,
+            &bytes,
+            &format!("clip.{ext}"),
+            &[("response_format", "verbose_json")],
+        );
+        assert_eq!(
+            response.status(),
+            200,
+            "{ext}: {}",
+            response.text().unwrap()
+        );
+        let body: Value = response.json().unwrap();
+        assert_eq!(
+            normalise(body["text"].as_str().unwrap()),
+            normalise(&reference),
+            "{ext}: {body}"
+        );
+        let duration = body["duration"].as_f64().unwrap();
+        assert!(
+            (duration - wav_seconds).abs() < 0.2,
+            "{ext}: {duration} s decoded, the wav is {wav_seconds} s"
+        );
+    }
 }

@@ -13,12 +13,16 @@ const EXAMPLE_PLUGINS: &[&str] = &["examples/embeddings-plugin", "examples/plugi
 /// The Python client the OpenAI-compatibility test drives the host with.
 const OPENAI_CLIENT: &str = "openai==3.54.0";
 
-/// Provisions the models and the Python client, builds the plugins, runs the plugins' own
+/// libsndfile for Python: the audio tests encode their FLAC, Ogg Vorbis and MP3 clips with it.
+const SOUNDFILE: &str = "soundfile==0.14.0";
+
+/// Provisions the models and the Python packages the tests use, builds the plugins, runs the plugins' own
 /// tests, checks the Kubernetes manifests, then every other test in the workspace
 /// (integration tests start the real host against the built plugins).
 pub fn test(cargo_args: &[String]) -> Result<()> {
     let models = models::provision()?;
     ensure_python_package("openai", OPENAI_CLIENT)?;
+    ensure_python_package("soundfile", SOUNDFILE)?;
     let plugins_dir = plugins::build_and_install(&PluginsArgs::default())?;
     let crates = plugins::plugin_crates("cpu")?;
     let shared = plugins::shared_plugin_crates()?;
