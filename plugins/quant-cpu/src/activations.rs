@@ -1,0 +1,103 @@
+//! Activations quantized to 8 bits per block of 32, the right-hand side of every product.
+
+use crate::format::BLOCK;
+use rayon::prelude::*;
+
+/// Rows of activations quantized to signed 8 bits, block by block, with each block's scale and
+/// the scaled sum of its values (which the 4-bit formats' minimum multiplies). Reused across
+/// products so that decoding allocates nothing per token.
+#[derive(Debug, Default)]
+pub struct QuantizedRows {
+    rows: usize,
+    cols: usize,
+    quants: Vec<i8>,
+    scales: Vec<f32>,
+    sums: Vec<f32>,
+}
+
+/// One quantized row, as the kernels read it.
+#[derive(Clone, Copy)]
+pub(crate) struct ActivationRow<'a> {
+    pub quants: &'a [i8],
+    pub scales: &'a [f32],
+    pub sums: &'a [f32],
+}
+
+impl QuantizedRows {
+    /// An empty set of rows; [`QuantizedRows::quantize`] fills it.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Quantizes `x`, `rows` rows of `cols` values each (`cols` a multiple of 32).
+    ///
+    /// # Panics
+    /// If `x.len() != rows * cols` or `cols` is not a multiple of 32.
+    pub fn quantize(&mut self, x: &[f32], rows: usize, cols: usize) {
+        assert_eq!(x.len(), rows * cols, "activations are not {rows}x{cols}");
+        assert!(
+            cols > 0 && cols.is_multiple_of(BLOCK),
+            "{cols} columns are not whole blocks"
+        );
+        self.rows = rows;
+        self.cols = cols;
+        let blocks = x.len() / BLOCK;
+        self.quants.resize(x.len(), 0);
+        self.scales.resize(blocks, 0.0);
+        self.sums.resize(blocks, 0.0);
+        let row_blocks = cols / BLOCK;
+        let rows_of = |x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32]| {
+            for (((x, q), d), s) in x
+                .chunks_exact(BLOCK)
+                .zip(q.chunks_exact_mut(BLOCK))
+                .zip(d.iter_mut())
+                .zip(s.iter_mut())
+            {
+                quantize_block(x, q, d, s);
+            }
+        };
+        if rows > 1 {
+            x.par_chunks(cols)
+                .zip(self.quants.par_chunks_mut(cols))
+                .zip(self.scales.par_chunks_mut(row_blocks))
+                .zip(self.sums.par_chunks_mut(row_blocks))
+                .for_each(|(((x, q), d), s)| rows_of(x, q, d, s));
+        } else {
+            rows_of(x, &mut self.quants, &mut self.scales, &mut self.sums);
+        }
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Values per row.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    pub(crate) fn row(&self, i: usize) -> ActivationRow<'_> {
+        let blocks = self.cols / BLOCK;
+        ActivationRow {
+            quants: &self.quants[i * self.cols..(i + 1) * self.cols],
+            scales: &self.scales[i * blocks..(i + 1) * blocks],
+            sums: &self.sums[i * blocks..(i + 1) * blocks],
+        }
+    }
+}
+
+/// Symmetric 8-bit quantization of one block: `x ≈ d * q`, `q` in -127..=127.
+fn quantize_block(x: &[f32], q: &mut [i8], d: &mut f32, s: &mut f32) {
+    let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let scale = amax / 127.0;
+    let inverse = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+    let mut sum = 0i32;
+    for (q, &v) in q.iter_mut().zip(x) {
+        let r = (v * inverse).round() as i32;
+        sum += r;
+        *q = r as i8;
+    }
+    *d = scale;
+    *s = scale * sum as f32;
+}

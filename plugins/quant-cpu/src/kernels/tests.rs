@@ -1,0 +1,201 @@
+//! The kernels against the scalar reference, and the products against f32 arithmetic on the
+//! dequantized weights.
+
+use super::{Kernels, WeightRow, scalar};
+use crate::{BLOCK, BlockFormat, QuantMatrix, QuantizedRows};
+use half::f16;
+use rand::{Rng, SeedableRng, rngs::StdRng};
+
+const FORMATS: [BlockFormat; 3] = [BlockFormat::Q4_0, BlockFormat::Q4_1, BlockFormat::Q8_0];
+
+/// GGUF block bytes with random scales, minimums and values (8-bit values include -128, which
+/// a file may hold even though ggml's quantizer never writes it).
+fn random_ggml(format: BlockFormat, rows: usize, cols: usize, rng: &mut StdRng) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for _ in 0..rows * cols / BLOCK {
+        bytes.extend(f16::from_f32(rng.random_range(0.001..0.1)).to_le_bytes());
+        if format == BlockFormat::Q4_1 {
+            bytes.extend(f16::from_f32(rng.random_range(-0.5..0.5)).to_le_bytes());
+        }
+        let values = if format == BlockFormat::Q8_0 {
+            BLOCK
+        } else {
+            BLOCK / 2
+        };
+        bytes.extend((0..values).map(|_| rng.random::<u8>()));
+    }
+    bytes
+}
+
+fn random_activations(len: usize, rng: &mut StdRng) -> Vec<f32> {
+    (0..len).map(|_| rng.random_range(-4.0..4.0)).collect()
+}
+
+#[test]
+fn a_known_block_dequantizes_as_ggml_lays_it_out() {
+    // Q4_1: d = 0.5, m = -1; byte j holds value j in its low nibble and value j + 16 in its high.
+    let mut block = f16::from_f32(0.5).to_le_bytes().to_vec();
+    block.extend(f16::from_f32(-1.0).to_le_bytes());
+    block.extend((0..16u8).map(|j| j | (15 - j) << 4));
+    let matrix = QuantMatrix::from_ggml(BlockFormat::Q4_1, 1, BLOCK, &block).unwrap();
+    let mut row = [0f32; BLOCK];
+    matrix.dequantize_row(0, &mut row);
+    for j in 0..16 {
+        assert_eq!(row[j], 0.5 * j as f32 - 1.0);
+        assert_eq!(row[j + 16], 0.5 * (15 - j) as f32 - 1.0);
+    }
+
+    // Q4_0: d = 2, values centred on 8.
+    let mut block = f16::from_f32(2.0).to_le_bytes().to_vec();
+    block.extend([0x8F; 16]);
+    let matrix = QuantMatrix::from_ggml(BlockFormat::Q4_0, 1, BLOCK, &block).unwrap();
+    matrix.dequantize_row(0, &mut row);
+    assert!(row[..16].iter().all(|&v| v == 14.0));
+    assert!(row[16..].iter().all(|&v| v == 0.0));
+
+    // Q8_0: d = 0.25, signed bytes.
+    let mut block = f16::from_f32(0.25).to_le_bytes().to_vec();
+    block.extend((0..32).map(|j: i8| (j - 16) as u8));
+    let matrix = QuantMatrix::from_ggml(BlockFormat::Q8_0, 1, BLOCK, &block).unwrap();
+    matrix.dequantize_row(0, &mut row);
+    for (j, v) in row.iter().enumerate() {
+        assert_eq!(*v, 0.25 * (j as f32 - 16.0));
+    }
+}
+
+/// Every product equals f32 arithmetic on the dequantized weights, within the error that
+/// quantizing the activations to 8 bits allows: per block, half a quantization step of the
+/// activations times the sum of the weights' magnitudes (plus float rounding).
+#[test]
+fn products_match_f32_arithmetic_on_dequantized_weights() {
+    let mut rng = StdRng::seed_from_u64(7);
+    let (n, k) = (37, 8 * BLOCK);
+    for format in FORMATS {
+        let matrix =
+            QuantMatrix::from_ggml(format, n, k, &random_ggml(format, n, k, &mut rng)).unwrap();
+        for m in [1, 3, 4, 9] {
+            let x = random_activations(m * k, &mut rng);
+            let mut quantized = QuantizedRows::new();
+            quantized.quantize(&x, m, k);
+            let mut out = vec![0f32; m * n];
+            matrix.matmul(&quantized, &mut out);
+
+            let mut w = vec![0f32; k];
+            for r in 0..n {
+                matrix.dequantize_row(r, &mut w);
+                for i in 0..m {
+                    let x = &x[i * k..(i + 1) * k];
+                    let exact: f32 = w.iter().zip(x).map(|(w, x)| w * x).sum();
+                    let bound: f32 = w
+                        .chunks(BLOCK)
+                        .zip(x.chunks(BLOCK))
+                        .map(|(w, x)| {
+                            let step = x.iter().fold(0f32, |a, v| a.max(v.abs())) / 127.0;
+                            step / 2.0 * w.iter().map(|v| v.abs()).sum::<f32>()
+                        })
+                        .sum::<f32>()
+                        * 1.001
+                        + 1e-3;
+                    let got = out[i * n + r];
+                    assert!(
+                        (got - exact).abs() <= bound,
+                        "{format:?} m={m} row {r} input {i}: {got} vs {exact} (bound {bound})"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The chosen kernels give the scalar reference's sums: the integer sums are exact, so only
+/// the order of float additions differs.
+#[test]
+fn the_chosen_kernels_agree_with_the_scalar_reference() {
+    let chosen: &Kernels = super::kernels();
+    let reference = scalar::kernels();
+    let mut rng = StdRng::seed_from_u64(11);
+    let k = 48 * BLOCK;
+    for format in FORMATS {
+        let matrix =
+            QuantMatrix::from_ggml(format, 1, k, &random_ggml(format, 1, k, &mut rng)).unwrap();
+        let w: WeightRow<'_> = matrix.kernel_row(0);
+        let mut rows = QuantizedRows::new();
+        rows.quantize(&random_activations(4 * k, &mut rng), 4, k);
+        let x = [rows.row(0), rows.row(1), rows.row(2), rows.row(3)];
+        let (one, four, expected_one, expected_four) = match format {
+            BlockFormat::Q8_0 => (
+                (chosen.q8_x1)(w, x[0]),
+                (chosen.q8_x4)(w, x),
+                (reference.q8_x1)(w, x[0]),
+                (reference.q8_x4)(w, x),
+            ),
+            _ => (
+                (chosen.q4_x1)(w, x[0]),
+                (chosen.q4_x4)(w, x),
+                (reference.q4_x1)(w, x[0]),
+                (reference.q4_x4)(w, x),
+            ),
+        };
+        let close = |a: f32, b: f32| (a - b).abs() <= 1e-4 * b.abs().max(1.0);
+        assert!(
+            close(one, expected_one),
+            "{format:?} ({}): {one} vs {expected_one}",
+            chosen.name
+        );
+        for (got, expected) in four.iter().zip(expected_four) {
+            assert!(
+                close(*got, expected),
+                "{format:?} ({}): {got} vs {expected}",
+                chosen.name
+            );
+        }
+    }
+}
+
+#[test]
+fn stacked_matrices_give_the_concatenated_products() {
+    let mut rng = StdRng::seed_from_u64(3);
+    let k = 4 * BLOCK;
+    let parts: Vec<_> = [5, 2, 9]
+        .into_iter()
+        .map(|rows| {
+            QuantMatrix::from_ggml(
+                BlockFormat::Q4_1,
+                rows,
+                k,
+                &random_ggml(BlockFormat::Q4_1, rows, k, &mut rng),
+            )
+            .unwrap()
+        })
+        .collect();
+    let mut x = QuantizedRows::new();
+    x.quantize(&random_activations(2 * k, &mut rng), 2, k);
+    let separate: Vec<Vec<f32>> = parts
+        .iter()
+        .map(|p| {
+            let mut out = vec![0f32; 2 * p.rows()];
+            p.matmul(&x, &mut out);
+            out
+        })
+        .collect();
+    let stacked = QuantMatrix::stack(parts).unwrap();
+    let mut out = vec![0f32; 2 * 16];
+    stacked.matmul(&x, &mut out);
+    for i in 0..2 {
+        let expected: Vec<f32> = [(0, 5), (1, 2), (2, 9)]
+            .into_iter()
+            .flat_map(|(p, n)| separate[p][i * n..(i + 1) * n].to_vec())
+            .collect();
+        assert_eq!(out[i * 16..(i + 1) * 16], expected[..]);
+    }
+}
+
+#[test]
+fn wrong_shapes_are_refused() {
+    assert!(QuantMatrix::from_ggml(BlockFormat::Q4_1, 2, 40, &[0; 40]).is_err());
+    let err = QuantMatrix::from_ggml(BlockFormat::Q8_0, 2, BLOCK, &[0; 34]).unwrap_err();
+    assert_eq!(err.to_string(), "Q8_0 data for 2x32 takes 68 bytes, got 34");
+    let a = QuantMatrix::from_ggml(BlockFormat::Q8_0, 1, BLOCK, &[0; 34]).unwrap();
+    let b = QuantMatrix::from_ggml(BlockFormat::Q4_0, 1, BLOCK, &[0; 18]).unwrap();
+    assert!(QuantMatrix::stack(vec![a, b]).is_err());
+}

@@ -1,0 +1,17 @@
+//! Quantized matrix products for CPU inference on GGUF's block formats (Q4_0, Q4_1, Q8_0).
+//!
+//! Weights are repacked once at load ([`QuantMatrix`]); activations are quantized to 8 bits per
+//! product ([`QuantizedRows`]), so every dot product is an integer dot per block of 32 plus one
+//! float multiply-add, as in ggml. The SIMD kernels (AVX2/FMA on x86-64) are chosen at run time,
+//! so a plugin built for baseline x86-64 runs them on any CPU that has them; elsewhere a scalar
+//! kernel computes the same sums.
+
+mod activations;
+mod format;
+mod kernels;
+mod matrix;
+
+pub use activations::QuantizedRows;
+pub use format::{BLOCK, BlockFormat};
+pub use kernels::kernel_name;
+pub use matrix::{QuantMatrix, ShapeError};
