@@ -200,3 +200,42 @@ fn flac_ogg_vorbis_and_mp3_uploads_transcribe_like_the_wav() {
         );
     }
 }
+
+#[test]
+fn verbose_json_reports_each_segment_s_statistics() {
+    let host = audio_host();
+    let (wav, reference) = clip("quick_brown_fox");
+    let response = upload(
+        &host,
+        &wav,
+        "clip.wav",
+        &[("response_format", "verbose_json")],
+    );
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().unwrap();
+    assert_eq!(body["language"], "en");
+    let segments = body["segments"].as_array().unwrap();
+    assert!(!segments.is_empty(), "{body}");
+    let texts: Vec<&str> = segments
+        .iter()
+        .map(|s| s["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(normalise(&texts.join(" ")), normalise(&reference));
+    for segment in segments {
+        let stat = |name: &str| segment[name].as_f64().unwrap();
+        assert!(
+            (-2.0..0.0).contains(&stat("avg_logprob")) && stat("avg_logprob") < -0.001,
+            "{segment}"
+        );
+        assert!((0.5..3.0).contains(&stat("compression_ratio")), "{segment}");
+        assert!(
+            (0.0..0.3).contains(&stat("no_speech_prob")),
+            "clear speech: {segment}"
+        );
+        assert_eq!(stat("temperature"), 0.0, "{segment}");
+        assert!(
+            !segment["tokens"].as_array().unwrap().is_empty(),
+            "{segment}"
+        );
+    }
+}

@@ -1,7 +1,7 @@
 //! Decoding one 30-second window: the token prompt, the sampling loop with Whisper's timestamp
 //! rules, temperature fallback, and splitting the tokens into timed segments.
 
-use crate::{error::AudioError, model::LoadedModel, params::Task};
+use crate::{compression::compression_ratio, error::AudioError, model::LoadedModel, params::Task};
 use candle_core::{D, IndexOp, Tensor};
 use candle_nn::ops::log_softmax;
 use candle_transformers::generation::LogitsProcessor;
@@ -9,7 +9,9 @@ use candle_transformers::generation::LogitsProcessor;
 /// Seconds per timestamp token step.
 pub const TIMESTAMP_STEP: f64 = 0.02;
 /// A window whose average log-probability is below this is decoded again, hotter.
-const LOGPROB_THRESHOLD: f64 = -1.0;
+pub const LOGPROB_THRESHOLD: f64 = -1.0;
+/// A window whose text compresses better than this (it repeats itself) is decoded again, hotter.
+const COMPRESSION_RATIO_THRESHOLD: f64 = 2.4;
 /// A window more likely silent than this (and decoded badly) yields no text.
 pub const NO_SPEECH_THRESHOLD: f64 = 0.6;
 /// The latest timestamp the first token may take, in seconds.
@@ -39,8 +41,12 @@ pub struct Decoded {
     pub tokens: Vec<u32>,
     /// Mean log-probability of the sampled tokens.
     pub avg_logprob: f64,
-    /// The probability the window holds no speech.
+    /// The probability of the no-speech token at the first decoding step.
     pub no_speech_prob: f64,
+    /// The compression ratio of the window's text (see [`compression_ratio`]).
+    pub compression_ratio: f64,
+    /// The temperature these tokens were sampled at.
+    pub temperature: f64,
 }
 
 /// A piece of transcript, times in seconds from the start of the window.
@@ -54,8 +60,9 @@ pub struct Piece {
     pub tokens: Vec<u32>,
 }
 
-/// Decodes the window's audio features, retrying hotter while the result is poor. Returns
-/// `None` when `cancelled` answered true between two tokens.
+/// Decodes the window's audio features, retrying hotter while the result is poor (unlikely or
+/// repetitive text, as Whisper judges it). Returns `None` when `cancelled` answered true
+/// between two tokens.
 pub fn decode_with_fallback(
     model: &mut LoadedModel,
     features: &Tensor,
@@ -64,10 +71,22 @@ pub fn decode_with_fallback(
 ) -> Result<Option<Decoded>, AudioError> {
     let mut temperature = options.temperature;
     loop {
-        let Some(decoded) = decode(model, features, options, temperature, cancelled)? else {
+        let Some(mut decoded) = decode(model, features, options, temperature, cancelled)? else {
             return Ok(None);
         };
-        let poor = decoded.avg_logprob < LOGPROB_THRESHOLD;
+        let text_tokens: Vec<u32> = decoded
+            .tokens
+            .iter()
+            .copied()
+            .filter(|&id| id < model.tokens.eot)
+            .collect();
+        let text = model
+            .tokenizer
+            .decode(&text_tokens, true)
+            .map_err(|e| AudioError::Tokenizer(e.to_string()))?;
+        decoded.compression_ratio = compression_ratio(text.trim());
+        let poor = decoded.avg_logprob < LOGPROB_THRESHOLD
+            || decoded.compression_ratio > COMPRESSION_RATIO_THRESHOLD;
         let silent = decoded.no_speech_prob > NO_SPEECH_THRESHOLD;
         if !poor || silent || temperature + TEMPERATURE_STEP > 1.0 + 1e-9 {
             return Ok(Some(decoded));
@@ -149,6 +168,8 @@ fn decode(
         avg_logprob: logprob_sum / (sampled.len() + 1) as f64,
         tokens: sampled,
         no_speech_prob,
+        compression_ratio: 0.0,
+        temperature,
     }))
 }
 

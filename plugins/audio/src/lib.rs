@@ -7,6 +7,7 @@
 //! benchmarks): `load` returns an [`AudioWorker`], whose [`PluginWorker::execute`] runs a job.
 
 mod audio;
+mod compression;
 mod ct2;
 mod decode;
 mod error;

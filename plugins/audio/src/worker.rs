@@ -1,9 +1,12 @@
 //! The loaded worker: validates `transcription` jobs and runs them window by window, streaming
-//! one text event and one `segment` event per segment.
+//! one text event and one `segment` event per segment. A segment event carries `index`,
+//! `start`, `end` (seconds), `text` and its text `tokens`, `seek` (the mel frame its window
+//! starts at) and, as OpenAI Whisper reports them per window, `temperature`, `avg_logprob`,
+//! `compression_ratio` and `no_speech_prob`.
 
 use crate::{
     audio,
-    decode::{self, NO_SPEECH_THRESHOLD, Options},
+    decode::{self, LOGPROB_THRESHOLD, NO_SPEECH_THRESHOLD, Options},
     error::AudioError,
     mel,
     model::LoadedModel,
@@ -173,7 +176,9 @@ impl AudioWorker {
             else {
                 return Ok(cancelled(&summary));
             };
-            if decoded.no_speech_prob > NO_SPEECH_THRESHOLD && decoded.avg_logprob < -1.0 {
+            if decoded.no_speech_prob > NO_SPEECH_THRESHOLD
+                && decoded.avg_logprob < LOGPROB_THRESHOLD
+            {
                 seek += window_frames;
                 continue;
             }
@@ -201,8 +206,12 @@ impl AudioWorker {
                 } else {
                     format!(" {text}")
                 };
-                let segment =
-                    json!({"index": index, "start": round(start), "end": round(end), "text": text});
+                let segment = json!({
+                    "index": index, "seek": seek, "start": round(start), "end": round(end),
+                    "text": text, "tokens": piece.tokens, "temperature": decoded.temperature,
+                    "avg_logprob": decoded.avg_logprob, "compression_ratio": decoded.compression_ratio,
+                    "no_speech_prob": decoded.no_speech_prob,
+                });
                 if sink.text(index, streamed.as_str().into()).is_stop()
                     || sink
                         .custom("segment".into(), segment.to_string().as_str().into())
@@ -362,6 +371,19 @@ mod tests {
             );
             last_end = stop;
             assert_eq!(segment["text"].as_str().unwrap(), sink.texts[i].1.trim());
+            let stat = |name: &str| segment[name].as_f64().unwrap();
+            assert!(
+                (-1.0..0.0).contains(&stat("avg_logprob")),
+                "clear speech is decoded confidently: {segment}"
+            );
+            assert!((0.5..2.4).contains(&stat("compression_ratio")), "{segment}");
+            assert!((0.0..0.2).contains(&stat("no_speech_prob")), "{segment}");
+            assert_eq!(stat("temperature"), 0.0);
+            assert_eq!(segment["seek"], 0);
+            let tokens: Vec<u32> = serde_json::from_value(segment["tokens"].clone()).unwrap();
+            let model = worker().loaded.lock().unwrap();
+            let decoded = model.tokenizer.decode(&tokens, true).unwrap();
+            assert_eq!(decoded.trim(), segment["text"]);
         }
         assert_eq!(details["segments"], segments.len() as u64);
         assert_eq!(details["language"], "en");

@@ -33,7 +33,17 @@ struct Segment {
     start: f64,
     end: f64,
     text: String,
+    /// The whole event, for verbose_json's per-segment statistics.
+    event: Value,
 }
+
+/// The statistics verbose_json gives per segment (0 when a plugin sends none).
+const SEGMENT_STATS: [&str; 4] = [
+    "temperature",
+    "avg_logprob",
+    "compression_ratio",
+    "no_speech_prob",
+];
 
 /// Transcribes the uploaded `file`; `language`, `prompt`, `temperature` and `response_format`
 /// as OpenAI defines them (`model` is accepted and ignored: the worker has one model).
@@ -123,6 +133,7 @@ async fn gather(mut events: JobEvents) -> Result<(String, Vec<Segment>, Value), 
                 start: data["start"].as_f64().unwrap_or(0.0),
                 end: data["end"].as_f64().unwrap_or(0.0),
                 text: data["text"].as_str().unwrap_or_default().to_string(),
+                event: data,
             }),
             JobEvent::End { details: end, .. } => details = end,
             JobEvent::Error { code, message } => {
@@ -144,15 +155,29 @@ fn respond(format: Format, text: &str, segments: &[Segment], details: &Value) ->
             "language": details["language"],
             "duration": details["audio_seconds"],
             "text": text,
-            "segments": segments.iter().enumerate().map(|(id, s)| json!({
-                "id": id, "seek": 0, "start": s.start, "end": s.end, "text": s.text,
-                "tokens": [], "temperature": 0.0, "avg_logprob": 0.0, "compression_ratio": 0.0, "no_speech_prob": 0.0,
-            })).collect::<Vec<_>>(),
+            "segments": segments.iter().enumerate().map(|(id, s)| verbose_segment(id, s)).collect::<Vec<_>>(),
         }))
         .into_response(),
         Format::Srt => plain(subtitles(segments, ',', true), "application/x-subrip"),
         Format::Vtt => plain(format!("WEBVTT\n\n{}", subtitles(segments, '.', false)), "text/vtt"),
     }
+}
+
+/// A verbose_json segment: times and text, with the tokens, seek and statistics the plugin
+/// reported (zero or empty where it reported none).
+fn verbose_segment(id: usize, segment: &Segment) -> Value {
+    let mut out = json!({
+        "id": id,
+        "seek": segment.event["seek"].as_u64().unwrap_or(0),
+        "start": segment.start,
+        "end": segment.end,
+        "text": segment.text,
+        "tokens": segment.event.get("tokens").filter(|t| t.is_array()).cloned().unwrap_or_else(|| json!([])),
+    });
+    for name in SEGMENT_STATS {
+        out[name] = segment.event[name].as_f64().unwrap_or(0.0).into();
+    }
+    out
 }
 
 /// SRT (numbered cues, comma before milliseconds) or WebVTT cues (a dot).
@@ -198,11 +223,13 @@ mod tests {
                 start: 0.0,
                 end: 2.56,
                 text: "Hello.".into(),
+                event: json!({"seek": 0, "tokens": [15947, 13], "avg_logprob": -0.25, "temperature": 0.2}),
             },
             Segment {
                 start: 3661.5,
                 end: 3662.0,
                 text: "Later.".into(),
+                event: json!({}),
             },
         ]
     }
@@ -217,6 +244,24 @@ mod tests {
             subtitles(&segments()[..1], '.', false),
             "00:00:00.000 --> 00:00:02.560\nHello.\n\n"
         );
+    }
+
+    #[test]
+    fn verbose_segments_carry_the_plugin_s_statistics_or_zeros() {
+        let [reported, bare] = [0, 1].map(|i| verbose_segment(i, &segments()[i]));
+        assert_eq!(reported["tokens"], json!([15947, 13]));
+        assert_eq!(reported["avg_logprob"], -0.25);
+        assert_eq!(reported["temperature"], 0.2);
+        assert_eq!(reported["no_speech_prob"], 0.0);
+        assert_eq!(
+            (
+                bare["id"].clone(),
+                bare["seek"].clone(),
+                bare["tokens"].clone()
+            ),
+            (json!(1), json!(0), json!([]))
+        );
+        assert_eq!(bare["compression_ratio"], 0.0);
     }
 
     #[test]
