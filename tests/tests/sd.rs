@@ -66,14 +66,20 @@ fn images(events: &[SseEvent]) -> Vec<(u32, u32, Vec<u8>, Vec<u8>)> {
         .map(|e| {
             assert_eq!(e.data["media_type"], "image/png");
             let bytes = BASE64.decode(e.data["data"].as_str().unwrap()).unwrap();
-            let decoder = png::Decoder::new(std::io::Cursor::new(bytes.clone()));
-            let mut reader = decoder.read_info().expect("a valid PNG");
-            let mut pixels = vec![0; reader.output_buffer_size()];
-            let info = reader.next_frame(&mut pixels).unwrap();
-            pixels.truncate(info.buffer_size());
-            (info.width, info.height, pixels, bytes)
+            let (width, height, pixels) = png_pixels(&bytes);
+            (width, height, pixels, bytes)
         })
         .collect()
+}
+
+/// A PNG's width, height and RGB(A) bytes.
+fn png_pixels(bytes: &[u8]) -> (u32, u32, Vec<u8>) {
+    let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    let mut reader = decoder.read_info().expect("a valid PNG");
+    let mut pixels = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut pixels).unwrap();
+    pixels.truncate(info.buffer_size());
+    (info.width, info.height, pixels)
 }
 
 fn png_of(width: u32, height: u32, pixel: impl Fn(u32, u32) -> [u8; 3]) -> String {
@@ -278,4 +284,141 @@ fn the_openai_images_route_returns_b64_png() {
         .decode(data[0]["b64_json"].as_str().unwrap())
         .unwrap();
     assert_eq!(&png[1..4], b"PNG");
+}
+
+/// The official `openai` package editing images: PNGs arrive base64 on stdin, the answers
+/// (b64 images, or status and body of errors) leave as JSON on stdout.
+const EDIT_CLIENT: &str = r#"
+import base64, json, os, sys, openai
+pngs = {name: base64.b64decode(data) for name, data in json.load(sys.stdin).items()}
+client = openai.OpenAI(base_url=os.environ["BASE_URL"] + "/v1", api_key="unused")
+def edit(image, mask=None, **extra):
+    files = {"mask": ("mask.png", pngs[mask], "image/png")} if mask else {}
+    fields = {"response_format": extra.pop("response_format", "b64_json")}
+    try:
+        answer = client.images.edit(image=("image.png", pngs[image], "image/png"), prompt="a cat",
+                                    size="64x64", **files, **fields, extra_body=extra)
+        return {"images": [d.b64_json for d in answer.data]}
+    except openai.APIStatusError as error:
+        return {"status": error.status_code, "body": error.response.json()}
+print(json.dumps({
+    "alpha": edit("transparent", steps=3, seed=9),
+    "mask": edit("opaque", "mask", steps=3, seed=9),
+    "whole": edit("opaque", strength=0.0, steps=3, seed=9),
+    "two": edit("opaque", n=2, steps=2, seed=1),
+    "not_png": edit("garbage"),
+    "small_mask": edit("opaque", "small_mask"),
+    "url": edit("opaque", response_format="url"),
+}))
+"#;
+
+/// A PNG of colour type `color` (`pixel` gives each pixel's bytes), base64.
+fn png_with(
+    width: u32,
+    height: u32,
+    color: png::ColorType,
+    pixel: impl Fn(u32, u32) -> Vec<u8>,
+) -> String {
+    let mut bytes = Vec::new();
+    let mut encoder = png::Encoder::new(&mut bytes, width, height);
+    encoder.set_color(color);
+    let mut writer = encoder.write_header().unwrap();
+    let data: Vec<u8> = (0..height)
+        .flat_map(|y| (0..width).flat_map(|x| pixel(x, y)).collect::<Vec<_>>())
+        .collect();
+    writer.write_image_data(&data).unwrap();
+    drop(writer);
+    BASE64.encode(bytes)
+}
+
+#[test]
+fn the_openai_sdk_edits_images_repainting_only_the_transparent_area() {
+    let host = sd_host();
+    let rgb = |x: u32, y: u32| vec![(x * 4) as u8, (y * 4) as u8, 77];
+    let with_alpha = |x: u32, y: u32| [rgb(x, y), vec![if x >= 32 { 0 } else { 255 }]].concat();
+    let pngs = json!({
+        "opaque": png_of(64, 64, |x, y| rgb(x, y).try_into().unwrap()),
+        "transparent": png_with(64, 64, png::ColorType::Rgba, with_alpha),
+        "mask": png_with(64, 64, png::ColorType::Rgba, |x, y| with_alpha(x, y).iter().map(|v| v / 2).collect()),
+        "small_mask": png_with(32, 32, png::ColorType::Rgba, |_, _| vec![0; 4]),
+        "garbage": BASE64.encode(b"GIF89a not a png"),
+    });
+    let mut python = Command::new("python3")
+        .args(["-c", EDIT_CLIENT])
+        .env("BASE_URL", &host.url)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    serde_json::to_writer(python.stdin.take().unwrap(), &pngs).unwrap();
+    let output = python.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "the openai client failed (`cargo xtask test` installs the `openai` package):\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let result: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let decoded = |case: &str| -> Vec<Vec<u8>> {
+        let images = result[case]["images"].as_array();
+        let images = images.unwrap_or_else(|| panic!("{case}: {}", result[case]));
+        images
+            .iter()
+            .map(|b64| {
+                let png = BASE64.decode(b64.as_str().unwrap()).unwrap();
+                let (width, height, pixels) = png_pixels(&png);
+                assert_eq!((width, height), (64, 64), "{case}");
+                let channels = pixels.len() / (64 * 64);
+                pixels
+                    .chunks(channels)
+                    .flat_map(|p| p[..3].to_vec())
+                    .collect()
+            })
+            .collect()
+    };
+    let original: Vec<u8> = (0..64)
+        .flat_map(|y| (0..64).flat_map(move |x| rgb(x, y)))
+        .collect();
+    // The inpainting tolerance: pixels outside the mask are exactly the original's.
+    let alpha = decoded("alpha").remove(0);
+    let (mut kept, mut repainted) = (true, 0);
+    for (i, (out, orig)) in alpha.chunks(3).zip(original.chunks(3)).enumerate() {
+        match i % 64 < 32 {
+            true => kept &= out == orig,
+            false => repainted += usize::from(out != orig),
+        }
+    }
+    assert!(kept, "a pixel outside the transparent area changed");
+    assert!(repainted > 64 * 32 / 2, "only {repainted} pixels repainted");
+    assert_eq!(
+        decoded("mask")[0],
+        alpha,
+        "a mask's transparent area and the image's own must give the same edit"
+    );
+    assert_eq!(
+        decoded("whole")[0],
+        original,
+        "an opaque image without a mask is image-to-image: strength 0 keeps it"
+    );
+    let two = decoded("two");
+    assert_eq!(two.len(), 2);
+    assert_ne!(two[0], two[1]);
+    for (case, field) in [
+        ("not_png", "image"),
+        ("small_mask", "mask"),
+        ("url", "response_format"),
+    ] {
+        assert_eq!(result[case]["status"], 400, "{case}: {}", result[case]);
+        assert_eq!(
+            result[case]["body"]["error"]["param"], field,
+            "{case}: {}",
+            result[case]
+        );
+        assert!(
+            result[case]["body"]["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(field)
+        );
+    }
 }

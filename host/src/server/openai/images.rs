@@ -1,6 +1,12 @@
-//! `POST /v1/images/generations` on the `image-generation` task; images come back as b64_json.
+//! The OpenAI image routes: `POST /v1/images/generations` on the `image-generation` task and
+//! `POST /v1/images/edits` on `inpainting` or `image-to-image`; images come back as b64_json.
 
-use super::{collect, now, request, start_job};
+mod edits;
+mod transparency;
+
+pub use edits::edits;
+
+use super::{Collected, collect, now, request, start_job};
 use crate::server::{ApiError, AppState};
 use axum::{
     Json,
@@ -10,6 +16,15 @@ use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
+/// The plugin's own parameters both routes pass through as extensions.
+const EXTENSIONS: [&str; 5] = [
+    "negative_prompt",
+    "steps",
+    "guidance_scale",
+    "seed",
+    "scheduler",
+];
+
 /// Generates images from `prompt`; `n`, `size` ("WxH") and the plugin's own parameters
 /// (`negative_prompt`, `steps`, `guidance_scale`, `seed`, `scheduler`) as extensions.
 pub async fn generations(
@@ -17,6 +32,22 @@ pub async fn generations(
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let body = request::object(body)?;
+    let (prompt, params) = job_params(&body, &EXTENSIONS)?;
+    let (_, events) = start_job(
+        &state,
+        "/v1/images/generations",
+        "image-generation",
+        Value::Object(params),
+    )?;
+    Ok(answer(collect(events).await?, &prompt))
+}
+
+/// The prompt and the job parameters the OpenAI fields both routes share map onto: `prompt`,
+/// `n`, `size` as `width` and `height`, `response_format` (b64_json only) and `extensions`.
+fn job_params(
+    body: &Map<String, Value>,
+    extensions: &[&str],
+) -> Result<(String, Map<String, Value>), ApiError> {
     let mut params = Map::new();
     let prompt = body
         .get("prompt")
@@ -34,38 +65,32 @@ pub async fn generations(
         params.insert("width".into(), width.into());
         params.insert("height".into(), height.into());
     }
-    if body
+    if let Some(format) = body
         .get("response_format")
         .and_then(Value::as_str)
-        .is_some_and(|f| f != "b64_json")
+        .filter(|f| *f != "b64_json")
     {
         return Err(request::bad(
             "response_format",
-            "only response_format b64_json is supported",
+            format!(
+                "response_format '{format}' is not supported: this server keeps no image files to link to, use b64_json"
+            ),
         ));
     }
-    for extension in [
-        "negative_prompt",
-        "steps",
-        "guidance_scale",
-        "seed",
-        "scheduler",
-    ] {
-        if let Some(value) = body.get(extension).filter(|v| !v.is_null()) {
-            params.insert(extension.into(), value.clone());
+    for extension in extensions {
+        if let Some(value) = body.get(*extension).filter(|v| !v.is_null()) {
+            params.insert((*extension).into(), value.clone());
         }
     }
-    let (_, events) = start_job(
-        &state,
-        "/v1/images/generations",
-        "image-generation",
-        Value::Object(params),
-    )?;
-    let collected = collect(events).await?;
+    Ok((prompt.to_string(), params))
+}
+
+/// OpenAI's image answer: each PNG the job produced as b64_json.
+fn answer(collected: Collected, prompt: &str) -> Json<Value> {
     let data: Vec<Value> = collected
         .artifacts
         .iter()
         .map(|image| json!({"b64_json": BASE64.encode(&image.data), "revised_prompt": prompt}))
         .collect();
-    Ok(Json(json!({"created": now(), "data": data})))
+    Json(json!({"created": now(), "data": data}))
 }

@@ -30,6 +30,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/completions", post(chat::completions))
         .route("/v1/embeddings", post(embeddings::embeddings))
         .route("/v1/images/generations", post(images::generations))
+        .route("/v1/images/edits", post(images::edits))
         .route("/v1/audio/transcriptions", post(audio::transcriptions))
 }
 

@@ -1,0 +1,171 @@
+//! `POST /v1/images/edits`: a multipart upload of `image` (and optionally `mask`) becomes an
+//! `inpainting` job when something is transparent, else an `image-to-image` job (see
+//! [`super::transparency`]); the answer has the generations route's shape.
+
+use super::{EXTENSIONS, answer, job_params, transparency};
+use crate::server::{
+    ApiError, AppState,
+    openai::{collect, request, start_job},
+};
+use axum::{
+    Json,
+    extract::{Multipart, State, multipart::MultipartRejection},
+};
+use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+const ROUTE: &str = "/v1/images/edits";
+
+/// How a text field of the form is read.
+#[derive(Clone, Copy)]
+enum Kind {
+    Text,
+    Integer,
+    Number,
+}
+
+/// The text fields the route reads: OpenAI's (`model` and `user` are accepted and change
+/// nothing: the worker has one model), then the plugin's own parameters as extensions.
+const TEXT_FIELDS: [(&str, Kind); 12] = [
+    ("prompt", Kind::Text),
+    ("n", Kind::Integer),
+    ("size", Kind::Text),
+    ("response_format", Kind::Text),
+    ("model", Kind::Text),
+    ("user", Kind::Text),
+    ("negative_prompt", Kind::Text),
+    ("steps", Kind::Integer),
+    ("guidance_scale", Kind::Number),
+    ("seed", Kind::Integer),
+    ("scheduler", Kind::Text),
+    ("strength", Kind::Number),
+];
+
+/// The uploaded form.
+#[derive(Default)]
+struct Form {
+    image: Option<Vec<u8>>,
+    mask: Option<Vec<u8>>,
+    fields: Map<String, Value>,
+}
+
+/// Edits the uploaded `image` following `prompt`: the transparent area of `mask` (or of the
+/// image) is repainted; with nothing transparent the whole image is reworked by `strength`.
+pub async fn edits(
+    State(state): State<Arc<AppState>>,
+    form: Result<Multipart, MultipartRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let form = read_form(form.map_err(|e| request::bad("image", e.body_text()))?).await?;
+    let image = form
+        .image
+        .ok_or_else(|| request::bad("image", "'image' (a PNG file) is required"))?;
+    let (prompt, mut params) =
+        job_params(&form.fields, &[&EXTENSIONS[..], &["strength"]].concat())?;
+    let edit = transparency::plan(&image, form.mask.as_deref())?;
+    params.insert("init_image".into(), BASE64.encode(&image).into());
+    if let Some(mask) = edit.mask_png {
+        params.insert("mask_image".into(), BASE64.encode(mask).into());
+    }
+    let (_, events) = start_job(&state, ROUTE, edit.task, Value::Object(params))?;
+    Ok(answer(collect(events).await?, &prompt))
+}
+
+async fn read_form(mut form: Multipart) -> Result<Form, ApiError> {
+    let mut read = Form::default();
+    while let Some(field) = form
+        .next_field()
+        .await
+        .map_err(|e| request::bad("image", e.body_text()))?
+    {
+        let name = field.name().unwrap_or_default().to_string();
+        let file = match name.as_str() {
+            "image" | "image[]" => Some(&mut read.image),
+            "mask" => Some(&mut read.mask),
+            _ => None,
+        };
+        if let Some(slot) = file {
+            let field_name = name.trim_end_matches("[]").to_string();
+            if slot.is_some() {
+                return Err(request::bad(
+                    &field_name,
+                    format!("give one '{field_name}' file, not several"),
+                ));
+            }
+            let bytes = field
+                .bytes()
+                .await
+                .map_err(|e| request::bad(&field_name, e.body_text()))?;
+            *slot = Some(bytes.to_vec());
+            continue;
+        }
+        let kind = TEXT_FIELDS
+            .iter()
+            .find(|(known, _)| *known == name)
+            .map(|(_, kind)| *kind)
+            .ok_or_else(|| unknown_field(&name))?;
+        let text = field
+            .text()
+            .await
+            .map_err(|e| request::bad(&name, e.body_text()))?;
+        let value = parse(&name, kind, &text)?;
+        read.fields.insert(name, value);
+    }
+    Ok(read)
+}
+
+/// Fields this route does not know would change the output if honoured, so they are refused.
+fn unknown_field(name: &str) -> ApiError {
+    let known: Vec<&str> = TEXT_FIELDS.iter().map(|(name, _)| *name).collect();
+    request::bad(
+        name,
+        format!(
+            "unknown field '{name}' (known: image, mask, {})",
+            known.join(", ")
+        ),
+    )
+}
+
+fn parse(name: &str, kind: Kind, text: &str) -> Result<Value, ApiError> {
+    let text = text.trim();
+    match kind {
+        Kind::Text => Ok(text.into()),
+        Kind::Integer => text
+            .parse::<u64>()
+            .map(Value::from)
+            .map_err(|_| request::bad(name, format!("'{name}' must be a non-negative integer"))),
+        Kind::Number => text
+            .parse::<f64>()
+            .ok()
+            .filter(|n| n.is_finite())
+            .map(Value::from)
+            .ok_or_else(|| request::bad(name, format!("'{name}' must be a number"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_fields_are_typed_and_bad_numbers_refused() {
+        assert_eq!(parse("n", Kind::Integer, " 2 ").unwrap(), Value::from(2u64));
+        assert_eq!(
+            parse("strength", Kind::Number, "0.5").unwrap(),
+            Value::from(0.5)
+        );
+        assert_eq!(
+            parse("prompt", Kind::Text, "a cat").unwrap(),
+            Value::from("a cat")
+        );
+        assert!(parse("n", Kind::Integer, "-1").is_err());
+        assert!(parse("strength", Kind::Number, "NaN").is_err());
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_naming_the_known_ones() {
+        let error = format!("{:?}", unknown_field("quality"));
+        assert!(error.contains("unknown field 'quality'"), "{error}");
+        assert!(error.contains("strength"), "{error}");
+    }
+}
