@@ -1,5 +1,5 @@
 //! rbee-host worker plugin for speech-to-text with candle's Whisper: Hugging Face and
-//! CTranslate2 (faster-whisper) model directories, audio decoded, resampled and turned into
+//! CTranslate2 (faster-whisper) models, from a local directory or the hub, audio decoded, resampled and turned into
 //! log-mel features in Rust, segments with timestamps; on cpu, cuda or metal.
 //!
 //! The plugin entry points are [`manifest`] and [`load`], exported with
@@ -14,6 +14,7 @@ mod error;
 mod mel;
 mod model;
 mod params;
+mod source;
 mod worker;
 
 /// Test doubles, the test model and clips, for the crate's tests and the benchmark example.
@@ -28,7 +29,12 @@ use rbee_plugin_api::{
     HostApiRef, LoadRequest, LogLevel, Manifest, PluginError, PluginWorker, export_plugin,
 };
 use serde_json::Value;
-use std::path::Path;
+use source::ModelSource;
+use std::path::PathBuf;
+
+/// The model loaded when the request names none: Whisper base (multilingual, 74M parameters)
+/// in CTranslate2 float16 layout, as faster-whisper uses it.
+pub const DEFAULT_MODEL: &str = "Systran/faster-whisper-base";
 
 /// The longest audio a job may send, in seconds, unless the load option `max_audio_seconds`
 /// says otherwise.
@@ -48,28 +54,34 @@ pub fn manifest() -> Manifest {
             .into(),
         tasks: vec![TASK.into()].into(),
         params_schema_json: params::schema().to_string().into(),
-        default_model: "".into(),
+        default_model: DEFAULT_MODEL.into(),
         required_cpu_features: rbee_plugin_api::compiled_cpu_features(),
     }
 }
 
-/// Loads the Whisper model directory named in `request` onto the requested device and returns
-/// the worker. Load options (a JSON object): `max_audio_seconds` (default
+/// Loads the Whisper model named in `request` (a local directory, or `org/repo` on the hub in
+/// Hugging Face or CTranslate2 layout; empty means [`DEFAULT_MODEL`]) onto the requested device
+/// and returns the worker. Hub models are cached in the host's cache dir; `HF_HUB_OFFLINE`
+/// keeps to that cache. Load options (a JSON object): `max_audio_seconds` (default
 /// [`MAX_AUDIO_SECONDS`]).
 pub fn load(request: LoadRequest, host: HostApiRef) -> Result<AudioWorker, PluginError> {
     let max_audio_seconds = max_audio_seconds(&request.options_json)?;
-    if request.model.is_empty() {
-        return Err(PluginError::new(
-            rbee_plugin_api::error_code::MODEL_LOAD,
-            "the audio plugin has no default model: pass --model with a Whisper model directory \
-             (Hugging Face or CTranslate2)",
-        ));
-    }
+    let reference = match request.model.as_str() {
+        "" => DEFAULT_MODEL,
+        named => named,
+    };
     let device = rbee_candle_device::open("audio", &request.device).map_err(AudioError::Device)?;
-    let path = Path::new(request.model.as_str());
-    host.load_progress(0.1, format!("loading {}", path.display()).as_str().into());
-    let loaded = model::load(path, &device)?;
-    let worker = AudioWorker::new(loaded, request.model.to_string(), max_audio_seconds);
+    host.load_progress(0.0, "locating the model".into());
+    let progress =
+        |fraction: f32, message: &str| host.load_progress(fraction * 0.5, message.into());
+    let path = ModelSource::parse(reference).resolve(
+        &PathBuf::from(host.cache_dir().as_str()),
+        source::hub_offline(),
+        &progress,
+    )?;
+    host.load_progress(0.5, format!("loading {}", path.display()).as_str().into());
+    let loaded = model::load(&path, &device)?;
+    let worker = AudioWorker::new(loaded, reference.to_string(), max_audio_seconds);
     host.log(
         LogLevel::Info,
         LOG_TARGET.into(),
@@ -119,7 +131,10 @@ export_plugin!(manifest: manifest, load: load);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{host, load_request};
+    use crate::test_support::{
+        RecordingSink, clip, clip_base64, host, host_with_cache, hub_snapshot, load_request,
+        normalise, run_on, write_hugging_face_layout,
+    };
     use rbee_plugin_api::abi_stable::std_types::RString;
 
     #[test]
@@ -131,6 +146,11 @@ mod tests {
             ("audio", "cpu")
         );
         assert_eq!(manifest.tasks.as_slice(), &[RString::from(TASK)]);
+        assert_eq!(manifest.default_model.as_str(), DEFAULT_MODEL);
+        assert_eq!(
+            ModelSource::parse(DEFAULT_MODEL),
+            ModelSource::Hub(DEFAULT_MODEL.into())
+        );
         let schema: Value = serde_json::from_str(&manifest.params_schema_json).unwrap();
         assert_eq!(schema["required"][0], "audio");
     }
@@ -156,5 +176,21 @@ mod tests {
             error.message.contains("/nonexistent/rbee/whisper"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_hub_reference_in_hugging_face_layout_loads_from_the_host_s_cache() {
+        let cache = tempfile::tempdir().unwrap();
+        write_hugging_face_layout(&hub_snapshot(cache.path(), "local/whisper-tiny.en"));
+        let worker = load(
+            load_request("local/whisper-tiny.en"),
+            host_with_cache(cache.path()),
+        )
+        .unwrap();
+        assert_eq!(worker.status().model.as_str(), "local/whisper-tiny.en");
+        let mut sink = RecordingSink::default();
+        let params = serde_json::json!({"audio": clip_base64("hello_world")});
+        run_on(&worker, params, &mut sink).unwrap();
+        assert_eq!(normalise(&sink.text()), normalise(&clip("hello_world").1));
     }
 }

@@ -12,7 +12,11 @@ use rbee_plugin_api::{
     },
 };
 use serde_json::Value;
-use std::{cell::Cell, path::PathBuf, sync::OnceLock};
+use std::{
+    cell::Cell,
+    path::{Path, PathBuf},
+    sync::OnceLock,
+};
 
 /// The test model's directory under the models dir: Whisper tiny.en, CTranslate2, f16.
 pub const TEST_MODEL_DIR: &str = "whisper-tiny.en-ct2";
@@ -90,9 +94,56 @@ pub fn load_request(model: &str) -> LoadRequest {
     }
 }
 
-/// Host services that print log lines.
+/// Host services that print log lines; models from the hub are cached in a temp dir.
 pub fn host() -> HostApiRef {
-    HostApi_TO::from_ptr(RArc::new(TestHost), TD_Opaque)
+    host_with_cache(&std::env::temp_dir().join("rbee-audio-test-cache"))
+}
+
+/// Host services that print log lines and cache hub models in `cache`.
+pub fn host_with_cache(cache: &Path) -> HostApiRef {
+    HostApi_TO::from_ptr(
+        RArc::new(TestHost {
+            cache: cache.to_path_buf(),
+        }),
+        TD_Opaque,
+    )
+}
+
+/// Lays out `repo` (`org/name`) in the Hugging Face cache at `cache` with `main` pointing at
+/// one snapshot; returns the snapshot dir, where the caller puts the files.
+pub fn hub_snapshot(cache: &Path, repo: &str) -> PathBuf {
+    let dir = cache.join(format!("models--{}", repo.replace('/', "--")));
+    std::fs::create_dir_all(dir.join("refs")).unwrap();
+    std::fs::write(dir.join("refs/main"), "0123abcd").unwrap();
+    let snapshot = dir.join("snapshots/0123abcd");
+    std::fs::create_dir_all(&snapshot).unwrap();
+    snapshot
+}
+
+/// Writes the test model into `dir` in Hugging Face layout (config.json, model.safetensors,
+/// tokenizer.json), converted from the provisioned CTranslate2 copy.
+pub fn write_hugging_face_layout(dir: &Path) {
+    let ct2_dir = provisioned(TEST_MODEL_DIR);
+    let (tensors, config) = crate::ct2::load(
+        &ct2_dir.join("model.bin"),
+        &candle_core::Device::Cpu,
+        vec![],
+    )
+    .unwrap();
+    candle_core::safetensors::save(&tensors, dir.join("model.safetensors")).unwrap();
+    let ct2_config: Value =
+        serde_json::from_str(&std::fs::read_to_string(ct2_dir.join("config.json")).unwrap())
+            .unwrap();
+    let hf_config = serde_json::json!({
+        "num_mel_bins": config.num_mel_bins, "max_source_positions": config.max_source_positions,
+        "d_model": config.d_model, "encoder_attention_heads": config.encoder_attention_heads,
+        "encoder_layers": config.encoder_layers, "vocab_size": config.vocab_size,
+        "max_target_positions": config.max_target_positions,
+        "decoder_attention_heads": config.decoder_attention_heads, "decoder_layers": config.decoder_layers,
+        "suppress_tokens": ct2_config["suppress_ids"], "begin_suppress_tokens": ct2_config["suppress_ids_begin"],
+    });
+    std::fs::write(dir.join("config.json"), hf_config.to_string()).unwrap();
+    std::fs::copy(ct2_dir.join("tokenizer.json"), dir.join("tokenizer.json")).unwrap();
 }
 
 /// Runs a `transcription` job with `params` on `worker`.
@@ -120,7 +171,9 @@ pub fn details(end: &JobEnd) -> Value {
 }
 
 #[derive(Clone)]
-struct TestHost;
+struct TestHost {
+    cache: PathBuf,
+}
 
 impl HostApi for TestHost {
     fn log(&self, level: LogLevel, target: RStr<'_>, message: RStr<'_>) {
@@ -128,11 +181,7 @@ impl HostApi for TestHost {
     }
 
     fn cache_dir(&self) -> RString {
-        std::env::temp_dir()
-            .join("rbee-audio-test-cache")
-            .to_string_lossy()
-            .as_ref()
-            .into()
+        self.cache.to_string_lossy().as_ref().into()
     }
 
     fn load_progress(&self, fraction: f32, message: RStr<'_>) {

@@ -428,31 +428,7 @@ mod tests {
     #[test]
     fn the_same_model_in_hugging_face_layout_gives_the_same_transcript() {
         let dir = tempfile::tempdir().unwrap();
-        let ct2_dir = crate::test_support::provisioned(crate::test_support::TEST_MODEL_DIR);
-        let (tensors, config) = crate::ct2::load(
-            &ct2_dir.join("model.bin"),
-            &candle_core::Device::Cpu,
-            vec![],
-        )
-        .unwrap();
-        candle_core::safetensors::save(&tensors, dir.path().join("model.safetensors")).unwrap();
-        let ct2_config: Value =
-            serde_json::from_str(&std::fs::read_to_string(ct2_dir.join("config.json")).unwrap())
-                .unwrap();
-        let hf_config = json!({
-            "num_mel_bins": config.num_mel_bins, "max_source_positions": config.max_source_positions,
-            "d_model": config.d_model, "encoder_attention_heads": config.encoder_attention_heads,
-            "encoder_layers": config.encoder_layers, "vocab_size": config.vocab_size,
-            "max_target_positions": config.max_target_positions,
-            "decoder_attention_heads": config.decoder_attention_heads, "decoder_layers": config.decoder_layers,
-            "suppress_tokens": ct2_config["suppress_ids"], "begin_suppress_tokens": ct2_config["suppress_ids_begin"],
-        });
-        std::fs::write(dir.path().join("config.json"), hf_config.to_string()).unwrap();
-        std::fs::copy(
-            ct2_dir.join("tokenizer.json"),
-            dir.path().join("tokenizer.json"),
-        )
-        .unwrap();
+        crate::test_support::write_hugging_face_layout(dir.path());
         let request = crate::test_support::load_request(&dir.path().to_string_lossy());
         let hf = crate::load(request, crate::test_support::host()).unwrap();
         for name in ["quick_brown_fox", "counting"] {

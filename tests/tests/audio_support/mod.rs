@@ -1,5 +1,6 @@
 //! What the audio tests share: the provisioned model and clips, a host serving them, transcript
 //! comparison and OpenAI's multipart upload.
+#![allow(dead_code, reason = "each audio test file uses a part of it")]
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use rbee_tests::{Host, models_dir, plugins_dir};

@@ -1,0 +1,250 @@
+//! Where a Whisper model comes from: a local directory, or a Hugging Face hub repository in
+//! Hugging Face (`model.safetensors`) or CTranslate2 (`model.bin`) layout, fetched into the
+//! host's cache with `hf-hub`.
+
+use crate::error::AudioError;
+use hf_hub::{Cache, Repo, api::Progress, api::sync::ApiBuilder};
+use std::path::{Path, PathBuf};
+
+/// The files of each layout, Hugging Face first: the first complete one is used.
+const LAYOUTS: [[&str; 3]; 2] = [
+    ["config.json", "tokenizer.json", "model.safetensors"],
+    ["config.json", "tokenizer.json", "model.bin"],
+];
+
+/// A model as the user named it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelSource {
+    /// A directory (or a file in one) on this machine.
+    Local(PathBuf),
+    /// A hub repository, `org/repo`.
+    Hub(String),
+}
+
+impl ModelSource {
+    /// Reads a model reference: an existing path, or `org/repo`, otherwise a path (which then
+    /// fails to load, naming itself).
+    pub fn parse(reference: &str) -> Self {
+        let path = Path::new(reference);
+        let looks_local = path.exists()
+            || path.is_absolute()
+            || reference.starts_with('.')
+            || reference.starts_with('~');
+        let parts: Vec<&str> = reference.split('/').collect();
+        let is_repo = parts.len() == 2 && parts.iter().all(|part| !part.is_empty());
+        match is_repo && !looks_local {
+            true => Self::Hub(reference.to_string()),
+            false => Self::Local(path.to_path_buf()),
+        }
+    }
+
+    /// The model's local directory. A hub repository comes from `cache_dir` when a whole
+    /// layout is there; otherwise, unless `offline`, it is downloaded (`HF_ENDPOINT` and
+    /// `HF_TOKEN` are honoured) and `progress(fraction, message)` hears about it.
+    pub fn resolve(
+        &self,
+        cache_dir: &Path,
+        offline: bool,
+        progress: &dyn Fn(f32, &str),
+    ) -> Result<PathBuf, AudioError> {
+        let repo = match self {
+            Self::Local(path) => return Ok(path.clone()),
+            Self::Hub(repo) => repo,
+        };
+        let fail = |reason: String| AudioError::model_load(repo, reason);
+        let cached = Cache::new(cache_dir.to_path_buf()).repo(Repo::model(repo.clone()));
+        let in_cache = LAYOUTS.iter().find_map(|files| {
+            let paths: Option<Vec<PathBuf>> = files.iter().map(|f| cached.get(f)).collect();
+            paths?.first()?.parent().map(Path::to_path_buf)
+        });
+        if let Some(dir) = in_cache {
+            return Ok(dir);
+        }
+        if offline {
+            return Err(fail(format!(
+                "HF_HUB_OFFLINE is set and the cache at {} holds no complete copy (config.json, \
+                 tokenizer.json and model.safetensors or model.bin)",
+                cache_dir.display()
+            )));
+        }
+        let api = hub_api(cache_dir).map_err(|e| fail(format!("cannot reach the hub: {e}")))?;
+        let api_repo = api.model(repo.clone());
+        let info = api_repo
+            .info()
+            .map_err(|e| fail(format!("cannot list the repository on the hub: {e}")))?;
+        let names: Vec<&str> = info.siblings.iter().map(|s| s.rfilename.as_str()).collect();
+        let files = layout_of(&names).map_err(fail)?;
+        let mut dir = None;
+        for file in files {
+            let path = match cached.get(file) {
+                Some(path) => path,
+                None => api_repo
+                    .download_with_progress(file, Reporter::new(progress))
+                    .map_err(|e| fail(format!("cannot download {file}: {e}")))?,
+            };
+            dir = path.parent().map(Path::to_path_buf);
+        }
+        dir.ok_or_else(|| fail("the download left no directory".into()))
+    }
+}
+
+/// Whether `HF_HUB_OFFLINE` forbids network access (the cache alone is used).
+pub fn hub_offline() -> bool {
+    std::env::var("HF_HUB_OFFLINE")
+        .is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
+}
+
+/// The files to fetch from a repository holding `names`.
+fn layout_of(names: &[&str]) -> Result<[&'static str; 3], String> {
+    let complete = |files: &&[&str; 3]| files.iter().all(|f| names.contains(f));
+    if let Some(files) = LAYOUTS.iter().find(complete) {
+        return Ok(*files);
+    }
+    let weights = ["model.safetensors", "model.bin"];
+    let missing: Vec<&str> = match weights.iter().any(|w| names.contains(w)) {
+        true => ["config.json", "tokenizer.json"]
+            .into_iter()
+            .filter(|f| !names.contains(f))
+            .collect(),
+        false => vec!["model.safetensors (Hugging Face) or model.bin (CTranslate2)"],
+    };
+    Err(format!(
+        "not a Whisper model repository: it has no {}",
+        missing.join(" and no ")
+    ))
+}
+
+/// The hub client: the given cache, and the standard `HF_ENDPOINT` and `HF_TOKEN` variables.
+fn hub_api(cache_dir: &Path) -> Result<hf_hub::api::sync::Api, hf_hub::api::sync::ApiError> {
+    let mut builder =
+        ApiBuilder::from_cache(Cache::new(cache_dir.to_path_buf())).with_progress(false);
+    if let Ok(endpoint) = std::env::var("HF_ENDPOINT") {
+        builder = builder.with_endpoint(endpoint);
+    }
+    if let Ok(token) = std::env::var("HF_TOKEN") {
+        builder = builder.with_token(Some(token));
+    }
+    builder.build()
+}
+
+/// Forwards hf-hub's byte counts as fractions of the file.
+struct Reporter<'a> {
+    progress: &'a dyn Fn(f32, &str),
+    file: String,
+    total: usize,
+    done: usize,
+    reported: f32,
+}
+
+impl<'a> Reporter<'a> {
+    fn new(progress: &'a dyn Fn(f32, &str)) -> Self {
+        Self {
+            progress,
+            file: String::new(),
+            total: 1,
+            done: 0,
+            reported: 0.0,
+        }
+    }
+}
+
+impl Progress for Reporter<'_> {
+    fn init(&mut self, size: usize, filename: &str) {
+        self.total = size.max(1);
+        self.file = filename.to_string();
+        (self.progress)(0.0, &format!("downloading {filename}"));
+    }
+
+    fn update(&mut self, size: usize) {
+        self.done += size;
+        let fraction = (self.done as f32 / self.total as f32).min(1.0);
+        if fraction - self.reported >= 0.01 {
+            self.reported = fraction;
+            (self.progress)(fraction, &format!("downloading {}", self.file));
+        }
+    }
+
+    fn finish(&mut self) {
+        (self.progress)(1.0, &format!("downloaded {}", self.file));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::hub_snapshot;
+
+    fn quiet(_: f32, _: &str) {}
+
+    #[test]
+    fn hub_references_and_paths_are_told_apart() {
+        assert_eq!(
+            ModelSource::parse("openai/whisper-tiny"),
+            ModelSource::Hub("openai/whisper-tiny".into())
+        );
+        for path in ["/abs/whisper", "./whisper", "whisper", "a/b/c", "org/"] {
+            assert_eq!(
+                ModelSource::parse(path),
+                ModelSource::Local(path.into()),
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_repository_s_layout_is_read_from_its_file_list() {
+        let hf = [
+            "config.json",
+            "tokenizer.json",
+            "model.safetensors",
+            "pytorch_model.bin",
+        ];
+        assert_eq!(layout_of(&hf).unwrap(), LAYOUTS[0]);
+        let ct2 = [
+            "config.json",
+            "model.bin",
+            "tokenizer.json",
+            "vocabulary.txt",
+        ];
+        assert_eq!(layout_of(&ct2).unwrap(), LAYOUTS[1]);
+        let no_tokenizer = layout_of(&["config.json", "model.bin", "vocabulary.txt"]);
+        assert!(no_tokenizer.unwrap_err().contains("no tokenizer.json"));
+        let gguf = layout_of(&["model.gguf"]).unwrap_err();
+        assert!(
+            gguf.contains("model.safetensors (Hugging Face) or model.bin"),
+            "{gguf}"
+        );
+    }
+
+    #[test]
+    fn a_complete_copy_in_the_cache_is_used_without_the_hub() {
+        let cache = tempfile::tempdir().unwrap();
+        let snapshot = hub_snapshot(cache.path(), "local/whisper");
+        for file in LAYOUTS[1] {
+            std::fs::write(snapshot.join(file), "{}").unwrap();
+        }
+        for offline in [true, false] {
+            let dir = ModelSource::Hub("local/whisper".into())
+                .resolve(cache.path(), offline, &quiet)
+                .unwrap();
+            assert_eq!(dir, snapshot);
+        }
+    }
+
+    #[test]
+    fn offline_an_incomplete_copy_is_a_clear_error() {
+        let cache = tempfile::tempdir().unwrap();
+        let snapshot = hub_snapshot(cache.path(), "local/whisper");
+        for file in ["config.json", "model.bin"] {
+            std::fs::write(snapshot.join(file), "{}").unwrap();
+        }
+        let error = ModelSource::Hub("local/whisper".into())
+            .resolve(cache.path(), true, &quiet)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("local/whisper") && error.contains("HF_HUB_OFFLINE is set"),
+            "{error}"
+        );
+    }
+}
