@@ -239,3 +239,31 @@ fn verbose_json_reports_each_segment_s_statistics() {
         );
     }
 }
+
+#[test]
+fn an_english_only_model_refuses_other_languages_and_translation() {
+    let host = audio_host();
+    let wav = clip("hello_world").0;
+    let response = upload(&host, &wav, "clip.wav", &[("language", "fr")]);
+    assert_eq!(response.status(), 400);
+    let error = &response.json::<Value>().unwrap()["error"];
+    assert_eq!(error["param"], "language", "{error}");
+    assert!(
+        error["message"].as_str().unwrap().contains("English-only"),
+        "{error}"
+    );
+    let response = host.post(
+        "/v1/jobs",
+        &json!({"task": "transcription", "params": {"audio": base64(&wav), "task": "translate"}}),
+    );
+    assert_eq!(response.status(), 400);
+    let error = &response.json::<Value>().unwrap()["error"];
+    assert_eq!(error["field"], "task", "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot translate"),
+        "{error}"
+    );
+}

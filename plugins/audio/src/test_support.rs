@@ -94,6 +94,79 @@ pub fn load_request(model: &str) -> LoadRequest {
     }
 }
 
+/// Writes a tiny multilingual Whisper (random encoder, Hugging Face layout, the test model's
+/// tokenizer) whose decoder rates `language` highest of all language tokens and then ends the
+/// text at once: its final layer norm outputs a constant vector that only the embeddings of
+/// `<|language|>` and `<|endoftext|>` point along.
+pub fn write_multilingual_model(dir: &Path, language: &str) {
+    use candle_core::{DType, Device, Tensor};
+    let config = candle_transformers::models::whisper::Config {
+        num_mel_bins: 80,
+        max_source_positions: 1500,
+        d_model: 64,
+        encoder_attention_heads: 2,
+        encoder_layers: 1,
+        vocab_size: 51865,
+        max_target_positions: 448,
+        decoder_attention_heads: 2,
+        decoder_layers: 1,
+        suppress_tokens: vec![],
+    };
+    let varmap = candle_nn::VarMap::new();
+    let vb = candle_nn::VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    candle_transformers::models::whisper::model::Whisper::load(&vb, config.clone()).unwrap();
+    let mut tensors: std::collections::HashMap<String, Tensor> = varmap
+        .data()
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(name, var)| (name.clone(), var.as_tensor().clone()))
+        .collect();
+    let tokenizer_path = provisioned(TEST_MODEL_DIR).join("tokenizer.json");
+    let tokenizer = tokenizers::Tokenizer::from_file(&tokenizer_path).unwrap();
+    let id = |token: &str| tokenizer.token_to_id(token).unwrap() as usize;
+    let d = config.d_model;
+    let mut embeddings = vec![0f32; config.vocab_size * d];
+    embeddings[id(&format!("<|{language}|>")) * d..][..d].fill(1.0);
+    embeddings[id("<|endoftext|>") * d..][..d].fill(0.5);
+    let set = |tensors: &mut std::collections::HashMap<String, Tensor>,
+               name: &str,
+               data: Vec<f32>,
+               shape: &[usize]| {
+        tensors.insert(
+            name.into(),
+            Tensor::from_vec(data, shape, &Device::Cpu).unwrap(),
+        );
+    };
+    set(
+        &mut tensors,
+        "model.decoder.embed_tokens.weight",
+        embeddings,
+        &[config.vocab_size, d],
+    );
+    set(
+        &mut tensors,
+        "model.decoder.layer_norm.weight",
+        vec![0.0; d],
+        &[d],
+    );
+    set(
+        &mut tensors,
+        "model.decoder.layer_norm.bias",
+        vec![1.0; d],
+        &[d],
+    );
+    candle_core::safetensors::save(&tensors, dir.join("model.safetensors")).unwrap();
+    let hf_config = serde_json::json!({
+        "num_mel_bins": config.num_mel_bins, "max_source_positions": config.max_source_positions,
+        "d_model": d, "encoder_attention_heads": 2, "encoder_layers": 1,
+        "vocab_size": config.vocab_size, "max_target_positions": config.max_target_positions,
+        "decoder_attention_heads": 2, "decoder_layers": 1,
+    });
+    std::fs::write(dir.join("config.json"), hf_config.to_string()).unwrap();
+    std::fs::copy(tokenizer_path, dir.join("tokenizer.json")).unwrap();
+}
+
 /// Host services that print log lines; models from the hub are cached in a temp dir.
 pub fn host() -> HostApiRef {
     host_with_cache(&std::env::temp_dir().join("rbee-audio-test-cache"))

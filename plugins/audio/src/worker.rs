@@ -441,6 +441,39 @@ mod tests {
     }
 
     #[test]
+    fn a_multilingual_model_detects_the_language_it_rates_highest_and_may_translate() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::test_support::write_multilingual_model(dir.path(), "de");
+        let request = crate::test_support::load_request(&dir.path().to_string_lossy());
+        let multilingual = crate::load(request, crate::test_support::host()).unwrap();
+        let language_of = |params: Value| {
+            multilingual.validate(TASK, &params.to_string()).unwrap();
+            let mut sink = RecordingSink::default();
+            let end = run_on(&multilingual, params, &mut sink).unwrap();
+            let started: Value = serde_json::from_str(&sink.started[0]).unwrap();
+            assert_eq!(started["language"], details(&end)["language"]);
+            assert_eq!(end.stop_reason.as_str(), "completed");
+            details(&end)["language"].as_str().unwrap().to_string()
+        };
+        let audio = clip_base64("hello_world");
+        assert_eq!(language_of(json!({"audio": audio})), "de");
+        assert_eq!(
+            language_of(json!({"audio": audio, "language": "auto"})),
+            "de"
+        );
+        assert_eq!(language_of(json!({"audio": audio, "language": "fr"})), "fr");
+        let translate = json!({"audio": audio, "task": "translate", "timestamps": false});
+        assert_eq!(language_of(translate), "de");
+        let unknown = json!({"audio": audio, "language": "xx"}).to_string();
+        let error = multilingual.validate(TASK, &unknown).unwrap_err();
+        assert!(
+            error.message.contains("unknown language 'xx'"),
+            "{}",
+            error.message
+        );
+    }
+
+    #[test]
     fn cancelling_stops_between_tokens() {
         let mut sink = RecordingSink {
             cancel_at_poll: Some(3),
