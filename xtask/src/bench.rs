@@ -1,7 +1,8 @@
 //! `cargo xtask bench llm|sd`. llm: the LLM plugin's speed with the test model on 2 threads,
 //! called in-process and through a running host over HTTP + SSE, with the host's cost per
-//! token. sd: seconds per SD 1.5 UNet pass at 512x512 (random weights: the compute does not
-//! depend on the values) and the tiny checkpoint's end-to-end time through the host. audio:
+//! token. sd: seconds and peak memory of an SD 1.5 UNet pass and of a whole 512x512 image
+//! through the host (random weights: the compute does not depend on the values), and the tiny
+//! checkpoint's end-to-end time through the host. audio:
 //! Whisper tiny.en's real-time factor on a ~45 s clip, in-process, through the host, and
 //! faster-whisper on the same model file when it is installed.
 
@@ -312,22 +313,67 @@ pub fn sd(runs: usize) -> Result<()> {
     tiny_seconds.sort_by(|a, b| a.total_cmp(b));
     let unet: Value = serde_json::from_str(&example(
         "sd_step_bench",
-        &["512", "512", "1", "1"].map(String::from),
+        &["512", "512", "1", "1", "f32"].map(String::from),
     )?)?;
     let pass = unet["pass_ms"].as_f64().unwrap_or(0.0) / 1000.0;
+    let pass_peak = unet["peak_rss_mb"].as_f64().unwrap_or(0.0) / 1000.0;
+    let (image_seconds, image_peak) = sd15_image(&plugins_dir, &example)?;
     println!("\nStable Diffusion on the cpu build (f32), median of {runs} runs for the tiny job\n");
-    println!("| what | time |");
-    println!("|---|---|");
-    println!("| SD 1.5 UNet pass, 512x512, batch 1 (random weights) | {pass:.1} s |");
+    println!("| what | time | peak memory |");
+    println!("|---|---|---|");
     println!(
-        "| SD 1.5 guided denoising step, 512x512 (two passes) | {:.1} s |",
+        "| SD 1.5 UNet pass, 512x512, batch 1 (random weights, in-process) | {pass:.1} s | {pass_peak:.1} GB |"
+    );
+    println!(
+        "| SD 1.5 guided denoising step, 512x512 (two passes) | {:.1} s | |",
         2.0 * pass
     );
     println!(
-        "| tiny checkpoint, 10 steps at 64x64, through the host over HTTP | {:.2} s |",
+        "| SD 1.5 512x512 image, 1 guided step, through the host (random weights) | {image_seconds:.1} s | {image_peak:.1} GB |"
+    );
+    println!(
+        "| tiny checkpoint, 10 steps at 64x64, through the host over HTTP | {:.2} s | |",
         tiny_seconds[tiny_seconds.len() / 2]
     );
     Ok(())
+}
+
+/// One whole 512x512 image (text encoder, one guided step, VAE decode) from a checkpoint of the
+/// real SD 1.5 architecture with random weights, through the host: seconds and the host
+/// process's peak resident memory in GB.
+fn sd15_image(
+    plugins_dir: &std::path::Path,
+    example: &dyn Fn(&str, &[String]) -> Result<String>,
+) -> Result<(f64, f64)> {
+    let dir = paths::target().join("fixtures").join("bench-sd15-random");
+    example(
+        "write_tiny_checkpoint",
+        &[dir.display().to_string(), "sd15-full".into()],
+    )?;
+    let (host, url) = start_host(&[
+        "--plugin".as_ref(),
+        "sd-cpu".as_ref(),
+        "--plugins-dir".as_ref(),
+        plugins_dir.as_os_str(),
+        "--model".as_ref(),
+        dir.as_os_str(),
+    ])?;
+    let started = Instant::now();
+    let job: Value = ureq::post(&format!("{url}/v1/images/generations"))
+        .send_json(json!({"prompt": "a red cube", "size": "512x512", "steps": 1, "guidance_scale": 7.5, "seed": 1}))?
+        .into_json()?;
+    let seconds = started.elapsed().as_secs_f64();
+    if job["data"].as_array().map_or(0, Vec::len) != 1 {
+        bail!("the 512x512 job returned no image: {job}");
+    }
+    let status = std::fs::read_to_string(format!("/proc/{}/status", host.0.id()))
+        .context("reading the host's peak memory (Linux /proc)")?;
+    let peak_kb: f64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .context("no VmHWM in /proc/<pid>/status")?;
+    Ok((seconds, peak_kb / 1e6))
 }
 
 /// Runs the audio benchmark and prints the table.

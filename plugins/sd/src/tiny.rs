@@ -9,8 +9,8 @@ use crate::{
     config::{UnetConfig, presets, versions::Version},
     models::{clip::ClipConfig, clip::ClipTextModel, vae::Vae, vae::VaeConfig},
 };
-use candle_core::{DType, Device, Tensor};
-use candle_nn::{VarBuilder, VarMap};
+use candle_core::{DType, Device, Shape, Tensor};
+use candle_nn::{Init, VarBuilder, VarMap, var_builder::SimpleBackend};
 use candle_transformers::models::stable_diffusion::unet_2d::UNet2DConditionModel;
 use serde_json::{Value, json};
 use std::{fs, path::Path, time::Instant};
@@ -140,18 +140,12 @@ pub fn write_tiny_checkpoint(dir: &Path) -> std::io::Result<()> {
 /// Writes a tiny checkpoint of `kind` into `dir` (see [`write_tiny_checkpoint`]).
 #[doc(hidden)]
 pub fn write_tiny(dir: &Path, kind: TinyKind) -> std::io::Result<()> {
-    fs::create_dir_all(dir)?;
-    let pipeline = if kind == TinyKind::Xl {
-        "StableDiffusionXLPipeline"
-    } else {
-        "StableDiffusionPipeline"
+    let clip = |vocab_size: usize| {
+        json!({
+            "vocab_size": vocab_size, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+            "num_attention_heads": 2, "max_position_embeddings": 77, "hidden_act": "quick_gelu"
+        })
     };
-    write_json(dir, "model_index.json", &json!({"_class_name": pipeline}))?;
-    let vocab_size = write_tokenizer(dir, "tokenizer", "<|endoftext|>")?;
-    let clip = json!({
-        "vocab_size": vocab_size, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-        "num_attention_heads": 2, "max_position_embeddings": 77, "hidden_act": "quick_gelu"
-    });
     let unet = json!({
         "in_channels": if kind == TinyKind::Inpainting { 9 } else { 4 }, "out_channels": 4,
         "block_out_channels": [32, 64], "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"],
@@ -163,6 +157,40 @@ pub fn write_tiny(dir: &Path, kind: TinyKind) -> std::io::Result<()> {
         "block_out_channels": [8, 16, 16, 16], "layers_per_block": 1, "latent_channels": 4,
         "norm_num_groups": 4, "scaling_factor": 0.18215
     });
+    write_checkpoint(dir, kind == TinyKind::Xl, &clip, unet, vae)
+}
+
+/// Writes a checkpoint of the real SD 1.5 architecture (its built-in configs) with random
+/// weights into `dir`, about 4.3 GB, with the tiny tokenizer: for measuring a whole 512x512
+/// image through the real loader and pipeline.
+#[doc(hidden)]
+pub fn write_sd15_random(dir: &Path) -> std::io::Result<()> {
+    write_checkpoint(
+        dir,
+        false,
+        &|_| presets::text_encoder(Version::V1_5),
+        presets::unet(Version::V1_5),
+        presets::vae(Version::V1_5),
+    )
+}
+
+/// Writes a diffusers-layout checkpoint: configs, tokenizers, seeded weights. `clip` gives the
+/// text encoder config for the tokenizer's vocabulary size.
+fn write_checkpoint(
+    dir: &Path,
+    xl: bool,
+    clip: &dyn Fn(usize) -> Value,
+    unet: Value,
+    vae: Value,
+) -> std::io::Result<()> {
+    fs::create_dir_all(dir)?;
+    let pipeline = if xl {
+        "StableDiffusionXLPipeline"
+    } else {
+        "StableDiffusionPipeline"
+    };
+    write_json(dir, "model_index.json", &json!({"_class_name": pipeline}))?;
+    let clip = clip(write_tokenizer(dir, "tokenizer", "<|endoftext|>")?);
     write_json(dir, "unet/config.json", &unet)?;
     write_json(dir, "vae/config.json", &vae)?;
     write_json(
@@ -170,7 +198,7 @@ pub fn write_tiny(dir: &Path, kind: TinyKind) -> std::io::Result<()> {
         "scheduler/scheduler_config.json",
         &presets::scheduler(Version::V1_5),
     )?;
-    let encoders: &[(&str, u64)] = if kind == TinyKind::Xl {
+    let encoders: &[(&str, u64)] = if xl {
         &[("text_encoder", 1), ("text_encoder_2", 4)]
     } else {
         &[("text_encoder", 1)]
@@ -182,7 +210,7 @@ pub fn write_tiny(dir: &Path, kind: TinyKind) -> std::io::Result<()> {
             ClipTextModel::new(&config, vb).map(drop)
         })?;
     }
-    if kind == TinyKind::Xl {
+    if xl {
         write_tokenizer(dir, "tokenizer_2", "!")?;
     }
     let vae: VaeConfig = serde_json::from_value(vae).map_err(io_error)?;
@@ -196,7 +224,33 @@ pub fn write_tiny(dir: &Path, kind: TinyKind) -> std::io::Result<()> {
     })
 }
 
-/// Times one UNet pass of SD 1.5 with random weights on a batch of `batch` latents at
+/// Random weights handed out as plain tensors. Weights from a `VarMap` would be `Var`s, and
+/// candle records the backward graph of every op touching a `Var`: each activation of a pass
+/// would stay alive until its output is dropped, as it never does with checkpoint weights.
+struct RandomWeights;
+
+impl SimpleBackend for RandomWeights {
+    fn get(
+        &self,
+        shape: Shape,
+        _name: &str,
+        init: Init,
+        dtype: DType,
+        device: &Device,
+    ) -> candle_core::Result<Tensor> {
+        Ok(init.var(shape, dtype, device)?.as_detached_tensor())
+    }
+
+    fn get_unchecked(&self, name: &str, _: DType, _: &Device) -> candle_core::Result<Tensor> {
+        candle_core::bail!("random weights need a shape: {name}")
+    }
+
+    fn contains_tensor(&self, _name: &str) -> bool {
+        true
+    }
+}
+
+/// Times one UNet pass of SD 1.5 with random `dtype` weights on a batch of `batch` latents at
 /// `width` x `height` on the CPU; returns the fastest of `runs` in milliseconds. The CPU
 /// pipeline runs a guided step as two passes of batch 1.
 #[doc(hidden)]
@@ -205,25 +259,23 @@ pub fn time_sd15_step(
     height: usize,
     batch: usize,
     runs: usize,
+    dtype: DType,
 ) -> candle_core::Result<f64> {
     let device = Device::Cpu;
     let config: UnetConfig =
         serde_json::from_value(presets::unet(Version::V1_5)).map_err(candle_core::Error::msg)?;
     let candle = config.to_candle().map_err(candle_core::Error::msg)?;
-    let varmap = VarMap::new();
-    let unet = UNet2DConditionModel::new(
-        VarBuilder::from_varmap(&varmap, DType::F32, &device),
-        4,
-        4,
-        false,
-        candle,
-    )?;
-    let latents = Tensor::randn(0f32, 1f32, (batch, 4, height / 8, width / 8), &device)?;
-    let context = Tensor::randn(0f32, 1f32, (batch, 77, config.cross_attention_dim), &device)?;
+    let weights = VarBuilder::from_backend(Box::new(RandomWeights), dtype, device.clone());
+    let unet = UNet2DConditionModel::new(weights, 4, 4, false, candle)?;
+    let latents =
+        Tensor::randn(0f32, 1f32, (batch, 4, height / 8, width / 8), &device)?.to_dtype(dtype)?;
+    let context = Tensor::randn(0f32, 1f32, (batch, 77, config.cross_attention_dim), &device)?
+        .to_dtype(dtype)?;
     let mut best = f64::MAX;
     for _ in 0..runs.max(1) {
         let clock = Instant::now();
         unet.forward(&latents, 500.0, &context)?
+            .to_dtype(DType::F32)?
             .sum_all()?
             .to_scalar::<f32>()?;
         best = best.min(clock.elapsed().as_secs_f64() * 1000.0);
