@@ -28,7 +28,10 @@ pub enum LlmError {
     /// Tokenizing or detokenizing failed.
     #[error("tokenizer: {0}")]
     Tokenizer(String),
-    /// A tensor operation failed while running the model.
+    /// Running the model failed.
+    #[error("inference: {0}")]
+    Inference(String),
+    /// A tensor operation of candle's failed while running the model.
     #[error("inference: {0}")]
     Candle(#[from] candle_core::Error),
 }
@@ -61,7 +64,7 @@ impl From<LlmError> for PluginError {
             LlmError::InvalidParam { field, message } => {
                 PluginError::invalid_param(field, message.as_str())
             }
-            LlmError::Tokenizer(_) | LlmError::Candle(_) => {
+            LlmError::Tokenizer(_) | LlmError::Inference(_) | LlmError::Candle(_) => {
                 PluginError::internal(error.to_string())
             }
         }

@@ -6,6 +6,7 @@
 //! benchmarks): `load` returns an [`LlmWorker`], whose [`PluginWorker::execute`] runs a job.
 
 mod chat_template;
+mod cpu_llama;
 mod error;
 mod gguf_tokenizer;
 mod model;

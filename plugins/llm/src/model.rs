@@ -2,6 +2,7 @@
 
 use crate::{
     chat_template::ChatTemplate,
+    cpu_llama::{self, CpuLlama},
     error::LlmError,
     gguf_tokenizer,
     tokenizer::{TextTokenizer, read_json},
@@ -44,6 +45,7 @@ pub struct Model {
 }
 
 enum Weights {
+    CpuLlama(Box<CpuLlama>),
     Llama(quantized_llama::ModelWeights),
     Qwen2(quantized_qwen2::ModelWeights),
     Qwen3(quantized_qwen3::ModelWeights),
@@ -67,8 +69,12 @@ impl Model {
     /// Feeds `tokens` at positions `position..` and returns the logits of the last one.
     /// Position 0 starts a new sequence; call [`Model::reset`] before each job.
     pub fn forward(&mut self, tokens: &[u32], position: usize) -> Result<Vec<f32>, LlmError> {
+        if let Weights::CpuLlama(m) = &mut self.weights {
+            return m.forward(tokens, position).map_err(LlmError::Inference);
+        }
         let input = Tensor::new(tokens, &self.device)?.unsqueeze(0)?;
         let logits = match &mut self.weights {
+            Weights::CpuLlama(_) => unreachable!("handled above"),
             Weights::Llama(m) => m.forward(&input, position)?,
             Weights::Qwen2(m) => m.forward(&input, position)?,
             Weights::Qwen3(m) => m.forward(&input, position)?,
@@ -81,6 +87,7 @@ impl Model {
     /// Empties the KV cache, so the next job starts from nothing.
     pub fn reset(&mut self) -> Result<(), LlmError> {
         match &mut self.weights {
+            Weights::CpuLlama(m) => m.reset(),
             Weights::Llama(m) => m.clear_kv_cache(),
             Weights::Qwen2(m) => m.clear_kv_cache(),
             Weights::Qwen3(m) => m.clear_kv_cache(),
@@ -158,6 +165,11 @@ fn load_gguf(path: &Path, device: &Device) -> Result<LoadedModel, LlmError> {
     let read_error =
         |e: candle_core::Error| fail(format!("cannot read the {architecture} weights: {e}"));
     let (weights, context_len) = match architecture.as_str() {
+        "llama" if device.is_cpu() && cpu_llama::supports(&content) => {
+            let model = CpuLlama::load(&content, &mut file).map_err(fail)?;
+            let context_len = model.context_len();
+            (Weights::CpuLlama(Box::new(model)), context_len)
+        }
         "llama" => (
             Weights::Llama(
                 quantized_llama::ModelWeights::from_gguf(content, &mut file, device)
