@@ -267,3 +267,26 @@ fn an_english_only_model_refuses_other_languages_and_translation() {
         "{error}"
     );
 }
+
+#[test]
+fn token_events_stream_a_text_event_per_token() {
+    let host = audio_host();
+    let (wav, reference) = clip("quick_brown_fox");
+    let params = json!({"audio": base64(&wav), "token_events": true});
+    let events: Vec<SseEvent> = host
+        .stream(&host.submit("transcription", params))
+        .collect_all();
+    let pieces: Vec<&str> = events
+        .iter()
+        .filter(|e| e.name == "token")
+        .map(|e| e.data["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(normalise(&pieces.concat()), normalise(&reference));
+    let tokens: usize = events
+        .iter()
+        .filter(|e| e.name == "segment")
+        .map(|e| e.data["tokens"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(pieces.len(), tokens, "{pieces:?}");
+    assert!(pieces.len() > 5, "{pieces:?}");
+}

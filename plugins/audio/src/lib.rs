@@ -15,6 +15,7 @@ mod mel;
 mod model;
 mod params;
 mod source;
+mod token_text;
 mod worker;
 
 /// Test doubles, the test model and clips, for the crate's tests and the benchmark example.

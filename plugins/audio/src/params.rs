@@ -33,6 +33,8 @@ pub struct TranscriptionParams {
     pub timestamps: bool,
     /// Text that conditions the model (spelling of names, style), as Whisper's prompt.
     pub initial_prompt: Option<String>,
+    /// A text event per token rather than per segment.
+    pub token_events: bool,
 }
 
 impl TranscriptionParams {
@@ -94,6 +96,7 @@ impl TranscriptionParams {
             temperature,
             timestamps: field(&object, "timestamps")?.unwrap_or(true),
             initial_prompt,
+            token_events: field(&object, "token_events")?.unwrap_or(false),
         })
     }
 }
@@ -112,7 +115,8 @@ pub fn schema() -> Value {
             "task": {"enum": ["transcribe", "translate"], "default": "transcribe"},
             "temperature": {"type": "number", "minimum": 0, "maximum": TEMPERATURE_MAX, "default": 0, "description": "0 is greedy; windows that decode badly are retried hotter."},
             "timestamps": {"type": "boolean", "default": true, "description": "Segments with the model's timestamps; false gives one segment per 30 s window."},
-            "initial_prompt": {"type": "string", "maxLength": PROMPT_MAX_CHARS, "description": "Text that conditions the transcript (names, spelling, style)."}
+            "initial_prompt": {"type": "string", "maxLength": PROMPT_MAX_CHARS, "description": "Text that conditions the transcript (names, spelling, style)."},
+            "token_events": {"type": "boolean", "default": false, "description": "A text event per token (sent as each 30 s window is decoded) rather than one per segment; segment events are sent either way."}
         }
     })
 }
@@ -168,13 +172,14 @@ mod tests {
         assert_eq!(params.temperature, 0.0);
         assert!(params.timestamps);
         assert_eq!(params.initial_prompt, None);
+        assert!(!params.token_events);
     }
 
     #[test]
     fn every_field_is_read() {
         let params = TranscriptionParams::parse(
             &json!({"audio": AUDIO, "language": "FR", "task": "translate", "temperature": 0.4,
-                    "timestamps": false, "initial_prompt": "Bonjour."})
+                    "timestamps": false, "initial_prompt": "Bonjour.", "token_events": true})
             .to_string(),
         )
         .unwrap();
@@ -183,6 +188,7 @@ mod tests {
         assert_eq!(params.temperature, 0.4);
         assert!(!params.timestamps);
         assert_eq!(params.initial_prompt.as_deref(), Some("Bonjour."));
+        assert!(params.token_events);
         let auto = json!({"audio": AUDIO, "language": "auto"}).to_string();
         assert_eq!(TranscriptionParams::parse(&auto).unwrap().language, None);
     }
@@ -201,6 +207,7 @@ mod tests {
                 "temperature",
             ),
             (json!({"audio": AUDIO, "timestamps": "word"}), "timestamps"),
+            (json!({"audio": AUDIO, "token_events": 1}), "token_events"),
             (
                 json!({"audio": AUDIO, "initial_prompt": "x".repeat(3000)}),
                 "initial_prompt",

@@ -1,5 +1,6 @@
 //! The loaded worker: validates `transcription` jobs and runs them window by window, streaming
-//! one text event and one `segment` event per segment. A segment event carries `index`,
+//! one text event (or, if the job asks for `token_events`, one per token) and one `segment`
+//! event per segment. A segment event carries `index`,
 //! `start`, `end` (seconds), `text` and its text `tokens`, `seek` (the mel frame its window
 //! starts at) and, as OpenAI Whisper reports them per window, `temperature`, `avg_logprob`,
 //! `compression_ratio` and `no_speech_prob`.
@@ -11,6 +12,7 @@ use crate::{
     mel,
     model::LoadedModel,
     params::{Task, TranscriptionParams},
+    token_text::token_pieces,
 };
 use candle_core::{D, IndexOp, Tensor};
 use candle_transformers::models::whisper::{HOP_LENGTH, N_FRAMES, N_SAMPLES, SAMPLE_RATE};
@@ -42,6 +44,7 @@ struct Summary {
     audio_seconds: f64,
     language: String,
     segments: u64,
+    text_events: u64,
     started: Instant,
 }
 
@@ -118,6 +121,7 @@ impl AudioWorker {
             audio_seconds: pcm.seconds(),
             language: String::new(),
             segments: 0,
+            text_events: 0,
             started: Instant::now(),
         };
         let samples = audio::to_16k(pcm)?;
@@ -201,10 +205,10 @@ impl AudioWorker {
                 let index = summary.segments;
                 summary.segments += 1;
                 let (start, end) = (offset + piece.start, offset + piece.end.min(window_seconds));
-                let streamed = if index == 0 {
-                    text.to_string()
-                } else {
-                    format!(" {text}")
+                let streamed = match params.token_events {
+                    false if index == 0 => vec![text.to_string()],
+                    false => vec![format!(" {text}")],
+                    true => token_pieces(&model.tokenizer, &piece.tokens)?,
                 };
                 let segment = json!({
                     "index": index, "seek": seek, "start": round(start), "end": round(end),
@@ -212,10 +216,24 @@ impl AudioWorker {
                     "avg_logprob": decoded.avg_logprob, "compression_ratio": decoded.compression_ratio,
                     "no_speech_prob": decoded.no_speech_prob,
                 });
-                if sink.text(index, streamed.as_str().into()).is_stop()
-                    || sink
-                        .custom("segment".into(), segment.to_string().as_str().into())
-                        .is_stop()
+                for piece_text in streamed {
+                    let piece_text = match summary.text_events {
+                        0 => piece_text.trim_start(),
+                        _ => piece_text.as_str(),
+                    };
+                    if piece_text.is_empty() {
+                        continue;
+                    }
+                    let event_index = summary.text_events;
+                    summary.text_events += 1;
+                    if sink.text(event_index, piece_text.into()).is_stop() {
+                        return Ok(cancelled(&summary));
+                    }
+                }
+                let segment = segment.to_string();
+                if sink
+                    .custom("segment".into(), segment.as_str().into())
+                    .is_stop()
                 {
                     return Ok(cancelled(&summary));
                 }
@@ -390,6 +408,24 @@ mod tests {
         assert!(details["real_time_factor"].as_f64().unwrap() > 0.0);
         let started: Value = serde_json::from_str(&sink.started[0]).unwrap();
         assert_eq!(started["language"], "en");
+    }
+
+    #[test]
+    fn token_events_split_the_same_text_token_by_token() {
+        let (by_segment, _) = transcribe("quick_brown_fox");
+        let mut by_token = RecordingSink::default();
+        let params = json!({"audio": clip_base64("quick_brown_fox"), "token_events": true});
+        run(params, &mut by_token).unwrap();
+        assert_eq!(by_token.text(), by_segment.text());
+        assert_eq!(by_token.segments(), by_segment.segments());
+        let tokens: usize = by_token
+            .segments()
+            .iter()
+            .map(|s| s["tokens"].as_array().unwrap().len())
+            .sum();
+        assert_eq!(by_token.texts.len(), tokens, "{:?}", by_token.texts);
+        let indexes: Vec<u64> = by_token.texts.iter().map(|(i, _)| *i).collect();
+        assert_eq!(indexes, (0..tokens as u64).collect::<Vec<_>>());
     }
 
     #[test]
