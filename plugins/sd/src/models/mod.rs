@@ -2,6 +2,7 @@
 
 pub mod clip;
 pub mod vae;
+mod weights;
 
 use crate::{
     config::{LoadOptions, UnetConfig, presets, versions::Version},
@@ -15,8 +16,9 @@ use candle_transformers::models::stable_diffusion::unet_2d::UNet2DConditionModel
 use clip::{ClipConfig, ClipOutput, ClipTextModel};
 use rbee_plugin_api::{HostApiRef, PluginError, error_code};
 use serde::de::DeserializeOwned;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use vae::{Vae, VaeConfig};
+use weights::WeightFile;
 
 /// A text encoder with its tokenizer.
 pub struct TextEncoder {
@@ -109,32 +111,23 @@ fn weights(
     )))
 }
 
-/// Builds a component from one safetensors file; errors name the file and the tensor.
+/// Opens a safetensors file; errors name it.
+fn open(path: &Path) -> Result<WeightFile, PluginError> {
+    WeightFile::open(path)
+        .map_err(|e| load_error(format!("{}: {}", path.display(), crate::candle_message(&e))))
+}
+
+/// Builds a component from one safetensors file, read tensor by tensor (see `weights.rs`);
+/// errors name the file and the tensor.
 fn build<T>(
-    path: &PathBuf,
+    file: WeightFile,
+    path: &Path,
     dtype: DType,
     device: &Device,
     f: impl FnOnce(VarBuilder) -> candle_core::Result<T>,
 ) -> Result<T, PluginError> {
-    // SAFETY: the file is memory-mapped read-only; checkpoints are not modified while loading.
-    let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[path], dtype, device) }
-        .map_err(|e| load_error(format!("{}: {}", path.display(), crate::candle_message(&e))))?;
+    let vb = VarBuilder::from_backend(Box::new(file), dtype, device.clone());
     f(vb).map_err(|e| load_error(format!("{}: {}", path.display(), crate::candle_message(&e))))
-}
-
-/// Bytes the tensors of `path` take in `dtype`.
-fn weight_bytes(path: &PathBuf, dtype: DType) -> u64 {
-    // SAFETY: as in `build`.
-    unsafe { candle_core::safetensors::MmapedSafetensors::new(path) }
-        .map(|file| {
-            file.tensors()
-                .iter()
-                .map(|(_, view)| {
-                    (view.shape().iter().product::<usize>() * dtype.size_in_bytes()) as u64
-                })
-                .sum()
-        })
-        .unwrap_or(0)
 }
 
 fn tokenizer(source: &Source, folder: &str, length: usize) -> Result<ClipTokenizer, PluginError> {
@@ -238,8 +231,9 @@ pub fn load(
         let clip_config: ClipConfig =
             config(source, &format!("{folder}/config.json"), Some(preset))?;
         let path = weights(source, folder, encoder_files, 0.05 + 0.1 * i as f32)?;
-        memory_bytes += weight_bytes(&path, dtype);
-        let model = build(&path, dtype, &device, |vb| {
+        let file = open(&path)?;
+        memory_bytes += file.bytes_in(dtype);
+        let model = build(file, &path, dtype, &device, |vb| {
             ClipTextModel::new(&clip_config, vb)
         })?;
         let output = if version.is_xl() {
@@ -265,18 +259,20 @@ pub fn load(
         "diffusion_pytorch_model.fp16.safetensors",
     ];
     let vae_path = weights(source, "vae", &vae_files, 0.3)?;
-    memory_bytes += weight_bytes(&vae_path, DType::F32);
-    let vae = build(&vae_path, DType::F32, &device, |vb| {
+    let file = open(&vae_path)?;
+    memory_bytes += file.bytes_in(DType::F32);
+    let vae = build(file, &vae_path, DType::F32, &device, |vb| {
         Vae::new(&vae_config, vb)
     })?;
 
     progress(0.4, "loading unet");
     let unet_path = weights(source, "unet", unet_files, 0.4)?;
-    memory_bytes += weight_bytes(&unet_path, dtype);
+    let file = open(&unet_path)?;
+    memory_bytes += file.bytes_in(dtype);
     let candle_config = unet_config
         .to_candle()
         .map_err(|e| load_error(format!("unet/config.json: {e}")))?;
-    let unet = build(&unet_path, dtype, &device, |vb| {
+    let unet = build(file, &unet_path, dtype, &device, |vb| {
         UNet2DConditionModel::new(
             vb,
             unet_config.in_channels,
