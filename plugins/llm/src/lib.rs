@@ -69,8 +69,9 @@ pub fn load(request: LoadRequest, host: HostApiRef) -> Result<LlmWorker, PluginE
     if device.is_cpu() {
         let threads = rbee_candle_device::compute_threads();
         log(&format!(
-            "candle uses {threads} CPU threads (requested: {})",
-            request.threads
+            "{threads} CPU threads (requested: {}); quantized kernels: {}",
+            request.threads,
+            rbee_quant_cpu::kernel_name()
         ));
     }
     host.load_progress(0.0, "locating the model".into());

@@ -1,9 +1,9 @@
 //! A weight matrix repacked from GGUF blocks, and its product with quantized activations.
 
 use crate::{
-    activations::{ActivationRow, QuantizedRows},
+    activations::QuantizedRows,
     format::{BLOCK, BlockFormat},
-    kernels::{WeightRow, kernels},
+    kernels::{WeightRows, kernels},
 };
 use half::f16;
 use rayon::prelude::*;
@@ -34,16 +34,17 @@ pub enum ShapeError {
 }
 
 /// A `rows x cols` weight matrix in a 4- or 8-bit block format, stored row by row with the
-/// quantized values of each row contiguous and the per-block scale and offset in arrays of
-/// their own (f32), the layout the kernels read fastest.
+/// quantized values of each row contiguous and the per-block scale and offset (f16, as in the
+/// file: decoding reads as many bytes as ggml does) in arrays of their own. Q4_0 is stored as
+/// Q4_1 with offset `-8d`; Q8_0 has no offsets.
 #[derive(Debug)]
 pub struct QuantMatrix {
     format: BlockFormat,
     rows: usize,
     cols: usize,
     quants: Vec<u8>,
-    scales: Vec<f32>,
-    offsets: Vec<f32>,
+    scales: Vec<f16>,
+    offsets: Vec<f16>,
 }
 
 impl QuantMatrix {
@@ -75,20 +76,25 @@ impl QuantMatrix {
             cols,
             quants: Vec::with_capacity(blocks * packed),
             scales: Vec::with_capacity(blocks),
-            offsets: Vec::with_capacity(blocks),
+            offsets: Vec::new(),
         };
         for block in bytes.chunks_exact(format.ggml_block_bytes()) {
-            let d = f16::from_le_bytes([block[0], block[1]]).to_f32();
-            let (offset, values) = match format {
-                BlockFormat::Q4_0 => (-8.0 * d, &block[2..]),
-                BlockFormat::Q4_1 => (
-                    f16::from_le_bytes([block[2], block[3]]).to_f32(),
-                    &block[4..],
-                ),
-                BlockFormat::Q8_0 => (0.0, &block[2..]),
+            let d = f16::from_le_bytes([block[0], block[1]]);
+            let values = match format {
+                BlockFormat::Q4_0 => {
+                    // Exact: multiplying by 8 only moves the exponent.
+                    matrix.offsets.push(f16::from_f32(-8.0 * d.to_f32()));
+                    &block[2..]
+                }
+                BlockFormat::Q4_1 => {
+                    matrix
+                        .offsets
+                        .push(f16::from_le_bytes([block[2], block[3]]));
+                    &block[4..]
+                }
+                BlockFormat::Q8_0 => &block[2..],
             };
             matrix.scales.push(d);
-            matrix.offsets.push(offset);
             matrix.quants.extend_from_slice(values);
         }
         Ok(matrix)
@@ -128,13 +134,16 @@ impl QuantMatrix {
 
     /// Writes row `row`, dequantized, into `out` (`cols` values).
     pub fn dequantize_row(&self, row: usize, out: &mut [f32]) {
-        let w = self.kernel_row(row);
+        let w = self
+            .weight_rows(row, 1)
+            .row(0, self.format.packed_block_bytes());
         let packed = self.format.packed_block_bytes();
         for (b, out) in out.chunks_exact_mut(BLOCK).enumerate() {
             let q = &w.quants[b * packed..(b + 1) * packed];
-            let (d, m) = (w.scales[b], w.offsets[b]);
+            let d = w.scales[b].to_f32();
             match self.format {
                 BlockFormat::Q4_0 | BlockFormat::Q4_1 => {
+                    let m = w.offsets[b].to_f32();
                     for (j, &byte) in q.iter().enumerate() {
                         out[j] = d * f32::from(byte & 0x0F) + m;
                         out[j + BLOCK / 2] = d * f32::from(byte >> 4) + m;
@@ -150,7 +159,9 @@ impl QuantMatrix {
     }
 
     /// `out = x · selfᵀ`: for each of `x`'s rows, one output per row of this matrix
-    /// (`out` is `x.rows() x self.rows()`, row-major). Runs on rayon's pool.
+    /// (`out` is `x.rows() x self.rows()`, row-major). Runs on rayon's pool, each task taking a
+    /// run of weight rows; activation rows go four at a time so that each weight block is read
+    /// once per four.
     ///
     /// # Panics
     /// If `x.cols() != self.cols()` or `out` has the wrong length.
@@ -161,63 +172,66 @@ impl QuantMatrix {
             "activations and weights differ in length"
         );
         assert_eq!(out.len(), x.rows() * self.rows, "output has the wrong size");
-        let m = x.rows();
-        let n = self.rows;
+        let (m, n) = (x.rows(), self.rows);
         let chunk = rows_per_task(n);
+        let kernels = kernels();
+        let (x1, x4) = match self.format {
+            BlockFormat::Q8_0 => (kernels.q8_x1, kernels.q8_x4),
+            BlockFormat::Q4_0 | BlockFormat::Q4_1 => (kernels.q4_x1, kernels.q4_x4),
+        };
         if m == 1 {
-            let x = x.row(0);
             out.par_chunks_mut(chunk).enumerate().for_each(|(c, out)| {
-                for (j, out) in out.iter_mut().enumerate() {
-                    *out = self.dot1(c * chunk + j, x);
-                }
+                x1(self.weight_rows(c * chunk, out.len()), x.row(0), out);
             });
             return;
         }
         let out = DisjointOutput(out.as_mut_ptr());
         (0..n.div_ceil(chunk)).into_par_iter().for_each(|c| {
-            let out = &out;
-            for r in c * chunk..((c + 1) * chunk).min(n) {
-                let mut i = 0;
-                while i + 4 <= m {
-                    let sums = self.dot4(r, [x.row(i), x.row(i + 1), x.row(i + 2), x.row(i + 3)]);
-                    for (t, sum) in sums.into_iter().enumerate() {
-                        // SAFETY: task `c` alone writes the columns of rows c*chunk.., and
-                        // (i + t) * n + r is inside `out` (checked above).
-                        unsafe { out.write((i + t) * n + r, sum) };
+            let first = c * chunk;
+            let w = self.weight_rows(first, chunk.min(n - first));
+            let mut fours = vec![[0f32; 4]; w.len()];
+            let mut ones = vec![0f32; w.len()];
+            let write = |i: usize, j: usize, value: f32| {
+                // SAFETY: task `c` alone writes columns first..first + w.len() of every output
+                // row, and i < m, first + j < n keep the index inside `out` (checked above).
+                unsafe { out.write(i * n + first + j, value) };
+            };
+            let mut i = 0;
+            while i + 4 <= m {
+                x4(
+                    w,
+                    [x.row(i), x.row(i + 1), x.row(i + 2), x.row(i + 3)],
+                    &mut fours,
+                );
+                for (j, sums) in fours.iter().enumerate() {
+                    for (t, &sum) in sums.iter().enumerate() {
+                        write(i + t, j, sum);
                     }
-                    i += 4;
                 }
-                for i in i..m {
-                    // SAFETY: as above.
-                    unsafe { out.write(i * n + r, self.dot1(r, x.row(i))) };
+                i += 4;
+            }
+            for i in i..m {
+                x1(w, x.row(i), &mut ones);
+                for (j, &sum) in ones.iter().enumerate() {
+                    write(i, j, sum);
                 }
             }
         });
     }
 
-    fn dot1(&self, row: usize, x: ActivationRow<'_>) -> f32 {
-        let w = self.kernel_row(row);
-        match self.format {
-            BlockFormat::Q8_0 => (kernels().q8_x1)(w, x),
-            BlockFormat::Q4_0 | BlockFormat::Q4_1 => (kernels().q4_x1)(w, x),
-        }
-    }
-
-    fn dot4(&self, row: usize, x: [ActivationRow<'_>; 4]) -> [f32; 4] {
-        let w = self.kernel_row(row);
-        match self.format {
-            BlockFormat::Q8_0 => (kernels().q8_x4)(w, x),
-            BlockFormat::Q4_0 | BlockFormat::Q4_1 => (kernels().q4_x4)(w, x),
-        }
-    }
-
-    pub(crate) fn kernel_row(&self, row: usize) -> WeightRow<'_> {
+    /// Rows `first..first + count` as the kernels read them.
+    pub(crate) fn weight_rows(&self, first: usize, count: usize) -> WeightRows<'_> {
         let blocks = self.cols / BLOCK;
         let packed = self.format.packed_block_bytes();
-        WeightRow {
-            quants: &self.quants[row * blocks * packed..(row + 1) * blocks * packed],
-            scales: &self.scales[row * blocks..(row + 1) * blocks],
-            offsets: &self.offsets[row * blocks..(row + 1) * blocks],
+        let (start, end) = (first * blocks, (first + count) * blocks);
+        WeightRows {
+            quants: &self.quants[start * packed..end * packed],
+            scales: &self.scales[start..end],
+            offsets: match self.format {
+                BlockFormat::Q8_0 => &[],
+                BlockFormat::Q4_0 | BlockFormat::Q4_1 => &self.offsets[start..end],
+            },
+            blocks,
         }
     }
 }

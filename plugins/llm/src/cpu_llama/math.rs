@@ -135,7 +135,7 @@ pub(super) fn attention(
 
 /// Below this many query-key pairs, attention runs on the calling thread: splitting it would
 /// cost more than it saves.
-const PARALLEL_ATTENTION_WORK: usize = 16 * 1024;
+const PARALLEL_ATTENTION_WORK: usize = 2 * 1024;
 
 /// `out = silu(gate) * up` for rows laid out as `[gate | up]`.
 pub(super) fn silu_gate(gate_up: &[f32], width: usize, out: &mut [f32]) {

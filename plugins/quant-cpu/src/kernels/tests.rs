@@ -1,7 +1,7 @@
 //! The kernels against the scalar reference, and the products against f32 arithmetic on the
 //! dequantized weights.
 
-use super::{Kernels, WeightRow, scalar};
+use super::{Kernels, scalar};
 use crate::{BLOCK, BlockFormat, QuantMatrix, QuantizedRows};
 use half::f16;
 use rand::{Rng, SeedableRng, rngs::StdRng};
@@ -107,47 +107,54 @@ fn products_match_f32_arithmetic_on_dequantized_weights() {
     }
 }
 
-/// The chosen kernels give the scalar reference's sums: the integer sums are exact, so only
-/// the order of float additions differs.
+/// Every kernel set this CPU runs gives the scalar reference's sums: the integer sums are
+/// exact, so only the order of float additions differs.
 #[test]
-fn the_chosen_kernels_agree_with_the_scalar_reference() {
-    let chosen: &Kernels = super::kernels();
+fn every_available_kernel_set_agrees_with_the_scalar_reference() {
+    for chosen in super::available() {
+        agrees_with_the_scalar_reference(&chosen);
+    }
+}
+
+fn agrees_with_the_scalar_reference(chosen: &Kernels) {
     let reference = scalar::kernels();
     let mut rng = StdRng::seed_from_u64(11);
-    let k = 48 * BLOCK;
+    // An odd block count, so that the two-block loops run their tail too.
+    let (n, k) = (5, 47 * BLOCK);
+    let close = |a: f32, b: f32| (a - b).abs() <= 1e-4 * b.abs().max(1.0);
     for format in FORMATS {
         let matrix =
-            QuantMatrix::from_ggml(format, 1, k, &random_ggml(format, 1, k, &mut rng)).unwrap();
-        let w: WeightRow<'_> = matrix.kernel_row(0);
+            QuantMatrix::from_ggml(format, n, k, &random_ggml(format, n, k, &mut rng)).unwrap();
+        let w = matrix.weight_rows(0, n);
         let mut rows = QuantizedRows::new();
         rows.quantize(&random_activations(4 * k, &mut rng), 4, k);
         let x = [rows.row(0), rows.row(1), rows.row(2), rows.row(3)];
-        let (one, four, expected_one, expected_four) = match format {
-            BlockFormat::Q8_0 => (
-                (chosen.q8_x1)(w, x[0]),
-                (chosen.q8_x4)(w, x),
-                (reference.q8_x1)(w, x[0]),
-                (reference.q8_x4)(w, x),
-            ),
-            _ => (
-                (chosen.q4_x1)(w, x[0]),
-                (chosen.q4_x4)(w, x),
-                (reference.q4_x1)(w, x[0]),
-                (reference.q4_x4)(w, x),
-            ),
+        let (x1, x4, reference_x1, reference_x4) = match format {
+            BlockFormat::Q8_0 => (chosen.q8_x1, chosen.q8_x4, reference.q8_x1, reference.q8_x4),
+            _ => (chosen.q4_x1, chosen.q4_x4, reference.q4_x1, reference.q4_x4),
         };
-        let close = |a: f32, b: f32| (a - b).abs() <= 1e-4 * b.abs().max(1.0);
-        assert!(
-            close(one, expected_one),
-            "{format:?} ({}): {one} vs {expected_one}",
-            chosen.name
-        );
-        for (got, expected) in four.iter().zip(expected_four) {
+        let (mut one, mut expected_one) = (vec![0f32; n], vec![0f32; n]);
+        x1(w, x[0], &mut one);
+        reference_x1(w, x[0], &mut expected_one);
+        let (mut four, mut expected_four) = (vec![[0f32; 4]; n], vec![[0f32; 4]; n]);
+        x4(w, x, &mut four);
+        reference_x4(w, x, &mut expected_four);
+        for r in 0..n {
             assert!(
-                close(*got, expected),
-                "{format:?} ({}): {got} vs {expected}",
-                chosen.name
+                close(one[r], expected_one[r]),
+                "{format:?} ({}) row {r}: {} vs {}",
+                chosen.name,
+                one[r],
+                expected_one[r]
             );
+            for t in 0..4 {
+                let (got, expected) = (four[r][t], expected_four[r][t]);
+                assert!(
+                    close(got, expected),
+                    "{format:?} ({}) row {r}: {got} vs {expected}",
+                    chosen.name
+                );
+            }
         }
     }
 }
