@@ -11,7 +11,11 @@
 //!   version is detected from the checkpoint when absent; `vae_tile` is the VAE decode tile in
 //!   latent cells (default 64 = 512 px, 0 = never tile).
 //! - Weights: f32 on the CPU; UNet and text encoders in f16 on cuda/metal (fp16 files
-//!   preferred there), the VAE always in f32.
+//!   preferred there), the VAE always in f32. Files are read tensor by tensor, not
+//!   memory-mapped, so loading peaks at the weights' size plus one tensor.
+//! - SDXL: candle 0.11's UNet has no added time/text conditioning (`add_embedding`: pooled text
+//!   embeddings and size/crop time ids), so XL checkpoints run without it and those weights
+//!   are not loaded; images are therefore less faithful than diffusers' for XL.
 //! - Guidance runs when `guidance_scale > 1`; 0 and 1 both mean none (Turbo's default), values
 //!   in between and a negative prompt without guidance are rejected rather than ignored.
 //! - Image `i` of a job uses seed `seed + i`, so any image can be reproduced alone. All noise

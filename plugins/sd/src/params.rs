@@ -138,7 +138,7 @@ fn in_range<T: PartialOrd + std::fmt::Display>(
 
 fn check_size(field: &str, value: u32, limits: &Limits) -> Result<u32, PluginError> {
     in_range(field, value, MIN_SIZE, limits.max_size)?;
-    if value % 8 != 0 {
+    if !value.is_multiple_of(8) {
         return Err(invalid(
             field,
             format!("{field} must be a multiple of 8, got {value}"),

@@ -265,7 +265,7 @@ fn generate(
         }
         let step = progress.0 + done as u64 + 1;
         let preview = match request.preview_every {
-            every if every > 0 && (done as u32 + 1) % every == 0 => Some(images::latent_preview(
+            every if every > 0 && (done as u32 + 1).is_multiple_of(every) => Some(images::latent_preview(
                 &latents,
                 models.version.preview_factors(),
             )?),
