@@ -143,7 +143,15 @@ impl CpuLlama {
 
     /// Feeds `tokens` at positions `position..` and returns the logits of the last one. The
     /// cache must hold exactly `position` earlier positions (0 after [`CpuLlama::reset`]).
+    ///
+    /// The pass runs on one of rayon's workers, so that its parallel products split work with
+    /// the other workers directly instead of queueing each product from outside the pool and
+    /// sleeping until it is done (about 150 times per token).
     pub fn forward(&mut self, tokens: &[u32], position: usize) -> Result<Vec<f32>, String> {
+        rayon::scope(|_| self.forward_in_pool(tokens, position))
+    }
+
+    fn forward_in_pool(&mut self, tokens: &[u32], position: usize) -> Result<Vec<f32>, String> {
         let hp = &self.hp;
         let (m, hidden) = (tokens.len(), hp.hidden);
         let vocab = self.embedding.rows();

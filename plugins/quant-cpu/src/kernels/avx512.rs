@@ -5,8 +5,7 @@
 use super::{
     Kernels, WeightRow, WeightRows,
     avx2::{
-        horizontal_sum, offset_term, q4_values, q8_values, scale, signed_products,
-        unsigned_products, widen,
+        horizontal_sum, q4_values, q8_values, scale, signed_products, unsigned_products, widen,
     },
     check_lengths,
 };
@@ -19,26 +18,76 @@ pub(super) unsafe fn kernels() -> Kernels {
     Kernels {
         name: "avx512-vnni",
         // SAFETY (all four): these pointers are only handed out once the features were detected.
-        q4_x1: |w, x, out| unsafe { rows(w, out, |w| q4::<1>(w, [x])[0]) },
-        q4_x4: |w, x, out| unsafe { rows(w, out, |w| q4::<4>(w, x)) },
-        q8_x1: |w, x, out| unsafe { rows(w, out, |w| q8::<1>(w, [x])[0]) },
-        q8_x4: |w, x, out| unsafe { rows(w, out, |w| q8::<4>(w, x)) },
+        q4_x1: |w, x, out| unsafe { q4_x1_rows(w, x, out) },
+        q4_x4: |w, x, out| unsafe { q4_x4_rows(w, x, out) },
+        q8_x1: |w, x, out| unsafe { q8_x1_rows(w, x, out) },
+        q8_x4: |w, x, out| unsafe { q8_x4_rows(w, x, out) },
     }
 }
 
-/// Runs `dot` on every row of `w` (4-bit rows if `w` has offsets, 8-bit otherwise).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn q4_x1_rows(w: WeightRows<'_>, x: ActivationRow<'_>, out: &mut [f32]) {
+    assert_eq!(out.len(), w.len(), "one output per weight row");
+    for (r, out) in out.iter_mut().enumerate() {
+        // SAFETY: the caller's features are this function's.
+        *out = unsafe { q4::<1>(w.row(r, BLOCK / 2), [x])[0] };
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn q8_x1_rows(w: WeightRows<'_>, x: ActivationRow<'_>, out: &mut [f32]) {
+    assert_eq!(out.len(), w.len(), "one output per weight row");
+    for (r, out) in out.iter_mut().enumerate() {
+        // SAFETY: as above.
+        *out = unsafe { q8::<1>(w.row(r, BLOCK), [x])[0] };
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn q4_x4_rows(w: WeightRows<'_>, x: [ActivationRow<'_>; 4], out: &mut [[f32; 4]]) {
+    assert_eq!(out.len(), w.len(), "one output per weight row");
+    for (r, out) in out.iter_mut().enumerate() {
+        // SAFETY: the caller's features are this function's.
+        *out = unsafe { q4::<4>(w.row(r, BLOCK / 2), x) };
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn q8_x4_rows(w: WeightRows<'_>, x: [ActivationRow<'_>; 4], out: &mut [[f32; 4]]) {
+    assert_eq!(out.len(), w.len(), "one output per weight row");
+    for (r, out) in out.iter_mut().enumerate() {
+        // SAFETY: as above.
+        *out = unsafe { q8::<4>(w.row(r, BLOCK), x) };
+    }
+}
+
+/// `Σ m·sₓ` over a 4-bit row's blocks, sixteen blocks per step.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 #[inline]
-unsafe fn rows<T>(w: WeightRows<'_>, out: &mut [T], dot: impl Fn(WeightRow<'_>) -> T) {
-    assert_eq!(out.len(), w.len(), "one output per weight row");
-    let block_bytes = if w.offsets.is_empty() {
-        BLOCK
-    } else {
-        BLOCK / 2
-    };
-    for (r, out) in out.iter_mut().enumerate() {
-        *out = dot(w.row(r, block_bytes));
+fn offsets_dot(w: WeightRow<'_>, x: ActivationRow<'_>) -> f32 {
+    let mut acc = _mm512_setzero_ps();
+    for (m, s) in w.offsets.chunks(16).zip(x.sums.chunks(16)) {
+        let mask = ((1u32 << m.len()) - 1) as __mmask16;
+        // SAFETY: the masked loads read only the chunk's `m.len()` elements.
+        let (m, s) = unsafe {
+            (
+                _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, m.as_ptr().cast())),
+                _mm512_maskz_loadu_ps(mask, s.as_ptr()),
+            )
+        };
+        acc = _mm512_fmadd_ps(m, s, acc);
     }
+    _mm512_reduce_add_ps(acc)
+}
+
+/// Signed weights times signed activations, four products summed per 32-bit lane: the
+/// weights' signs move onto the activations so that `vpdpbusd` sees unsigned magnitudes.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+#[inline]
+fn signed_dot(weights: __m512i, a: __m512i) -> __m512i {
+    let negative = _mm512_movepi8_mask(weights);
+    let signed = _mm512_mask_sub_epi8(a, negative, _mm512_setzero_si512(), a);
+    _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(weights), signed)
 }
 
 /// The 64 unsigned 4-bit values of blocks `b` and `b + 1`, in activation order.
@@ -77,13 +126,13 @@ fn pair_scale(w: WeightRow<'_>, x: ActivationRow<'_>, b: usize) -> __m512 {
 
 /// 4-bit weights against `N` activation rows, two blocks at a time.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+#[inline]
 unsafe fn q4<const N: usize>(w: WeightRow<'_>, x: [ActivationRow<'_>; N]) -> [f32; N] {
     for x in x {
         check_lengths(w, x, BLOCK / 2);
     }
     let blocks = w.scales.len();
     let mut acc = [_mm512_setzero_ps(); N];
-    let mut offsets = [0f32; N];
     let mut b = 0;
     while b + 2 <= blocks {
         // SAFETY: check_lengths bounds blocks b and b + 1 in every row.
@@ -92,17 +141,15 @@ unsafe fn q4<const N: usize>(w: WeightRow<'_>, x: [ActivationRow<'_>; N]) -> [f3
             let a = unsafe { activation_pair(x[i], b) };
             let sums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), weights, a);
             acc[i] = _mm512_fmadd_ps(pair_scale(w, x[i], b), _mm512_cvtepi32_ps(sums), acc[i]);
-            offsets[i] += offset_term(w, x[i], b) + offset_term(w, x[i], b + 1);
         }
         b += 2;
     }
     std::array::from_fn(|i| {
-        let mut total = _mm512_reduce_add_ps(acc[i]) + offsets[i];
+        let mut total = _mm512_reduce_add_ps(acc[i]) + offsets_dot(w, x[i]);
         if b < blocks {
             // SAFETY: b < blocks.
             let products = unsafe { unsigned_products(q4_values(w, b), x[i], b) };
             total += horizontal_sum(_mm256_mul_ps(scale(w, x[i], b), products));
-            total += offset_term(w, x[i], b);
         }
         total
     })
@@ -111,6 +158,7 @@ unsafe fn q4<const N: usize>(w: WeightRow<'_>, x: [ActivationRow<'_>; N]) -> [f3
 /// Signed 8-bit weights against `N` activation rows, two blocks at a time: the weights' signs
 /// move onto the activations so that `vpdpbusd` sees unsigned magnitudes.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+#[inline]
 unsafe fn q8<const N: usize>(w: WeightRow<'_>, x: [ActivationRow<'_>; N]) -> [f32; N] {
     for x in x {
         check_lengths(w, x, BLOCK);
@@ -121,12 +169,9 @@ unsafe fn q8<const N: usize>(w: WeightRow<'_>, x: [ActivationRow<'_>; N]) -> [f3
     while b + 2 <= blocks {
         // SAFETY: check_lengths bounds blocks b and b + 1 in every row.
         let weights = unsafe { _mm512_loadu_si512(w.quants.as_ptr().add(b * BLOCK).cast()) };
-        let magnitudes = _mm512_abs_epi8(weights);
-        let negative = _mm512_movepi8_mask(weights);
         for i in 0..N {
             let a = unsafe { activation_pair(x[i], b) };
-            let signed = _mm512_mask_sub_epi8(a, negative, _mm512_setzero_si512(), a);
-            let sums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), magnitudes, signed);
+            let sums = signed_dot(weights, a);
             acc[i] = _mm512_fmadd_ps(pair_scale(w, x[i], b), _mm512_cvtepi32_ps(sums), acc[i]);
         }
         b += 2;
