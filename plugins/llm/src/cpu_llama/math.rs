@@ -19,6 +19,13 @@ pub(super) fn dot(a: &[f32], b: &[f32]) -> f32 {
     partial.iter().sum::<f32>() + a_tail.iter().zip(b_tail).map(|(a, b)| a * b).sum::<f32>()
 }
 
+/// `out += scale * x`.
+fn add_scaled(out: &mut [f32], scale: f32, x: &[f32]) {
+    for (o, x) in out.iter_mut().zip(x) {
+        *o += scale * x;
+    }
+}
+
 /// `out = x / rms(x) * weight`, row by row.
 pub(super) fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
     let width = weight.len();
@@ -115,10 +122,7 @@ pub(super) fn attention(
         }
         out.fill(0.0);
         for (t, w) in weights.iter().enumerate() {
-            let value = &values[t * kv_dim + offset..][..head_dim];
-            for (o, v) in out.iter_mut().zip(value) {
-                *o += w / total * v;
-            }
+            add_scaled(out, w / total, &values[t * kv_dim + offset..][..head_dim]);
         }
     };
     let rows = queries.len() / (heads * head_dim);

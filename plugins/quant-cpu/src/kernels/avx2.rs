@@ -164,7 +164,12 @@ unsafe fn q4_x4(w: WeightRow<'_>, x: [ActivationRow<'_>; 4]) -> [f32; 4] {
             offsets[i] += offset_term(w, x[i], b);
         }
     }
-    std::array::from_fn(|i| horizontal_sum(acc[i]) + offsets[i])
+    // A loop, not a closure: closures do not inherit target features.
+    let mut totals = offsets;
+    for i in 0..4 {
+        totals[i] += horizontal_sum(acc[i]);
+    }
+    totals
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -202,7 +207,11 @@ unsafe fn q8_x4(w: WeightRow<'_>, x: [ActivationRow<'_>; 4]) -> [f32; 4] {
             acc[i] = _mm256_fmadd_ps(scale(w, x[i], b), products, acc[i]);
         }
     }
-    acc.map(|acc| horizontal_sum(acc))
+    let mut totals = [0f32; 4];
+    for i in 0..4 {
+        totals[i] = horizontal_sum(acc[i]);
+    }
+    totals
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]

@@ -144,15 +144,18 @@ unsafe fn q4<const N: usize>(w: WeightRow<'_>, x: [ActivationRow<'_>; N]) -> [f3
         }
         b += 2;
     }
-    std::array::from_fn(|i| {
-        let mut total = _mm512_reduce_add_ps(acc[i]) + offsets_dot(w, x[i]);
+    // A loop, not a closure: closures do not inherit target features, so nothing called from
+    // one would be inlined.
+    let mut totals = [0f32; N];
+    for i in 0..N {
+        totals[i] = _mm512_reduce_add_ps(acc[i]) + offsets_dot(w, x[i]);
         if b < blocks {
             // SAFETY: b < blocks.
             let products = unsafe { unsigned_products(q4_values(w, b), x[i], b) };
-            total += horizontal_sum(_mm256_mul_ps(scale(w, x[i], b), products));
+            totals[i] += horizontal_sum(_mm256_mul_ps(scale(w, x[i], b), products));
         }
-        total
-    })
+    }
+    totals
 }
 
 /// Signed 8-bit weights against `N` activation rows, two blocks at a time: the weights' signs
@@ -176,13 +179,14 @@ unsafe fn q8<const N: usize>(w: WeightRow<'_>, x: [ActivationRow<'_>; N]) -> [f3
         }
         b += 2;
     }
-    std::array::from_fn(|i| {
-        let mut total = _mm512_reduce_add_ps(acc[i]);
+    let mut totals = [0f32; N];
+    for i in 0..N {
+        totals[i] = _mm512_reduce_add_ps(acc[i]);
         if b < blocks {
             // SAFETY: b < blocks.
             let products = unsafe { signed_products(q8_values(w, b), x[i], b) };
-            total += horizontal_sum(_mm256_mul_ps(scale(w, x[i], b), products));
+            totals[i] += horizontal_sum(_mm256_mul_ps(scale(w, x[i], b), products));
         }
-        total
-    })
+    }
+    totals
 }
