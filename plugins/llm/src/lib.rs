@@ -11,6 +11,8 @@ mod error;
 mod gguf_tokenizer;
 mod model;
 mod params;
+#[cfg(any(test, feature = "test-support"))]
+mod requantize;
 mod sampling;
 mod source;
 mod stream_text;

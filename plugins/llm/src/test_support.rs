@@ -33,6 +33,21 @@ pub fn model_path() -> PathBuf {
     path
 }
 
+/// The test model with its weight matrices in `format` (`Q4_1` is the file itself; `Q4_0` and
+/// `Q8_0` are requantized copies written next to it on first use).
+pub fn model_in_format(format: candle_core::quantized::GgmlDType) -> PathBuf {
+    let original = model_path();
+    if format == candle_core::quantized::GgmlDType::Q4_1 {
+        return original;
+    }
+    let copy = original.with_file_name(format!("SmolLM2-135M-Instruct.{format:?}.gguf"));
+    if !copy.is_file() {
+        crate::requantize::write_requantized(&original, &copy, format)
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", copy.display()));
+    }
+    copy
+}
+
 /// The worker with the test model, loaded once for all tests (jobs run one at a time).
 pub fn worker() -> &'static LlmWorker {
     static WORKER: OnceLock<LlmWorker> = OnceLock::new();

@@ -1,6 +1,7 @@
 //! Activations quantized to 8 bits per block of 32, the right-hand side of every product.
 
 use crate::format::BLOCK;
+use half::f16;
 use rayon::prelude::*;
 
 /// Rows of activations quantized to signed 8 bits, block by block, with each block's scale and
@@ -87,7 +88,9 @@ impl QuantizedRows {
     }
 }
 
-/// Symmetric 8-bit quantization of one block: `x ≈ d * q`, `q` in -127..=127.
+/// Symmetric 8-bit quantization of one block: `x ≈ d * q`, `q` in -127..=127. The scale and
+/// the scaled sum are rounded to f16 as ggml's Q8_1 stores them, so that products round like
+/// llama.cpp's (greedy choices between near-tied tokens then fall the same way).
 fn quantize_block(x: &[f32], q: &mut [i8], d: &mut f32, s: &mut f32) {
     let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
     let scale = amax / 127.0;
@@ -98,6 +101,6 @@ fn quantize_block(x: &[f32], q: &mut [i8], d: &mut f32, s: &mut f32) {
         sum += r;
         *q = r as i8;
     }
-    *d = scale;
-    *s = scale * sum as f32;
+    *d = f16::from_f32(scale).to_f32();
+    *s = f16::from_f32(scale * sum as f32).to_f32();
 }
