@@ -1,6 +1,7 @@
-//! `cargo xtask bench llm|sd`. llm: the LLM plugin's speed with the test model on 2 threads,
-//! called in-process and through a running host over HTTP + SSE, with the host's cost per
-//! token. sd: seconds and peak memory of an SD 1.5 UNet pass and of a whole 512x512 image
+//! `cargo xtask bench llm|sd|audio`. llm: the LLM plugin's speed with the test model and its
+//! Q4_0 and Q8_0 copies on 2 threads, called in-process and through a running host over HTTP +
+//! SSE, with the host's cost per token, beside llama.cpp's llama-bench on the same files when
+//! one is given (`--compare`), and the portable build beside the native one (`--portable`). sd: seconds and peak memory of an SD 1.5 UNet pass and of a whole 512x512 image
 //! through the host (random weights: the compute does not depend on the values), and the tiny
 //! checkpoint's end-to-end time through the host. audio:
 //! Whisper tiny.en's real-time factor on a ~45 s clip, in-process, through the host, and
@@ -15,6 +16,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use std::{
     io::{BufRead, BufReader},
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
@@ -42,8 +44,22 @@ struct Figures {
     first_token_ms: f64,
 }
 
-/// Runs the LLM benchmark and prints the table.
-pub fn llm(runs: usize) -> Result<()> {
+/// The GGUF block formats the LLM benchmark runs: the test model and its requantized copies.
+const FORMATS: [&str; 3] = ["Q4_1", "Q4_0", "Q8_0"];
+
+/// What `cargo xtask bench llm` compares.
+pub struct LlmBench<'a> {
+    /// Runs per figure (the median is printed).
+    pub runs: usize,
+    /// A llama-bench binary to run on the same files, interleaved with the host's jobs.
+    pub compare: Option<&'a Path>,
+    /// Also build the plugin for baseline x86-64 (no target-cpu flags) and run it in-process.
+    pub portable: bool,
+}
+
+/// Runs the LLM benchmark and prints the tables.
+pub fn llm(bench: &LlmBench<'_>) -> Result<()> {
+    let runs = bench.runs;
     let models = models::provision()?;
     let plugins_dir = plugins::build_and_install(&PluginsArgs {
         only: vec!["llm".into()],
@@ -52,34 +68,103 @@ pub fn llm(runs: usize) -> Result<()> {
     run(Command::new(env!("CARGO"))
         .current_dir(paths::root())
         .args(["build", "--quiet", "-p", "rbee-host"]))?;
-    let in_process = in_process(&models, runs)?;
-    let (hosted, client) = through_host(&models, &plugins_dir, runs)?;
-    let overhead_ms = 1000.0 / client.decode_tps - 1000.0 / hosted.decode_tps;
-    println!("\nSmolLM2-135M-Instruct Q4_1, {THREADS} threads, greedy, median of {runs} runs\n");
+    let mut rows = Vec::new();
+    for format in FORMATS {
+        let (model, in_process) = in_process(&models, runs, format, Build::Native)?;
+        let hosted = through_host(&model, &plugins_dir, runs, bench.compare, in_process)?;
+        rows.push((format, in_process, hosted));
+    }
     println!(
-        "| path | prompt tokens | prompt tok/s | decode tokens | decode tok/s | first token |"
+        "\nSmolLM2-135M-Instruct ({} prompt tokens, {DECODE_TOKENS} decoded), {THREADS} threads, greedy, median of {runs} runs\n",
+        rows[0].1.prompt_tokens
+    );
+    println!(
+        "| file | in-process prompt / decode tok/s | in rbee-host (plugin clock) | HTTP + SSE client | llama.cpp | client ÷ llama.cpp |"
     );
     println!("|---|---|---|---|---|---|");
-    for (name, f) in [
-        ("plugin in-process", in_process),
-        ("plugin inside rbee-host (plugin's clock)", hosted),
-        ("HTTP + SSE client (client's clock)", client),
-    ] {
-        let first = match f.first_token_ms {
-            0.0 => "-".to_string(),
-            ms => format!("{ms:.0} ms"),
+    let pair = |f: &Figures| format!("{:.0} / {:.1}", f.prompt_tps, f.decode_tps);
+    for (format, in_process, hosted) in &rows {
+        let (llama, ratio) = match hosted.llama {
+            Some(l) => (
+                pair(&l),
+                format!(
+                    "{:.2} / {:.2}",
+                    hosted.client.prompt_tps / l.prompt_tps,
+                    hosted.client.decode_tps / l.decode_tps
+                ),
+            ),
+            None => ("-".into(), "-".into()),
         };
         println!(
-            "| {name} | {:.0} | {:.1} | {:.0} | {:.1} | {first} |",
-            f.prompt_tokens, f.prompt_tps, f.decode_tokens, f.decode_tps
+            "| {format} | {} | {} | {} | {llama} | {ratio} |",
+            pair(in_process),
+            pair(&hosted.plugin),
+            pair(&hosted.client)
         );
     }
-    println!("\nhost overhead per decoded token (client vs plugin clock): {overhead_ms:.2} ms");
+    let (_, _, q4_1) = &rows[0];
+    let overhead_ms = 1000.0 / q4_1.client.decode_tps - 1000.0 / q4_1.plugin.decode_tps;
+    println!(
+        "\nhost overhead per decoded token on Q4_1 (client vs plugin clock): {overhead_ms:.2} ms"
+    );
+    println!(
+        "first token through the host on Q4_1: {:.0} ms",
+        q4_1.client.first_token_ms
+    );
+    if bench.compare.is_some() {
+        println!(
+            "llama.cpp: llama-bench -t {THREADS} -p <prompt tokens> -n 0, and -p 0 -n {DECODE_TOKENS} -d <prompt tokens> (decoding after the same prompt)"
+        );
+    }
+    if bench.portable {
+        let (_, portable) = in_process(&models, runs, "Q4_1", Build::Portable)?;
+        let native = rows[0].1;
+        println!("\n| Q4_1 in-process | prompt tok/s | decode tok/s |\n|---|---|---|");
+        println!(
+            "| native build (x86-64-v3) | {:.0} | {:.1} |",
+            native.prompt_tps, native.decode_tps
+        );
+        println!(
+            "| portable build (baseline x86-64) | {:.0} | {:.1} |",
+            portable.prompt_tps, portable.decode_tps
+        );
+        println!(
+            "portable ÷ native: {:.2} prompt, {:.2} decode",
+            portable.prompt_tps / native.prompt_tps,
+            portable.decode_tps / native.decode_tps
+        );
+    }
     Ok(())
 }
 
-fn in_process(models: &std::path::Path, runs: usize) -> Result<Figures> {
-    let output = plugins::cargo_for_plugins("cpu")
+/// How the in-process benchmark is compiled.
+#[derive(Clone, Copy, PartialEq)]
+enum Build {
+    /// As `cargo xtask plugins` builds the cpu plugins.
+    Native,
+    /// For baseline x86-64, in a target directory of its own.
+    Portable,
+}
+
+/// Runs the plugin in-process on the file of `format`; returns that file and the median figures.
+fn in_process(
+    models: &Path,
+    runs: usize,
+    format: &str,
+    build: Build,
+) -> Result<(PathBuf, Figures)> {
+    let mut cargo = match build {
+        Build::Native => plugins::cargo_for_plugins("cpu"),
+        Build::Portable => {
+            let mut cargo = Command::new(env!("CARGO"));
+            cargo
+                .current_dir(paths::root())
+                .env("CARGO_TARGET_DIR", paths::plugin_target("cpu-portable"))
+                .env("RUSTFLAGS", "");
+            cargo
+        }
+    };
+    let output = cargo
         .args([
             "run",
             "--quiet",
@@ -95,6 +180,7 @@ fn in_process(models: &std::path::Path, runs: usize) -> Result<Figures> {
         .env("RBEE_MODELS_DIR", models)
         .env("RBEE_BENCH_PROMPT", prompt())
         .env("RBEE_BENCH_TOKENS", DECODE_TOKENS.to_string())
+        .env("RBEE_BENCH_FORMAT", format)
         .env("CANDLE_NUM_THREADS", THREADS)
         .env("RAYON_NUM_THREADS", THREADS)
         .stderr(Stdio::inherit())
@@ -103,12 +189,19 @@ fn in_process(models: &std::path::Path, runs: usize) -> Result<Figures> {
     if !output.status.success() {
         bail!("the in-process benchmark failed");
     }
-    let runs: Vec<Figures> = String::from_utf8_lossy(&output.stdout)
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let model = PathBuf::from(
+        stdout
+            .lines()
+            .next()
+            .context("the benchmark printed nothing")?,
+    );
+    let runs: Vec<Figures> = stdout
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
         .map(|details| plugin_figures(&details))
         .collect();
-    Ok(median(&runs))
+    Ok((model, median(&runs)))
 }
 
 fn plugin_figures(details: &Value) -> Figures {
@@ -159,12 +252,22 @@ fn start_host(args: &[&std::ffi::OsStr]) -> Result<(HostProcess, String)> {
     Ok((host, url))
 }
 
+/// Figures of jobs through a running host, and of llama.cpp on the same file when compared.
+struct Hosted {
+    plugin: Figures,
+    client: Figures,
+    llama: Option<Figures>,
+}
+
+/// Serves `model` and runs `runs` jobs over HTTP; with `compare`, one llama-bench run of the
+/// same file before each job, so both tools see the same machine state.
 fn through_host(
-    models: &std::path::Path,
-    plugins_dir: &std::path::Path,
+    model: &Path,
+    plugins_dir: &Path,
     runs: usize,
-) -> Result<(Figures, Figures)> {
-    let model = models.join(models::SMOLLM2_GGUF);
+    compare: Option<&Path>,
+    in_process: Figures,
+) -> Result<Hosted> {
     let (host, url) = start_host(&[
         "--plugin".as_ref(),
         "llm-cpu".as_ref(),
@@ -175,15 +278,56 @@ fn through_host(
         "--model".as_ref(),
         model.as_os_str(),
     ])?;
-    let mut plugin_runs = Vec::new();
-    let mut client_runs = Vec::new();
+    let (mut plugin_runs, mut client_runs, mut llama_runs) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
+        if let Some(llama_bench) = compare {
+            llama_runs.push(llama_bench_run(
+                llama_bench,
+                model,
+                in_process.prompt_tokens,
+            )?);
+        }
         let (plugin, client) = one_hosted_job(&url)?;
         plugin_runs.push(plugin);
         client_runs.push(client);
     }
     drop(host);
-    Ok((median(&plugin_runs), median(&client_runs)))
+    Ok(Hosted {
+        plugin: median(&plugin_runs),
+        client: median(&client_runs),
+        llama: compare.map(|_| median(&llama_runs)),
+    })
+}
+
+/// One llama-bench run: prompt processing of `prompt_tokens`, then decoding after a context of
+/// that many tokens (as the host's jobs decode after their prompt).
+fn llama_bench_run(llama_bench: &Path, model: &Path, prompt_tokens: f64) -> Result<Figures> {
+    let tokens = (prompt_tokens as u64).to_string();
+    let speed = |args: &[&str]| -> Result<f64> {
+        let output = Command::new(llama_bench)
+            .arg("-m")
+            .arg(model)
+            .args(["-t", THREADS, "-r", "1", "-o", "json"])
+            .args(args)
+            .stderr(Stdio::null())
+            .output()
+            .with_context(|| format!("running {}", llama_bench.display()))?;
+        if !output.status.success() {
+            bail!("{} failed on {}", llama_bench.display(), model.display());
+        }
+        let results: Value =
+            serde_json::from_slice(&output.stdout).context("reading llama-bench's JSON output")?;
+        results[0]["avg_ts"]
+            .as_f64()
+            .context("llama-bench reported no avg_ts")
+    };
+    Ok(Figures {
+        prompt_tokens,
+        prompt_tps: speed(&["-p", &tokens, "-n", "0"])?,
+        decode_tokens: DECODE_TOKENS as f64,
+        decode_tps: speed(&["-p", "0", "-n", &DECODE_TOKENS.to_string(), "-d", &tokens])?,
+        first_token_ms: 0.0,
+    })
 }
 
 /// Submits a job over HTTP and follows its stream to the end: the time each event arrived

@@ -38,6 +38,12 @@ enum Task {
         /// Runs per figure (the median is printed).
         #[arg(long, default_value_t = 3)]
         runs: usize,
+        /// llm: a llama-bench binary to measure on the same files, interleaved.
+        #[arg(long)]
+        compare: Option<std::path::PathBuf>,
+        /// llm: also measure the plugin built for baseline x86-64 (one more build of candle).
+        #[arg(long)]
+        portable: bool,
     },
     /// Provision the default model, build rbee-host and the plugins, and serve.
     Serve {
@@ -56,10 +62,19 @@ fn main() -> Result<()> {
         Task::Models => models::provision().map(drop),
         Task::Test { cargo_args } => run::test(&cargo_args),
         Task::Serve { plugin, host_args } => run::serve(&plugin, &host_args),
-        Task::Bench { what, runs } => match what.as_str() {
+        Task::Bench {
+            what,
+            runs,
+            compare,
+            portable,
+        } => match what.as_str() {
             "sd" => bench::sd(runs),
             "audio" => bench::audio(runs),
-            _ => bench::llm(runs),
+            _ => bench::llm(&bench::LlmBench {
+                runs,
+                compare: compare.as_deref(),
+                portable,
+            }),
         },
     }
 }
