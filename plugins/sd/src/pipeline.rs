@@ -265,10 +265,9 @@ fn generate(
         }
         let step = progress.0 + done as u64 + 1;
         let preview = match request.preview_every {
-            every if every > 0 && (done as u32 + 1).is_multiple_of(every) => Some(images::latent_preview(
-                &latents,
-                models.version.preview_factors(),
-            )?),
+            every if every > 0 && (done as u32 + 1).is_multiple_of(every) => Some(
+                images::latent_preview(&latents, models.version.preview_factors())?,
+            ),
             _ => None,
         };
         let preview = preview.as_ref().map(|png| Artifact {
