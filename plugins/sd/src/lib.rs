@@ -13,9 +13,12 @@
 //! - Weights: f32 on the CPU; UNet and text encoders in f16 on cuda/metal (fp16 files
 //!   preferred there), the VAE always in f32. Files are read tensor by tensor, not
 //!   memory-mapped, so loading peaks at the weights' size plus one tensor.
-//! - SDXL: candle 0.11's UNet has no added time/text conditioning (`add_embedding`: pooled text
-//!   embeddings and size/crop time ids), so XL checkpoints run without it and those weights
-//!   are not loaded; images are therefore less faithful than diffusers' for XL.
+//! - SDXL (and XL-Turbo) get their added conditioning as in diffusers: the second text
+//!   encoder's pooled, projected output and the time ids `[height, width, 0, 0, height, width]`
+//!   (the requested size, uncropped) go through the UNet's `add_embedding`. With guidance, an
+//!   empty negative prompt gives zero embeddings when `model_index.json` says
+//!   `force_zeros_for_empty_prompt` (the default), else the encoding of "". The UNet is our
+//!   own assembly of candle's blocks, since candle 0.11's lacks that embedding.
 //! - Guidance runs when `guidance_scale > 1`; 0 and 1 both mean none (Turbo's default), values
 //!   in between and a negative prompt without guidance are rejected rather than ignored.
 //! - Image `i` of a job uses seed `seed + i`, so any image can be reproduced alone. All noise

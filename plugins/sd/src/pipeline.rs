@@ -3,7 +3,7 @@
 
 use crate::{
     images,
-    models::Models,
+    models::{Models, text_time::TextTime},
     noise::Noise,
     params::{Request, Task},
     schedulers::Scheduler,
@@ -31,6 +31,8 @@ struct Timings {
 struct Prepared {
     /// Text embeddings: `[uncond, cond]` when guided, else `[cond]`.
     context: Tensor,
+    /// SDXL's added conditioning, batched like `context`, when the UNet takes it.
+    text_time: Option<TextTime>,
     /// Scaled latents of the init image.
     init_latents: Option<Tensor>,
     /// The mask at latent resolution (1 = repaint).
@@ -106,20 +108,48 @@ fn denoise_steps(request: &Request) -> u32 {
     ((request.steps as f64 * request.strength) as u32).min(request.steps)
 }
 
-fn encode_text(models: &Models, text: &str) -> candle_core::Result<Tensor> {
-    let parts = models
-        .encoders
-        .iter()
-        .map(|encoder| {
-            let ids = encoder
-                .tokenizer
-                .encode(text)
-                .map_err(candle_core::Error::msg)?;
-            let ids = Tensor::new(ids.as_slice(), &models.device)?.unsqueeze(0)?;
-            encoder.model.forward(&ids, encoder.output)
-        })
-        .collect::<candle_core::Result<Vec<_>>>()?;
-    Tensor::cat(&parts, 2)
+/// The encoders' hidden states for `text`, side by side, and the last encoder's pooled output
+/// when the UNet takes SDXL's added conditioning.
+fn encode_text(models: &Models, text: &str) -> candle_core::Result<(Tensor, Option<Tensor>)> {
+    let pooling = models
+        .unet
+        .takes_text_time()
+        .then(|| models.encoders.len() - 1);
+    let mut parts = Vec::with_capacity(models.encoders.len());
+    let mut pooled = None;
+    for (i, encoder) in models.encoders.iter().enumerate() {
+        let ids = encoder
+            .tokenizer
+            .encode(text)
+            .map_err(candle_core::Error::msg)?;
+        let eos = encoder.tokenizer.eos_position(&ids);
+        let ids = Tensor::new(ids.as_slice(), &models.device)?.unsqueeze(0)?;
+        if pooling == Some(i) {
+            let (hidden, output) = encoder.model.forward_pooled(&ids, encoder.output, eos)?;
+            parts.push(hidden);
+            pooled = Some(output);
+        } else {
+            parts.push(encoder.model.forward(&ids, encoder.output)?);
+        }
+    }
+    Ok((Tensor::cat(&parts, 2)?, pooled))
+}
+
+/// The unconditional text conditioning: zeros for an empty negative prompt when the model asks
+/// for it (SDXL), else the negative prompt's encoding.
+fn encode_negative(
+    models: &Models,
+    negative_prompt: &str,
+    cond: &Tensor,
+    pooled: Option<&Tensor>,
+) -> candle_core::Result<(Tensor, Option<Tensor>)> {
+    if models.zero_empty_negative && negative_prompt.is_empty() {
+        return Ok((
+            cond.zeros_like()?,
+            pooled.map(Tensor::zeros_like).transpose()?,
+        ));
+    }
+    encode_text(models, negative_prompt)
 }
 
 fn prepare(
@@ -128,11 +158,29 @@ fn prepare(
     timings: &mut Timings,
 ) -> candle_core::Result<Prepared> {
     let clock = Instant::now();
-    let cond = encode_text(models, &request.prompt)?;
-    let context = if request.guided() {
-        Tensor::cat(&[encode_text(models, &request.negative_prompt)?, cond], 0)?
+    let (cond, pooled) = encode_text(models, &request.prompt)?;
+    let (context, pooled) = if request.guided() {
+        let (uncond, uncond_pooled) =
+            encode_negative(models, &request.negative_prompt, &cond, pooled.as_ref())?;
+        let pooled = match (uncond_pooled, pooled) {
+            (Some(uncond), Some(cond)) => Some(Tensor::cat(&[uncond, cond], 0)?),
+            _ => None,
+        };
+        (Tensor::cat(&[uncond, cond], 0)?, pooled)
     } else {
-        cond
+        (cond, pooled)
+    };
+    let text_time = match pooled {
+        Some(pooled) => Some(TextTime {
+            time_ids: TextTime::time_ids(
+                request.width,
+                request.height,
+                pooled.dim(0)?,
+                &models.device,
+            )?,
+            pooled,
+        }),
+        None => None,
     };
     timings.text = clock.elapsed();
     let clock = Instant::now();
@@ -172,6 +220,7 @@ fn prepare(
     timings.encode = clock.elapsed();
     Ok(Prepared {
         context,
+        text_time,
         init_latents,
         mask,
         masked_latents,
@@ -196,18 +245,27 @@ fn predict(
     let outputs = if models.device.is_cpu() {
         (0..contexts)
             .map(|i| {
-                models
-                    .unet
-                    .forward(&input, timestep as f64, &prepared.context.narrow(0, i, 1)?)
+                let text_time = prepared
+                    .text_time
+                    .as_ref()
+                    .map(|tt| tt.row(i))
+                    .transpose()?;
+                models.unet.forward(
+                    &input,
+                    timestep as f64,
+                    &prepared.context.narrow(0, i, 1)?,
+                    text_time.as_ref(),
+                )
             })
             .collect::<candle_core::Result<Vec<_>>>()?
     } else {
         let batched = input.repeat((contexts, 1, 1, 1))?;
-        vec![
-            models
-                .unet
-                .forward(&batched, timestep as f64, &prepared.context)?,
-        ]
+        vec![models.unet.forward(
+            &batched,
+            timestep as f64,
+            &prepared.context,
+            prepared.text_time.as_ref(),
+        )?]
     };
     Tensor::cat(&outputs, 0)?.to_dtype(DType::F32)
 }

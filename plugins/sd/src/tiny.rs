@@ -7,11 +7,10 @@
 
 use crate::{
     config::{UnetConfig, presets, versions::Version},
-    models::{clip::ClipConfig, clip::ClipTextModel, vae::Vae, vae::VaeConfig},
+    models::{clip::ClipConfig, clip::ClipTextModel, unet::Unet, vae::Vae, vae::VaeConfig},
 };
 use candle_core::{DType, Device, Shape, Tensor};
 use candle_nn::{Init, VarBuilder, VarMap, var_builder::SimpleBackend};
-use candle_transformers::models::stable_diffusion::unet_2d::UNet2DConditionModel;
 use serde_json::{Value, json};
 use std::{fs, path::Path, time::Instant};
 
@@ -103,7 +102,7 @@ fn seed_weights(varmap: &VarMap, seed: u64) -> candle_core::Result<()> {
 }
 
 /// Builds a model with `build` on a fresh var map, seeds its weights and saves them to `file`.
-fn write_weights(
+pub(crate) fn write_weights(
     dir: &Path,
     file: &str,
     seed: u64,
@@ -122,7 +121,8 @@ fn write_weights(
 pub enum TinyKind {
     /// SD 1.5 layout: one text encoder, a 4-channel UNet.
     Sd15,
-    /// SDXL layout: two text encoders and tokenizers whose outputs are concatenated.
+    /// SDXL layout: two text encoders and tokenizers whose outputs are concatenated, the second
+    /// with a text projection whose pooled output, with the time ids, feeds `add_embedding`.
     Xl,
     /// SD 1.5 layout with a 9-channel inpainting UNet (latents, mask, masked image latents).
     Inpainting,
@@ -146,13 +146,19 @@ pub fn write_tiny(dir: &Path, kind: TinyKind) -> std::io::Result<()> {
             "num_attention_heads": 2, "max_position_embeddings": 77, "hidden_act": "quick_gelu"
         })
     };
-    let unet = json!({
+    let mut unet = json!({
         "in_channels": if kind == TinyKind::Inpainting { 9 } else { 4 }, "out_channels": 4,
         "block_out_channels": [32, 64], "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"],
         "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"], "layers_per_block": 1,
         "attention_head_dim": 2, "cross_attention_dim": if kind == TinyKind::Xl { 64 } else { 32 },
         "norm_num_groups": 8, "sample_size": 8
     });
+    if kind == TinyKind::Xl {
+        // A pooled embedding of 16 beside 6 time ids of 8.
+        unet["addition_embed_type"] = json!("text_time");
+        unet["addition_time_embed_dim"] = json!(8);
+        unet["projection_class_embeddings_input_dim"] = json!(64);
+    }
     let vae = json!({
         "block_out_channels": [8, 16, 16, 16], "layers_per_block": 1, "latent_channels": 4,
         "norm_num_groups": 4, "scaling_factor": 0.18215
@@ -189,9 +195,19 @@ fn write_checkpoint(
     } else {
         "StableDiffusionPipeline"
     };
-    write_json(dir, "model_index.json", &json!({"_class_name": pipeline}))?;
+    let index = if xl {
+        json!({"_class_name": pipeline, "force_zeros_for_empty_prompt": true})
+    } else {
+        json!({"_class_name": pipeline})
+    };
+    write_json(dir, "model_index.json", &index)?;
     let clip = clip(write_tokenizer(dir, "tokenizer", "<|endoftext|>")?);
     write_json(dir, "unet/config.json", &unet)?;
+    let unet: UnetConfig = serde_json::from_value(unet).map_err(io_error)?;
+    let pooled_dim = unet
+        .text_time()
+        .map_err(io_error)?
+        .map(|text_time| text_time.pooled_dim);
     write_json(dir, "vae/config.json", &vae)?;
     write_json(
         dir,
@@ -203,11 +219,16 @@ fn write_checkpoint(
     } else {
         &[("text_encoder", 1)]
     };
-    for &(folder, seed) in encoders {
+    for (i, &(folder, seed)) in encoders.iter().enumerate() {
+        let projection = pooled_dim.filter(|_| i + 1 == encoders.len());
+        let mut clip = clip.clone();
+        if let Some(width) = projection {
+            clip["projection_dim"] = json!(width);
+        }
         write_json(dir, &format!("{folder}/config.json"), &clip)?;
-        let config: ClipConfig = serde_json::from_value(clip.clone()).map_err(io_error)?;
+        let config: ClipConfig = serde_json::from_value(clip).map_err(io_error)?;
         write_weights(dir, &format!("{folder}/model.safetensors"), seed, |vb| {
-            ClipTextModel::new(&config, vb).map(drop)
+            ClipTextModel::new(&config, projection, vb).map(drop)
         })?;
     }
     if xl {
@@ -217,10 +238,10 @@ fn write_checkpoint(
     write_weights(dir, "vae/diffusion_pytorch_model.safetensors", 2, |vb| {
         Vae::new(&vae, vb).map(drop)
     })?;
-    let unet: UnetConfig = serde_json::from_value(unet).map_err(io_error)?;
-    let candle = unet.to_candle().map_err(io_error)?;
     write_weights(dir, "unet/diffusion_pytorch_model.safetensors", 3, |vb| {
-        UNet2DConditionModel::new(vb, unet.in_channels, 4, false, candle).map(drop)
+        Unet::new(vb, &unet)
+            .map(drop)
+            .map_err(candle_core::Error::msg)
     })
 }
 
@@ -264,9 +285,8 @@ pub fn time_sd15_step(
     let device = Device::Cpu;
     let config: UnetConfig =
         serde_json::from_value(presets::unet(Version::V1_5)).map_err(candle_core::Error::msg)?;
-    let candle = config.to_candle().map_err(candle_core::Error::msg)?;
     let weights = VarBuilder::from_backend(Box::new(RandomWeights), dtype, device.clone());
-    let unet = UNet2DConditionModel::new(weights, 4, 4, false, candle)?;
+    let unet = Unet::new(weights, &config).map_err(candle_core::Error::msg)?;
     let latents =
         Tensor::randn(0f32, 1f32, (batch, 4, height / 8, width / 8), &device)?.to_dtype(dtype)?;
     let context = Tensor::randn(0f32, 1f32, (batch, 77, config.cross_attention_dim), &device)?
@@ -274,7 +294,7 @@ pub fn time_sd15_step(
     let mut best = f64::MAX;
     for _ in 0..runs.max(1) {
         let clock = Instant::now();
-        unet.forward(&latents, 500.0, &context)?
+        unet.forward(&latents, 500.0, &context, None)?
             .to_dtype(DType::F32)?
             .sum_all()?
             .to_scalar::<f32>()?;

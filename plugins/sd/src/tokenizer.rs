@@ -82,6 +82,14 @@ impl ClipTokenizer {
         ids.resize(self.length, self.pad);
         Ok(ids)
     }
+
+    /// Where the first end-of-text token lies in `ids` (from [`ClipTokenizer::encode`]): the
+    /// position CLIP pools its output from.
+    pub fn eos_position(&self, ids: &[u32]) -> usize {
+        ids.iter()
+            .position(|&id| id == self.eos)
+            .unwrap_or(ids.len() - 1)
+    }
 }
 
 fn from_vocab_merges(vocab: &Path, merges: &Path) -> Result<Tokenizer, String> {

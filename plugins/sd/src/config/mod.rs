@@ -101,7 +101,30 @@ pub struct UnetConfig {
     /// Native latent size (pixels / 8).
     #[serde(default)]
     pub sample_size: Option<usize>,
+    /// Conditioning added to the time embedding: `text_time` (SDXL) or none.
+    #[serde(default)]
+    pub addition_embed_type: Option<String>,
+    /// Width of each time id's sinusoidal embedding (SDXL: 256).
+    #[serde(default)]
+    pub addition_time_embed_dim: Option<usize>,
+    /// Input width of `add_embedding`: the pooled text width plus the time ids' (SDXL: 2816).
+    #[serde(default)]
+    pub projection_class_embeddings_input_dim: Option<usize>,
 }
+
+/// SDXL's added conditioning (`addition_embed_type: "text_time"`): the pooled, projected text
+/// embedding and [`TIME_IDS`] size/crop numbers, each embedded sinusoidally, go through
+/// `add_embedding` into the time embedding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TextTimeConfig {
+    /// Width of each time id's sinusoidal embedding.
+    pub time_embed_dim: usize,
+    /// Width of the pooled text embedding the last text encoder must project to.
+    pub pooled_dim: usize,
+}
+
+/// Time ids per image: original height and width, crop top and left, target height and width.
+pub const TIME_IDS: usize = 6;
 
 fn four() -> usize {
     4
@@ -123,6 +146,34 @@ fn yes() -> bool {
 }
 
 impl UnetConfig {
+    /// The added time/text conditioning, if the config asks for it; an error for any other
+    /// `addition_embed_type` or for widths that do not add up.
+    pub fn text_time(&self) -> Result<Option<TextTimeConfig>, String> {
+        match self.addition_embed_type.as_deref() {
+            None => Ok(None),
+            Some("text_time") => {
+                let (Some(time_embed_dim), Some(input_dim)) = (
+                    self.addition_time_embed_dim,
+                    self.projection_class_embeddings_input_dim,
+                ) else {
+                    return Err("text_time conditioning needs addition_time_embed_dim and projection_class_embeddings_input_dim".into());
+                };
+                match input_dim.checked_sub(TIME_IDS * time_embed_dim) {
+                    Some(pooled_dim) if pooled_dim > 0 && time_embed_dim > 0 => {
+                        Ok(Some(TextTimeConfig {
+                            time_embed_dim,
+                            pooled_dim,
+                        }))
+                    }
+                    _ => Err(format!(
+                        "projection_class_embeddings_input_dim {input_dim} leaves no room for a pooled text embedding beside {TIME_IDS} time ids of {time_embed_dim}"
+                    )),
+                }
+            }
+            Some(other) => Err(format!("unsupported addition_embed_type {other}")),
+        }
+    }
+
     /// candle's UNet configuration. Attention is never sliced: candle 0.11's sliced attention
     /// stacks the slices instead of concatenating them (a shape error) and drops a remainder.
     pub fn to_candle(&self) -> Result<UNet2DConditionModelConfig, String> {
@@ -199,5 +250,22 @@ mod tests {
         let layers: Vec<_> = candle.blocks.iter().map(|b| b.use_cross_attn).collect();
         assert_eq!(layers, [None, Some(2), Some(10)]);
         assert_eq!(candle.blocks[2].attention_head_dim, 20);
+        let text_time = config.text_time().unwrap().unwrap();
+        assert_eq!(text_time.pooled_dim, 1280);
+        assert_eq!(text_time.time_embed_dim, 256);
+    }
+
+    #[test]
+    fn text_time_conditioning_is_checked() {
+        let v15: UnetConfig = serde_json::from_value(presets::unet(Version::V1_5)).unwrap();
+        assert_eq!(v15.text_time(), Ok(None));
+        let mut config = v15.clone();
+        config.addition_embed_type = Some("text".into());
+        assert!(config.text_time().unwrap_err().contains("text"));
+        config.addition_embed_type = Some("text_time".into());
+        assert!(config.text_time().is_err());
+        config.addition_time_embed_dim = Some(256);
+        config.projection_class_embeddings_input_dim = Some(1536);
+        assert!(config.text_time().is_err());
     }
 }

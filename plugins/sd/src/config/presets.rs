@@ -28,6 +28,8 @@ pub fn unet(version: Version) -> Value {
             "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
             "layers_per_block": 2, "attention_head_dim": [5, 10, 20], "cross_attention_dim": 2048,
             "transformer_layers_per_block": [1, 2, 10], "use_linear_projection": true,
+            "addition_embed_type": "text_time", "addition_time_embed_dim": 256,
+            "projection_class_embeddings_input_dim": 2816,
             "sample_size": if version == Version::XlTurbo { 64 } else { 128 }
         }),
     }
@@ -60,7 +62,8 @@ pub fn text_encoder(version: Version) -> Value {
 pub fn text_encoder_2() -> Value {
     json!({
         "vocab_size": 49408, "hidden_size": 1280, "intermediate_size": 5120,
-        "num_hidden_layers": 32, "num_attention_heads": 20, "hidden_act": "gelu"
+        "num_hidden_layers": 32, "num_attention_heads": 20, "hidden_act": "gelu",
+        "projection_dim": 1280
     })
 }
 

@@ -1,10 +1,13 @@
 //! The CLIP text encoder (`text_encoder/`, `text_encoder_2/`), configured from its diffusers
 //! `config.json`: candle's SD CLIP config cannot be built from a file and its generic CLIP
 //! lacks the GELU of OpenCLIP (SD 2.x, SDXL's second encoder). Weight names are those of
-//! transformers' `CLIPTextModel`.
+//! transformers' `CLIPTextModel`, plus `text_projection` for `CLIPTextModelWithProjection`
+//! (SDXL's second encoder, whose pooled output conditions the UNet).
 
 use candle_core::{DType, Device, Module, Result, Tensor};
-use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder, embedding, layer_norm, linear};
+use candle_nn::{
+    Embedding, LayerNorm, Linear, VarBuilder, embedding, layer_norm, linear, linear_no_bias,
+};
 use serde::Deserialize;
 
 /// A text encoder's `config.json` (unknown fields are ignored).
@@ -29,6 +32,9 @@ pub struct ClipConfig {
     /// Layer-norm epsilon.
     #[serde(default = "layer_norm_eps")]
     pub layer_norm_eps: f64,
+    /// Width of the text projection (`CLIPTextModelWithProjection`).
+    #[serde(default)]
+    pub projection_dim: Option<usize>,
 }
 
 fn seventy_seven() -> usize {
@@ -67,19 +73,24 @@ pub struct ClipTextModel {
     position_embedding: Embedding,
     layers: Vec<Layer>,
     final_layer_norm: LayerNorm,
+    projection: Option<Linear>,
     heads: usize,
     quick_gelu: bool,
 }
 
 impl ClipTextModel {
-    /// Builds the model from `vb` (rooted at the checkpoint, names start with `text_model.`).
-    pub fn new(config: &ClipConfig, vb: VarBuilder) -> Result<Self> {
+    /// Builds the model from `vb` (rooted at the checkpoint, names start with `text_model.`),
+    /// with `text_projection` (no bias) to `projection` wide when given.
+    pub fn new(config: &ClipConfig, projection: Option<usize>, vb: VarBuilder) -> Result<Self> {
         let quick_gelu = match config.hidden_act.as_str() {
             "quick_gelu" => true,
             "gelu" => false,
             other => candle_core::bail!("unsupported text encoder activation {other}"),
         };
         let (h, eps) = (config.hidden_size, config.layer_norm_eps);
+        let projection = projection
+            .map(|width| linear_no_bias(h, width, vb.pp("text_projection")))
+            .transpose()?;
         let vb = vb.pp("text_model");
         let emb = vb.pp("embeddings");
         let layers = (0..config.num_hidden_layers)
@@ -107,6 +118,7 @@ impl ClipTextModel {
             )?,
             layers,
             final_layer_norm: layer_norm(h, eps, vb.pp("final_layer_norm"))?,
+            projection,
             heads: config.num_attention_heads,
             quick_gelu,
         })
@@ -114,6 +126,31 @@ impl ClipTextModel {
 
     /// The hidden states `(batch, tokens, hidden)` of token ids `(batch, tokens)`.
     pub fn forward(&self, ids: &Tensor, output: ClipOutput) -> Result<Tensor> {
+        Ok(self.run(ids, output, None)?.0)
+    }
+
+    /// The hidden states and the pooled output `(batch, projection)`: the final layer's
+    /// normed state at token `eos` (where the tokenizer put the end-of-text token), through
+    /// the text projection. Only for a model built with a projection.
+    pub fn forward_pooled(
+        &self,
+        ids: &Tensor,
+        output: ClipOutput,
+        eos: usize,
+    ) -> Result<(Tensor, Tensor)> {
+        let (hidden, pooled) = self.run(ids, output, Some(eos))?;
+        match pooled {
+            Some(pooled) => Ok((hidden, pooled)),
+            None => candle_core::bail!("this text encoder has no text projection"),
+        }
+    }
+
+    fn run(
+        &self,
+        ids: &Tensor,
+        output: ClipOutput,
+        eos: Option<usize>,
+    ) -> Result<(Tensor, Option<Tensor>)> {
         let (_, len) = ids.dims2()?;
         let positions = Tensor::arange(0u32, len as u32, ids.device())?;
         let mut xs = self
@@ -128,10 +165,24 @@ impl ClipTextModel {
         for layer in &self.layers[..keep] {
             xs = self.layer(layer, &xs, &mask)?;
         }
-        match output {
-            ClipOutput::Last => self.final_layer_norm.forward(&xs),
-            ClipOutput::Penultimate => Ok(xs),
-        }
+        let hidden = match output {
+            ClipOutput::Last => self.final_layer_norm.forward(&xs)?,
+            ClipOutput::Penultimate => xs.clone(),
+        };
+        let (Some(eos), Some(projection)) = (eos, &self.projection) else {
+            return Ok((hidden, None));
+        };
+        let last = match output {
+            ClipOutput::Last => hidden.clone(),
+            ClipOutput::Penultimate => {
+                for layer in &self.layers[keep..] {
+                    xs = self.layer(layer, &xs, &mask)?;
+                }
+                self.final_layer_norm.forward(&xs)?
+            }
+        };
+        let pooled = projection.forward(&last.narrow(1, eos, 1)?.squeeze(1)?)?;
+        Ok((hidden, Some(pooled)))
     }
 
     fn layer(&self, layer: &Layer, xs: &Tensor, mask: &Tensor) -> Result<Tensor> {

@@ -1,6 +1,8 @@
 //! Loading a checkpoint's components onto a device, with errors that name the file at fault.
 
 pub mod clip;
+pub mod text_time;
+pub mod unet;
 pub mod vae;
 mod weights;
 
@@ -12,11 +14,11 @@ use crate::{
 };
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
-use candle_transformers::models::stable_diffusion::unet_2d::UNet2DConditionModel;
 use clip::{ClipConfig, ClipOutput, ClipTextModel};
 use rbee_plugin_api::{HostApiRef, PluginError, error_code};
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
+use unet::Unet;
 use vae::{Vae, VaeConfig};
 use weights::WeightFile;
 
@@ -41,15 +43,19 @@ pub struct Models {
     /// The dtype of the UNet and text encoders (the VAE runs in f32).
     pub dtype: DType,
     /// The denoiser.
-    pub unet: UNet2DConditionModel,
+    pub unet: Unet,
     /// Its configuration.
     pub unet_config: UnetConfig,
     /// The VAE.
     pub vae: Vae,
     /// Its configuration.
     pub vae_config: VaeConfig,
-    /// One text encoder, two for XL; their outputs are concatenated.
+    /// One text encoder, two for XL; their outputs are concatenated. When the UNet takes
+    /// SDXL's added conditioning, the last one has a text projection for the pooled output.
     pub encoders: Vec<TextEncoder>,
+    /// Whether an empty negative prompt means zero embeddings (text and pooled) instead of the
+    /// encoding of "" (SDXL pipelines' `force_zeros_for_empty_prompt`, default true).
+    pub zero_empty_negative: bool,
     /// The noise schedule the model was trained with.
     pub schedule: ScheduleConfig,
     /// The checkpoint's scheduler.
@@ -189,6 +195,15 @@ pub fn load(
         Some(presets::scheduler(version)),
     )?;
     let default_scheduler = SchedulerKind::from_class_name(&schedule.class_name);
+    let text_time = unet_config
+        .text_time()
+        .map_err(|e| load_error(format!("unet/config.json: {e}")))?;
+    let pipeline: serde_json::Value =
+        config(source, "model_index.json", Some(serde_json::json!({})))?;
+    let zero_empty_negative = version.is_xl()
+        && pipeline["force_zeros_for_empty_prompt"]
+            .as_bool()
+            .unwrap_or(true);
     let dtype = if device.is_cpu() {
         DType::F32
     } else {
@@ -230,11 +245,23 @@ pub fn load(
         };
         let clip_config: ClipConfig =
             config(source, &format!("{folder}/config.json"), Some(preset))?;
+        let projection = match text_time {
+            Some(text_time) if i + 1 == encoder_folders.len() => Some(text_time.pooled_dim),
+            _ => None,
+        };
+        match (projection, clip_config.projection_dim) {
+            (Some(pooled), Some(stated)) if pooled != stated => {
+                return Err(load_error(format!(
+                    "{folder}/config.json: projection_dim is {stated} but the unet's add_embedding takes a pooled text embedding of {pooled}"
+                )));
+            }
+            _ => {}
+        }
         let path = weights(source, folder, encoder_files, 0.05 + 0.1 * i as f32)?;
         let file = open(&path)?;
         memory_bytes += file.bytes_in(dtype);
         let model = build(file, &path, dtype, &device, |vb| {
-            ClipTextModel::new(&clip_config, vb)
+            ClipTextModel::new(&clip_config, projection, vb)
         })?;
         let output = if version.is_xl() {
             ClipOutput::Penultimate
@@ -269,17 +296,11 @@ pub fn load(
     let unet_path = weights(source, "unet", unet_files, 0.4)?;
     let file = open(&unet_path)?;
     memory_bytes += file.bytes_in(dtype);
-    let candle_config = unet_config
+    unet_config
         .to_candle()
         .map_err(|e| load_error(format!("unet/config.json: {e}")))?;
     let unet = build(file, &unet_path, dtype, &device, |vb| {
-        UNet2DConditionModel::new(
-            vb,
-            unet_config.in_channels,
-            unet_config.out_channels,
-            false,
-            candle_config,
-        )
+        Unet::new(vb, &unet_config).map_err(candle_core::Error::msg)
     })?;
     progress(1.0, "loaded");
     Ok(Models {
@@ -292,6 +313,7 @@ pub fn load(
         vae,
         vae_config,
         encoders,
+        zero_empty_negative,
         schedule,
         default_scheduler,
         vae_tile: options.vae_tile.unwrap_or(64),
