@@ -69,9 +69,10 @@ pub fn load(request: LoadRequest, host: HostApiRef) -> Result<LlmWorker, PluginE
     };
     let device = rbee_candle_device::open("llm", &request.device).map_err(LlmError::Device)?;
     if device.is_cpu() {
-        let threads = rbee_candle_device::compute_threads();
         log(&format!(
-            "{threads} CPU threads (requested: {}); quantized kernels: {}",
+            "CPU threads: {} for the quantized kernels, {} for candle's ops (requested: {}); kernels: {}",
+            rayon::current_num_threads(),
+            rbee_candle_device::compute_threads(),
             request.threads,
             rbee_quant_cpu::kernel_name()
         ));
