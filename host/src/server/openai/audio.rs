@@ -1,5 +1,6 @@
-//! `POST /v1/audio/transcriptions` on the `transcription` task: a multipart upload becomes a
-//! job (the file as base64 `audio`), answered as json, text, verbose_json, srt or vtt.
+//! `POST /v1/audio/transcriptions` and `POST /v1/audio/translations` on the `transcription`
+//! task: a multipart upload becomes a job (the file as base64 `audio`, translation as the native
+//! `task: "translate"`), answered as json, text, verbose_json, srt or vtt.
 
 use super::{request, start_job};
 use crate::{
@@ -16,10 +17,34 @@ use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
-const ROUTE: &str = "/v1/audio/transcriptions";
+/// Which of OpenAI's two audio routes a request came by: both run the `transcription` task.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Mode {
+    /// Text in the spoken language.
+    Transcribe,
+    /// English text, whatever the spoken language.
+    Translate,
+}
+
+impl Mode {
+    fn route(self) -> &'static str {
+        match self {
+            Mode::Transcribe => "/v1/audio/transcriptions",
+            Mode::Translate => "/v1/audio/translations",
+        }
+    }
+
+    /// The native `task` param, which verbose_json reports too.
+    fn task(self) -> &'static str {
+        match self {
+            Mode::Transcribe => "transcribe",
+            Mode::Translate => "translate",
+        }
+    }
+}
 
 /// The answer formats OpenAI defines.
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy, PartialEq, Debug)]
 enum Format {
     Json,
     Text,
@@ -51,18 +76,37 @@ pub async fn transcriptions(
     State(state): State<Arc<AppState>>,
     form: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
-    let (params, format) =
-        read_form(form.map_err(|e| request::bad("file", e.body_text()))?).await?;
-    let (_, events) = start_job(&state, ROUTE, "transcription", Value::Object(params))?;
-    let (text, segments, details) = gather(events).await?;
-    Ok(respond(format, text.trim(), &segments, &details))
+    answer(&state, Mode::Transcribe, form).await
 }
 
-async fn read_form(mut form: Multipart) -> Result<(Map<String, Value>, Format), ApiError> {
-    let mut params = Map::new();
-    let mut format = Format::Json;
-    let mut has_file = false;
-    while let Some(field) = form
+/// Translates the speech in the uploaded `file` into English; the fields are transcriptions'
+/// without `language`.
+pub async fn translations(
+    State(state): State<Arc<AppState>>,
+    form: Result<Multipart, MultipartRejection>,
+) -> Result<Response, ApiError> {
+    answer(&state, Mode::Translate, form).await
+}
+
+/// Either route: the form becomes a `transcription` job, and its events the answer.
+async fn answer(
+    state: &Arc<AppState>,
+    mode: Mode,
+    form: Result<Multipart, MultipartRejection>,
+) -> Result<Response, ApiError> {
+    let form = form.map_err(|e| request::bad("file", e.body_text()))?;
+    let (params, format) = read_form(form, mode).await?;
+    let (_, events) = start_job(state, mode.route(), "transcription", Value::Object(params))?;
+    let (text, segments, details) = gather(events).await?;
+    Ok(respond(format, mode, text.trim(), &segments, &details))
+}
+
+async fn read_form(
+    mut multipart: Multipart,
+    mode: Mode,
+) -> Result<(Map<String, Value>, Format), ApiError> {
+    let mut form = Form::new(mode);
+    while let Some(field) = multipart
         .next_field()
         .await
         .map_err(|e| request::bad("file", e.body_text()))?
@@ -73,36 +117,81 @@ async fn read_form(mut form: Multipart) -> Result<(Map<String, Value>, Format), 
                 .bytes()
                 .await
                 .map_err(|e| request::bad("file", e.body_text()))?;
-            params.insert("audio".into(), BASE64.encode(&bytes).into());
-            has_file = true;
-            continue;
+            form.file(&bytes);
+        } else {
+            let value = field
+                .text()
+                .await
+                .map_err(|e| request::bad(&name, e.body_text()))?;
+            form.text(&name, &value)?;
         }
-        let value = field
-            .text()
-            .await
-            .map_err(|e| request::bad(&name, e.body_text()))?;
-        match name.as_str() {
+    }
+    form.finish()
+}
+
+/// A form as its fields arrive, mapped onto the job's params and the answer format.
+struct Form {
+    mode: Mode,
+    params: Map<String, Value>,
+    format: Format,
+    has_file: bool,
+}
+
+impl Form {
+    fn new(mode: Mode) -> Self {
+        let mut params = Map::new();
+        params.insert("task".into(), mode.task().into());
+        Self {
+            mode,
+            params,
+            format: Format::Json,
+            has_file: false,
+        }
+    }
+
+    fn file(&mut self, bytes: &[u8]) {
+        self.params
+            .insert("audio".into(), BASE64.encode(bytes).into());
+        self.has_file = true;
+    }
+
+    /// A text field under OpenAI's name; names OpenAI defines but that change nothing here
+    /// (`model`) and unknown names are ignored.
+    fn text(&mut self, name: &str, value: &str) -> Result<(), ApiError> {
+        match name {
+            "language" if self.mode == Mode::Translate => {
+                return Err(request::bad(
+                    "language",
+                    "translations are always into English and take no 'language'; \
+                     use /v1/audio/transcriptions to name the spoken language",
+                ));
+            }
             "language" => {
-                params.insert("language".into(), value.into());
+                self.params.insert("language".into(), value.into());
             }
             "prompt" => {
-                params.insert("initial_prompt".into(), value.into());
+                self.params.insert("initial_prompt".into(), value.into());
             }
             "temperature" => {
                 let temperature: f64 = value
                     .trim()
                     .parse()
                     .map_err(|_| request::bad("temperature", "'temperature' must be a number"))?;
-                params.insert("temperature".into(), temperature.into());
+                self.params.insert("temperature".into(), temperature.into());
             }
-            "response_format" => format = parse_format(&value)?,
+            "response_format" => self.format = parse_format(value)?,
             _ => {}
         }
+        Ok(())
     }
-    if !has_file {
-        return Err(request::bad("file", "'file' (the audio) is required"));
+
+    /// The job's params and the answer format, once the form is read; 400 without a file.
+    fn finish(self) -> Result<(Map<String, Value>, Format), ApiError> {
+        if !self.has_file {
+            return Err(request::bad("file", "'file' (the audio) is required"));
+        }
+        Ok((self.params, self.format))
     }
-    Ok((params, format))
 }
 
 fn parse_format(value: &str) -> Result<Format, ApiError> {
@@ -145,22 +234,36 @@ async fn gather(mut events: JobEvents) -> Result<(String, Vec<Segment>, Value), 
     Ok((text, segments, details))
 }
 
-fn respond(format: Format, text: &str, segments: &[Segment], details: &Value) -> Response {
+fn respond(
+    format: Format,
+    mode: Mode,
+    text: &str,
+    segments: &[Segment],
+    details: &Value,
+) -> Response {
     let plain = |body: String, media: &'static str| ([(CONTENT_TYPE, media)], body).into_response();
     match format {
         Format::Json => Json(json!({"text": text})).into_response(),
         Format::Text => plain(format!("{text}\n"), "text/plain; charset=utf-8"),
-        Format::VerboseJson => Json(json!({
-            "task": "transcribe",
-            "language": details["language"],
-            "duration": details["audio_seconds"],
-            "text": text,
-            "segments": segments.iter().enumerate().map(|(id, s)| verbose_segment(id, s)).collect::<Vec<_>>(),
-        }))
-        .into_response(),
+        Format::VerboseJson => Json(verbose(mode, text, segments, details)).into_response(),
         Format::Srt => plain(subtitles(segments, ',', true), "application/x-subrip"),
-        Format::Vtt => plain(format!("WEBVTT\n\n{}", subtitles(segments, '.', false)), "text/vtt"),
+        Format::Vtt => plain(
+            format!("WEBVTT\n\n{}", subtitles(segments, '.', false)),
+            "text/vtt",
+        ),
     }
+}
+
+/// The verbose_json answer: the task, the language the plugin reports, the audio's length, the
+/// text and its segments.
+fn verbose(mode: Mode, text: &str, segments: &[Segment], details: &Value) -> Value {
+    json!({
+        "task": mode.task(),
+        "language": details["language"],
+        "duration": details["audio_seconds"],
+        "text": text,
+        "segments": segments.iter().enumerate().map(|(id, s)| verbose_segment(id, s)).collect::<Vec<_>>(),
+    })
 }
 
 /// A verbose_json segment: times and text, with the tokens, seek and statistics the plugin
@@ -262,6 +365,67 @@ mod tests {
             (json!(1), json!(0), json!([]))
         );
         assert_eq!(bare["compression_ratio"], 0.0);
+    }
+
+    /// The form `fields` make, read by `mode` with a file.
+    fn form(mode: Mode, fields: &[(&str, &str)]) -> Result<(Map<String, Value>, Format), ApiError> {
+        let mut form = Form::new(mode);
+        form.file(b"RIFF");
+        for (name, value) in fields {
+            form.text(name, value)?;
+        }
+        form.finish()
+    }
+
+    #[test]
+    fn the_translations_form_asks_for_the_translate_task() {
+        let fields = [
+            ("model", "whisper-1"),
+            ("prompt", "Hi."),
+            ("temperature", "0.2"),
+        ];
+        let (params, format) = form(Mode::Translate, &fields).unwrap();
+        assert_eq!(
+            Value::Object(params),
+            json!({"task": "translate", "audio": "UklGRg==", "initial_prompt": "Hi.", "temperature": 0.2})
+        );
+        assert_eq!(format, Format::Json);
+        let (params, _) = form(Mode::Transcribe, &[("language", "fr")]).unwrap();
+        assert_eq!(
+            (params["task"].clone(), params["language"].clone()),
+            (json!("transcribe"), json!("fr"))
+        );
+    }
+
+    #[test]
+    fn the_translations_form_refuses_language_and_needs_a_file() {
+        let error = format!(
+            "{:?}",
+            form(Mode::Translate, &[("language", "en")]).unwrap_err()
+        );
+        assert!(
+            error.contains("status: 400") && error.contains(r#"field: Some("language")"#),
+            "{error}"
+        );
+        let error = format!("{:?}", Form::new(Mode::Translate).finish().unwrap_err());
+        assert!(error.contains(r#"field: Some("file")"#), "{error}");
+    }
+
+    #[test]
+    fn verbose_json_names_the_task_the_route_ran() {
+        let details = json!({"language": "en", "audio_seconds": 3.5});
+        for mode in [Mode::Transcribe, Mode::Translate] {
+            let body = verbose(mode, "Hello.", &segments()[..1], &details);
+            assert_eq!(body["task"], mode.task());
+            assert_eq!(
+                (
+                    body["duration"].clone(),
+                    body["segments"][0]["text"].clone()
+                ),
+                (json!(3.5), json!("Hello."))
+            );
+        }
+        assert_eq!(Mode::Translate.task(), "translate");
     }
 
     #[test]
