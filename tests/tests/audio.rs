@@ -1,9 +1,10 @@
 //! The audio plugin (Whisper tiny.en, CTranslate2) through a running host over HTTP: native
-//! jobs with segment events, OpenAI's multipart transcription route, and every input format.
+//! jobs with segment events, OpenAI's multipart transcription and translation routes, and every
+//! input format.
 
 mod audio_support;
 
-use audio_support::{audio_host, base64, clip, normalise, upload};
+use audio_support::{audio_host, base64, clip, normalise, upload, upload_to};
 use rbee_tests::SseEvent;
 use serde_json::{Value, json};
 use std::process::Command;
@@ -265,6 +266,50 @@ fn an_english_only_model_refuses_other_languages_and_translation() {
             .unwrap()
             .contains("cannot translate"),
         "{error}"
+    );
+}
+
+#[test]
+fn the_translations_route_asks_the_plugin_to_translate() {
+    let host = audio_host();
+    let (wav, reference) = clip("hello_world");
+    let translate = |fields: &[(&str, &str)]| {
+        let response = upload_to(&host, "/v1/audio/translations", &wav, "clip.wav", fields);
+        let status = response.status();
+        (status, response.json::<Value>().unwrap()["error"].clone())
+    };
+    // tiny.en is English-only: the plugin refuses task=translate, which proves the route asked.
+    let (status, error) = translate(&[("model", "whisper-1"), ("response_format", "verbose_json")]);
+    assert_eq!(status, 400, "{error}");
+    assert_eq!(error["param"], "task", "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot translate"),
+        "{error}"
+    );
+    // Translations are always into English: OpenAI's form has no `language`.
+    let (status, error) = translate(&[("language", "en")]);
+    assert_eq!(
+        (status.as_u16(), error["param"].as_str()),
+        (400, Some("language")),
+        "{error}"
+    );
+
+    let response = upload(
+        &host,
+        &wav,
+        "clip.wav",
+        &[("response_format", "verbose_json")],
+    );
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().unwrap();
+    assert_eq!(body["task"], "transcribe", "{body}");
+    assert_eq!(
+        normalise(body["text"].as_str().unwrap()),
+        normalise(&reference),
+        "{body}"
     );
 }
 

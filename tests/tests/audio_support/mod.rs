@@ -62,6 +62,17 @@ pub fn normalise(text: &str) -> String {
 /// `POST /v1/audio/transcriptions` with `file` (sent as `filename`) and the other form fields,
 /// as multipart.
 pub fn upload(host: &Host, file: &[u8], filename: &str, fields: &[(&str, &str)]) -> Response {
+    upload_to(host, "/v1/audio/transcriptions", file, filename, fields)
+}
+
+/// `POST` to `route` with `file` (sent as `filename`) and the other form fields, as multipart.
+pub fn upload_to(
+    host: &Host,
+    route: &str,
+    file: &[u8],
+    filename: &str,
+    fields: &[(&str, &str)],
+) -> Response {
     const BOUNDARY: &str = "rbee-test-boundary-7d1f";
     let mut body = Vec::new();
     for (name, value) in fields {
@@ -78,7 +89,7 @@ pub fn upload(host: &Host, file: &[u8], filename: &str, fields: &[(&str, &str)])
     body.extend_from_slice(file);
     body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
     Client::new()
-        .post(format!("{}/v1/audio/transcriptions", host.url))
+        .post(format!("{}{route}", host.url))
         .header(
             "content-type",
             format!("multipart/form-data; boundary={BOUNDARY}"),
