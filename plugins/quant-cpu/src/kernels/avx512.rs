@@ -43,22 +43,118 @@ unsafe fn q8_x1_rows(w: WeightRows<'_>, x: ActivationRow<'_>, out: &mut [f32]) {
     }
 }
 
+/// Four activation rows against every weight row, in tiles of four weight rows by four
+/// activation rows (sixteen accumulators), so that each weight block is unpacked once per four
+/// activation rows and each activation block loaded once per four weight rows.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 unsafe fn q4_x4_rows(w: WeightRows<'_>, x: [ActivationRow<'_>; 4], out: &mut [[f32; 4]]) {
     assert_eq!(out.len(), w.len(), "one output per weight row");
-    for (r, out) in out.iter_mut().enumerate() {
+    let mut tiles = out.chunks_exact_mut(4);
+    for (t, out) in (&mut tiles).enumerate() {
+        let rows = [0, 1, 2, 3].map(|i| w.row(4 * t + i, BLOCK / 2));
         // SAFETY: the caller's features are this function's.
-        *out = unsafe { q4::<4>(w.row(r, BLOCK / 2), x) };
+        out.copy_from_slice(&unsafe { tile::<true>(rows, x) });
+    }
+    let done = w.len() - tiles.into_remainder().len();
+    for r in done..w.len() {
+        // SAFETY: as above.
+        out[r] = unsafe { q4::<4>(w.row(r, BLOCK / 2), x) };
     }
 }
 
+/// As [`q4_x4_rows`] for 8-bit weights.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 unsafe fn q8_x4_rows(w: WeightRows<'_>, x: [ActivationRow<'_>; 4], out: &mut [[f32; 4]]) {
     assert_eq!(out.len(), w.len(), "one output per weight row");
-    for (r, out) in out.iter_mut().enumerate() {
-        // SAFETY: as above.
-        *out = unsafe { q8::<4>(w.row(r, BLOCK), x) };
+    let mut tiles = out.chunks_exact_mut(4);
+    for (t, out) in (&mut tiles).enumerate() {
+        let rows = [0, 1, 2, 3].map(|i| w.row(4 * t + i, BLOCK));
+        // SAFETY: the caller's features are this function's.
+        out.copy_from_slice(&unsafe { tile::<false>(rows, x) });
     }
+    let done = w.len() - tiles.into_remainder().len();
+    for r in done..w.len() {
+        // SAFETY: as above.
+        out[r] = unsafe { q8::<4>(w.row(r, BLOCK), x) };
+    }
+}
+
+/// A 4x4 tile: four weight rows (4-bit with offsets if `FOUR_BIT`, else signed 8-bit) against
+/// four activation rows, two blocks at a time. Scales multiply as vectors: each weight row's
+/// and each activation row's pair of block scales is built once per block pair.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+#[inline]
+unsafe fn tile<const FOUR_BIT: bool>(
+    w: [WeightRow<'_>; 4],
+    x: [ActivationRow<'_>; 4],
+) -> [[f32; 4]; 4] {
+    let block_bytes = if FOUR_BIT { BLOCK / 2 } else { BLOCK };
+    for w in w {
+        for x in x {
+            check_lengths(w, x, block_bytes);
+        }
+    }
+    let blocks = x[0].scales.len();
+    let mut acc = [[_mm512_setzero_ps(); 4]; 4];
+    let mut b = 0;
+    while b + 2 <= blocks {
+        let mut a = [_mm512_setzero_si512(); 4];
+        let mut a_scales = [_mm512_setzero_ps(); 4];
+        for i in 0..4 {
+            // SAFETY: check_lengths bounds blocks b and b + 1 in every row.
+            a[i] = unsafe { activation_pair(x[i], b) };
+            a_scales[i] = halves(x[i].scales[b], x[i].scales[b + 1]);
+        }
+        for r in 0..4 {
+            // SAFETY: as above.
+            let weights = unsafe {
+                if FOUR_BIT {
+                    q4_pair(w[r], b)
+                } else {
+                    _mm512_loadu_si512(w[r].quants.as_ptr().add(b * BLOCK).cast())
+                }
+            };
+            let w_scales = halves(widen(w[r].scales[b]), widen(w[r].scales[b + 1]));
+            for i in 0..4 {
+                let sums = if FOUR_BIT {
+                    _mm512_dpbusd_epi32(_mm512_setzero_si512(), weights, a[i])
+                } else {
+                    signed_dot(weights, a[i])
+                };
+                let scale = _mm512_mul_ps(w_scales, a_scales[i]);
+                acc[r][i] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(sums), acc[r][i]);
+            }
+        }
+        b += 2;
+    }
+    let mut totals = [[0f32; 4]; 4];
+    for r in 0..4 {
+        for i in 0..4 {
+            totals[r][i] = _mm512_reduce_add_ps(acc[r][i]);
+            if FOUR_BIT {
+                totals[r][i] += offsets_dot(w[r], x[i]);
+            }
+            if b < blocks {
+                // SAFETY: b < blocks.
+                let products = unsafe {
+                    if FOUR_BIT {
+                        unsigned_products(q4_values(w[r], b), x[i], b)
+                    } else {
+                        signed_products(q8_values(w[r], b), x[i], b)
+                    }
+                };
+                totals[r][i] += horizontal_sum(_mm256_mul_ps(scale(w[r], x[i], b), products));
+            }
+        }
+    }
+    totals
+}
+
+/// `first` over the low eight lanes, `second` over the high eight.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+#[inline]
+fn halves(first: f32, second: f32) -> __m512 {
+    _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(first), _mm512_set1_ps(second))
 }
 
 /// `Σ m·sₓ` over a 4-bit row's blocks, sixteen blocks per step.
@@ -119,9 +215,10 @@ unsafe fn activation_pair(x: ActivationRow<'_>, b: usize) -> __m512i {
 /// The two blocks' scales, each over its half of the register.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 fn pair_scale(w: WeightRow<'_>, x: ActivationRow<'_>, b: usize) -> __m512 {
-    let first = _mm512_set1_ps(widen(w.scales[b]) * x.scales[b]);
-    let second = _mm512_set1_ps(widen(w.scales[b + 1]) * x.scales[b + 1]);
-    _mm512_mask_blend_ps(0xFF00, first, second)
+    halves(
+        widen(w.scales[b]) * x.scales[b],
+        widen(w.scales[b + 1]) * x.scales[b + 1],
+    )
 }
 
 /// 4-bit weights against `N` activation rows, two blocks at a time.
