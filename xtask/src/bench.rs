@@ -330,13 +330,12 @@ fn llama_bench_run(llama_bench: &Path, model: &Path, prompt_tokens: f64) -> Resu
     })
 }
 
+/// The events of a stream, by name, with the time each arrived.
+type Arrivals = Vec<(String, Instant)>;
+
 /// Submits a job over HTTP and follows its stream to the end: the time each event arrived
 /// (by name), the `end` event's data, and when the job was submitted.
-fn submit_and_follow(
-    url: &str,
-    task: &str,
-    params: Value,
-) -> Result<(Vec<(String, Instant)>, Value, Instant)> {
+fn submit_and_follow(url: &str, task: &str, params: Value) -> Result<(Arrivals, Value, Instant)> {
     let submitted = Instant::now();
     let job: Value = ureq::post(&format!("{url}/v1/jobs"))
         .send_json(json!({"task": task, "params": params}))?

@@ -116,10 +116,10 @@ impl TextTokenizer {
             .encode(text, false)
             .map_err(|e| LlmError::Tokenizer(e.to_string()))?;
         let mut ids = encoding.get_ids().to_vec();
-        if let (true, Some(bos)) = (self.add_bos, self.bos) {
-            if ids.first() != Some(&bos) {
-                ids.insert(0, bos);
-            }
+        if let (true, Some(bos)) = (self.add_bos, self.bos)
+            && ids.first() != Some(&bos)
+        {
+            ids.insert(0, bos);
         }
         Ok(ids)
     }

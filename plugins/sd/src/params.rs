@@ -266,14 +266,14 @@ pub fn parse(task: &str, params_json: &str, limits: &Limits) -> Result<Request, 
         (None, _) => None,
         (Some(text), _) => Some(images::decode_mask("mask_image", text)?),
     };
-    if let (Some(init), Some(mask)) = (&init, &mask) {
-        if init.dimensions() != mask.dimensions() {
-            let ((iw, ih), (mw, mh)) = (init.dimensions(), mask.dimensions());
-            return Err(invalid(
-                "mask_image",
-                format!("mask_image is {mw}x{mh} but init_image is {iw}x{ih}"),
-            ));
-        }
+    if let (Some(init), Some(mask)) = (&init, &mask)
+        && init.dimensions() != mask.dimensions()
+    {
+        let ((iw, ih), (mw, mh)) = (init.dimensions(), mask.dimensions());
+        return Err(invalid(
+            "mask_image",
+            format!("mask_image is {mw}x{mh} but init_image is {iw}x{ih}"),
+        ));
     }
     let native = init.as_ref().map(|image| image.dimensions());
     let (width, height) = match (width, height, native) {

@@ -55,10 +55,11 @@ unsafe fn q4_x4_rows(w: WeightRows<'_>, x: [ActivationRow<'_>; 4], out: &mut [[f
         // SAFETY: the caller's features are this function's.
         out.copy_from_slice(&unsafe { tile::<true>(rows, x) });
     }
-    let done = w.len() - tiles.into_remainder().len();
-    for r in done..w.len() {
+    let rest = tiles.into_remainder();
+    let done = w.len() - rest.len();
+    for (r, out) in (done..).zip(rest) {
         // SAFETY: as above.
-        out[r] = unsafe { q4::<4>(w.row(r, BLOCK / 2), x) };
+        *out = unsafe { q4::<4>(w.row(r, BLOCK / 2), x) };
     }
 }
 
@@ -72,10 +73,11 @@ unsafe fn q8_x4_rows(w: WeightRows<'_>, x: [ActivationRow<'_>; 4], out: &mut [[f
         // SAFETY: the caller's features are this function's.
         out.copy_from_slice(&unsafe { tile::<false>(rows, x) });
     }
-    let done = w.len() - tiles.into_remainder().len();
-    for r in done..w.len() {
+    let rest = tiles.into_remainder();
+    let done = w.len() - rest.len();
+    for (r, out) in (done..).zip(rest) {
         // SAFETY: as above.
-        out[r] = unsafe { q8::<4>(w.row(r, BLOCK), x) };
+        *out = unsafe { q8::<4>(w.row(r, BLOCK), x) };
     }
 }
 
