@@ -422,3 +422,81 @@ fn the_openai_sdk_edits_images_repainting_only_the_transparent_area() {
         );
     }
 }
+
+/// A Hugging Face cache holding the tiny checkpoint as `local/tiny-sd` at revision main.
+fn cache_with_the_tiny_checkpoint() -> tempfile::TempDir {
+    let cache = tempfile::tempdir().unwrap();
+    let repo = cache.path().join("models--local--tiny-sd");
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::create_dir_all(repo.join("snapshots")).unwrap();
+    std::fs::write(repo.join("refs/main"), "0123abcd").unwrap();
+    std::os::unix::fs::symlink(tiny_checkpoint(), repo.join("snapshots/0123abcd")).unwrap();
+    cache
+}
+
+fn hub_host(model: &str, cache: &std::path::Path, env: &[(&str, &str)]) -> Host {
+    let dir = plugins_dir().to_str().unwrap().to_string();
+    let args = [
+        "--plugin",
+        "sd-cpu",
+        "--plugins-dir",
+        &dir,
+        "--model",
+        model,
+        "--cache-dir",
+        cache.to_str().unwrap(),
+    ];
+    Host::start_with_env(&args, env)
+}
+
+#[test]
+fn offline_a_hub_repository_is_served_from_the_cache() {
+    let cache = cache_with_the_tiny_checkpoint();
+    let host = hub_host(
+        "local/tiny-sd",
+        cache.path(),
+        &[
+            ("HF_HUB_OFFLINE", "1"),
+            ("HF_ENDPOINT", "http://127.0.0.1:9"),
+        ],
+    );
+    host.wait_ready(std::time::Duration::from_secs(120));
+    let events = run(
+        &host,
+        "image-generation",
+        json!({"prompt": "a cat", "steps": 2, "seed": 1, "width": 64, "height": 64}),
+    );
+    assert_eq!(images(&events).len(), 1, "{events:?}");
+}
+
+#[test]
+fn a_hub_repository_that_cannot_be_reached_or_is_not_cached_is_a_clear_error() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let endpoint = format!("http://127.0.0.1:{closed}");
+    let cache = tempfile::tempdir().unwrap();
+    for (env, hint) in [
+        (
+            vec![("HF_ENDPOINT", endpoint.as_str())],
+            "the hub could not be reached",
+        ),
+        (
+            vec![("HF_HUB_OFFLINE", "1"), ("HF_ENDPOINT", endpoint.as_str())],
+            "HF_HUB_OFFLINE is set",
+        ),
+    ] {
+        let mut host = hub_host("someorg/somerepo", cache.path(), &env);
+        assert_eq!(
+            host.wait_exit(std::time::Duration::from_secs(60)).code(),
+            Some(1)
+        );
+        let log = host.log();
+        assert!(
+            log.contains("someorg/somerepo") && log.contains(hint),
+            "{log}"
+        );
+    }
+}

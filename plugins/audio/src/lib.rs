@@ -77,7 +77,7 @@ pub fn load(request: LoadRequest, host: HostApiRef) -> Result<AudioWorker, Plugi
         |fraction: f32, message: &str| host.load_progress(fraction * 0.5, message.into());
     let path = ModelSource::parse(reference).resolve(
         &PathBuf::from(host.cache_dir().as_str()),
-        source::hub_offline(),
+        rbee_hub::offline(),
         &progress,
     )?;
     host.load_progress(0.5, format!("loading {}", path.display()).as_str().into());

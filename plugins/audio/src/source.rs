@@ -3,7 +3,7 @@
 //! host's cache with `hf-hub`.
 
 use crate::error::AudioError;
-use hf_hub::{Cache, Repo, api::Progress, api::sync::ApiBuilder};
+use hf_hub::{Cache, Repo, api::Progress};
 use std::path::{Path, PathBuf};
 
 /// The files of each layout, Hugging Face first: the first complete one is used.
@@ -67,7 +67,8 @@ impl ModelSource {
                 cache_dir.display()
             )));
         }
-        let api = hub_api(cache_dir).map_err(|e| fail(format!("cannot reach the hub: {e}")))?;
+        let api =
+            rbee_hub::api(cache_dir).map_err(|e| fail(format!("cannot reach the hub: {e}")))?;
         let api_repo = api.model(repo.clone());
         let info = api_repo
             .info()
@@ -88,12 +89,6 @@ impl ModelSource {
     }
 }
 
-/// Whether `HF_HUB_OFFLINE` forbids network access (the cache alone is used).
-pub fn hub_offline() -> bool {
-    std::env::var("HF_HUB_OFFLINE")
-        .is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
-}
-
 /// The files to fetch from a repository holding `names`.
 fn layout_of(names: &[&str]) -> Result<[&'static str; 3], String> {
     let complete = |files: &&[&str; 3]| files.iter().all(|f| names.contains(f));
@@ -112,19 +107,6 @@ fn layout_of(names: &[&str]) -> Result<[&'static str; 3], String> {
         "not a Whisper model repository: it has no {}",
         missing.join(" and no ")
     ))
-}
-
-/// The hub client: the given cache, and the standard `HF_ENDPOINT` and `HF_TOKEN` variables.
-fn hub_api(cache_dir: &Path) -> Result<hf_hub::api::sync::Api, hf_hub::api::sync::ApiError> {
-    let mut builder =
-        ApiBuilder::from_cache(Cache::new(cache_dir.to_path_buf())).with_progress(false);
-    if let Ok(endpoint) = std::env::var("HF_ENDPOINT") {
-        builder = builder.with_endpoint(endpoint);
-    }
-    if let Ok(token) = std::env::var("HF_TOKEN") {
-        builder = builder.with_token(Some(token));
-    }
-    builder.build()
 }
 
 /// Forwards hf-hub's byte counts as fractions of the file.

@@ -2,7 +2,7 @@
 //! host's cache directory.
 
 use crate::error::LlmError;
-use hf_hub::{Cache, Repo, api::Progress, api::sync::ApiBuilder};
+use hf_hub::{Cache, Repo, api::Progress};
 use std::path::{Path, PathBuf};
 
 /// Files of a safetensors checkpoint fetched when a hub reference names no file.
@@ -86,7 +86,7 @@ fn download(
         )
     };
     let cached = Cache::new(cache_dir.to_path_buf()).repo(Repo::model(repo.to_string()));
-    if hub_offline() {
+    if rbee_hub::offline() {
         let file = file
             .ok_or_else(|| fail("HF_HUB_OFFLINE is set: name the file as org/repo:file".into()))?;
         return cached.get(file).ok_or_else(|| {
@@ -96,7 +96,7 @@ fn download(
             ))
         });
     }
-    let api = hub_api(cache_dir).map_err(|e| fail(format!("cannot reach the hub: {e}")))?;
+    let api = rbee_hub::api(cache_dir).map_err(|e| fail(format!("cannot reach the hub: {e}")))?;
     let api_repo = api.model(repo.to_string());
     let fetch = |name: &str| -> Result<PathBuf, LlmError> {
         if let Some(path) = cached.get(name) {
@@ -140,25 +140,6 @@ fn download(
     config
         .and_then(|path| path.parent().map(Path::to_path_buf))
         .ok_or_else(|| fail("the repository holds neither a .gguf file nor a config.json".into()))
-}
-
-/// Whether `HF_HUB_OFFLINE` forbids network access (the cache alone is used).
-fn hub_offline() -> bool {
-    std::env::var("HF_HUB_OFFLINE")
-        .is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
-}
-
-/// The hub client: the given cache, and the standard `HF_ENDPOINT` and `HF_TOKEN` variables.
-fn hub_api(cache_dir: &Path) -> Result<hf_hub::api::sync::Api, hf_hub::api::sync::ApiError> {
-    let mut builder =
-        ApiBuilder::from_cache(Cache::new(cache_dir.to_path_buf())).with_progress(false);
-    if let Ok(endpoint) = std::env::var("HF_ENDPOINT") {
-        builder = builder.with_endpoint(endpoint);
-    }
-    if let Ok(token) = std::env::var("HF_TOKEN") {
-        builder = builder.with_token(Some(token));
-    }
-    builder.build()
 }
 
 /// Forwards hf-hub's byte counts as fractions of the file.

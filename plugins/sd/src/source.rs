@@ -3,10 +3,7 @@
 
 use hf_hub::{
     Cache,
-    api::{
-        Progress,
-        sync::{ApiBuilder, ApiRepo},
-    },
+    api::{Progress, sync::ApiRepo},
 };
 use rbee_plugin_api::{HostApiRef, PluginError, error_code};
 use std::{collections::HashSet, path::PathBuf};
@@ -45,11 +42,10 @@ impl Source {
             )));
         }
         let cache_dir = PathBuf::from(host.cache_dir().as_str());
-        let api = ApiBuilder::new()
-            .with_cache_dir(cache_dir.clone())
-            .with_progress(false)
-            .build()
-            .ok()
+        let online = !rbee_hub::offline();
+        let api = online
+            .then(|| rbee_hub::api(&cache_dir).ok())
+            .flatten()
             .map(|api| api.model(model.to_string()))
             .and_then(|repo| {
                 let info = repo.info().ok()?;
@@ -108,9 +104,13 @@ impl Source {
         }
     }
 
-    /// Whether the store is a hub repo that could not be reached (only cached files are seen).
+    /// Whether the store is a hub repo that could not be reached or may not be (only cached
+    /// files are seen).
     pub fn offline_hint(&self) -> &'static str {
         match self {
+            Self::Hub { api: None, .. } if rbee_hub::offline() => {
+                " (HF_HUB_OFFLINE is set; only cached files were looked at)"
+            }
             Self::Hub { api: None, .. } => {
                 " (the hub could not be reached; only cached files were looked at)"
             }

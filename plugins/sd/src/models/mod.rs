@@ -86,7 +86,8 @@ fn config<T: DeserializeOwned>(
         (None, Some(preset)) => preset,
         (None, None) => {
             return Err(load_error(format!(
-                "the checkpoint has no {file}{}",
+                "the checkpoint {} has no {file}{}",
+                source.name(),
                 source.offline_hint()
             )));
         }

@@ -1,0 +1,28 @@
+//! The Hugging Face hub as rbee's plugins reach it: downloads go into the cache directory the
+//! host names, and the standard variables apply (`HF_ENDPOINT` for a mirror, `HF_TOKEN` for
+//! gated repositories, `HF_HUB_OFFLINE` to use the cache alone), as in Hugging Face's own tools.
+
+use hf_hub::{
+    Cache,
+    api::sync::{Api, ApiBuilder, ApiError},
+};
+use std::path::Path;
+
+/// Whether `HF_HUB_OFFLINE` forbids network access (the cache alone is used).
+pub fn offline() -> bool {
+    std::env::var("HF_HUB_OFFLINE")
+        .is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
+}
+
+/// The hub client: `cache_dir` as its cache, `HF_ENDPOINT` and `HF_TOKEN` when set.
+pub fn api(cache_dir: &Path) -> Result<Api, ApiError> {
+    let mut builder =
+        ApiBuilder::from_cache(Cache::new(cache_dir.to_path_buf())).with_progress(false);
+    if let Ok(endpoint) = std::env::var("HF_ENDPOINT") {
+        builder = builder.with_endpoint(endpoint);
+    }
+    if let Ok(token) = std::env::var("HF_TOKEN") {
+        builder = builder.with_token(Some(token));
+    }
+    builder.build()
+}
