@@ -3,7 +3,7 @@
 //! host's cache with `hf-hub`.
 
 use crate::error::AudioError;
-use hf_hub::{Cache, Repo, api::Progress};
+use hf_hub::{Cache, Repo};
 use std::path::{Path, PathBuf};
 
 /// The files of each layout, Hugging Face first: the first complete one is used.
@@ -80,7 +80,7 @@ impl ModelSource {
             let path = match cached.get(file) {
                 Some(path) => path,
                 None => api_repo
-                    .download_with_progress(file, Reporter::new(progress))
+                    .download_with_progress(file, rbee_hub::DownloadProgress::new(progress))
                     .map_err(|e| fail(format!("cannot download {file}: {e}")))?,
             };
             dir = path.parent().map(Path::to_path_buf);
@@ -107,48 +107,6 @@ fn layout_of(names: &[&str]) -> Result<[&'static str; 3], String> {
         "not a Whisper model repository: it has no {}",
         missing.join(" and no ")
     ))
-}
-
-/// Forwards hf-hub's byte counts as fractions of the file.
-struct Reporter<'a> {
-    progress: &'a dyn Fn(f32, &str),
-    file: String,
-    total: usize,
-    done: usize,
-    reported: f32,
-}
-
-impl<'a> Reporter<'a> {
-    fn new(progress: &'a dyn Fn(f32, &str)) -> Self {
-        Self {
-            progress,
-            file: String::new(),
-            total: 1,
-            done: 0,
-            reported: 0.0,
-        }
-    }
-}
-
-impl Progress for Reporter<'_> {
-    fn init(&mut self, size: usize, filename: &str) {
-        self.total = size.max(1);
-        self.file = filename.to_string();
-        (self.progress)(0.0, &format!("downloading {filename}"));
-    }
-
-    fn update(&mut self, size: usize) {
-        self.done += size;
-        let fraction = (self.done as f32 / self.total as f32).min(1.0);
-        if fraction - self.reported >= 0.01 {
-            self.reported = fraction;
-            (self.progress)(fraction, &format!("downloading {}", self.file));
-        }
-    }
-
-    fn finish(&mut self) {
-        (self.progress)(1.0, &format!("downloaded {}", self.file));
-    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,10 @@
 
 use hf_hub::{
     Cache,
-    api::sync::{Api, ApiBuilder, ApiError},
+    api::{
+        Progress,
+        sync::{Api, ApiBuilder, ApiError},
+    },
 };
 use std::path::Path;
 
@@ -25,4 +28,48 @@ pub fn api(cache_dir: &Path) -> Result<Api, ApiError> {
         builder = builder.with_token(Some(token));
     }
     builder.build()
+}
+
+/// Forwards hf-hub's byte counts to `progress(fraction, message)`, at most once per percent of
+/// the file.
+pub struct DownloadProgress<'a> {
+    progress: &'a dyn Fn(f32, &str),
+    file: String,
+    total: usize,
+    done: usize,
+    reported: f32,
+}
+
+impl<'a> DownloadProgress<'a> {
+    /// Reports to `progress`.
+    pub fn new(progress: &'a dyn Fn(f32, &str)) -> Self {
+        Self {
+            progress,
+            file: String::new(),
+            total: 1,
+            done: 0,
+            reported: 0.0,
+        }
+    }
+}
+
+impl Progress for DownloadProgress<'_> {
+    fn init(&mut self, size: usize, filename: &str) {
+        self.total = size.max(1);
+        self.file = filename.to_string();
+        (self.progress)(0.0, &format!("downloading {filename}"));
+    }
+
+    fn update(&mut self, size: usize) {
+        self.done += size;
+        let fraction = (self.done as f32 / self.total as f32).min(1.0);
+        if fraction - self.reported >= 0.01 {
+            self.reported = fraction;
+            (self.progress)(fraction, &format!("downloading {}", self.file));
+        }
+    }
+
+    fn finish(&mut self) {
+        (self.progress)(1.0, &format!("downloaded {}", self.file));
+    }
 }

@@ -2,7 +2,7 @@
 //! host's cache directory.
 
 use crate::error::LlmError;
-use hf_hub::{Cache, Repo, api::Progress};
+use hf_hub::{Cache, Repo};
 use std::path::{Path, PathBuf};
 
 /// Files of a safetensors checkpoint fetched when a hub reference names no file.
@@ -103,7 +103,7 @@ fn download(
             return Ok(path);
         }
         api_repo
-            .download_with_progress(name, Reporter::new(progress))
+            .download_with_progress(name, rbee_hub::DownloadProgress::new(progress))
             .map_err(|e| fail(format!("cannot download {name}: {e}")))
     };
     if let Some(file) = file {
@@ -140,48 +140,6 @@ fn download(
     config
         .and_then(|path| path.parent().map(Path::to_path_buf))
         .ok_or_else(|| fail("the repository holds neither a .gguf file nor a config.json".into()))
-}
-
-/// Forwards hf-hub's byte counts as fractions of the file.
-struct Reporter<'a> {
-    progress: &'a dyn Fn(f32, &str),
-    file: String,
-    total: usize,
-    done: usize,
-    reported: f32,
-}
-
-impl<'a> Reporter<'a> {
-    fn new(progress: &'a dyn Fn(f32, &str)) -> Self {
-        Self {
-            progress,
-            file: String::new(),
-            total: 0,
-            done: 0,
-            reported: 0.0,
-        }
-    }
-}
-
-impl Progress for Reporter<'_> {
-    fn init(&mut self, size: usize, filename: &str) {
-        self.total = size.max(1);
-        self.file = filename.to_string();
-        (self.progress)(0.0, &format!("downloading {filename}"));
-    }
-
-    fn update(&mut self, size: usize) {
-        self.done += size;
-        let fraction = (self.done as f32 / self.total as f32).min(1.0);
-        if fraction - self.reported >= 0.01 {
-            self.reported = fraction;
-            (self.progress)(fraction, &format!("downloading {}", self.file));
-        }
-    }
-
-    fn finish(&mut self) {
-        (self.progress)(1.0, &format!("downloaded {}", self.file));
-    }
 }
 
 #[cfg(test)]
