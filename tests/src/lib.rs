@@ -11,7 +11,7 @@ pub use build::{host_bin, models_dir, plugin_file, plugins_dir, workspace_root};
 pub use fixtures::{ApiChange, echo_built_against};
 pub use hive::{FakeHive, Received};
 pub use host::{Host, run_host};
-pub use sse::{SseEvent, SseStream};
+pub use sse::{SseEvent, SseStream, streamed_text};
 
 /// A directory holding copies of some installed plugins, with safe permissions.
 pub fn plugins_dir_with(ids: &[&str]) -> tempfile::TempDir {

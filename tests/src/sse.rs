@@ -12,6 +12,15 @@ pub struct SseEvent {
     pub data: Value,
 }
 
+/// The text a job streamed: its `token` events' text, in order.
+pub fn streamed_text(events: &[SseEvent]) -> String {
+    events
+        .iter()
+        .filter(|e| e.name == "token")
+        .map(|e| e.data["text"].as_str().unwrap_or_default())
+        .collect()
+}
+
 /// Events read one by one from a streaming response.
 pub struct SseStream {
     reader: BufReader<Box<dyn Read + Send>>,

@@ -5,7 +5,7 @@
 mod audio_support;
 
 use audio_support::{audio_host, base64, clip, normalise, upload, upload_to};
-use rbee_tests::SseEvent;
+use rbee_tests::{SseEvent, streamed_text};
 use serde_json::{Value, json};
 use std::process::Command;
 
@@ -17,12 +17,7 @@ fn a_native_job_streams_segments_with_the_right_text() {
         .stream(&host.submit("transcription", json!({"audio": base64(&wav)})))
         .collect_all();
     assert_eq!(events[0].name, "started");
-    let text: String = events
-        .iter()
-        .filter(|e| e.name == "token")
-        .map(|e| e.data["text"].as_str().unwrap())
-        .collect();
-    assert_eq!(normalise(&text), normalise(&reference));
+    assert_eq!(normalise(&streamed_text(&events)), normalise(&reference));
     let segments: Vec<&Value> = events
         .iter()
         .filter(|e| e.name == "segment")

@@ -6,7 +6,7 @@
 mod audio_support;
 
 use audio_support::{MODEL_DIR, base64, clip, normalise, provisioned};
-use rbee_tests::{Host, plugins_dir};
+use rbee_tests::{Host, plugins_dir, streamed_text};
 use serde_json::json;
 use std::time::Duration;
 
@@ -77,12 +77,7 @@ fn offline_a_ctranslate2_repository_is_served_from_the_cache() {
     let events = host
         .stream(&host.submit("transcription", json!({"audio": base64(&wav)})))
         .collect_all();
-    let text: String = events
-        .iter()
-        .filter(|e| e.name == "token")
-        .map(|e| e.data["text"].as_str().unwrap())
-        .collect();
-    assert_eq!(normalise(&text), normalise(&reference));
+    assert_eq!(normalise(&streamed_text(&events)), normalise(&reference));
     let models = host.get("/v1/models").json::<serde_json::Value>().unwrap();
     assert_eq!(models["data"][0]["id"], "local/whisper-tiny.en", "{models}");
 }

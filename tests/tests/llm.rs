@@ -1,6 +1,6 @@
 //! The real LLM plugin (SmolLM2-135M-Instruct, Q4_1 GGUF) through a running host over HTTP.
 
-use rbee_tests::{Host, SseEvent, models_dir, plugins_dir, run_host};
+use rbee_tests::{Host, SseEvent, models_dir, plugins_dir, run_host, streamed_text};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -44,14 +44,6 @@ fn run(host: &Host, params: Value) -> Vec<SseEvent> {
         .collect_all()
 }
 
-fn text(events: &[SseEvent]) -> String {
-    events
-        .iter()
-        .filter(|e| e.name == "token")
-        .map(|e| e.data["text"].as_str().unwrap())
-        .collect()
-}
-
 #[test]
 fn greedy_chat_streams_tokens_that_answer_paris() {
     let host = llm_host();
@@ -65,7 +57,11 @@ fn greedy_chat_streams_tokens_that_answer_paris() {
     for (i, token) in tokens.iter().enumerate() {
         assert_eq!(token.data["index"], i as u64);
     }
-    assert!(text(&events).contains("Paris"), "{}", text(&events));
+    assert!(
+        streamed_text(&events).contains("Paris"),
+        "{}",
+        streamed_text(&events)
+    );
     let end = events.last().unwrap();
     assert_eq!(end.name, "end");
     assert!(end.data["prompt_tokens"].as_u64().unwrap() > 10);
@@ -81,7 +77,7 @@ fn seeds_reproduce_and_differ() {
             json!({"prompt": "Once upon a time", "temperature": 1.0, "seed": seed, "max_tokens": 16}),
         );
         assert_eq!(events.last().unwrap().data["seed"], seed);
-        text(&events)
+        streamed_text(&events)
     };
     let first = sample(7);
     assert_eq!(first, sample(7));
@@ -110,7 +106,7 @@ fn stop_sequences_and_max_tokens_end_generation_exactly() {
         (Some("max_tokens"), Some(5))
     );
 
-    let free = text(&run(
+    let free = streamed_text(&run(
         &host,
         json!({"messages": capital_question(), "temperature": 0, "max_tokens": 24}),
     ));
@@ -125,11 +121,11 @@ fn stop_sequences_and_max_tokens_end_generation_exactly() {
     );
     assert_eq!(stopped.last().unwrap().data["stop_reason"], "stop_sequence");
     assert!(
-        !text(&stopped).contains(stop.as_str()),
+        !streamed_text(&stopped).contains(stop.as_str()),
         "{} still holds {stop}",
-        text(&stopped)
+        streamed_text(&stopped)
     );
-    assert!(free.starts_with(&text(&stopped)));
+    assert!(free.starts_with(&streamed_text(&stopped)));
 }
 
 #[test]
