@@ -69,17 +69,16 @@ impl Model {
     /// Feeds `tokens` at positions `position..` and returns the logits of the last one.
     /// Position 0 starts a new sequence; call [`Model::reset`] before each job.
     pub fn forward(&mut self, tokens: &[u32], position: usize) -> Result<Vec<f32>, LlmError> {
-        if let Weights::CpuLlama(m) = &mut self.weights {
-            return m.forward(tokens, position).map_err(LlmError::Inference);
-        }
-        let input = Tensor::new(tokens, &self.device)?.unsqueeze(0)?;
+        let input = || Tensor::new(tokens, &self.device)?.unsqueeze(0);
         let logits = match &mut self.weights {
-            Weights::CpuLlama(_) => unreachable!("handled above"),
-            Weights::Llama(m) => m.forward(&input, position)?,
-            Weights::Qwen2(m) => m.forward(&input, position)?,
-            Weights::Qwen3(m) => m.forward(&input, position)?,
-            Weights::Phi3(m) => m.forward(&input, position)?,
-            Weights::Safetensors(s) => s.model.forward(&input, position, &mut s.cache)?,
+            Weights::CpuLlama(m) => {
+                return m.forward(tokens, position).map_err(LlmError::Inference);
+            }
+            Weights::Llama(m) => m.forward(&input()?, position)?,
+            Weights::Qwen2(m) => m.forward(&input()?, position)?,
+            Weights::Qwen3(m) => m.forward(&input()?, position)?,
+            Weights::Phi3(m) => m.forward(&input()?, position)?,
+            Weights::Safetensors(s) => s.model.forward(&input()?, position, &mut s.cache)?,
         };
         Ok(logits.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?)
     }
