@@ -4,9 +4,10 @@ use crate::format::BLOCK;
 use half::f16;
 use rayon::prelude::*;
 
-/// Rows of activations quantized to signed 8 bits, block by block, with each block's scale and
-/// the scaled sum of its values (which the 4-bit formats' minimum multiplies). Reused across
-/// products so that decoding allocates nothing per token.
+/// Rows of activations quantized to signed 8 bits, block by block, with each block's scale,
+/// the scaled sum of its values (which Q4_1's minimum multiplies) and their exact integer sum
+/// (which the weights' zero point multiplies). Reused across products so that decoding
+/// allocates nothing per token.
 #[derive(Debug, Default)]
 pub struct QuantizedRows {
     rows: usize,
@@ -14,6 +15,7 @@ pub struct QuantizedRows {
     quants: Vec<i8>,
     scales: Vec<f32>,
     sums: Vec<f32>,
+    integer_sums: Vec<i32>,
 }
 
 /// One quantized row, as the kernels read it.
@@ -22,6 +24,7 @@ pub(crate) struct ActivationRow<'a> {
     pub quants: &'a [i8],
     pub scales: &'a [f32],
     pub sums: &'a [f32],
+    pub integer_sums: &'a [i32],
 }
 
 impl QuantizedRows {
@@ -46,15 +49,17 @@ impl QuantizedRows {
         self.quants.resize(x.len(), 0);
         self.scales.resize(blocks, 0.0);
         self.sums.resize(blocks, 0.0);
+        self.integer_sums.resize(blocks, 0);
         let row_blocks = cols / BLOCK;
-        let rows_of = |x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32]| {
-            for (((x, q), d), s) in x
+        let rows_of = |x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32], n: &mut [i32]| {
+            for ((((x, q), d), s), n) in x
                 .chunks_exact(BLOCK)
                 .zip(q.chunks_exact_mut(BLOCK))
                 .zip(d.iter_mut())
                 .zip(s.iter_mut())
+                .zip(n.iter_mut())
             {
-                quantize_block(x, q, d, s);
+                quantize_block(x, q, d, s, n);
             }
         };
         if rows > 1 {
@@ -62,9 +67,16 @@ impl QuantizedRows {
                 .zip(self.quants.par_chunks_mut(cols))
                 .zip(self.scales.par_chunks_mut(row_blocks))
                 .zip(self.sums.par_chunks_mut(row_blocks))
-                .for_each(|(((x, q), d), s)| rows_of(x, q, d, s));
+                .zip(self.integer_sums.par_chunks_mut(row_blocks))
+                .for_each(|((((x, q), d), s), n)| rows_of(x, q, d, s, n));
         } else {
-            rows_of(x, &mut self.quants, &mut self.scales, &mut self.sums);
+            rows_of(
+                x,
+                &mut self.quants,
+                &mut self.scales,
+                &mut self.sums,
+                &mut self.integer_sums,
+            );
         }
     }
 
@@ -84,14 +96,16 @@ impl QuantizedRows {
             quants: &self.quants[i * self.cols..(i + 1) * self.cols],
             scales: &self.scales[i * blocks..(i + 1) * blocks],
             sums: &self.sums[i * blocks..(i + 1) * blocks],
+            integer_sums: &self.integer_sums[i * blocks..(i + 1) * blocks],
         }
     }
 }
 
 /// Symmetric 8-bit quantization of one block: `x ≈ d * q`, `q` in -127..=127. The scale and
 /// the scaled sum are rounded to f16 as ggml's Q8_1 stores them, so that products round like
-/// llama.cpp's (greedy choices between near-tied tokens then fall the same way).
-fn quantize_block(x: &[f32], q: &mut [i8], d: &mut f32, s: &mut f32) {
+/// llama.cpp's (greedy choices between near-tied tokens then fall the same way); the integer
+/// sum `n` is exact.
+fn quantize_block(x: &[f32], q: &mut [i8], d: &mut f32, s: &mut f32, n: &mut i32) {
     let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
     let scale = amax / 127.0;
     let inverse = if scale > 0.0 { 1.0 / scale } else { 0.0 };
@@ -103,4 +117,5 @@ fn quantize_block(x: &[f32], q: &mut [i8], d: &mut f32, s: &mut f32) {
     }
     *d = f16::from_f32(scale).to_f32();
     *s = f16::from_f32(scale * sum as f32).to_f32();
+    *n = sum;
 }

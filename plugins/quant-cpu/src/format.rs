@@ -24,11 +24,28 @@ impl BlockFormat {
         }
     }
 
-    /// Bytes of quantized values one block takes once repacked (scales are kept apart).
+    /// Bytes of one row's block of values once interleaved (scales are kept apart).
     pub(crate) fn packed_block_bytes(self) -> usize {
+        if self.four_bit() { BLOCK / 2 } else { BLOCK }
+    }
+
+    /// Whether values are 4-bit (two per byte).
+    pub(crate) fn four_bit(self) -> bool {
+        matches!(self, BlockFormat::Q4_0 | BlockFormat::Q4_1)
+    }
+
+    /// The value that stands for zero among the stored unsigned values: a weight is
+    /// `d * (u - zero_point)`, plus `m` in Q4_1. (Q8_0's signed bytes are stored offset by 128.)
+    pub(crate) fn zero_point(self) -> i32 {
         match self {
-            BlockFormat::Q4_0 | BlockFormat::Q4_1 => BLOCK / 2,
-            BlockFormat::Q8_0 => BLOCK,
+            BlockFormat::Q4_0 => 8,
+            BlockFormat::Q4_1 => 0,
+            BlockFormat::Q8_0 => 128,
         }
+    }
+
+    /// Whether blocks carry a minimum `m` besides their scale.
+    pub(crate) fn has_minimum(self) -> bool {
+        self == BlockFormat::Q4_1
     }
 }

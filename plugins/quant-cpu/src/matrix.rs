@@ -3,7 +3,8 @@
 use crate::{
     activations::QuantizedRows,
     format::{BLOCK, BlockFormat},
-    kernels::{WeightRows, kernels},
+    interleave::{self, GROUP},
+    kernels::{Group, kernels},
 };
 use half::f16;
 use rayon::prelude::*;
@@ -33,10 +34,12 @@ pub enum ShapeError {
     Mismatch,
 }
 
-/// A `rows x cols` weight matrix in a 4- or 8-bit block format, stored row by row with the
-/// quantized values of each row contiguous and the per-block scale and offset (f16, as in the
-/// file: decoding reads as many bytes as ggml does) in arrays of their own. Q4_0 is stored as
-/// Q4_1 with offset `-8d`; Q8_0 has no offsets.
+/// A `rows x cols` weight matrix in a 4- or 8-bit block format, repacked for the kernels: rows
+/// go in groups of sixteen whose blocks are interleaved ([`crate::interleave`]; the last group
+/// is padded with zero rows), with each block's scale and minimum (f16, as in the file: decoding
+/// reads as many bytes as ggml does) in arrays of their own, sixteen per group and block.
+/// Values are stored unsigned: Q4_0 keeps its nibbles and Q8_0 adds 128 to its bytes, so that
+/// the kernels subtract the zero point once per block instead of once per value.
 #[derive(Debug)]
 pub struct QuantMatrix {
     format: BlockFormat,
@@ -44,8 +47,22 @@ pub struct QuantMatrix {
     cols: usize,
     quants: Vec<u8>,
     scales: Vec<f16>,
-    offsets: Vec<f16>,
+    minimums: Vec<f16>,
 }
+
+/// One row's block in the matrix's stored form.
+#[derive(Clone, Copy)]
+struct RowBlock {
+    scale: f16,
+    minimum: f16,
+    values: [u8; BLOCK],
+}
+
+const EMPTY_BLOCK: RowBlock = RowBlock {
+    scale: f16::ZERO,
+    minimum: f16::ZERO,
+    values: [0; BLOCK],
+};
 
 impl QuantMatrix {
     /// Repacks GGUF block data (`rows` rows of `cols` values, row-major, as stored in the file).
@@ -58,8 +75,7 @@ impl QuantMatrix {
         if cols == 0 || !cols.is_multiple_of(BLOCK) {
             return Err(ShapeError::PartialBlock(cols));
         }
-        let blocks = rows * cols / BLOCK;
-        let expected = blocks * format.ggml_block_bytes();
+        let expected = rows * cols / BLOCK * format.ggml_block_bytes();
         if bytes.len() != expected {
             return Err(ShapeError::ByteCount {
                 format,
@@ -69,52 +85,85 @@ impl QuantMatrix {
                 actual: bytes.len(),
             });
         }
-        let packed = format.packed_block_bytes();
-        let mut matrix = QuantMatrix {
-            format,
-            rows,
-            cols,
-            quants: Vec::with_capacity(blocks * packed),
-            scales: Vec::with_capacity(blocks),
-            offsets: Vec::new(),
-        };
-        for block in bytes.chunks_exact(format.ggml_block_bytes()) {
-            let d = f16::from_le_bytes([block[0], block[1]]);
-            let values = match format {
-                BlockFormat::Q4_0 => {
-                    // Exact: multiplying by 8 only moves the exponent.
-                    matrix.offsets.push(f16::from_f32(-8.0 * d.to_f32()));
-                    &block[2..]
-                }
-                BlockFormat::Q4_1 => {
-                    matrix
-                        .offsets
-                        .push(f16::from_le_bytes([block[2], block[3]]));
-                    &block[4..]
-                }
-                BlockFormat::Q8_0 => &block[2..],
-            };
-            matrix.scales.push(d);
-            matrix.quants.extend_from_slice(values);
-        }
-        Ok(matrix)
+        let blocks = bytes
+            .chunks_exact(format.ggml_block_bytes())
+            .map(|block| ggml_block(format, block))
+            .collect::<Vec<_>>();
+        Ok(Self::interleave(format, rows, cols, &blocks))
     }
 
     /// Stacks matrices of one format and row length into one (rows of the first, then of the
     /// second, ...), so that products sharing an input run as one.
     pub fn stack(parts: Vec<QuantMatrix>) -> Result<Self, ShapeError> {
-        let mut parts = parts.into_iter();
-        let mut stacked = parts.next().ok_or(ShapeError::Mismatch)?;
-        for part in parts {
-            if part.format != stacked.format || part.cols != stacked.cols {
-                return Err(ShapeError::Mismatch);
-            }
-            stacked.rows += part.rows;
-            stacked.quants.extend_from_slice(&part.quants);
-            stacked.scales.extend_from_slice(&part.scales);
-            stacked.offsets.extend_from_slice(&part.offsets);
+        let first = parts.first().ok_or(ShapeError::Mismatch)?;
+        let (format, cols) = (first.format, first.cols);
+        if parts.iter().any(|p| p.format != format || p.cols != cols) {
+            return Err(ShapeError::Mismatch);
         }
-        Ok(stacked)
+        let rows = parts.iter().map(|p| p.rows).sum();
+        let blocks = parts
+            .iter()
+            .flat_map(|p| (0..p.rows).flat_map(move |r| p.row_blocks(r)))
+            .collect::<Vec<_>>();
+        Ok(Self::interleave(format, rows, cols, &blocks))
+    }
+
+    /// Lays out `blocks` (row by row) in groups of interleaved rows.
+    fn interleave(format: BlockFormat, rows: usize, cols: usize, blocks: &[RowBlock]) -> Self {
+        let row_blocks = cols / BLOCK;
+        let groups = rows.div_ceil(GROUP);
+        let mut matrix = QuantMatrix {
+            format,
+            rows,
+            cols,
+            quants: Vec::with_capacity(groups * row_blocks * GROUP * format.packed_block_bytes()),
+            scales: Vec::with_capacity(groups * row_blocks * GROUP),
+            minimums: Vec::new(),
+        };
+        for g in 0..groups {
+            for b in 0..row_blocks {
+                let block = |lane: usize| {
+                    blocks
+                        .get((g * GROUP + lane) * row_blocks + b)
+                        .filter(|_| g * GROUP + lane < rows)
+                        .unwrap_or(&EMPTY_BLOCK)
+                };
+                let values = std::array::from_fn(|lane| block(lane).values);
+                interleave::push_block(format.four_bit(), &values, &mut matrix.quants);
+                matrix
+                    .scales
+                    .extend((0..GROUP).map(|lane| block(lane).scale));
+                if format.has_minimum() {
+                    matrix
+                        .minimums
+                        .extend((0..GROUP).map(|lane| block(lane).minimum));
+                }
+            }
+        }
+        matrix
+    }
+
+    /// Row `row`'s blocks in stored form, read back from the interleaved layout.
+    fn row_blocks(&self, row: usize) -> impl Iterator<Item = RowBlock> + '_ {
+        let (g, lane) = (row / GROUP, row % GROUP);
+        let group = self.group(g);
+        let bytes = GROUP * self.format.packed_block_bytes();
+        (0..self.cols / BLOCK).map(move |b| RowBlock {
+            scale: group.scales[b * GROUP + lane],
+            minimum: if self.format.has_minimum() {
+                group.minimums[b * GROUP + lane]
+            } else {
+                f16::ZERO
+            },
+            values: std::array::from_fn(|i| {
+                interleave::value(
+                    self.format.four_bit(),
+                    &group.quants[b * bytes..(b + 1) * bytes],
+                    lane,
+                    i,
+                )
+            }),
+        })
     }
 
     /// The block format.
@@ -134,33 +183,19 @@ impl QuantMatrix {
 
     /// Writes row `row`, dequantized, into `out` (`cols` values).
     pub fn dequantize_row(&self, row: usize, out: &mut [f32]) {
-        let w = self
-            .weight_rows(row, 1)
-            .row(0, self.format.packed_block_bytes());
-        let packed = self.format.packed_block_bytes();
-        for (b, out) in out.chunks_exact_mut(BLOCK).enumerate() {
-            let q = &w.quants[b * packed..(b + 1) * packed];
-            let d = w.scales[b].to_f32();
-            match self.format {
-                BlockFormat::Q4_0 | BlockFormat::Q4_1 => {
-                    let m = w.offsets[b].to_f32();
-                    for (j, &byte) in q.iter().enumerate() {
-                        out[j] = d * f32::from(byte & 0x0F) + m;
-                        out[j + BLOCK / 2] = d * f32::from(byte >> 4) + m;
-                    }
-                }
-                BlockFormat::Q8_0 => {
-                    for (o, &byte) in out.iter_mut().zip(q) {
-                        *o = d * f32::from(byte as i8);
-                    }
-                }
+        assert!(row < self.rows, "row {row} of {}", self.rows);
+        let zero = self.format.zero_point();
+        for (block, out) in self.row_blocks(row).zip(out.chunks_exact_mut(BLOCK)) {
+            let (d, m) = (block.scale.to_f32(), block.minimum.to_f32());
+            for (o, &u) in out.iter_mut().zip(&block.values) {
+                *o = d * (i32::from(u) - zero) as f32 + m;
             }
         }
     }
 
     /// `out = x · selfᵀ`: for each of `x`'s rows, one output per row of this matrix
     /// (`out` is `x.rows() x self.rows()`, row-major). Runs on rayon's pool, each task taking a
-    /// run of weight rows; activation rows go four at a time so that each weight block is read
+    /// run of row groups; activation rows go four at a time so that each weight block is read
     /// once per four.
     ///
     /// # Panics
@@ -173,74 +208,90 @@ impl QuantMatrix {
         );
         assert_eq!(out.len(), x.rows() * self.rows, "output has the wrong size");
         let (m, n) = (x.rows(), self.rows);
-        let chunk = rows_per_task(n);
+        let groups = n.div_ceil(GROUP);
+        let per_task = groups_per_task(groups);
         let kernels = kernels();
-        let (x1, x4) = match self.format {
-            BlockFormat::Q8_0 => (kernels.q8_x1, kernels.q8_x4),
-            BlockFormat::Q4_0 | BlockFormat::Q4_1 => (kernels.q4_x1, kernels.q4_x4),
-        };
-        if m == 1 {
-            out.par_chunks_mut(chunk).enumerate().for_each(|(c, out)| {
-                x1(self.weight_rows(c * chunk, out.len()), x.row(0), out);
-            });
-            return;
-        }
         let out = DisjointOutput(out.as_mut_ptr());
-        (0..n.div_ceil(chunk)).into_par_iter().for_each(|c| {
-            let first = c * chunk;
-            let w = self.weight_rows(first, chunk.min(n - first));
-            let mut fours = vec![[0f32; 4]; w.len()];
-            let mut ones = vec![0f32; w.len()];
-            let write = |i: usize, j: usize, value: f32| {
-                // SAFETY: task `c` alone writes columns first..first + w.len() of every output
-                // row, and i < m, first + j < n keep the index inside `out` (checked above).
-                unsafe { out.write(i * n + first + j, value) };
-            };
-            let mut i = 0;
-            while i + 4 <= m {
-                x4(
-                    w,
-                    [x.row(i), x.row(i + 1), x.row(i + 2), x.row(i + 3)],
-                    &mut fours,
-                );
-                for (j, sums) in fours.iter().enumerate() {
-                    for (t, &sum) in sums.iter().enumerate() {
-                        write(i + t, j, sum);
+        (0..groups.div_ceil(per_task))
+            .into_par_iter()
+            .for_each(|task| {
+                for g in task * per_task..((task + 1) * per_task).min(groups) {
+                    let group = self.group(g);
+                    let first = g * GROUP;
+                    let valid = GROUP.min(n - first);
+                    let write = |i: usize, sums: &[f32; GROUP]| {
+                        // SAFETY: only this task writes columns first..first + valid (its
+                        // groups' rows), and i < m, first + valid <= n keep the run inside
+                        // `out` (checked above).
+                        unsafe { out.write(i * n + first, &sums[..valid]) };
+                    };
+                    let mut i = 0;
+                    while i + 4 <= m {
+                        let sums = (kernels.x4)(group, [i, i + 1, i + 2, i + 3].map(|i| x.row(i)));
+                        for (t, sums) in sums.iter().enumerate() {
+                            write(i + t, sums);
+                        }
+                        i += 4;
+                    }
+                    for i in i..m {
+                        write(i, &(kernels.x1)(group, x.row(i)));
                     }
                 }
-                i += 4;
-            }
-            for i in i..m {
-                x1(w, x.row(i), &mut ones);
-                for (j, &sum) in ones.iter().enumerate() {
-                    write(i, j, sum);
-                }
-            }
-        });
+            });
     }
 
-    /// Rows `first..first + count` as the kernels read them.
-    pub(crate) fn weight_rows(&self, first: usize, count: usize) -> WeightRows<'_> {
+    /// Row group `g` as the kernels read it.
+    pub(crate) fn group(&self, g: usize) -> Group<'_> {
         let blocks = self.cols / BLOCK;
-        let packed = self.format.packed_block_bytes();
-        let (start, end) = (first * blocks, (first + count) * blocks);
-        WeightRows {
-            quants: &self.quants[start * packed..end * packed],
+        let (start, end) = (g * blocks * GROUP, (g + 1) * blocks * GROUP);
+        let bytes = self.format.packed_block_bytes();
+        Group {
+            format: self.format,
+            quants: &self.quants[start * bytes..end * bytes],
             scales: &self.scales[start..end],
-            offsets: match self.format {
-                BlockFormat::Q8_0 => &[],
-                BlockFormat::Q4_0 | BlockFormat::Q4_1 => &self.offsets[start..end],
+            minimums: if self.format.has_minimum() {
+                &self.minimums[start..end]
+            } else {
+                &[]
             },
-            blocks,
         }
     }
 }
 
-/// Weight rows per parallel task: enough tasks to balance the pool, few enough that each task's
+/// The block of a GGUF file's `bytes` in stored form.
+fn ggml_block(format: BlockFormat, bytes: &[u8]) -> RowBlock {
+    let scale = f16::from_le_bytes([bytes[0], bytes[1]]);
+    match format {
+        BlockFormat::Q4_0 | BlockFormat::Q4_1 => {
+            let (minimum, packed) = match format {
+                BlockFormat::Q4_1 => (f16::from_le_bytes([bytes[2], bytes[3]]), &bytes[4..]),
+                _ => (f16::ZERO, &bytes[2..]),
+            };
+            RowBlock {
+                scale,
+                minimum,
+                values: std::array::from_fn(|i| {
+                    let byte = packed[i % (BLOCK / 2)];
+                    if i < BLOCK / 2 {
+                        byte & 0x0F
+                    } else {
+                        byte >> 4
+                    }
+                }),
+            }
+        }
+        BlockFormat::Q8_0 => RowBlock {
+            scale,
+            minimum: f16::ZERO,
+            values: std::array::from_fn(|i| bytes[2 + i] ^ 0x80),
+        },
+    }
+}
+
+/// Row groups per parallel task: enough tasks to balance the pool, few enough that each task's
 /// start-up cost stays small next to its work.
-fn rows_per_task(n: usize) -> usize {
-    let tasks = rayon::current_num_threads() * 4;
-    n.div_ceil(tasks).max(8)
+fn groups_per_task(groups: usize) -> usize {
+    groups.div_ceil(rayon::current_num_threads() * 4)
 }
 
 /// The output of a product, written by tasks that each own a disjoint set of its columns.
@@ -250,10 +301,12 @@ struct DisjointOutput(*mut f32);
 unsafe impl Sync for DisjointOutput {}
 
 impl DisjointOutput {
+    /// Writes `values` from element `start` on.
+    ///
     /// # Safety
-    /// `index` is inside the buffer and no other task writes it.
-    unsafe fn write(&self, index: usize, value: f32) {
+    /// The run lies inside the buffer and no other task writes it.
+    unsafe fn write(&self, start: usize, values: &[f32]) {
         // SAFETY: guaranteed by the caller.
-        unsafe { *self.0.add(index) = value };
+        unsafe { std::ptr::copy_nonoverlapping(values.as_ptr(), self.0.add(start), values.len()) };
     }
 }

@@ -1,5 +1,5 @@
-//! Per-block dot products of one weight row with one or four activation rows, chosen once per
-//! process for the CPU it runs on.
+//! Kernels: one group of sixteen interleaved weight rows against one or four quantized
+//! activation rows, chosen once per process for the CPU it runs on.
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
@@ -7,62 +7,38 @@ mod avx2;
 mod avx512;
 mod scalar;
 
-use crate::activations::ActivationRow;
+use crate::{BLOCK, BlockFormat, activations::ActivationRow, interleave::GROUP};
 use half::f16;
 use std::sync::OnceLock;
 
-/// One weight row as the kernels read it: packed values, and per block a scale and (4-bit
-/// formats) an offset.
+/// One group of [`GROUP`] interleaved weight rows, all blocks of a row, as
+/// [`crate::QuantMatrix`] stores it.
 #[derive(Clone, Copy)]
-pub(crate) struct WeightRow<'a> {
+pub(crate) struct Group<'a> {
+    pub format: BlockFormat,
+    /// Per block, the rows' stored values, interleaved.
     pub quants: &'a [u8],
+    /// Per block, the rows' scales.
     pub scales: &'a [f16],
-    pub offsets: &'a [f16],
+    /// Per block, the rows' minimums (Q4_1 only; empty otherwise).
+    pub minimums: &'a [f16],
 }
 
-/// Consecutive weight rows of `blocks` blocks each, as the kernels read them.
-#[derive(Clone, Copy)]
-pub(crate) struct WeightRows<'a> {
-    pub quants: &'a [u8],
-    pub scales: &'a [f16],
-    pub offsets: &'a [f16],
-    pub blocks: usize,
-}
-
-impl<'a> WeightRows<'a> {
-    /// Number of rows.
-    pub fn len(&self) -> usize {
-        self.scales.len() / self.blocks
-    }
-
-    /// Row `r`, with `block_bytes` bytes of values per block.
-    #[inline]
-    pub fn row(&self, r: usize, block_bytes: usize) -> WeightRow<'a> {
-        let b = self.blocks;
-        WeightRow {
-            quants: &self.quants[r * b * block_bytes..(r + 1) * b * block_bytes],
-            scales: &self.scales[r * b..(r + 1) * b],
-            offsets: if self.offsets.is_empty() {
-                &[]
-            } else {
-                &self.offsets[r * b..(r + 1) * b]
-            },
-        }
+impl Group<'_> {
+    /// Blocks per row.
+    pub fn blocks(&self) -> usize {
+        self.scales.len() / GROUP
     }
 }
 
-/// The kernel set for this CPU. Each takes a run of weight rows and writes one output per row
-/// (`x1`), or four, one per activation row (`x4`, which reads each weight block once).
+/// The kernel set for this CPU: a group's [`GROUP`] outputs for one activation row (`x1`), or
+/// for four (`x4`, which unpacks each weight block once for the four).
 pub(crate) struct Kernels {
     pub name: &'static str,
-    /// 4-bit weights (offset per block).
-    pub q4_x1: fn(WeightRows<'_>, ActivationRow<'_>, &mut [f32]),
-    /// 4-bit weights, four activation rows.
-    pub q4_x4: fn(WeightRows<'_>, [ActivationRow<'_>; 4], &mut [[f32; 4]]),
-    /// 8-bit signed weights.
-    pub q8_x1: fn(WeightRows<'_>, ActivationRow<'_>, &mut [f32]),
-    /// 8-bit signed weights, four activation rows.
-    pub q8_x4: fn(WeightRows<'_>, [ActivationRow<'_>; 4], &mut [[f32; 4]]),
+    /// One activation row.
+    pub x1: fn(Group<'_>, ActivationRow<'_>) -> [f32; GROUP],
+    /// Four activation rows.
+    pub x4: fn(Group<'_>, [ActivationRow<'_>; 4]) -> [[f32; GROUP]; 4],
 }
 
 /// The fastest kernels this CPU runs, detected on first use.
@@ -97,21 +73,19 @@ pub fn kernel_name() -> &'static str {
     kernels().name
 }
 
-/// Checks that a weight row and an activation row describe the same number of blocks, so that
-/// the kernels' unchecked loads stay in bounds. 4-bit rows have one offset per block.
-fn check_lengths(w: WeightRow<'_>, x: ActivationRow<'_>, block_bytes: usize) {
-    let blocks = w.scales.len();
-    let offsets = if block_bytes == crate::BLOCK {
-        0
-    } else {
-        blocks
-    };
+/// Checks that a group and an activation row describe the same number of blocks, so that the
+/// kernels' unchecked loads stay in bounds.
+fn check_lengths(w: Group<'_>, x: ActivationRow<'_>) {
+    let blocks = w.blocks();
+    let minimums = if w.format.has_minimum() { blocks } else { 0 };
     assert!(
-        w.offsets.len() == offsets
-            && w.quants.len() == blocks * block_bytes
+        w.scales.len() == blocks * GROUP
+            && w.minimums.len() == minimums * GROUP
+            && w.quants.len() == blocks * GROUP * w.format.packed_block_bytes()
+            && x.quants.len() == blocks * BLOCK
             && x.scales.len() == blocks
             && x.sums.len() == blocks
-            && x.quants.len() == blocks * crate::BLOCK,
+            && x.integer_sums.len() == blocks,
         "weight and activation rows differ in length"
     );
 }

@@ -1,62 +1,44 @@
 //! The portable kernels, and the reference the SIMD ones are tested against.
 
-use super::{Kernels, WeightRow, WeightRows, check_lengths};
-use crate::{BLOCK, activations::ActivationRow};
+use super::{Group, Kernels, check_lengths};
+use crate::{
+    BLOCK,
+    activations::ActivationRow,
+    interleave::{self, GROUP},
+};
 
 pub(super) fn kernels() -> Kernels {
     Kernels {
         name: "scalar",
-        q4_x1: |w, x, out| each_row(w, BLOCK / 2, out, |w| q4_x1(w, x)),
-        q4_x4: |w, x, out| each_row(w, BLOCK / 2, out, |w| x.map(|x| q4_x1(w, x))),
-        q8_x1: |w, x, out| each_row(w, BLOCK, out, |w| q8_x1(w, x)),
-        q8_x4: |w, x, out| each_row(w, BLOCK, out, |w| x.map(|x| q8_x1(w, x))),
+        x1: |w, x| rows(w, [x])[0],
+        x4: rows,
     }
 }
 
-fn each_row<T>(
-    w: WeightRows<'_>,
-    block_bytes: usize,
-    out: &mut [T],
-    dot: impl Fn(WeightRow<'_>) -> T,
-) {
-    assert_eq!(out.len(), w.len(), "one output per weight row");
-    for (r, out) in out.iter_mut().enumerate() {
-        *out = dot(w.row(r, block_bytes));
+/// Per output, Σ over blocks of `d·dₓ·Σ (u − zero)·qₓ + m·sₓ`.
+fn rows<const N: usize>(w: Group<'_>, x: [ActivationRow<'_>; N]) -> [[f32; GROUP]; N] {
+    for x in x {
+        check_lengths(w, x);
     }
-}
-
-/// Σ over blocks of `d·dₓ·Σ q·qₓ + m·sₓ`, with the block's low nibbles holding values 0..16
-/// and its high nibbles values 16..32.
-pub(super) fn q4_x1(w: WeightRow<'_>, x: ActivationRow<'_>) -> f32 {
-    check_lengths(w, x, BLOCK / 2);
-    let mut total = 0f32;
-    for b in 0..w.scales.len() {
-        let q = &w.quants[b * BLOCK / 2..(b + 1) * BLOCK / 2];
-        let a = &x.quants[b * BLOCK..(b + 1) * BLOCK];
-        let mut sum = 0i32;
-        for (j, &byte) in q.iter().enumerate() {
-            sum += i32::from(byte & 0x0F) * i32::from(a[j]);
-            sum += i32::from(byte >> 4) * i32::from(a[j + BLOCK / 2]);
+    let (four_bit, zero) = (w.format.four_bit(), w.format.zero_point());
+    let bytes = GROUP * w.format.packed_block_bytes();
+    let mut out = [[0f32; GROUP]; N];
+    for b in 0..w.blocks() {
+        let block = &w.quants[b * bytes..(b + 1) * bytes];
+        for lane in 0..GROUP {
+            let weights: [i32; BLOCK] = std::array::from_fn(|i| {
+                i32::from(interleave::value(four_bit, block, lane, i)) - zero
+            });
+            let d = w.scales[b * GROUP + lane].to_f32();
+            for (x, out) in x.iter().zip(&mut out) {
+                let a = &x.quants[b * BLOCK..(b + 1) * BLOCK];
+                let sum: i32 = weights.iter().zip(a).map(|(&w, &a)| w * i32::from(a)).sum();
+                out[lane] += d * x.scales[b] * sum as f32;
+                if w.format.has_minimum() {
+                    out[lane] += w.minimums[b * GROUP + lane].to_f32() * x.sums[b];
+                }
+            }
         }
-        total +=
-            w.scales[b].to_f32() * x.scales[b] * sum as f32 + w.offsets[b].to_f32() * x.sums[b];
     }
-    total
-}
-
-/// Σ over blocks of `d·dₓ·Σ q·qₓ` with signed 8-bit weights.
-pub(super) fn q8_x1(w: WeightRow<'_>, x: ActivationRow<'_>) -> f32 {
-    check_lengths(w, x, BLOCK);
-    let mut total = 0f32;
-    for b in 0..w.scales.len() {
-        let q = &w.quants[b * BLOCK..(b + 1) * BLOCK];
-        let a = &x.quants[b * BLOCK..(b + 1) * BLOCK];
-        let sum: i32 = q
-            .iter()
-            .zip(a)
-            .map(|(&q, &a)| i32::from(q as i8) * i32::from(a))
-            .sum();
-        total += w.scales[b].to_f32() * x.scales[b] * sum as f32;
-    }
-    total
+    out
 }
