@@ -101,21 +101,74 @@ impl QuantizedRows {
     }
 }
 
-/// Symmetric 8-bit quantization of one block: `x ≈ d * q`, `q` in -127..=127. The scale and
-/// the scaled sum are rounded to f16 as ggml's Q8_1 stores them, so that products round like
-/// llama.cpp's (greedy choices between near-tied tokens then fall the same way); the integer
-/// sum `n` is exact.
+/// Symmetric 8-bit quantization of one block: `x ≈ d * q`, `q` in -127..=127, as ggml's x86
+/// code quantizes (multiplying by `127 / amax`, rounding half to even). The scale and the
+/// scaled sum are rounded to f16 as ggml's Q8_1 stores them, so that products round like
+/// llama.cpp's; the integer sum `n` is exact. Written in lanes so that it vectorises.
 fn quantize_block(x: &[f32], q: &mut [i8], d: &mut f32, s: &mut f32, n: &mut i32) {
-    let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let (x, q): (&[f32; BLOCK], &mut [i8; BLOCK]) = (
+        x.try_into().expect("a block of activations"),
+        q.try_into().expect("a block of quantized values"),
+    );
+    let mut lanes = [0f32; LANES];
+    for chunk in x.chunks_exact(LANES) {
+        for (m, v) in lanes.iter_mut().zip(chunk) {
+            *m = m.max(v.abs());
+        }
+    }
+    let amax = lanes.iter().fold(0f32, |m, &v| m.max(v));
     let scale = amax / 127.0;
-    let inverse = if scale > 0.0 { 1.0 / scale } else { 0.0 };
-    let mut sum = 0i32;
-    for (q, &v) in q.iter_mut().zip(x) {
-        let r = (v * inverse).round() as i32;
-        sum += r;
+    let inverse = if amax > 0.0 { 127.0 / amax } else { 0.0 };
+    let mut values = [0i32; BLOCK];
+    for (r, &v) in values.iter_mut().zip(x) {
+        // Adding and subtracting 1.5·2²³ rounds |v| < 2²² to the nearest integer, ties to even.
+        *r = ((v * inverse + ROUNDING) - ROUNDING) as i32;
+    }
+    for (q, &r) in q.iter_mut().zip(&values) {
         *q = r as i8;
     }
+    let sum = values.iter().sum::<i32>();
     *d = f16::from_f32(scale).to_f32();
     *s = f16::from_f32(scale * sum as f32).to_f32();
     *n = sum;
+}
+
+/// Lanes of the partial maxima in [`quantize_block`].
+const LANES: usize = 8;
+
+/// `1.5 · 2²³`: the float whose neighbours are one apart, so adding it drops the fraction.
+const ROUNDING: f32 = 12_582_912.0;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_round_half_to_even_with_exact_sums() {
+        // amax = 127, so the scale is 1 and the values round as they are.
+        let mut x = [0f32; BLOCK];
+        x[..6].copy_from_slice(&[127.0, 0.5, 1.5, 2.5, -2.5, -3.7]);
+        let mut rows = QuantizedRows::new();
+        rows.quantize(&x, 1, BLOCK);
+        let row = rows.row(0);
+        assert_eq!(row.quants[..6], [127, 0, 2, 2, -2, -4]);
+        assert!(row.quants[6..].iter().all(|&q| q == 0));
+        assert_eq!(row.scales, [1.0]);
+        assert_eq!(row.integer_sums, [125]);
+        assert_eq!(row.sums, [125.0]);
+    }
+
+    #[test]
+    fn a_zero_block_quantizes_to_zeros() {
+        let mut rows = QuantizedRows::new();
+        rows.quantize(&[0.0; 2 * BLOCK], 2, BLOCK);
+        for i in 0..2 {
+            let row = rows.row(i);
+            assert!(row.quants.iter().all(|&q| q == 0));
+            assert_eq!(
+                (row.scales, row.sums, row.integer_sums),
+                (&[0.0][..], &[0.0][..], &[0][..])
+            );
+        }
+    }
 }
