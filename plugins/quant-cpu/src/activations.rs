@@ -121,8 +121,9 @@ fn quantize_block(x: &[f32], q: &mut [i8], d: &mut f32, s: &mut f32, n: &mut i32
     let inverse = if amax > 0.0 { 127.0 / amax } else { 0.0 };
     let mut values = [0i32; BLOCK];
     for (r, &v) in values.iter_mut().zip(x) {
-        // Adding and subtracting 1.5·2²³ rounds |v| < 2²² to the nearest integer, ties to even.
-        *r = ((v * inverse + ROUNDING) - ROUNDING) as i32;
+        // Adding 1.5·2²³ rounds |v| < 2²² to the nearest integer (ties to even) and leaves it in
+        // the low bits of the sum, which the sum's bits minus the constant's read out.
+        *r = (v * inverse + ROUNDING).to_bits() as i32 - ROUNDING.to_bits() as i32;
     }
     for (q, &r) in q.iter_mut().zip(&values) {
         *q = r as i8;
@@ -136,7 +137,7 @@ fn quantize_block(x: &[f32], q: &mut [i8], d: &mut f32, s: &mut f32, n: &mut i32
 /// Lanes of the partial maxima in [`quantize_block`].
 const LANES: usize = 8;
 
-/// `1.5 · 2²³`: the float whose neighbours are one apart, so adding it drops the fraction.
+/// `1.5 · 2²³`: floats near it are one apart, so adding it drops the fraction.
 const ROUNDING: f32 = 12_582_912.0;
 
 #[cfg(test)]
