@@ -2,6 +2,7 @@
 //! the gated activation, written so that the compiler vectorises the inner loops.
 
 use rayon::prelude::*;
+use std::cell::RefCell;
 
 /// Lanes of the partial sums in [`dot`]: independent accumulators let the loop vectorise.
 const LANES: usize = 8;
@@ -19,10 +20,32 @@ pub(super) fn dot(a: &[f32], b: &[f32]) -> f32 {
     partial.iter().sum::<f32>() + a_tail.iter().zip(b_tail).map(|(a, b)| a * b).sum::<f32>()
 }
 
-/// `out += scale * x`.
-fn add_scaled(out: &mut [f32], scale: f32, x: &[f32]) {
-    for (o, x) in out.iter_mut().zip(x) {
-        *o += scale * x;
+/// Values summed in registers by [`weighted_sum`], per pass over the positions.
+const SUM_LANES: usize = 16;
+
+/// `out = Σₜ weights[t] · value(t)`, sixteen dimensions per pass so that the partial sums stay
+/// in registers instead of being loaded and stored once per position.
+fn weighted_sum<'v>(weights: &[f32], value: impl Fn(usize) -> &'v [f32], out: &mut [f32]) {
+    let mut start = 0;
+    while start < out.len() {
+        let width = SUM_LANES.min(out.len() - start);
+        let mut sums = [0f32; SUM_LANES];
+        if width == SUM_LANES {
+            for (t, &w) in weights.iter().enumerate() {
+                let v: &[f32; SUM_LANES] = value(t)[start..start + SUM_LANES].try_into().unwrap();
+                for (s, v) in sums.iter_mut().zip(v) {
+                    *s += w * v;
+                }
+            }
+        } else {
+            for (t, &w) in weights.iter().enumerate() {
+                for (s, v) in sums.iter_mut().zip(&value(t)[start..start + width]) {
+                    *s += w * v;
+                }
+            }
+        }
+        out[start..start + width].copy_from_slice(&sums[..width]);
+        start += width;
     }
 }
 
@@ -88,8 +111,16 @@ pub(super) struct AttentionShape {
     pub first: usize,
 }
 
+thread_local! {
+    /// Attention weights of the task running on this thread, kept between tasks so that
+    /// attention allocates nothing once warm.
+    static WEIGHTS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
 /// Causal attention of `queries` (rows of `heads * head_dim`) over the cached `keys` and
-/// `values` (rows of `kv_heads * head_dim`, positions `0..first + rows`), into `out`.
+/// `values` (rows of `kv_heads * head_dim`, positions `0..first + rows`), into `out`. One task
+/// per query row and key/value head: the query heads sharing that head read each key and value
+/// once between them.
 pub(super) fn attention(
     shape: &AttentionShape,
     queries: &[f32],
@@ -106,40 +137,56 @@ pub(super) fn attention(
     let kv_dim = kv_heads * head_dim;
     let group = heads / kv_heads;
     let scale = 1.0 / (head_dim as f32).sqrt();
-    let one_head = |(index, out): (usize, &mut [f32])| {
-        let (row, head) = (index / heads, index % heads);
-        let query = &queries[index * head_dim..(index + 1) * head_dim];
-        let offset = (head / group) * head_dim;
+    let task = |(index, out): (usize, &mut [f32])| {
+        let (row, kv_head) = (index / kv_heads, index % kv_heads);
+        let queries = &queries[index * group * head_dim..][..group * head_dim];
         let positions = first + row + 1;
-        let mut weights: Vec<f32> = (0..positions)
-            .map(|t| scale * dot(query, &keys[t * kv_dim + offset..][..head_dim]))
-            .collect();
-        let max = weights.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut total = 0.0;
-        for w in &mut weights {
-            *w = (*w - max).exp();
-            total += *w;
-        }
-        out.fill(0.0);
-        for (t, w) in weights.iter().enumerate() {
-            add_scaled(out, w / total, &values[t * kv_dim + offset..][..head_dim]);
-        }
+        let at = |t: usize| t * kv_dim + kv_head * head_dim..t * kv_dim + (kv_head + 1) * head_dim;
+        WEIGHTS.with_borrow_mut(|weights| {
+            weights.resize(group * positions, 0.0);
+            for t in 0..positions {
+                let key = &keys[at(t)];
+                for (j, query) in queries.chunks_exact(head_dim).enumerate() {
+                    weights[j * positions + t] = scale * dot(query, key);
+                }
+            }
+            for weights in weights.chunks_exact_mut(positions) {
+                softmax(weights);
+            }
+            for (out, weights) in out
+                .chunks_exact_mut(head_dim)
+                .zip(weights.chunks_exact(positions))
+            {
+                weighted_sum(weights, |t| &values[at(t)], out);
+            }
+        });
     };
     let rows = queries.len() / (heads * head_dim);
+    let chunks = out.chunks_exact_mut(group * head_dim).enumerate();
     if rows * (first + rows) * heads < PARALLEL_ATTENTION_WORK {
-        out.chunks_exact_mut(head_dim)
-            .enumerate()
-            .for_each(one_head);
+        chunks.for_each(task);
     } else {
-        out.par_chunks_exact_mut(head_dim)
+        out.par_chunks_exact_mut(group * head_dim)
             .enumerate()
-            .for_each(one_head);
+            .for_each(task);
     }
 }
 
 /// Below this many query-key pairs, attention runs on the calling thread: splitting it would
 /// cost more than it saves.
 const PARALLEL_ATTENTION_WORK: usize = 2 * 1024;
+
+/// Turns scores into weights that sum to one.
+fn softmax(x: &mut [f32]) {
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    for v in x.iter_mut() {
+        *v = exp(*v - max);
+    }
+    let inverse = 1.0 / x.iter().sum::<f32>();
+    for v in x {
+        *v *= inverse;
+    }
+}
 
 /// `out = silu(gate) * up` for rows laid out as `[gate | up]`.
 pub(super) fn silu_gate(gate_up: &[f32], width: usize, out: &mut [f32]) {
@@ -149,7 +196,84 @@ pub(super) fn silu_gate(gate_up: &[f32], width: usize, out: &mut [f32]) {
     {
         let (gate, up) = gate_up.split_at(width);
         for ((out, g), u) in out.iter_mut().zip(gate).zip(up) {
-            *out = g / (1.0 + (-g).exp()) * u;
+            *out = g / (1.0 + exp(-g)) * u;
         }
+    }
+}
+
+/// `eˣ` within about one ulp (Cephes' `expf` polynomial), inputs clamped to where the result
+/// is a normal float. Branch-free, so that loops calling it vectorise; libm's `expf` is a call
+/// per element.
+#[inline]
+pub(super) fn exp(x: f32) -> f32 {
+    // ln 2 in two parts, the first exact in few bits, so that n·ln 2 subtracts without error.
+    const LN2_HIGH: f32 = 0.693_359_4;
+    const LN2_LOW: f32 = -2.121_944_4e-4;
+    // 1.5·2²³: adding it rounds to an integer held in the sum's low bits.
+    const ROUNDING: f32 = 12_582_912.0;
+    let x = x.clamp(-87.0, 88.0);
+    let shifted = x * std::f32::consts::LOG2_E + ROUNDING;
+    let n = shifted - ROUNDING;
+    let r = x - n * LN2_HIGH - n * LN2_LOW;
+    let p = 1.987_569_1e-4;
+    let p = p * r + 1.398_199_9e-3;
+    let p = p * r + 8.333_452e-3;
+    let p = p * r + 4.166_579_6e-2;
+    let p = p * r + 1.666_666_5e-1;
+    let p = p * r + 0.5;
+    let e_r = p * r * r + r + 1.0;
+    let n = shifted.to_bits() as i32 - ROUNDING.to_bits() as i32;
+    e_r * f32::from_bits(((n + 127) << 23) as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_is_within_two_ulp_of_libm_where_results_are_normal() {
+        let mut x = -87.0f32;
+        while x <= 88.0 {
+            let (got, expected) = (exp(x), x.exp());
+            assert!(
+                (got - expected).abs() <= 2.0 * f32::EPSILON * expected,
+                "exp({x}) = {got}, libm {expected}"
+            );
+            x += 0.0137;
+        }
+        assert_eq!(exp(0.0), 1.0);
+        assert_eq!(exp(-1000.0), exp(-87.0));
+        assert!(exp(1000.0).is_finite());
+    }
+
+    #[test]
+    fn attention_over_one_position_returns_its_value() {
+        // Two query heads share one key/value head; with one cached position the weights are
+        // 1 whatever the scores, so each head's output is that position's value.
+        let shape = AttentionShape {
+            heads: 2,
+            kv_heads: 1,
+            head_dim: 4,
+            first: 0,
+        };
+        let values = [1.0, -2.0, 3.0, 0.5];
+        let mut out = [0f32; 8];
+        attention(&shape, &[0.3; 8], &[0.7; 4], &values, &mut out);
+        assert_eq!(out, [1.0, -2.0, 3.0, 0.5, 1.0, -2.0, 3.0, 0.5]);
+    }
+
+    #[test]
+    fn attention_weighs_positions_by_softmax_of_scaled_scores() {
+        // One head of dimension 1 over two positions: scores q·k/√1 = 0 and ln 3, so the
+        // weights are 1/4 and 3/4.
+        let shape = AttentionShape {
+            heads: 1,
+            kv_heads: 1,
+            head_dim: 1,
+            first: 1,
+        };
+        let mut out = [0f32];
+        attention(&shape, &[1.0], &[0.0, 3f32.ln()], &[8.0, 4.0], &mut out);
+        assert!((out[0] - 5.0).abs() < 1e-5, "{}", out[0]);
     }
 }
