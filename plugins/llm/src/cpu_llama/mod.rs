@@ -1,7 +1,8 @@
 //! A llama network for CPUs, run on rbee-quant-cpu's SIMD kernels: every weight product is a
 //! quantized product with activations quantized once per input (q, k and v share one product,
 //! as do gate and up), the key/value cache grows in place, and decoding a token allocates
-//! nothing but attention's weights. GPUs and formats the kernels lack use candle's models.
+//! nothing but the copy of its logits it returns. GPUs and formats the kernels lack use
+//! candle's models.
 
 mod hparams;
 mod math;
