@@ -56,8 +56,11 @@ struct Layer {
     ffn_norm: Vec<f32>,
     gate_up: QuantMatrix,
     down: QuantMatrix,
-    keys: Vec<f32>,
-    values: Vec<f32>,
+    /// The cached keys, one run of `head_dim`-wide rows per key/value head, so that attention
+    /// reads each head's keys as one sequential stream.
+    keys: Vec<Vec<f32>>,
+    /// The cached values, laid out as the keys.
+    values: Vec<Vec<f32>>,
 }
 
 /// Buffers reused from one forward pass to the next.
@@ -117,8 +120,8 @@ impl CpuLlama {
                 ffn_norm: tensors.vector(&format!("blk.{i}.ffn_norm.weight"))?,
                 gate_up,
                 down,
-                keys: Vec::new(),
-                values: Vec::new(),
+                keys: vec![Vec::new(); hp.kv_heads],
+                values: vec![Vec::new(); hp.kv_heads],
             });
         }
         let output = if tensors.has("output.weight") {
@@ -165,7 +168,7 @@ impl CpuLlama {
         if self
             .layers
             .first()
-            .is_some_and(|l| l.keys.len() != position * hp.kv_dim())
+            .is_some_and(|l| l.keys[0].len() != position * hp.head_dim)
         {
             return Err(format!("the cache does not hold {position} positions"));
         }
@@ -192,8 +195,8 @@ impl CpuLlama {
     /// Empties the key/value cache (keeping its memory), so the next call starts at 0.
     pub fn reset(&mut self) {
         for layer in &mut self.layers {
-            layer.keys.clear();
-            layer.values.clear();
+            layer.keys.iter_mut().for_each(Vec::clear);
+            layer.values.iter_mut().for_each(Vec::clear);
         }
     }
 }
@@ -222,8 +225,12 @@ impl Layer {
             rope.rotate(q, head_dim, first + i);
             rope.rotate(k, head_dim, first + i);
             queries.copy_from_slice(q);
-            self.keys.extend_from_slice(k);
-            self.values.extend_from_slice(v);
+            for (cache, k) in self.keys.iter_mut().zip(k.chunks_exact(head_dim)) {
+                cache.extend_from_slice(k);
+            }
+            for (cache, v) in self.values.iter_mut().zip(v.chunks_exact(head_dim)) {
+                cache.extend_from_slice(v);
+            }
         }
         s.attended.resize(m * hidden, 0.0);
         let shape = AttentionShape {
