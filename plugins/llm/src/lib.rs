@@ -69,12 +69,13 @@ pub fn load(request: LoadRequest, host: HostApiRef) -> Result<LlmWorker, PluginE
     };
     let device = rbee_candle_device::open("llm", &request.device).map_err(LlmError::Device)?;
     if device.is_cpu() {
+        let kernels = rbee_quant_cpu::kernel_name().map_err(LlmError::Device)?;
         log(&format!(
             "CPU threads: {} for the quantized kernels, {} for candle's ops (requested: {}); kernels: {}",
             rayon::current_num_threads(),
             rbee_candle_device::compute_threads(),
             request.threads,
-            rbee_quant_cpu::kernel_name()
+            kernels
         ));
     }
     host.load_progress(0.0, "locating the model".into());

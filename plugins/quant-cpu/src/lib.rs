@@ -15,5 +15,5 @@ mod matrix;
 
 pub use activations::QuantizedRows;
 pub use format::{BLOCK, BlockFormat};
-pub use kernels::kernel_name;
+pub use kernels::{KERNELS_VARIABLE, kernel_name};
 pub use matrix::{QuantMatrix, ShapeError};

@@ -41,10 +41,26 @@ pub(crate) struct Kernels {
     pub x4: fn(Group<'_>, [ActivationRow<'_>; 4]) -> [[f32; GROUP]; 4],
 }
 
-/// The fastest kernels this CPU runs, detected on first use.
+/// The environment variable that names a kernel set to use instead of the fastest
+/// (`avx512-vnni`, `avx2`, `scalar`): for benchmarks, or to rule a kernel out.
+pub const KERNELS_VARIABLE: &str = "RBEE_CPU_KERNELS";
+
+/// The kernels in use, chosen on first use: the set [`KERNELS_VARIABLE`] names if this CPU runs
+/// it, else the fastest.
 pub(crate) fn kernels() -> &'static Kernels {
     static CHOSEN: OnceLock<Kernels> = OnceLock::new();
-    CHOSEN.get_or_init(|| available().remove(0))
+    CHOSEN.get_or_init(|| {
+        let mut sets = available();
+        let named = requested().and_then(|name| sets.iter().position(|k| k.name == name));
+        sets.swap_remove(named.unwrap_or(0))
+    })
+}
+
+/// The kernel set [`KERNELS_VARIABLE`] asks for, if set.
+fn requested() -> Option<String> {
+    std::env::var(KERNELS_VARIABLE)
+        .ok()
+        .filter(|name| !name.is_empty())
 }
 
 /// Every kernel set this CPU runs, fastest first (the scalar one always last).
@@ -68,9 +84,18 @@ pub(crate) fn available() -> Vec<Kernels> {
 }
 
 /// The name of the kernel set in use (`avx512-vnni`, `avx2` or `scalar`), for logs and
-/// benchmarks.
-pub fn kernel_name() -> &'static str {
-    kernels().name
+/// benchmarks; an error naming the sets this CPU runs if [`KERNELS_VARIABLE`] asks for another.
+pub fn kernel_name() -> Result<&'static str, String> {
+    if let Some(name) = requested() {
+        let names: Vec<&str> = available().iter().map(|k| k.name).collect();
+        if !names.contains(&name.as_str()) {
+            return Err(format!(
+                "{KERNELS_VARIABLE}={name}: this CPU runs the kernel sets {}",
+                names.join(", ")
+            ));
+        }
+    }
+    Ok(kernels().name)
 }
 
 /// Checks that a group and an activation row describe the same number of blocks, so that the
