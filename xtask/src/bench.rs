@@ -55,6 +55,18 @@ pub struct LlmBench<'a> {
     pub compare: Option<&'a Path>,
     /// Also build the plugin for baseline x86-64 (no target-cpu flags) and run it in-process.
     pub portable: bool,
+    /// The kernel set to run (`RBEE_CPU_KERNELS`), if not the fastest.
+    pub kernels: Option<&'a str>,
+}
+
+impl LlmBench<'_> {
+    /// The environment that selects the kernel set in the plugin's processes.
+    fn kernel_env(&self) -> Vec<(&'static str, &str)> {
+        self.kernels
+            .map(|name| ("RBEE_CPU_KERNELS", name))
+            .into_iter()
+            .collect()
+    }
 }
 
 /// Runs the LLM benchmark and prints the tables.
@@ -70,13 +82,16 @@ pub fn llm(bench: &LlmBench<'_>) -> Result<()> {
         .args(["build", "--quiet", "-p", "rbee-host"]))?;
     let mut rows = Vec::new();
     for format in FORMATS {
-        let (model, in_process) = in_process(&models, runs, format, Build::Native)?;
-        let hosted = through_host(&model, &plugins_dir, runs, bench.compare, in_process)?;
+        let (model, in_process) = in_process(bench, &models, format, Build::Native)?;
+        let hosted = through_host(bench, &model, &plugins_dir, in_process)?;
         rows.push((format, in_process, hosted));
     }
     println!(
-        "\nSmolLM2-135M-Instruct ({} prompt tokens, {DECODE_TOKENS} decoded), {THREADS} threads, greedy, median of {runs} runs\n",
-        rows[0].1.prompt_tokens
+        "\nSmolLM2-135M-Instruct ({} prompt tokens, {DECODE_TOKENS} decoded), {THREADS} threads, greedy, median of {runs} runs, kernels: {}\n",
+        rows[0].1.prompt_tokens,
+        bench
+            .kernels
+            .unwrap_or("the fastest (see the plugin's log line)")
     );
     println!(
         "| file | in-process prompt / decode tok/s | in rbee-host (plugin clock) | HTTP + SSE client | llama.cpp | client ÷ llama.cpp |"
@@ -117,7 +132,7 @@ pub fn llm(bench: &LlmBench<'_>) -> Result<()> {
         );
     }
     if bench.portable {
-        let (_, portable) = in_process(&models, runs, "Q4_1", Build::Portable)?;
+        let (_, portable) = in_process(bench, &models, "Q4_1", Build::Portable)?;
         let native = rows[0].1;
         println!("\n| Q4_1 in-process | prompt tok/s | decode tok/s |\n|---|---|---|");
         println!(
@@ -148,8 +163,8 @@ enum Build {
 
 /// Runs the plugin in-process on the file of `format`; returns that file and the median figures.
 fn in_process(
+    bench: &LlmBench<'_>,
     models: &Path,
-    runs: usize,
     format: &str,
     build: Build,
 ) -> Result<(PathBuf, Figures)> {
@@ -176,7 +191,8 @@ fn in_process(
             "llm_bench",
             "--",
         ])
-        .arg(runs.to_string())
+        .arg(bench.runs.to_string())
+        .envs(bench.kernel_env())
         .env("RBEE_MODELS_DIR", models)
         .env("RBEE_BENCH_PROMPT", prompt())
         .env("RBEE_BENCH_TOKENS", DECODE_TOKENS.to_string())
@@ -225,11 +241,12 @@ impl Drop for HostProcess {
     }
 }
 
-/// Starts rbee-host with `args` on a free port and waits until it is ready.
-fn start_host(args: &[&std::ffi::OsStr]) -> Result<(HostProcess, String)> {
+/// Starts rbee-host with `args` and `env` on a free port and waits until it is ready.
+fn start_host(args: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> Result<(HostProcess, String)> {
     let mut child = Command::new(paths::target().join("debug").join("rbee-host"))
         .args(["--port", "0"])
         .args(args)
+        .envs(env.iter().copied())
         .stderr(Stdio::piped())
         .spawn()
         .context("starting rbee-host")?;
@@ -262,22 +279,25 @@ struct Hosted {
 /// Serves `model` and runs `runs` jobs over HTTP; with `compare`, one llama-bench run of the
 /// same file before each job, so both tools see the same machine state.
 fn through_host(
+    bench: &LlmBench<'_>,
     model: &Path,
     plugins_dir: &Path,
-    runs: usize,
-    compare: Option<&Path>,
     in_process: Figures,
 ) -> Result<Hosted> {
-    let (host, url) = start_host(&[
-        "--plugin".as_ref(),
-        "llm-cpu".as_ref(),
-        "--threads".as_ref(),
-        THREADS.as_ref(),
-        "--plugins-dir".as_ref(),
-        plugins_dir.as_os_str(),
-        "--model".as_ref(),
-        model.as_os_str(),
-    ])?;
+    let (runs, compare) = (bench.runs, bench.compare);
+    let (host, url) = start_host(
+        &[
+            "--plugin".as_ref(),
+            "llm-cpu".as_ref(),
+            "--threads".as_ref(),
+            THREADS.as_ref(),
+            "--plugins-dir".as_ref(),
+            plugins_dir.as_os_str(),
+            "--model".as_ref(),
+            model.as_os_str(),
+        ],
+        &bench.kernel_env(),
+    )?;
     let (mut plugin_runs, mut client_runs, mut llama_runs) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
         if let Some(llama_bench) = compare {
@@ -433,14 +453,17 @@ pub fn sd(runs: usize) -> Result<()> {
     };
     let tiny = paths::target().join("fixtures").join("bench-tiny-sd");
     example("write_tiny_checkpoint", &[tiny.display().to_string()])?;
-    let (host, url) = start_host(&[
-        "--plugin".as_ref(),
-        "sd-cpu".as_ref(),
-        "--plugins-dir".as_ref(),
-        plugins_dir.as_os_str(),
-        "--model".as_ref(),
-        tiny.as_os_str(),
-    ])?;
+    let (host, url) = start_host(
+        &[
+            "--plugin".as_ref(),
+            "sd-cpu".as_ref(),
+            "--plugins-dir".as_ref(),
+            plugins_dir.as_os_str(),
+            "--model".as_ref(),
+            tiny.as_os_str(),
+        ],
+        &[],
+    )?;
     let mut tiny_seconds = Vec::new();
     for _ in 0..runs {
         let started = Instant::now();
@@ -493,14 +516,17 @@ fn sd15_image(
         "write_tiny_checkpoint",
         &[dir.display().to_string(), "sd15-full".into()],
     )?;
-    let (host, url) = start_host(&[
-        "--plugin".as_ref(),
-        "sd-cpu".as_ref(),
-        "--plugins-dir".as_ref(),
-        plugins_dir.as_os_str(),
-        "--model".as_ref(),
-        dir.as_os_str(),
-    ])?;
+    let (host, url) = start_host(
+        &[
+            "--plugin".as_ref(),
+            "sd-cpu".as_ref(),
+            "--plugins-dir".as_ref(),
+            plugins_dir.as_os_str(),
+            "--model".as_ref(),
+            dir.as_os_str(),
+        ],
+        &[],
+    )?;
     let started = Instant::now();
     let job: Value = ureq::post(&format!("{url}/v1/images/generations"))
         .send_json(json!({"prompt": "a red cube", "size": "512x512", "steps": 1, "guidance_scale": 7.5, "seed": 1}))?
@@ -559,16 +585,19 @@ pub fn audio(runs: usize) -> Result<()> {
         .filter_map(|line| serde_json::from_str::<Value>(line).ok()?["real_time_factor"].as_f64())
         .collect();
     let model = models.join("whisper-tiny.en-ct2");
-    let (host, url) = start_host(&[
-        "--plugin".as_ref(),
-        "audio-cpu".as_ref(),
-        "--threads".as_ref(),
-        THREADS.as_ref(),
-        "--plugins-dir".as_ref(),
-        plugins_dir.as_os_str(),
-        "--model".as_ref(),
-        model.as_os_str(),
-    ])?;
+    let (host, url) = start_host(
+        &[
+            "--plugin".as_ref(),
+            "audio-cpu".as_ref(),
+            "--threads".as_ref(),
+            THREADS.as_ref(),
+            "--plugins-dir".as_ref(),
+            plugins_dir.as_os_str(),
+            "--model".as_ref(),
+            model.as_os_str(),
+        ],
+        &[],
+    )?;
     let audio = base64_of(&std::fs::read(&clip)?);
     let (mut plugin_clock, mut client_clock) = (Vec::new(), Vec::new());
     for _ in 0..runs {

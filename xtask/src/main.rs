@@ -44,6 +44,10 @@ enum Task {
         /// llm: also measure the plugin built for baseline x86-64 (one more build of candle).
         #[arg(long)]
         portable: bool,
+        /// llm: the kernel set to run (RBEE_CPU_KERNELS: avx512-vnni, avx2, scalar) instead of
+        /// the fastest this CPU has.
+        #[arg(long)]
+        kernels: Option<String>,
     },
     /// Provision the default model, build rbee-host and the plugins, and serve.
     Serve {
@@ -67,6 +71,7 @@ fn main() -> Result<()> {
             runs,
             compare,
             portable,
+            kernels,
         } => match what.as_str() {
             "sd" => bench::sd(runs),
             "audio" => bench::audio(runs),
@@ -74,6 +79,7 @@ fn main() -> Result<()> {
                 runs,
                 compare: compare.as_deref(),
                 portable,
+                kernels: kernels.as_deref(),
             }),
         },
     }
