@@ -241,11 +241,20 @@ impl Drop for HostProcess {
     }
 }
 
-/// Starts rbee-host with `args` and `env` on a free port and waits until it is ready.
-fn start_host(args: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> Result<(HostProcess, String)> {
+/// Starts rbee-host serving `plugin` (from `plugins_dir`) on `model` with the benchmarks'
+/// thread count and `env`, on a free port, and waits until it is ready.
+fn start_host(
+    plugin: &str,
+    plugins_dir: &Path,
+    model: &Path,
+    env: &[(&str, &str)],
+) -> Result<(HostProcess, String)> {
     let mut child = Command::new(paths::target().join("debug").join("rbee-host"))
-        .args(["--port", "0"])
-        .args(args)
+        .args(["--port", "0", "--threads", THREADS, "--plugin", plugin])
+        .arg("--plugins-dir")
+        .arg(plugins_dir)
+        .arg("--model")
+        .arg(model)
         .envs(env.iter().copied())
         .stderr(Stdio::piped())
         .spawn()
@@ -285,19 +294,7 @@ fn through_host(
     in_process: Figures,
 ) -> Result<Hosted> {
     let (runs, compare) = (bench.runs, bench.compare);
-    let (host, url) = start_host(
-        &[
-            "--plugin".as_ref(),
-            "llm-cpu".as_ref(),
-            "--threads".as_ref(),
-            THREADS.as_ref(),
-            "--plugins-dir".as_ref(),
-            plugins_dir.as_os_str(),
-            "--model".as_ref(),
-            model.as_os_str(),
-        ],
-        &bench.kernel_env(),
-    )?;
+    let (host, url) = start_host("llm-cpu", plugins_dir, model, &bench.kernel_env())?;
     let (mut plugin_runs, mut client_runs, mut llama_runs) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
         if let Some(llama_bench) = compare {
@@ -453,17 +450,7 @@ pub fn sd(runs: usize) -> Result<()> {
     };
     let tiny = paths::target().join("fixtures").join("bench-tiny-sd");
     example("write_tiny_checkpoint", &[tiny.display().to_string()])?;
-    let (host, url) = start_host(
-        &[
-            "--plugin".as_ref(),
-            "sd-cpu".as_ref(),
-            "--plugins-dir".as_ref(),
-            plugins_dir.as_os_str(),
-            "--model".as_ref(),
-            tiny.as_os_str(),
-        ],
-        &[],
-    )?;
+    let (host, url) = start_host("sd-cpu", &plugins_dir, &tiny, &[])?;
     let mut tiny_seconds = Vec::new();
     for _ in 0..runs {
         let started = Instant::now();
@@ -516,17 +503,7 @@ fn sd15_image(
         "write_tiny_checkpoint",
         &[dir.display().to_string(), "sd15-full".into()],
     )?;
-    let (host, url) = start_host(
-        &[
-            "--plugin".as_ref(),
-            "sd-cpu".as_ref(),
-            "--plugins-dir".as_ref(),
-            plugins_dir.as_os_str(),
-            "--model".as_ref(),
-            dir.as_os_str(),
-        ],
-        &[],
-    )?;
+    let (host, url) = start_host("sd-cpu", plugins_dir, &dir, &[])?;
     let started = Instant::now();
     let job: Value = ureq::post(&format!("{url}/v1/images/generations"))
         .send_json(json!({"prompt": "a red cube", "size": "512x512", "steps": 1, "guidance_scale": 7.5, "seed": 1}))?
@@ -585,19 +562,7 @@ pub fn audio(runs: usize) -> Result<()> {
         .filter_map(|line| serde_json::from_str::<Value>(line).ok()?["real_time_factor"].as_f64())
         .collect();
     let model = models.join("whisper-tiny.en-ct2");
-    let (host, url) = start_host(
-        &[
-            "--plugin".as_ref(),
-            "audio-cpu".as_ref(),
-            "--threads".as_ref(),
-            THREADS.as_ref(),
-            "--plugins-dir".as_ref(),
-            plugins_dir.as_os_str(),
-            "--model".as_ref(),
-            model.as_os_str(),
-        ],
-        &[],
-    )?;
+    let (host, url) = start_host("audio-cpu", &plugins_dir, &model, &[])?;
     let audio = base64_of(&std::fs::read(&clip)?);
     let (mut plugin_clock, mut client_clock) = (Vec::new(), Vec::new());
     for _ in 0..runs {
