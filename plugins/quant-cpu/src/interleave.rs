@@ -41,3 +41,51 @@ pub(crate) fn value(four_bit: bool, block: &[u8], lane: usize, i: usize) -> u8 {
         (true, false) => byte >> 4,
     }
 }
+
+/// The stored values of one interleaved block, row by row: the inverse of [`push_block`].
+pub(crate) fn unpack_block(four_bit: bool, block: &[u8]) -> [[u8; BLOCK]; GROUP] {
+    let mut rows = [[0u8; BLOCK]; GROUP];
+    let steps = if four_bit { BLOCK / 2 } else { BLOCK } / LANE_VALUES;
+    for step in 0..steps {
+        let bytes = &block[step * GROUP * LANE_VALUES..(step + 1) * GROUP * LANE_VALUES];
+        for (row, lane) in rows.iter_mut().zip(bytes.chunks_exact(LANE_VALUES)) {
+            for (t, &byte) in lane.iter().enumerate() {
+                let i = step * LANE_VALUES + t;
+                if four_bit {
+                    row[i] = byte & 0x0F;
+                    row[i + BLOCK / 2] = byte >> 4;
+                } else {
+                    row[i] = byte;
+                }
+            }
+        }
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_unpack_to_what_was_pushed() {
+        for four_bit in [false, true] {
+            let limit = if four_bit { 16 } else { 256 };
+            let rows: [[u8; BLOCK]; GROUP] = std::array::from_fn(|r| {
+                std::array::from_fn(|i| ((r * 37 + i * 11 + 5) % limit) as u8)
+            });
+            let mut block = Vec::new();
+            push_block(four_bit, &rows, &mut block);
+            assert_eq!(
+                block.len(),
+                GROUP * if four_bit { BLOCK / 2 } else { BLOCK }
+            );
+            assert_eq!(unpack_block(four_bit, &block), rows);
+            for (lane, row) in rows.iter().enumerate() {
+                for (i, &v) in row.iter().enumerate() {
+                    assert_eq!(value(four_bit, &block, lane, i), v);
+                }
+            }
+        }
+    }
+}
