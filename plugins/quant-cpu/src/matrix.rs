@@ -35,7 +35,7 @@ pub enum ShapeError {
 }
 
 /// A `rows x cols` weight matrix in a 4- or 8-bit block format, repacked for the kernels: rows
-/// go in groups of sixteen whose blocks are interleaved ([`crate::interleave`]; the last group
+/// go in groups of sixteen whose blocks are interleaved (see `interleave.rs`; the last group
 /// is padded with zero rows), with each block's scale and minimum (f16, as in the file: decoding
 /// reads as many bytes as ggml does) in arrays of their own, sixteen per group and block.
 /// Values are stored unsigned: Q4_0 keeps its nibbles and Q8_0 adds 128 to its bytes, so that
