@@ -29,8 +29,7 @@ macro_rules! simd_fn {
     };
 }
 
-/// Lanes of the partial sums in [`dot`]: independent accumulators let the loop vectorise, and
-/// four registers' worth keep consecutive additions from waiting on each other.
+/// Lanes of the partial sums in [`dot`]: independent accumulators let the loop vectorise.
 const LANES: usize = 8;
 
 /// `Σ a·b`.
@@ -166,9 +165,8 @@ thread_local! {
 
 /// Causal attention of `queries` (rows of `heads * head_dim`) over the cached `keys` and
 /// `values` (per key/value head, rows of `head_dim` for positions `0..first + rows`), into
-/// `out`. One task
-/// per query row and key/value head: the query heads sharing that head read each key and value
-/// once between them.
+/// `out`. One task per query row and key/value head: the query heads sharing that head read
+/// each key and value once between them.
 pub(super) fn attention(
     shape: &AttentionShape,
     queries: &[f32],
@@ -282,8 +280,8 @@ simd_fn! {
 }
 
 /// `eˣ` within about one ulp (Cephes' `expf` polynomial): large inputs clamped to where the
-/// result is finite, and 0 below where it would be subnormal. Branch-free, so that loops calling it vectorise; libm's `expf` is a call
-/// per element.
+/// result is finite, and 0 below where it would be subnormal. Branch-free, so that loops
+/// calling it vectorise; libm's `expf` is a call per element.
 #[inline(always)]
 fn exp(x: f32) -> f32 {
     // ln 2 in two parts, the first exact in few bits, so that n·ln 2 subtracts without error.
