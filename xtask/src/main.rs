@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's tasks, in Rust so they run wherever cargo does.
 
 mod bench;
+mod cuda;
 mod models;
 mod paths;
 mod plugins;
@@ -49,6 +50,9 @@ enum Task {
         #[arg(long)]
         kernels: Option<String>,
     },
+    /// Type-check every plugin's cuda build and compile candle's CUDA kernels, with NVIDIA's
+    /// compiler from PyPI (no GPU needed).
+    CheckCuda,
     /// Provision the default model, build rbee-host and the plugins, and serve.
     Serve {
         /// The plugin to serve.
@@ -65,6 +69,7 @@ fn main() -> Result<()> {
         Task::Plugins(args) => plugins::build_and_install(&args).map(drop),
         Task::Models => models::provision().map(drop),
         Task::Test { cargo_args } => run::test(&cargo_args),
+        Task::CheckCuda => cuda::check(),
         Task::Serve { plugin, host_args } => run::serve(&plugin, &host_args),
         Task::Bench {
             what,

