@@ -4,7 +4,10 @@
 
 use crate::{models, paths, plugins, run::EXAMPLE_PLUGINS};
 use anyhow::{Context, Result};
-use std::{fs::File, path::Path};
+use std::{
+    fs::File,
+    path::{Path, PathBuf},
+};
 
 /// The toolkit's wheels. 13.4 is the newest CUDA that cudarc 0.19 (candle 0.11's) knows.
 const TOOLKIT_WHEELS: &[&str] = &[
@@ -63,11 +66,14 @@ pub fn check() -> Result<()> {
     Ok(())
 }
 
-/// Unpacks the toolkit's wheels into the cache once; returns its root (the `cu13` dir).
-fn provision_toolkit() -> Result<std::path::PathBuf> {
+/// Unpacks the toolkit's wheels into the cache once; returns its root (the `cu13` dir). A
+/// marker naming the wheels is written last, so an interrupted unpack is redone.
+fn provision_toolkit() -> Result<PathBuf> {
     let dir = paths::cuda_toolkit_dir();
     let root = dir.join("nvidia").join("cu13");
-    if root.join("bin").join("nvcc").is_file() && root.join("nvvm").is_dir() {
+    let marker = dir.join(".unpacked");
+    let wanted = TOOLKIT_WHEELS.join("\n");
+    if std::fs::read_to_string(&marker).is_ok_and(|unpacked| unpacked == wanted) {
         return Ok(root);
     }
     let wheels = dir.join(".wheels");
@@ -77,6 +83,7 @@ fn provision_toolkit() -> Result<std::path::PathBuf> {
         unpack(&wheel, &dir)?;
         std::fs::remove_file(&wheel).ok();
     }
+    std::fs::write(&marker, wanted).with_context(|| format!("writing {}", marker.display()))?;
     Ok(root)
 }
 
