@@ -91,6 +91,10 @@ pub struct ServeArgs {
     /// Compute threads for the plugin (0: the plugin chooses).
     #[arg(long, default_value_t = 0)]
     pub threads: u32,
+    /// The most jobs run at once (0: as many as the worker can; a worker that runs one job at a
+    /// time is not raised by this).
+    #[arg(long, env = "RBEE_PARALLEL", default_value_t = 0)]
+    pub parallel: u32,
     /// How many jobs may wait in the queue; more get 503 with Retry-After.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub queue_size: u32,
@@ -171,6 +175,8 @@ pub struct ServeConfig {
     pub bind: (IpAddr, u16),
     /// Plugin compute threads.
     pub threads: u32,
+    /// The cap on concurrent jobs; 0 for none.
+    pub parallel: u32,
     /// Queue capacity.
     pub queue_size: usize,
     /// Plugin load options (JSON object text, possibly empty).
@@ -257,6 +263,7 @@ impl ServeArgs {
             device: self.device,
             bind: (self.host, self.port),
             threads: self.threads,
+            parallel: self.parallel,
             queue_size: self.queue_size as usize,
             plugin_options,
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout),

@@ -1,7 +1,7 @@
-//! The engine thread: runs queued jobs one at a time on the loaded worker.
+//! The engine threads: run queued jobs on the loaded worker, as many at once as it allows.
 //!
-//! Inference never runs on the async runtime: the worker blocks this thread, and events reach
-//! HTTP clients through each job's channel.
+//! Inference never runs on the async runtime: each engine thread blocks in the worker's
+//! `execute`, and events reach HTTP clients through each job's bounded channel.
 
 use crate::{
     job_event::{JobEvent, parse_object},
@@ -9,63 +9,76 @@ use crate::{
     metrics::Metrics,
     sink::HostSink,
 };
-use abi_stable::{sabi_trait::TD_Opaque, sabi_types::RMut, std_types::RResult};
-use rbee_plugin_api::{EventSink_TO, Job, WorkerBox, error_code};
+use abi_stable::std_types::RResult;
+use rbee_plugin_api::{WorkerBox, error_code, tasks::stop_reason};
+use serde_json::json;
 use std::{
     panic::{AssertUnwindSafe, catch_unwind},
     sync::Arc,
     thread::JoinHandle,
 };
 
-/// Starts the engine thread; it exits when `jobs` is closed and empty.
-pub fn spawn(worker: Arc<WorkerBox>, jobs: Arc<Jobs>, metrics: Arc<Metrics>) -> JoinHandle<()> {
-    std::thread::Builder::new()
-        .name("rbee-engine".into())
-        .spawn(move || {
-            while let Some(job) = jobs.next_blocking() {
-                let terminal = run(&worker, &job, &metrics);
-                jobs.finish(&job.id, &terminal);
-            }
-        })
-        .expect("spawning the engine thread")
+/// How many jobs run at once: what the worker can do, capped by `--parallel` (0: no cap).
+pub fn concurrency(worker_max: u32, parallel: u32) -> usize {
+    let worker_max = worker_max.max(1);
+    match parallel {
+        0 => worker_max,
+        cap => worker_max.min(cap),
+    }
+    .try_into()
+    .unwrap_or(1)
 }
 
-/// Runs one job, sends its terminal event, and returns it.
-fn run(worker: &WorkerBox, queued: &QueuedJob, metrics: &Arc<Metrics>) -> JobEvent {
-    let mut sink = HostSink::new(
-        &queued.id,
-        queued.events.clone(),
-        queued.stop.clone(),
-        metrics.clone(),
-        queued.submitted,
-    );
-    if queued.stop.is_set() {
+/// Starts `threads` engine threads; they exit when `jobs` is closed and empty.
+pub fn spawn(
+    worker: Arc<WorkerBox>,
+    jobs: Arc<Jobs>,
+    metrics: Arc<Metrics>,
+    threads: usize,
+) -> Vec<JoinHandle<()>> {
+    (0..threads)
+        .map(|slot| {
+            let (worker, jobs, metrics) = (worker.clone(), jobs.clone(), metrics.clone());
+            std::thread::Builder::new()
+                .name(format!("rbee-engine-{slot}"))
+                .spawn(move || {
+                    while let Some(job) = jobs.next_blocking() {
+                        let terminal = run(&worker, job, &metrics);
+                        jobs.finish(&terminal.0, &terminal.1);
+                    }
+                })
+                .expect("spawning an engine thread")
+        })
+        .collect()
+}
+
+/// Runs one job, sends its terminal event, and returns the job's id with it.
+fn run(worker: &WorkerBox, queued: QueuedJob, metrics: &Arc<Metrics>) -> (String, JobEvent) {
+    let QueuedJob {
+        job,
+        stop,
+        events,
+        submitted,
+    } = queued;
+    let id = job.id.to_string();
+    let sink = HostSink::new(&id, events, stop.clone(), metrics.clone(), submitted);
+    if stop.is_set() {
         let terminal = JobEvent::End {
-            stop_reason: queued.stop.stop_reason().into(),
-            details: serde_json::json!({}),
+            stop_reason: stop.stop_reason().into(),
+            details: json!({}),
         };
-        sink.send(terminal.clone());
-        return terminal;
+        sink.close(terminal.clone());
+        return (id, terminal);
     }
-    let job = Job {
-        id: queued.id.as_str().into(),
-        task: queued.task.as_str().into(),
-        params_json: queued.params_json.as_str().into(),
-    };
     let started = std::time::Instant::now();
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
-        worker.execute(
-            &job,
-            EventSink_TO::from_ptr(RMut::new(&mut sink), TD_Opaque),
-        )
-    }));
+    let outcome = catch_unwind(AssertUnwindSafe(|| worker.execute(job, sink.handle())));
     let terminal = match outcome {
         Ok(RResult::ROk(end)) => JobEvent::End {
             stop_reason: match end.stop_reason.as_str() {
-                "cancelled" => queued.stop.stop_reason().to_string(),
+                stop_reason::CANCELLED => stop.stop_reason().to_string(),
                 reason => reason.to_string(),
             },
-            details: parse_object(end.details_json.as_str()),
+            details: parse_object(end.details_json.as_str()).unwrap_or_else(|| json!({})),
         },
         Ok(RResult::RErr(error)) => JobEvent::Error {
             code: error.code.into_string(),
@@ -77,27 +90,39 @@ fn run(worker: &WorkerBox, queued: &QueuedJob, metrics: &Arc<Metrics>) -> JobEve
         },
     };
     let outcome = match &terminal {
-        JobEvent::End { stop_reason, .. } if stop_reason == "cancelled" => "cancelled",
-        JobEvent::End { stop_reason, .. } if stop_reason == "deadline_exceeded" => {
-            "deadline_exceeded"
-        }
-        JobEvent::End { .. } => "completed",
+        JobEvent::End { stop_reason, .. } => match stop_reason.as_str() {
+            stop_reason::CANCELLED | stop_reason::DEADLINE_EXCEEDED => stop_reason.as_str(),
+            _ => "completed",
+        },
         _ => "failed",
     };
     let running = started.elapsed().as_secs_f64();
     metrics.job_finished(
         outcome,
-        queued.submitted.elapsed().as_secs_f64(),
+        submitted.elapsed().as_secs_f64(),
         sink.tokens(),
         running,
     );
     tracing::info!(
-        job = queued.id,
+        job = id,
         outcome,
         tokens = sink.tokens(),
         seconds = running,
         "job finished"
     );
-    sink.send(terminal.clone());
-    terminal
+    sink.close(terminal.clone());
+    (id, terminal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::concurrency;
+
+    #[test]
+    fn parallel_caps_what_the_worker_can_do_and_never_raises_it() {
+        assert_eq!(concurrency(4, 0), 4);
+        assert_eq!(concurrency(4, 2), 2);
+        assert_eq!(concurrency(1, 8), 1);
+        assert_eq!(concurrency(0, 0), 1);
+    }
 }

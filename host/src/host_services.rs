@@ -1,9 +1,9 @@
 //! The host's side of `HostApi`: plugin logs into tracing, the cache dir, load progress.
 
 use crate::readiness::Readiness;
-use abi_stable::std_types::{RStr, RString};
+use abi_stable::std_types::{ROption, RStr, RString, RVec};
 use indicatif::{ProgressBar, ProgressStyle};
-use rbee_plugin_api::{HostApi, LogLevel};
+use rbee_plugin_api::{ExtensionRef, HostApi, LogLevel};
 use std::{io::IsTerminal, sync::Mutex};
 use std::{path::PathBuf, sync::Arc};
 
@@ -60,6 +60,13 @@ impl ProgressDisplay {
     }
 }
 
+impl HostServices {
+    /// The capabilities this host offers through [`HostApi::extension`]: none in 2.0.
+    pub fn capabilities() -> RVec<RString> {
+        RVec::new()
+    }
+}
+
 impl HostApi for HostServices {
     fn log(&self, level: LogLevel, target: RStr<'_>, message: RStr<'_>) {
         let (plugin, target, message) =
@@ -81,5 +88,9 @@ impl HostApi for HostServices {
         self.display
             .show(&self.plugin_id, fraction, message.as_str());
         self.readiness.progress(fraction, message.as_str());
+    }
+
+    fn extension(&self, _name: RStr<'_>) -> ROption<ExtensionRef> {
+        ROption::RNone
     }
 }

@@ -1,6 +1,7 @@
 //! The events of a job as the host carries them, and their wire form (SSE event name + JSON).
 
 use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
+use rbee_plugin_api::tasks::event;
 use serde_json::{Map, Value, json};
 
 /// A produced file or preview, copied out of the plugin's memory.
@@ -12,6 +13,16 @@ pub struct ArtifactData {
     pub data: Vec<u8>,
     /// Details from the plugin (a JSON object, or null).
     pub metadata: Value,
+}
+
+impl ArtifactData {
+    /// Its wire form: the metadata's fields, `media_type`, and `data` in base64.
+    pub fn to_json(&self) -> Value {
+        let mut data = object(&self.metadata);
+        data.insert("media_type".into(), self.media_type.clone().into());
+        data.insert("data".into(), BASE64.encode(&self.data).into());
+        Value::Object(data)
+    }
 }
 
 /// One event of a job's stream. Exactly one terminal event ([`JobEvent::End`] or
@@ -70,42 +81,38 @@ pub enum JobEvent {
     },
 }
 
-/// Event names the host's own events use; a plugin's custom event may not take them.
-const RESERVED: &[&str] = &[
-    "started",
-    "token",
-    "progress",
-    "preview",
-    "artifact",
-    "embedding",
-    "metrics",
-    "end",
-    "error",
-];
+/// The longest custom event name accepted.
+const CUSTOM_NAME_MAX: usize = 64;
 
 impl JobEvent {
-    /// A custom event; a name the host uses itself gets an `x-` prefix.
-    pub fn custom(name: &str, data: Value) -> Self {
-        let name = match RESERVED.contains(&name) || name.is_empty() {
-            true => format!("x-{name}"),
-            false => name.to_string(),
-        };
-        JobEvent::Custom { name, data }
+    /// The SSE name of a plugin's custom event: `None` unless it is a word (letters, digits,
+    /// `-`, `_`, `.`; at most 64), and a name the host uses itself gets an `x-` prefix.
+    pub fn custom_name(name: &str) -> Option<String> {
+        let word = !name.is_empty()
+            && name.len() <= CUSTOM_NAME_MAX
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        match (word, event::RESERVED.contains(&name)) {
+            (false, _) => None,
+            (true, true) => Some(format!("x-{name}")),
+            (true, false) => Some(name.to_string()),
+        }
     }
 
     /// The SSE event name.
     pub fn name(&self) -> &str {
         match self {
-            JobEvent::Started(_) => "started",
-            JobEvent::Token { .. } => "token",
-            JobEvent::Progress { .. } => "progress",
-            JobEvent::Preview(_) => "preview",
-            JobEvent::Artifact(_) => "artifact",
-            JobEvent::Embedding { .. } => "embedding",
-            JobEvent::Metrics(_) => "metrics",
+            JobEvent::Started(_) => event::STARTED,
+            JobEvent::Token { .. } => event::TOKEN,
+            JobEvent::Progress { .. } => event::PROGRESS,
+            JobEvent::Preview(_) => event::PREVIEW,
+            JobEvent::Artifact(_) => event::ARTIFACT,
+            JobEvent::Embedding { .. } => event::EMBEDDING,
+            JobEvent::Metrics(_) => event::METRICS,
             JobEvent::Custom { name, .. } => name,
-            JobEvent::End { .. } => "end",
-            JobEvent::Error { .. } => "error",
+            JobEvent::End { .. } => event::END,
+            JobEvent::Error { .. } => event::ERROR,
         }
     }
 
@@ -120,12 +127,7 @@ impl JobEvent {
             JobEvent::Started(details) | JobEvent::Metrics(details) => details.clone(),
             JobEvent::Token { index, text } => json!({"index": index, "text": text}),
             JobEvent::Progress { step, total } => json!({"step": step, "total": total}),
-            JobEvent::Preview(artifact) | JobEvent::Artifact(artifact) => {
-                let mut data = object(&artifact.metadata);
-                data.insert("media_type".into(), artifact.media_type.clone().into());
-                data.insert("data".into(), BASE64.encode(&artifact.data).into());
-                Value::Object(data)
-            }
+            JobEvent::Preview(artifact) | JobEvent::Artifact(artifact) => artifact.to_json(),
             JobEvent::Embedding { index, vector } => json!({"index": index, "vector": vector}),
             JobEvent::Custom { data, .. } => data.clone(),
             JobEvent::End {
@@ -141,11 +143,11 @@ impl JobEvent {
     }
 }
 
-/// Parses a plugin's JSON object text; empty or invalid text is an empty object.
-pub fn parse_object(text: &str) -> Value {
+/// Parses a plugin's JSON object text; `None` if it is not one.
+pub fn parse_object(text: &str) -> Option<Value> {
     match serde_json::from_str::<Value>(text) {
-        Ok(value @ Value::Object(_)) => value,
-        _ => Value::Object(Map::new()),
+        Ok(value @ Value::Object(_)) => Some(value),
+        _ => None,
     }
 }
 
@@ -161,11 +163,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn custom_events_cannot_pose_as_terminal_ones() {
-        let event = JobEvent::custom("end", json!({}));
-        assert_eq!(event.name(), "x-end");
-        assert!(!event.is_terminal());
-        assert_eq!(JobEvent::custom("segment", json!({})).name(), "segment");
+    fn custom_events_cannot_pose_as_terminal_ones_or_break_the_stream() {
+        assert_eq!(JobEvent::custom_name("end").as_deref(), Some("x-end"));
+        assert_eq!(JobEvent::custom_name("segment").as_deref(), Some("segment"));
+        for bad in ["", "two\nlines", "data: x", &"long".repeat(20)] {
+            assert_eq!(JobEvent::custom_name(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -1,25 +1,30 @@
-//! The job registry and the bounded queue between HTTP handlers and the engine thread.
+//! The job registry and the bounded queue between HTTP handlers and the engine threads.
 
 use crate::job_event::JobEvent;
+use rbee_plugin_api::{Job, StopReason, tasks::stop_reason};
 use serde::Serialize;
 use serde_json::json;
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::{HashMap, HashSet, VecDeque},
     sync::{
         Arc, Condvar, Mutex, MutexGuard,
         atomic::{AtomicU8, Ordering},
     },
     time::Instant,
 };
-use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio::sync::mpsc::{Receiver, Sender, channel};
+
+/// How many events of one job may wait for its client. A job whose client reads slower waits
+/// too, so a slow client slows its own job and never grows the host's memory.
+pub const EVENT_QUEUE: usize = 256;
 
 /// Why a job was told to stop, shared between the registry, the engine and the sink.
 #[derive(Debug, Clone, Default)]
 pub struct StopFlag(Arc<AtomicU8>);
 
-const RUNNING: u8 = 0;
-const CANCELLED: u8 = 1;
-const DEADLINE: u8 = 2;
+const RUNNING: u8 = StopReason::NONE.0;
+const CANCELLED: u8 = StopReason::CANCELLED.0;
+const DEADLINE: u8 = StopReason::DEADLINE_EXCEEDED.0;
 
 impl StopFlag {
     /// Asks the job to stop because a client cancelled it (the first reason given wins).
@@ -41,11 +46,16 @@ impl StopFlag {
         self.0.load(Ordering::Relaxed) != RUNNING
     }
 
+    /// Why the job was asked to stop, as the plugin reads it.
+    pub fn reason(&self) -> StopReason {
+        StopReason(self.0.load(Ordering::SeqCst))
+    }
+
     /// The stop reason a stopped job ends with: `cancelled` or `deadline_exceeded`.
     pub fn stop_reason(&self) -> &'static str {
         match self.0.load(Ordering::SeqCst) {
-            DEADLINE => "deadline_exceeded",
-            _ => "cancelled",
+            DEADLINE => stop_reason::DEADLINE_EXCEEDED,
+            _ => stop_reason::CANCELLED,
         }
     }
 }
@@ -59,7 +69,7 @@ const FINISHED_KEPT: usize = 1024;
 pub enum JobState {
     /// Waiting in the queue.
     Queued,
-    /// Executing on the engine thread.
+    /// Executing on an engine thread.
     Running,
     /// Ended normally.
     Completed,
@@ -89,19 +99,15 @@ pub struct JobView {
     pub error: Option<serde_json::Value>,
 }
 
-/// A job handed to the engine.
+/// A job handed to an engine thread.
 #[derive(Debug)]
 pub struct QueuedJob {
-    /// The id.
-    pub id: String,
-    /// The task.
-    pub task: String,
-    /// Validated parameters, a JSON object.
-    pub params_json: String,
+    /// The job, as the plugin sees it.
+    pub job: Job,
     /// Set when the job is cancelled or expires.
     pub stop: StopFlag,
     /// Where its events go.
-    pub events: UnboundedSender<JobEvent>,
+    pub events: Sender<JobEvent>,
     /// When it was submitted.
     pub submitted: Instant,
 }
@@ -129,9 +135,9 @@ struct Record {
     submitted: Instant,
     state: JobState,
     stop: StopFlag,
-    events: UnboundedSender<JobEvent>,
-    stream: Option<UnboundedReceiver<JobEvent>>,
-    params_json: String,
+    events: Sender<JobEvent>,
+    stream: Option<Receiver<JobEvent>>,
+    job: Option<Job>,
     stop_reason: Option<String>,
     error: Option<serde_json::Value>,
 }
@@ -141,12 +147,12 @@ struct Inner {
     records: HashMap<String, Record>,
     queue: VecDeque<String>,
     finished: VecDeque<String>,
-    running: Option<String>,
+    running: HashSet<String>,
     draining: bool,
     closed: bool,
 }
 
-/// All jobs: the queue, the running one, and recently finished ones.
+/// All jobs: the queue, the running ones, and recently finished ones.
 pub struct Jobs {
     inner: Mutex<Inner>,
     wake: Condvar,
@@ -167,8 +173,8 @@ impl Jobs {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues a validated job; returns its id and how many jobs wait ahead of it.
-    pub fn submit(&self, task: &str, params_json: String) -> Result<(String, usize), SubmitError> {
+    /// Queues a validated job under a new id; returns the id and how many jobs wait ahead of it.
+    pub fn submit(&self, mut job: Job) -> Result<(String, usize), SubmitError> {
         let mut inner = self.lock();
         if inner.draining {
             return Err(SubmitError::Draining);
@@ -177,15 +183,16 @@ impl Jobs {
             return Err(SubmitError::QueueFull);
         }
         let id = format!("job-{}", uuid::Uuid::new_v4().simple());
-        let (events, stream) = unbounded_channel();
+        let (events, stream) = channel(EVENT_QUEUE);
+        job.id = id.as_str().into();
         let record = Record {
-            task: task.to_string(),
+            task: job.task.to_string(),
             submitted: Instant::now(),
             state: JobState::Queued,
             stop: StopFlag::default(),
             events,
             stream: Some(stream),
-            params_json,
+            job: Some(job),
             stop_reason: None,
             error: None,
         };
@@ -196,8 +203,8 @@ impl Jobs {
         Ok((id, position))
     }
 
-    /// Blocks until a job is queued and hands it to the engine, marked running; `None` once
-    /// the registry is closed and the queue is empty.
+    /// Blocks until a job is queued and hands it to an engine thread, marked running; `None`
+    /// once the registry is closed and the queue is empty. Several engine threads may wait.
     pub fn next_blocking(&self) -> Option<QueuedJob> {
         let mut inner = self.lock();
         loop {
@@ -205,14 +212,12 @@ impl Jobs {
                 let record = inner.records.get_mut(&id)?;
                 record.state = JobState::Running;
                 let job = QueuedJob {
-                    id: id.clone(),
-                    task: record.task.clone(),
-                    params_json: std::mem::take(&mut record.params_json),
+                    job: record.job.take()?,
                     stop: record.stop.clone(),
                     events: record.events.clone(),
                     submitted: record.submitted,
                 };
-                inner.running = Some(id);
+                inner.running.insert(id);
                 return Some(job);
             }
             if inner.closed {
@@ -225,9 +230,7 @@ impl Jobs {
     /// Records how a job ended, from its terminal event.
     pub fn finish(&self, id: &str, terminal: &JobEvent) {
         let mut inner = self.lock();
-        if inner.running.as_deref() == Some(id) {
-            inner.running = None;
-        }
+        inner.running.remove(id);
         Self::record_end(&mut inner, id, terminal);
         self.wake.notify_all();
     }
@@ -239,7 +242,7 @@ impl Jobs {
         match terminal {
             JobEvent::End { stop_reason, .. } => {
                 record.state = match stop_reason.as_str() {
-                    "cancelled" | "deadline_exceeded" => JobState::Cancelled,
+                    stop_reason::CANCELLED | stop_reason::DEADLINE_EXCEEDED => JobState::Cancelled,
                     _ => JobState::Completed,
                 };
                 record.stop_reason = Some(stop_reason.clone());
@@ -259,7 +262,7 @@ impl Jobs {
     }
 
     /// Takes the event stream of a job; only one client may hold it.
-    pub fn take_stream(&self, id: &str) -> Result<UnboundedReceiver<JobEvent>, StreamError> {
+    pub fn take_stream(&self, id: &str) -> Result<Receiver<JobEvent>, StreamError> {
         let mut inner = self.lock();
         let record = inner.records.get_mut(id).ok_or(StreamError::NotFound)?;
         record.stream.take().ok_or(StreamError::AlreadyTaken)
@@ -298,7 +301,8 @@ impl Jobs {
             stop_reason: record.stop.stop_reason().into(),
             details: json!({}),
         };
-        let _ = record.events.send(terminal.clone());
+        // Nothing was sent before a job runs, so its queue has room for the terminal event.
+        let _ = record.events.try_send(terminal.clone());
         Self::record_end(inner, id, &terminal);
     }
 
@@ -322,7 +326,7 @@ impl Jobs {
     /// Jobs waiting and jobs running.
     pub fn counts(&self) -> (usize, usize) {
         let inner = self.lock();
-        (inner.queue.len(), usize::from(inner.running.is_some()))
+        (inner.queue.len(), inner.running.len())
     }
 
     /// Starts draining: new jobs are refused and queued ones are cancelled.
@@ -337,15 +341,15 @@ impl Jobs {
         }
     }
 
-    /// Asks the running job, if any, to stop.
+    /// Asks every running job to stop.
     pub fn cancel_running(&self) {
         let inner = self.lock();
-        if let Some(record) = inner.running.as_ref().and_then(|id| inner.records.get(id)) {
+        for record in inner.running.iter().filter_map(|id| inner.records.get(id)) {
             record.stop.cancel();
         }
     }
 
-    /// Lets the engine thread exit once the queue is empty.
+    /// Lets the engine threads exit once the queue is empty.
     pub fn close(&self) {
         self.lock().closed = true;
         self.wake.notify_all();
@@ -356,22 +360,23 @@ impl Jobs {
 mod tests {
     use super::*;
 
+    fn echo(params: &str) -> Job {
+        Job::new("", "echo", params)
+    }
+
     #[test]
     fn a_full_queue_refuses_jobs() {
         let jobs = Jobs::new(2);
-        assert_eq!(jobs.submit("echo", "{}".into()).unwrap().1, 0);
-        assert_eq!(jobs.submit("echo", "{}".into()).unwrap().1, 1);
-        assert_eq!(
-            jobs.submit("echo", "{}".into()),
-            Err(SubmitError::QueueFull)
-        );
+        assert_eq!(jobs.submit(echo("{}")).unwrap().1, 0);
+        assert_eq!(jobs.submit(echo("{}")).unwrap().1, 1);
+        assert_eq!(jobs.submit(echo("{}")), Err(SubmitError::QueueFull));
         assert_eq!(jobs.counts(), (2, 0));
     }
 
     #[test]
     fn cancelling_a_queued_job_ends_its_stream() {
         let jobs = Jobs::new(4);
-        let (id, _) = jobs.submit("echo", "{}".into()).unwrap();
+        let (id, _) = jobs.submit(echo("{}")).unwrap();
         let mut stream = jobs.take_stream(&id).unwrap();
         assert_eq!(jobs.cancel(&id).unwrap().state, JobState::Cancelled);
         assert!(
@@ -387,12 +392,12 @@ mod tests {
     #[test]
     fn the_engine_takes_jobs_in_order_and_records_their_end() {
         let jobs = Jobs::new(4);
-        let (first, _) = jobs.submit("echo", "1".into()).unwrap();
-        let (second, position) = jobs.submit("echo", "2".into()).unwrap();
+        let (first, _) = jobs.submit(echo("1")).unwrap();
+        let (second, position) = jobs.submit(echo("2")).unwrap();
         assert_eq!(position, 1);
         let job = jobs.next_blocking().unwrap();
         assert_eq!(
-            (job.id.as_str(), job.params_json.as_str()),
+            (job.job.id.as_str(), job.job.params_json.as_str()),
             (first.as_str(), "1")
         );
         assert_eq!(jobs.view(&first).unwrap().state, JobState::Running);
@@ -408,9 +413,29 @@ mod tests {
     }
 
     #[test]
+    fn several_engine_threads_run_jobs_at_once_and_all_are_counted() {
+        let jobs = Jobs::new(4);
+        let (first, _) = jobs.submit(echo("1")).unwrap();
+        let (second, _) = jobs.submit(echo("2")).unwrap();
+        let running = [jobs.next_blocking().unwrap(), jobs.next_blocking().unwrap()];
+        assert_eq!(jobs.counts(), (0, 2));
+        jobs.cancel_running();
+        assert!(running.iter().all(|job| job.stop.is_set()));
+        let end = JobEvent::End {
+            stop_reason: "cancelled".into(),
+            details: json!({}),
+        };
+        jobs.finish(&first, &end);
+        assert_eq!(jobs.counts(), (0, 1));
+        jobs.finish(&second, &end);
+        assert_eq!(jobs.counts(), (0, 0));
+        assert_eq!(jobs.view(&second).unwrap().state, JobState::Cancelled);
+    }
+
+    #[test]
     fn an_expired_job_ends_with_deadline_exceeded_and_a_finished_one_is_left_alone() {
         let jobs = Jobs::new(4);
-        let (id, _) = jobs.submit("echo", "{}".into()).unwrap();
+        let (id, _) = jobs.submit(echo("{}")).unwrap();
         let mut stream = jobs.take_stream(&id).unwrap();
         assert_eq!(
             jobs.expire(&id).unwrap().stop_reason.as_deref(),
@@ -429,10 +454,10 @@ mod tests {
     #[test]
     fn draining_cancels_the_queue_and_refuses_new_jobs() {
         let jobs = Jobs::new(4);
-        let (id, _) = jobs.submit("echo", "{}".into()).unwrap();
+        let (id, _) = jobs.submit(echo("{}")).unwrap();
         jobs.drain();
         assert_eq!(jobs.view(&id).unwrap().state, JobState::Cancelled);
-        assert_eq!(jobs.submit("echo", "{}".into()), Err(SubmitError::Draining));
+        assert_eq!(jobs.submit(echo("{}")), Err(SubmitError::Draining));
         jobs.close();
         assert!(jobs.next_blocking().is_none());
     }

@@ -123,6 +123,7 @@ pub fn inspect(plugin: &str, search: &SearchDirs) -> Result<(), HostError> {
         "default_model": m.default_model.as_str(),
         "required_cpu_features": m.required_cpu_features.iter().map(|f| f.as_str()).collect::<Vec<_>>(),
         "params_schema": serde_json::from_str::<Value>(&m.params_schema_json).unwrap_or(Value::Null),
+        "capabilities": m.capabilities.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
     });
     println!(
         "{}",

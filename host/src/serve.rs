@@ -113,6 +113,7 @@ async fn run(
             "tasks": manifest.tasks.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
             "params_schema": serde_json::from_str::<serde_json::Value>(&manifest.params_schema_json).unwrap_or_default(),
             "default_model": manifest.default_model.as_str(),
+            "capabilities": manifest.capabilities.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
         }),
         tasks: manifest.tasks.iter().map(|t| t.to_string()).collect(),
         model: config.model.clone(),
@@ -162,7 +163,7 @@ async fn run(
     }
 }
 
-/// Loads the model on a thread of its own; when done, starts the engine and turns ready,
+/// Loads the model on a thread of its own; when done, starts the engine threads and turns ready,
 /// or reports the failure through `fatal`.
 fn spawn_model_load(
     config: &ServeConfig,
@@ -178,8 +179,11 @@ fn spawn_model_load(
             ordinal: device.ordinal,
         },
         threads: config.threads,
+        parallel: config.parallel,
         options_json: config.plugin_options.as_str().into(),
+        host_capabilities: HostServices::capabilities(),
     };
+    let parallel = config.parallel;
     let services = HostServices {
         plugin_id: plugin.manifest.id.to_string(),
         cache_dir: config.cache_dir.clone(),
@@ -197,11 +201,13 @@ fn spawn_model_load(
                 Ok(RResult::ROk(worker)) => {
                     let worker = Arc::new(worker);
                     let _ = state.worker.set(worker.clone());
-                    engine::spawn(worker, state.jobs.clone(), state.metrics.clone());
+                    let slots = engine::concurrency(worker.max_concurrent_jobs(), parallel);
+                    engine::spawn(worker, state.jobs.clone(), state.metrics.clone(), slots);
                     state.metrics.model_loaded(started.elapsed().as_secs_f64());
                     state.readiness.set(State::Ready);
                     tracing::info!(
                         seconds = started.elapsed().as_secs_f32(),
+                        parallel = slots,
                         "model loaded; ready"
                     );
                 }
@@ -250,13 +256,13 @@ async fn signal() {
     }
 }
 
-/// Stops taking jobs, cancels queued ones, lets the running one finish up to `timeout`, then
-/// cancels it and waits for it to stop.
+/// Stops taking jobs, cancels queued ones, lets the running ones finish up to `timeout`, then
+/// cancels them and waits for them to stop.
 async fn drain(state: &AppState, timeout: Duration) {
     state.readiness.set(State::Draining);
     state.jobs.drain();
     if !wait_idle(state, timeout).await {
-        tracing::warn!("shutdown timeout reached; cancelling the running job");
+        tracing::warn!("shutdown timeout reached; cancelling the running jobs");
         state.jobs.cancel_running();
         wait_idle(state, CANCEL_GRACE).await;
     }

@@ -1,189 +1,338 @@
-//! The host's `EventSink`: turns a plugin's events into [`JobEvent`]s on the job's channel.
+//! The host's `EventSink`: turns a plugin's events into [`JobEvent`]s on the job's bounded
+//! channel. Shared by every thread the plugin hands it to, and inert once the job has ended.
 
 use crate::{
     job_event::{ArtifactData, JobEvent, parse_object},
     jobs::StopFlag,
     metrics::Metrics,
 };
-use abi_stable::std_types::{ROption, RSlice, RStr};
-use rbee_plugin_api::{Artifact, EventSink, Flow};
+use abi_stable::{
+    sabi_trait::TD_Opaque,
+    std_types::{RArc, ROption, RSlice, RStr},
+};
+use rbee_plugin_api::{Artifact, EventSink, EventSink_TO, Flow, JobSink, StopReason};
 use serde_json::json;
-use std::{sync::Arc, time::Instant};
-use tokio::sync::mpsc::UnboundedSender;
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    thread,
+    time::{Duration, Instant},
+};
+use tokio::sync::mpsc::{Sender, error::TrySendError};
 
-/// Receives one job's events on the engine thread.
-pub struct HostSink {
-    events: UnboundedSender<JobEvent>,
-    stop: StopFlag,
-    started: bool,
+/// How long a producer waits before it looks again at a full event queue.
+const FULL_QUEUE_POLL: Duration = Duration::from_millis(1);
+
+/// Receives one job's events, from whichever plugin threads hold it. Clones share one state.
+#[derive(Clone)]
+pub struct HostSink(Arc<SinkState>);
+
+struct SinkState {
     job_id: String,
+    events: Sender<JobEvent>,
+    stop: StopFlag,
     metrics: Arc<Metrics>,
     submitted: Instant,
-    first_output: bool,
-    tokens: u64,
+    started: Mutex<bool>,
+    first_output: AtomicBool,
+    tokens: AtomicU64,
+    closed: AtomicBool,
 }
 
 impl HostSink {
     /// A sink for job `job_id` (submitted at `submitted`), sending into `events`, stopping when
-    /// `cancel` is set, counting into `metrics`.
+    /// `stop` is set, counting into `metrics`.
     pub fn new(
         job_id: &str,
-        events: UnboundedSender<JobEvent>,
+        events: Sender<JobEvent>,
         stop: StopFlag,
         metrics: Arc<Metrics>,
         submitted: Instant,
     ) -> Self {
-        Self {
+        Self(Arc::new(SinkState {
+            job_id: job_id.to_string(),
             events,
             stop,
-            started: false,
-            job_id: job_id.to_string(),
             metrics,
             submitted,
-            first_output: false,
-            tokens: 0,
-        }
+            started: Mutex::new(false),
+            first_output: AtomicBool::new(false),
+            tokens: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+        }))
+    }
+
+    /// The handle the plugin's `execute` receives.
+    pub fn handle(&self) -> JobSink {
+        EventSink_TO::from_ptr(RArc::new(self.clone()), TD_Opaque)
     }
 
     /// Text tokens streamed so far.
     pub fn tokens(&self) -> u64 {
-        self.tokens
+        self.0.tokens.load(Ordering::Relaxed)
     }
 
-    fn count(&mut self, event: &JobEvent) {
+    /// Ends the job: every later event from the plugin is dropped, then `terminal` is sent.
+    pub fn close(&self, terminal: JobEvent) {
+        self.0.closed.store(true, Ordering::SeqCst);
+        self.ensure_started(None);
+        self.deliver(terminal);
+    }
+
+    fn count(&self, event: &JobEvent) {
+        let state = &self.0;
         match event {
-            JobEvent::Started(_) => return,
             JobEvent::Token { .. } => {
-                self.tokens += 1;
-                self.metrics.token();
+                state.tokens.fetch_add(1, Ordering::Relaxed);
+                state.metrics.token();
             }
-            JobEvent::Progress { .. } => self.metrics.step(),
+            JobEvent::Progress { .. } => state.metrics.step(),
             _ => {}
         }
-        if !self.first_output && !event.is_terminal() {
-            self.first_output = true;
-            self.metrics
-                .first_event(self.submitted.elapsed().as_secs_f64());
+        if !state.first_output.swap(true, Ordering::Relaxed) {
+            state
+                .metrics
+                .first_event(state.submitted.elapsed().as_secs_f64());
         }
     }
 
-    /// Sends an event, first `started` if the plugin did not send one, and says whether to go on.
-    pub fn send(&mut self, event: JobEvent) -> Flow {
-        if !self.started {
-            self.started = true;
-            let mut details = match &event {
-                JobEvent::Started(details) => details.clone(),
-                _ => json!({}),
-            };
-            details["job_id"] = self.job_id.clone().into();
-            let _ = self.events.send(JobEvent::Started(details));
-            if let JobEvent::Started(_) = event {
-                return self.flow();
-            }
+    /// Sends `started` once, before anything else: the plugin's details if it sent it itself.
+    fn ensure_started(&self, details: Option<serde_json::Value>) {
+        let mut started = self.0.started.lock().unwrap_or_else(|e| e.into_inner());
+        if *started {
+            return;
         }
-        if let JobEvent::Started(_) = event {
-            return self.flow();
+        *started = true;
+        let mut details = details.unwrap_or_else(|| json!({}));
+        details["job_id"] = self.0.job_id.clone().into();
+        self.deliver(JobEvent::Started(details));
+    }
+
+    /// Sends a plugin's event (after `started`) and says whether to go on.
+    fn send(&self, event: JobEvent) -> Flow {
+        if self.0.closed.load(Ordering::SeqCst) {
+            return Flow::Stop;
         }
+        self.ensure_started(None);
         self.count(&event);
-        let _ = self.events.send(event);
+        self.deliver(event);
         self.flow()
     }
 
+    /// Puts an event on the job's queue, waiting while it is full. One place is kept for the
+    /// terminal event, so it always fits; other events give up once the job is stopped or its
+    /// client has gone.
+    fn deliver(&self, mut event: JobEvent) {
+        let terminal = event.is_terminal();
+        loop {
+            let room = self.0.events.capacity() > 1 || terminal;
+            if room {
+                match self.0.events.try_send(event) {
+                    Ok(()) | Err(TrySendError::Closed(_)) => return,
+                    Err(TrySendError::Full(back)) => event = back,
+                }
+            }
+            if !terminal && self.0.stop.is_set() {
+                return;
+            }
+            thread::sleep(FULL_QUEUE_POLL);
+        }
+    }
+
     fn flow(&self) -> Flow {
-        match self.stop.is_set() {
+        match self.0.stop.is_set() {
             true => Flow::Stop,
             false => Flow::Continue,
         }
     }
-}
 
-fn artifact_data(artifact: &Artifact<'_>) -> ArtifactData {
-    ArtifactData {
-        media_type: artifact.media_type.to_string(),
-        data: artifact.data.to_vec(),
-        metadata: parse_object(artifact.metadata_json.as_str()),
+    /// Parses a plugin's JSON object, or logs why it was dropped.
+    fn object(&self, what: &str, text: &str) -> Option<serde_json::Value> {
+        let parsed = parse_object(text);
+        if parsed.is_none() {
+            tracing::warn!(
+                job = self.0.job_id,
+                "the plugin sent {what} that is not a JSON object; dropped"
+            );
+        }
+        parsed
+    }
+
+    fn artifact_data(&self, artifact: &Artifact<'_>) -> ArtifactData {
+        let metadata = match artifact.metadata_json.is_empty() {
+            true => Some(json!({})),
+            false => self.object("artifact metadata", artifact.metadata_json.as_str()),
+        };
+        ArtifactData {
+            media_type: artifact.media_type.to_string(),
+            data: artifact.data.to_vec(),
+            metadata: metadata.unwrap_or_else(|| json!({})),
+        }
     }
 }
 
 impl EventSink for HostSink {
-    fn started(&mut self, details_json: RStr<'_>) -> Flow {
-        self.send(JobEvent::Started(parse_object(details_json.as_str())))
+    fn started(&self, details_json: RStr<'_>) -> Flow {
+        if !self.0.closed.load(Ordering::SeqCst) {
+            let details = match details_json.is_empty() {
+                true => Some(json!({})),
+                false => self.object("started details", details_json.as_str()),
+            };
+            self.ensure_started(details);
+        }
+        self.flow()
     }
 
-    fn text(&mut self, index: u64, text: RStr<'_>) -> Flow {
+    fn text(&self, index: u64, text: RStr<'_>) -> Flow {
         self.send(JobEvent::Token {
             index,
             text: text.to_string(),
         })
     }
 
-    fn progress(&mut self, step: u64, total: u64, preview: ROption<Artifact<'_>>) -> Flow {
-        self.send(JobEvent::Progress { step, total });
+    fn progress(&self, step: u64, total: u64, preview: ROption<Artifact<'_>>) -> Flow {
+        let flow = self.send(JobEvent::Progress { step, total });
         match preview {
-            ROption::RSome(preview) => self.send(JobEvent::Preview(artifact_data(&preview))),
-            ROption::RNone => self.flow(),
+            ROption::RSome(preview) if !flow.is_stop() => {
+                self.send(JobEvent::Preview(self.artifact_data(&preview)))
+            }
+            _ => flow,
         }
     }
 
-    fn artifact(&mut self, artifact: Artifact<'_>) -> Flow {
-        self.send(JobEvent::Artifact(artifact_data(&artifact)))
+    fn artifact(&self, artifact: Artifact<'_>) -> Flow {
+        self.send(JobEvent::Artifact(self.artifact_data(&artifact)))
     }
 
-    fn embedding(&mut self, index: u64, vector: RSlice<'_, f32>) -> Flow {
+    fn embedding(&self, index: u64, vector: RSlice<'_, f32>) -> Flow {
         self.send(JobEvent::Embedding {
             index,
             vector: vector.to_vec(),
         })
     }
 
-    fn metrics(&mut self, metrics_json: RStr<'_>) -> Flow {
-        self.send(JobEvent::Metrics(parse_object(metrics_json.as_str())))
+    fn metrics(&self, metrics_json: RStr<'_>) -> Flow {
+        match self.object("metrics", metrics_json.as_str()) {
+            Some(metrics) => self.send(JobEvent::Metrics(metrics)),
+            None => self.flow(),
+        }
     }
 
-    fn custom(&mut self, event: RStr<'_>, data_json: RStr<'_>) -> Flow {
-        let data = serde_json::from_str(data_json.as_str()).unwrap_or(serde_json::Value::Null);
-        self.send(JobEvent::custom(event.as_str(), data))
+    fn custom(&self, event: RStr<'_>, data_json: RStr<'_>) -> Flow {
+        let Some(name) = JobEvent::custom_name(event.as_str()) else {
+            tracing::warn!(
+                job = self.0.job_id,
+                event = event.as_str(),
+                "the plugin sent a custom event whose name is not a word; dropped"
+            );
+            return self.flow();
+        };
+        match self.object("custom event data", data_json.as_str()) {
+            Some(data) => self.send(JobEvent::Custom { name, data }),
+            None => self.flow(),
+        }
     }
 
-    fn is_cancelled(&self) -> bool {
-        self.stop.is_set()
+    fn stop_reason(&self) -> StopReason {
+        match self.0.closed.load(Ordering::SeqCst) {
+            true => StopReason::CANCELLED,
+            false => self.0.stop.reason(),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::sync::mpsc::unbounded_channel;
+    use tokio::sync::mpsc::channel;
+
+    fn sink(capacity: usize) -> (HostSink, StopFlag, tokio::sync::mpsc::Receiver<JobEvent>) {
+        let (tx, rx) = channel(capacity);
+        let stop = StopFlag::default();
+        let metrics = Arc::new(Metrics::new("m", false));
+        let sink = HostSink::new("job-1", tx, stop.clone(), metrics, Instant::now());
+        (sink, stop, rx)
+    }
 
     #[test]
     fn started_comes_first_once_and_cancel_stops() {
-        let (tx, mut rx) = unbounded_channel();
-        let stop = StopFlag::default();
-        let metrics = Arc::new(Metrics::new("m", false));
-        let mut sink = HostSink::new("job-1", tx, stop.clone(), metrics, Instant::now());
-        assert_eq!(sink.text(0, "hi".into()), Flow::Continue);
-        sink.started(r#"{"seed": 1}"#.into());
+        let (sink, stop, mut rx) = sink(16);
+        let handle = sink.handle();
+        assert_eq!(handle.text(0, "hi".into()), Flow::Continue);
+        handle.started(r#"{"seed": 1}"#.into());
         stop.cancel();
-        assert_eq!(sink.text(1, "there".into()), Flow::Stop);
+        assert_eq!(handle.text(1, "there".into()), Flow::Stop);
+        assert_eq!(handle.stop_reason(), StopReason::CANCELLED);
         assert_eq!(
             rx.try_recv().unwrap(),
             JobEvent::Started(json!({"job_id": "job-1"}))
         );
+        assert!(matches!(
+            rx.try_recv().unwrap(),
+            JobEvent::Token { index: 0, .. }
+        ));
+        assert!(matches!(
+            rx.try_recv().unwrap(),
+            JobEvent::Token { index: 1, .. }
+        ));
+        assert!(rx.try_recv().is_err());
+        assert_eq!(sink.tokens(), 2);
+    }
+
+    #[test]
+    fn bad_plugin_output_is_dropped_not_streamed() {
+        let (sink, _, mut rx) = sink(16);
+        let handle = sink.handle();
+        handle.custom("seg\nment".into(), "{}".into());
+        handle.custom("segment".into(), "[1, 2]".into());
+        handle.metrics("not json".into());
+        handle.custom("segment".into(), r#"{"text": "ok"}"#.into());
+        assert!(matches!(rx.try_recv().unwrap(), JobEvent::Started(_)));
         assert_eq!(
             rx.try_recv().unwrap(),
-            JobEvent::Token {
-                index: 0,
-                text: "hi".into()
-            }
-        );
-        assert_eq!(
-            rx.try_recv().unwrap(),
-            JobEvent::Token {
-                index: 1,
-                text: "there".into()
+            JobEvent::Custom {
+                name: "segment".into(),
+                data: json!({"text": "ok"})
             }
         );
         assert!(rx.try_recv().is_err());
-        assert_eq!(sink.tokens(), 2);
+    }
+
+    #[test]
+    fn a_full_queue_holds_the_producer_back_and_keeps_room_for_the_end() {
+        let (sink, stop, mut rx) = sink(3);
+        let handle = sink.handle();
+        handle.text(0, "a".into());
+        let producer = thread::spawn(move || handle.text(1, "b".into()));
+        thread::sleep(Duration::from_millis(50));
+        assert!(
+            !producer.is_finished(),
+            "the producer should wait for the reader"
+        );
+        assert!(matches!(rx.try_recv().unwrap(), JobEvent::Started(_)));
+        assert_eq!(producer.join().unwrap(), Flow::Continue);
+        stop.cancel();
+        assert_eq!(sink.handle().text(2, "dropped".into()), Flow::Stop);
+        sink.close(JobEvent::End {
+            stop_reason: "cancelled".into(),
+            details: json!({}),
+        });
+        assert!(matches!(
+            rx.try_recv().unwrap(),
+            JobEvent::Token { index: 0, .. }
+        ));
+        assert!(matches!(
+            rx.try_recv().unwrap(),
+            JobEvent::Token { index: 1, .. }
+        ));
+        assert!(rx.try_recv().unwrap().is_terminal());
+        assert_eq!(
+            sink.handle().text(3, "late".into()),
+            Flow::Stop,
+            "a closed sink ignores events"
+        );
+        assert!(rx.try_recv().is_err());
     }
 }

@@ -1,48 +1,73 @@
 //! The plugin author's side: a plain Rust trait, a panic guard, and the export macro.
 
 use crate::{
-    EventSinkRef, HostApiRef, Job, JobEnd, LoadRequest, Manifest, PluginError, PluginMod,
+    ExtensionRef, HostApiRef, Job, JobEnd, JobSink, LoadRequest, Manifest, PluginError, PluginMod,
     PluginModRef, Worker, WorkerBox, WorkerStatus, error_code,
 };
 use abi_stable::{
     prefix_type::PrefixTypeTrait,
     sabi_trait::TD_Opaque,
-    std_types::{RResult, RStr, RString, RVec},
+    std_types::{ROption, RResult, RStr, RString, RVec},
 };
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-/// A worker as a plugin author writes it: plain Rust types, no FFI.
+/// A worker as a plugin author writes it: plain Rust types, no FFI. The threads each method is
+/// called on, and what it may block on, are those of [`Worker`]'s methods of the same name.
 ///
-/// [`crate::export_plugin!`] wraps it in a [`WorkerAdapter`] that catches panics, so a panic in
-/// any of these methods becomes a `plugin_panic` error for that call and the host carries on.
+/// [`crate::export_plugin!`] wraps it in an adapter that catches panics, so a panic in any of
+/// these methods becomes a `plugin_panic` error for that call and the host carries on.
 pub trait PluginWorker: Send + Sync + 'static {
-    /// Checks the parameters of a job for `task` (a JSON object). Return
+    /// Checks a job (its task, its parameters, a JSON object, and its binary inputs). Return
     /// [`PluginError::invalid_param`] naming the field, or [`PluginError::unsupported_task`].
-    fn validate(&self, task: &str, params_json: &str) -> Result<(), PluginError>;
+    fn validate(&self, job: &Job) -> Result<(), PluginError>;
 
     /// Runs the job, streaming events into `sink`. Check the [`crate::Flow`] each event returns
-    /// (or [`crate::EventSink::is_cancelled`]) and return [`JobEnd::cancelled`] within one step
-    /// after a stop.
-    fn execute(&self, job: &Job, sink: &mut EventSinkRef<'_>) -> Result<JobEnd, PluginError>;
+    /// (or [`crate::EventSinkExt::is_cancelled`]) and return [`JobEnd::cancelled`] within one
+    /// step after a stop. Up to [`PluginWorker::max_concurrent_jobs`] calls run at once.
+    fn execute(&self, job: Job, sink: JobSink) -> Result<JobEnd, PluginError>;
 
     /// The worker's status: model, memory held, cache usage.
     fn status(&self) -> WorkerStatus;
+
+    /// How many jobs may run at once; 1 (the default) runs them one after another.
+    fn max_concurrent_jobs(&self) -> u32 {
+        1
+    }
+
+    /// A capability this worker offers by name (see [`crate::extension`]); none by default.
+    fn extension(&self, name: &str) -> Option<ExtensionRef> {
+        let _ = name;
+        None
+    }
 }
 
 /// Adapts a [`PluginWorker`] to the FFI-safe [`Worker`] trait, catching panics.
-pub struct WorkerAdapter<W>(pub W);
+struct WorkerAdapter<W>(W);
 
 impl<W: PluginWorker> Worker for WorkerAdapter<W> {
-    fn validate(&self, task: RStr<'_>, params_json: RStr<'_>) -> RResult<(), PluginError> {
-        catch_panic(|| self.0.validate(task.as_str(), params_json.as_str())).into()
+    fn max_concurrent_jobs(&self) -> u32 {
+        catch_panic(|| Ok(self.0.max_concurrent_jobs()))
+            .unwrap_or(1)
+            .max(1)
     }
 
-    fn execute<'a>(&self, job: &Job, mut sink: EventSinkRef<'a>) -> RResult<JobEnd, PluginError> {
-        catch_panic(|| self.0.execute(job, &mut sink)).into()
+    fn validate(&self, job: &Job) -> RResult<(), PluginError> {
+        catch_panic(|| self.0.validate(job)).into()
+    }
+
+    fn execute(&self, job: Job, sink: JobSink) -> RResult<JobEnd, PluginError> {
+        catch_panic(|| self.0.execute(job, sink)).into()
     }
 
     fn status(&self) -> WorkerStatus {
         catch_panic(|| Ok(self.0.status())).unwrap_or_default()
+    }
+
+    fn extension(&self, name: RStr<'_>) -> ROption<ExtensionRef> {
+        catch_panic(|| Ok(self.0.extension(name.as_str())))
+            .ok()
+            .flatten()
+            .into()
     }
 }
 
@@ -63,7 +88,7 @@ pub fn catch_panic<T>(f: impl FnOnce() -> Result<T, PluginError>) -> Result<T, P
 
 /// CPU features this crate was compiled for (with `-C target-cpu` or `-C target-feature`).
 /// Because plugin-api is compiled inside each plugin's build, this is the plugin's list.
-pub fn compiled_cpu_features() -> RVec<RString> {
+fn compiled_cpu_features() -> RVec<RString> {
     COMPILED_CPU_FEATURES
         .iter()
         .filter(|name| !name.is_empty())
@@ -102,7 +127,13 @@ feature_table! {
 
 #[doc(hidden)]
 pub fn __manifest_entry(manifest: fn() -> Manifest) -> RResult<Manifest, PluginError> {
-    catch_panic(|| Ok(manifest())).into()
+    catch_panic(|| {
+        let mut manifest = manifest();
+        manifest.api_version = crate::API_VERSION.into();
+        manifest.required_cpu_features = compiled_cpu_features();
+        Ok(manifest)
+    })
+    .into()
 }
 
 #[doc(hidden)]
@@ -125,7 +156,7 @@ pub fn __root_module(
 
 /// Exports a plugin: its manifest function and its load function.
 ///
-/// - `manifest: fn() -> Manifest`
+/// - `manifest: fn() -> Manifest` (its `api_version` and `required_cpu_features` are filled in)
 /// - `load: fn(LoadRequest, HostApiRef) -> Result<W, PluginError>` where `W: PluginWorker`
 ///
 /// Exports the abi_stable root module and the [`crate::PluginPreamble`]; every entry point

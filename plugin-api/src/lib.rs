@@ -9,23 +9,33 @@
 //!
 //! 1. The host opens the library and reads its [`PluginPreamble`] (plain data, no plugin code
 //!    runs): the plugin-api version it was built against and the CPU features it was compiled
-//!    for. A plugin that needs features this CPU lacks is refused here.
-//! 2. The host checks the root module ([`PluginModRef`]) with abi_stable: API major version and
-//!    type layout. A mismatch is refused with a readable message.
+//!    for. Another major, or features this CPU lacks, are refused here in one paragraph.
+//! 2. The host checks the root module ([`PluginModRef`]) with abi_stable: type layouts.
 //! 3. [`PluginMod::manifest`] describes the plugin. It must be cheap and must not touch a device.
 //! 4. [`PluginMod::load`] loads the model onto the device named in the [`LoadRequest`] and
-//!    returns a [`Worker`]. It may take minutes; report progress through [`HostApi`].
-//! 5. The host calls [`Worker::validate`] for every submitted job before queueing it, and
-//!    [`Worker::execute`] for one job at a time on a host-owned thread. The plugin streams
-//!    events into an [`EventSink`] and returns a [`JobEnd`] (or a [`PluginError`]).
+//!    returns a [`Worker`], which says how many jobs it runs at once
+//!    ([`Worker::max_concurrent_jobs`]). Loading may take minutes; report progress through
+//!    [`HostApi`].
+//! 5. The host calls [`Worker::validate`] for every submitted job before queueing it, off its
+//!    async runtime. It calls [`Worker::execute`] on host-owned threads, up to
+//!    `min(max_concurrent_jobs, --parallel)` at once. The plugin streams events into the job's
+//!    [`JobSink`] (from that thread or its own) and returns a [`JobEnd`] or a [`PluginError`].
 //! 6. Libraries are never unloaded; an upgrade is a restart.
+//!
+//! # The vocabulary
+//!
+//! [`tasks`] names every standard task, the parameters the host's routes send, the events each
+//! emits and the keys of its `end` details, stop reasons included. Binary parameters (audio,
+//! images) cross as bytes in [`Job::inputs`] and binary outputs as bytes in [`Artifact`]s; the
+//! host picks the wire encoding.
 //!
 //! # Writing a plugin
 //!
 //! Implement [`PluginWorker`] for your worker and export it with [`export_plugin!`]. The macro
-//! catches panics at every entry point and turns them into [`PluginError`]s (a panic that
-//! crossed the boundary would abort the host), and records the CPU features the crate was
-//! compiled for. Build with `crate-type = ["cdylib"]` and `panic = "unwind"` (the default).
+//! fills in the API version and the CPU features the crate was compiled for, and catches panics
+//! at every entry point (a panic that crossed the boundary would abort the host). Build with
+//! `crate-type = ["cdylib"]` and `panic = "unwind"` (the default). The `testing` feature gives
+//! a recording sink and host services for unit tests ([`testing`]).
 //!
 //! ```ignore
 //! use rbee_plugin_api::*;
@@ -33,15 +43,15 @@
 //! struct Echo;
 //!
 //! impl PluginWorker for Echo {
-//!     fn validate(&self, task: &str, params_json: &str) -> Result<(), PluginError> { Ok(()) }
-//!     fn execute(&self, job: &Job, sink: &mut EventSinkRef<'_>) -> Result<JobEnd, PluginError> {
+//!     fn validate(&self, job: &Job) -> Result<(), PluginError> { Ok(()) }
+//!     fn execute(&self, job: Job, sink: JobSink) -> Result<JobEnd, PluginError> {
 //!         sink.text(0, "hello".into());
-//!         Ok(JobEnd::new("completed"))
+//!         Ok(JobEnd::completed())
 //!     }
 //!     fn status(&self) -> WorkerStatus { WorkerStatus::default() }
 //! }
 //!
-//! fn manifest() -> Manifest { /* ... */ }
+//! fn manifest() -> Manifest { Manifest::new("echo", "cpu", "0.1.0", &["echo"]) }
 //! fn load(request: LoadRequest, host: HostApiRef) -> Result<Echo, PluginError> { Ok(Echo) }
 //!
 //! export_plugin!(manifest: manifest, load: load);
@@ -49,35 +59,41 @@
 //!
 //! # Threading
 //!
-//! `manifest` and `load` are called once, on a host thread that may block. `execute` is called
-//! on the host's engine thread, one job at a time. `validate` and `status` may be called from
-//! other threads at any moment, also while a job executes, so a worker is `Send + Sync`.
+//! `manifest` may be called on any thread; `load` once, on a thread it may block. `validate`,
+//! `status` and `extension` may be called from several threads at any moment, also while jobs
+//! execute, so a worker is `Send + Sync`. Each `execute` call has a host thread of its own.
 //!
 //! # Compatibility
 //!
-//! The host refuses a plugin whose plugin-api major version differs from its own. Within a major
-//! version, a plugin built against an older minor release keeps loading in a newer host.
+//! The host refuses a plugin whose plugin-api major differs from its own, naming both. Within
+//! a major, every type that crosses is frozen, and later minors add optional capabilities
+//! ([`extension`]) that either side may lack: a plugin of any 2.x minor loads in a host of any
+//! other 2.x minor.
 
 pub use abi_stable;
 
 mod error;
 mod events;
 mod export;
+pub mod extension;
 mod host_api;
 mod manifest;
 mod module;
+pub mod tasks;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod worker;
 
 pub use error::{PluginError, error_code};
-pub use events::{Artifact, EventSink, EventSink_TO, EventSinkRef, Flow};
-pub use export::{
-    __load_entry, __manifest_entry, __root_module, COMPILED_CPU_FEATURES, PluginWorker,
-    WorkerAdapter, catch_panic, compiled_cpu_features,
-};
+pub use events::{Artifact, EventSink, EventSink_TO, EventSinkExt, Flow, JobSink, StopReason};
+#[doc(hidden)]
+pub use export::{__load_entry, __manifest_entry, __root_module, COMPILED_CPU_FEATURES};
+pub use export::{PluginWorker, catch_panic};
+pub use extension::{Capability, Extension, ExtensionRef};
 pub use host_api::{HostApi, HostApi_TO, HostApiRef, LogLevel};
 pub use manifest::{DeviceSpec, LoadRequest, Manifest};
 pub use module::{PREAMBLE_SYMBOL, PluginMod, PluginModRef, PluginPreamble, ROOT_MODULE_SYMBOL};
-pub use worker::{Job, JobEnd, Worker, Worker_TO, WorkerBox, WorkerStatus};
+pub use worker::{Input, Job, JobEnd, Worker, Worker_TO, WorkerBox, WorkerStatus};
 
 /// The plugin-api version this crate is, compiled into every plugin built against it.
 pub const API_VERSION: &str = env!("CARGO_PKG_VERSION");

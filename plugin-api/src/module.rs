@@ -5,24 +5,28 @@ use abi_stable::{StableAbi, library::RootModule, sabi_types::VersionStrings, std
 
 /// The entry points of a plugin, exported by [`crate::export_plugin!`].
 ///
-/// This is an abi_stable prefix type: later 1.x releases may append fields, which older plugins
-/// lack; the host then treats them as absent.
+/// Frozen for all of 2.x: abi_stable checks the loading side's layout against the plugin's, so
+/// a field appended here would make hosts and plugins of different minors refuse each other.
+/// Later minors grow through [`crate::extension`] instead.
 #[repr(C)]
 #[derive(StableAbi)]
 #[sabi(kind(Prefix(prefix_ref = PluginModRef)))]
-#[sabi(missing_field(panic))]
 pub struct PluginMod {
-    /// Describes the plugin. Cheap; touches no device and loads nothing.
+    /// Describes the plugin. Called on any host thread, possibly in a probe process, before
+    /// anything is loaded; cheap, touches no device and loads nothing.
     pub manifest: extern "C" fn() -> RResult<Manifest, PluginError>,
 
-    /// Loads the model and returns the worker. May block for a long time.
+    /// Loads the model and returns the worker. Called once, on a host thread of its own that
+    /// it may block for minutes (report progress through [`crate::HostApi::load_progress`]).
+    /// The worker is the host's until the process ends; the host keeps `HostApiRef` valid
+    /// for as long.
     #[sabi(last_prefix_field)]
     pub load: extern "C" fn(LoadRequest, HostApiRef) -> RResult<WorkerBox, PluginError>,
 }
 
 /// The version abi_stable compares when it loads a plugin: only the major version of the API.
 /// Minor releases stay loadable in both directions; finer checks are the host's.
-const ROOT_MODULE_VERSION: &str = "1.0.0";
+const ROOT_MODULE_VERSION: &str = "2.0.0";
 
 impl RootModule for PluginModRef {
     abi_stable::declare_root_module_statics! {PluginModRef}
@@ -37,6 +41,8 @@ pub const ROOT_MODULE_SYMBOL: &str = "_1as_0lib_1header_0root_bmodule_bloader";
 /// The exported symbol holding a plugin's [`PluginPreamble`], NUL-terminated for `dlsym`.
 pub const PREAMBLE_SYMBOL: &[u8] = b"rbee_plugin_preamble\0";
 
+/// The preamble's first bytes. Unchanged since 1.0, so a host can read any plugin's API version
+/// and refuse another major in words rather than with a layout dump.
 const MAGIC: [u8; 8] = *b"RBEEPLG1";
 
 /// Plain data every plugin exports next to its root module, readable without running any

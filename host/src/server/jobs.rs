@@ -1,30 +1,49 @@
 //! Submitting, inspecting and cancelling jobs.
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, collect::collect, stream::open_stream};
 use crate::{jobs::SubmitError, readiness::State as Life};
+use abi_stable::std_types::ROption;
 use axum::{
     Json,
-    extract::{Path, State, rejection::JsonRejection},
+    extract::{
+        Path, Query, State,
+        rejection::{JsonRejection, QueryRejection},
+    },
     http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
 };
-use rbee_plugin_api::WorkerBox;
-use serde_json::{Value, json};
+use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
+use rbee_plugin_api::{Input, Job, WorkerBox, error_code, tasks};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
 use std::{
     sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+/// The query of `POST /v1/jobs`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitQuery {
+    /// Answer with the collected result once the job ends, instead of 202 and a stream URL.
+    #[serde(default)]
+    wait: bool,
+}
+
 /// `POST /v1/jobs` with `{"task": ..., "params": {...}}`: validates, queues, answers 202 with
-/// the job id, its stream URL and its queue position.
+/// the job id, its stream URL and its queue position; with `?wait=true`, answers 200 with the
+/// collected result when the job ends (for short jobs: embeddings, rerank).
 pub async fn submit(
     State(state): State<Arc<AppState>>,
+    query: Result<Query<SubmitQuery>, QueryRejection>,
     headers: HeaderMap,
     body: Result<Json<Value>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_field("wait", e.body_text()))?;
     let Json(body) = body.map_err(ApiError::rejected)?;
-    let (task, params) = parse_submission(&state, &body)?;
     let time_limit = time_limit(&headers, &body)?;
-    let (job_id, queue_position) = enqueue(&state, task, params)?;
+    let job = parse_submission(&state, &body, time_limit)?;
+    let (job_id, queue_position) = enqueue(&state, job).await?;
     if let Some(limit) = time_limit {
         let (jobs, id) = (state.jobs.clone(), job_id.clone());
         tokio::spawn(async move {
@@ -32,21 +51,29 @@ pub async fn submit(
             jobs.expire(&id);
         });
     }
+    if query.wait {
+        let events = open_stream(&state, &job_id)?;
+        let collected = collect(events)
+            .await
+            .map_err(|failed| ApiError::job_failed(&failed.code, failed.message))?;
+        return Ok(Json(collected.to_json(&job_id)).into_response());
+    }
     let stream_url = format!("/v1/jobs/{job_id}/stream");
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"job_id": job_id, "stream_url": stream_url, "queue_position": queue_position})),
-    ))
+    let accepted =
+        json!({"job_id": job_id, "stream_url": stream_url, "queue_position": queue_position});
+    Ok((StatusCode::ACCEPTED, Json(accepted)).into_response())
 }
 
-/// Validates a job with the worker and queues it: its id and queue position.
-pub fn enqueue(state: &AppState, task: &str, params: String) -> Result<(String, usize), ApiError> {
-    let worker = serving_worker(state)?;
-    worker
-        .validate(task.into(), params.as_str().into())
-        .into_result()
-        .map_err(ApiError::from_plugin)?;
-    state.jobs.submit(task, params).map_err(|e| match e {
+/// Validates a job with the worker, on a blocking thread (a plugin may decode an upload), and
+/// queues it: its id and queue position.
+pub async fn enqueue(state: &AppState, job: Job) -> Result<(String, usize), ApiError> {
+    let worker = serving_worker(state)?.clone();
+    let validated =
+        tokio::task::spawn_blocking(move || worker.validate(&job).into_result().map(|()| job))
+            .await
+            .map_err(|_| ApiError::job_failed(error_code::PANIC, "validating the job crashed"))?;
+    let job = validated.map_err(ApiError::from_plugin)?;
+    state.jobs.submit(job).map_err(|e| match e {
         SubmitError::QueueFull => {
             ApiError::unavailable("queue_full", "the job queue is full; retry later", 1)
         }
@@ -56,6 +83,45 @@ pub fn enqueue(state: &AppState, task: &str, params: String) -> Result<(String, 
             5,
         ),
     })
+}
+
+/// The job for `task` with `params`: the task's binary parameters
+/// ([`tasks::TaskSpec::binary_params`]) move out of the JSON into the job's inputs.
+pub fn job_for(
+    task: &str,
+    mut params: Map<String, Value>,
+    inputs: Vec<Input>,
+) -> Result<Job, ApiError> {
+    let mut inputs = inputs;
+    for name in tasks::spec(task).map_or(&[][..], |spec| spec.binary_params) {
+        match params.remove(*name) {
+            None | Some(Value::Null) => {}
+            Some(Value::String(text)) => inputs.push(Input {
+                name: (*name).into(),
+                data: decode_base64(name, &text)?.into(),
+            }),
+            Some(_) => {
+                return Err(ApiError::bad_field(
+                    name,
+                    format!("'{name}' must be a base64 string (or a data: URL)"),
+                ));
+            }
+        }
+    }
+    let mut job = Job::new("", task, &Value::Object(params).to_string());
+    job.inputs = inputs.into();
+    Ok(job)
+}
+
+/// Base64 text, or a `data:` URL holding it, as bytes.
+fn decode_base64(field: &str, text: &str) -> Result<Vec<u8>, ApiError> {
+    let payload = match text.split_once(";base64,") {
+        Some((prefix, payload)) if prefix.starts_with("data:") => payload,
+        _ => text,
+    };
+    BASE64
+        .decode(payload.trim())
+        .map_err(|e| ApiError::bad_field(field, format!("'{field}' is not valid base64: {e}")))
 }
 
 /// How long the job may take: the body's `timeout` (seconds) or the `X-Deadline` header (a Unix
@@ -91,8 +157,13 @@ fn time_limit(headers: &HeaderMap, body: &Value) -> Result<Option<Duration>, Api
     }
 }
 
-/// Checks the submission's shape: a served task and a params object.
-fn parse_submission<'a>(state: &AppState, body: &'a Value) -> Result<(&'a str, String), ApiError> {
+/// Checks the submission's shape (a served task and a params object) and makes it a job,
+/// ending after `time_limit` if one was set.
+fn parse_submission(
+    state: &AppState,
+    body: &Value,
+    time_limit: Option<Duration>,
+) -> Result<Job, ApiError> {
     let task = body
         .get("task")
         .and_then(Value::as_str)
@@ -107,8 +178,8 @@ fn parse_submission<'a>(state: &AppState, body: &'a Value) -> Result<(&'a str, S
         ));
     }
     let params = match body.get("params") {
-        None | Some(Value::Null) => "{}".to_string(),
-        Some(params @ Value::Object(_)) => params.to_string(),
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(params)) => params.clone(),
         Some(_) => {
             return Err(ApiError::bad_field(
                 "params",
@@ -116,7 +187,14 @@ fn parse_submission<'a>(state: &AppState, body: &'a Value) -> Result<(&'a str, S
             ));
         }
     };
-    Ok((task, params))
+    let mut job = job_for(task, params, Vec::new())?;
+    job.deadline_unix_ms = ROption::from(time_limit.map(|limit| {
+        let deadline = SystemTime::now() + limit;
+        deadline
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    }));
+    Ok(job)
 }
 
 /// The worker, if the host is ready to take jobs; a retryable 503 otherwise.

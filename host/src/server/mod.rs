@@ -1,6 +1,7 @@
 //! The HTTP API: `fn app(state) -> Router`, the shared state, and the handlers' modules.
 
 mod auth;
+mod collect;
 mod error;
 mod jobs;
 mod openai;

@@ -14,7 +14,7 @@ use axum::{
 };
 use futures_util::{Stream, stream};
 use std::{convert::Infallible, sync::Arc, time::Duration};
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::mpsc::Receiver;
 
 /// How often an idle stream sends a comment line. Short, because a write is what reveals a
 /// client that has gone away (during a long prefill no event may be due for a while).
@@ -25,15 +25,7 @@ pub async fn stream(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let receiver = state.jobs.take_stream(&id).map_err(|e| match e {
-        StreamError::NotFound => ApiError::not_found(format!("no job '{id}'")),
-        StreamError::AlreadyTaken => ApiError::new(
-            StatusCode::CONFLICT,
-            "stream_taken",
-            format!("another client is reading job '{id}'"),
-        ),
-    })?;
-    let events = JobEvents::new(state.jobs.clone(), id, receiver);
+    let events = open_stream(&state, &id)?;
     let sse = stream::unfold(events, |mut events| async move {
         let event = events.next().await?;
         let sse = Event::default()
@@ -42,6 +34,19 @@ pub async fn stream(
         Some((Ok(sse), events))
     });
     Ok(Sse::new(sse).keep_alive(keep_alive()))
+}
+
+/// Takes the events of job `id`: 404 if there is no such job, 409 if a client holds them.
+pub fn open_stream(state: &AppState, id: &str) -> Result<JobEvents, ApiError> {
+    let receiver = state.jobs.take_stream(id).map_err(|e| match e {
+        StreamError::NotFound => ApiError::not_found(format!("no job '{id}'")),
+        StreamError::AlreadyTaken => ApiError::new(
+            StatusCode::CONFLICT,
+            "stream_taken",
+            format!("another client is reading job '{id}'"),
+        ),
+    })?;
+    Ok(JobEvents::new(state.jobs.clone(), id.to_string(), receiver))
 }
 
 /// Keep-alive comments for every SSE response of the API.
@@ -53,13 +58,13 @@ pub fn keep_alive() -> KeepAlive {
 pub struct JobEvents {
     jobs: Arc<Jobs>,
     id: String,
-    receiver: UnboundedReceiver<JobEvent>,
+    receiver: Receiver<JobEvent>,
     ended: bool,
 }
 
 impl JobEvents {
     /// The events of job `id`, read from `receiver`.
-    pub fn new(jobs: Arc<Jobs>, id: String, receiver: UnboundedReceiver<JobEvent>) -> Self {
+    pub fn new(jobs: Arc<Jobs>, id: String, receiver: Receiver<JobEvent>) -> Self {
         Self {
             jobs,
             id,

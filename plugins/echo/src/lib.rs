@@ -1,13 +1,14 @@
 //! `echo-cpu`: a test worker that streams its input back word by word.
 //!
 //! It exists to exercise the host: switches make it sleep between words, fail, or panic, at
-//! load time or in the middle of a job. It is a real plugin built like any other.
+//! load time or in the middle of a job, and run several jobs at once. It is a real plugin built
+//! like any other.
 
 mod params;
 
 use params::{EchoParams, LoadOptions};
 use rbee_plugin_api::{
-    EventSinkRef, HostApiRef, Job, JobEnd, LoadRequest, LogLevel, Manifest, PluginError,
+    EventSinkExt, HostApiRef, Job, JobEnd, JobSink, LoadRequest, LogLevel, Manifest, PluginError,
     PluginWorker, WorkerStatus, export_plugin,
 };
 use std::{thread, time::Duration};
@@ -15,25 +16,18 @@ use std::{thread, time::Duration};
 /// The one task this worker serves.
 pub const TASK: &str = "echo";
 
-/// The echo worker. Holds nothing but the name of the "model" it was asked to load.
+/// The echo worker. Holds the name of the "model" it was asked to load and how many jobs it
+/// runs at once.
 pub struct Echo {
     model: String,
+    parallel: u32,
 }
 
 fn manifest() -> Manifest {
-    Manifest {
-        id: "echo-cpu".into(),
-        kind: "echo".into(),
-        backend: "cpu".into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        api_version: rbee_plugin_api::API_VERSION.into(),
-        description: "Streams its input back word by word; can sleep, fail or panic on request"
-            .into(),
-        tasks: vec![TASK.into()].into(),
-        params_schema_json: params::SCHEMA.into(),
-        default_model: "echo".into(),
-        required_cpu_features: rbee_plugin_api::compiled_cpu_features(),
-    }
+    Manifest::new("echo", "cpu", env!("CARGO_PKG_VERSION"), &[TASK])
+        .description("Streams its input back word by word; can sleep, fail or panic on request")
+        .params_schema(params::SCHEMA)
+        .default_model("echo")
 }
 
 fn load(request: LoadRequest, host: HostApiRef) -> Result<Echo, PluginError> {
@@ -61,18 +55,25 @@ fn load(request: LoadRequest, host: HostApiRef) -> Result<Echo, PluginError> {
         "echo".into(),
         format!("loaded model '{model}'").as_str().into(),
     );
-    Ok(Echo { model })
+    Ok(Echo {
+        model,
+        parallel: options.parallel,
+    })
 }
 
 impl PluginWorker for Echo {
-    fn validate(&self, task: &str, params_json: &str) -> Result<(), PluginError> {
-        if task != TASK {
-            return Err(PluginError::unsupported_task(task, &[TASK]));
-        }
-        EchoParams::parse(params_json).map(drop)
+    fn max_concurrent_jobs(&self) -> u32 {
+        self.parallel
     }
 
-    fn execute(&self, job: &Job, sink: &mut EventSinkRef<'_>) -> Result<JobEnd, PluginError> {
+    fn validate(&self, job: &Job) -> Result<(), PluginError> {
+        if job.task != TASK {
+            return Err(PluginError::unsupported_task(&job.task, &[TASK]));
+        }
+        EchoParams::parse(&job.params_json).map(drop)
+    }
+
+    fn execute(&self, job: Job, sink: JobSink) -> Result<JobEnd, PluginError> {
         let params = EchoParams::parse(&job.params_json)?;
         let words: Vec<&str> = params.text.split_inclusive(' ').collect();
         sink.started(format!("{{\"words\":{}}}", words.len()).as_str().into());
@@ -85,13 +86,13 @@ impl PluginWorker for Echo {
                     "echo was asked to fail after {index} words"
                 )));
             }
-            if sleep_unless_cancelled(sink, params.delay_ms)
+            if sleep_unless_cancelled(&sink, params.delay_ms)
                 || sink.text(index as u64, (*word).into()).is_stop()
             {
                 return Ok(JobEnd::cancelled());
             }
         }
-        Ok(JobEnd::new("completed").with_details(format!("{{\"words\":{}}}", words.len())))
+        Ok(JobEnd::completed().with_details(format!("{{\"words\":{}}}", words.len())))
     }
 
     fn status(&self) -> WorkerStatus {
@@ -104,7 +105,7 @@ impl PluginWorker for Echo {
 }
 
 /// Sleeps `delay_ms` in short slices; true if the job was cancelled meanwhile.
-fn sleep_unless_cancelled(sink: &EventSinkRef<'_>, delay_ms: u64) -> bool {
+fn sleep_unless_cancelled(sink: &JobSink, delay_ms: u64) -> bool {
     let mut left = delay_ms;
     while left > 0 {
         if sink.is_cancelled() {

@@ -48,7 +48,7 @@ impl EchoParams {
 }
 
 /// Options for loading the echo "model", from `--plugin-options`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoadOptions {
     /// How long loading takes, in milliseconds.
@@ -59,14 +59,22 @@ pub struct LoadOptions {
     /// Panic while loading.
     #[serde(default)]
     pub panic_on_load: bool,
+    /// How many jobs to run at once.
+    #[serde(default = "one")]
+    pub parallel: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 impl LoadOptions {
     /// Parses the options; empty means defaults.
     pub fn parse(json: &str) -> Result<Self, PluginError> {
-        if json.trim().is_empty() {
-            return Ok(Self::default());
-        }
+        let json = match json.trim() {
+            "" => "{}",
+            json => json,
+        };
         serde_json::from_str(json)
             .map_err(|e| PluginError::internal(format!("bad echo load options: {e}")))
     }

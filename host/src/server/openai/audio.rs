@@ -13,7 +13,10 @@ use axum::{
     http::header::CONTENT_TYPE,
     response::{IntoResponse, Response},
 };
-use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
+use rbee_plugin_api::{
+    Input,
+    tasks::transcription::{SEGMENT, TASK, end, mode, param, segment as key},
+};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
@@ -37,8 +40,8 @@ impl Mode {
     /// The native `task` param, which verbose_json reports too.
     fn task(self) -> &'static str {
         match self {
-            Mode::Transcribe => "transcribe",
-            Mode::Translate => "translate",
+            Mode::Transcribe => mode::TRANSCRIBE,
+            Mode::Translate => mode::TRANSLATE,
         }
     }
 }
@@ -61,14 +64,6 @@ struct Segment {
     /// The whole event, for verbose_json's per-segment statistics.
     event: Value,
 }
-
-/// The statistics verbose_json gives per segment (0 when a plugin sends none).
-const SEGMENT_STATS: [&str; 4] = [
-    "temperature",
-    "avg_logprob",
-    "compression_ratio",
-    "no_speech_prob",
-];
 
 /// Transcribes the uploaded `file`; `language`, `prompt`, `temperature` and `response_format`
 /// as OpenAI defines them (`model` is accepted and ignored: the worker has one model).
@@ -95,8 +90,12 @@ async fn answer(
     form: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
     let form = form.map_err(|e| request::bad("file", e.body_text()))?;
-    let (params, format) = read_form(form, mode).await?;
-    let (_, events) = start_job(state, mode.route(), "transcription", Value::Object(params))?;
+    let (params, audio, format) = read_form(form, mode).await?;
+    let inputs = vec![Input {
+        name: param::AUDIO.into(),
+        data: audio.into(),
+    }];
+    let (_, events) = start_job(state, mode.route(), TASK, params, inputs).await?;
     let (text, segments, details) = gather(events).await?;
     Ok(respond(format, mode, text.trim(), &segments, &details))
 }
@@ -104,7 +103,7 @@ async fn answer(
 async fn read_form(
     mut multipart: Multipart,
     mode: Mode,
-) -> Result<(Map<String, Value>, Format), ApiError> {
+) -> Result<(Map<String, Value>, Vec<u8>, Format), ApiError> {
     let mut form = Form::new(mode);
     while let Some(field) = multipart
         .next_field()
@@ -117,7 +116,7 @@ async fn read_form(
                 .bytes()
                 .await
                 .map_err(|e| request::bad("file", e.body_text()))?;
-            form.file(&bytes);
+            form.audio = Some(bytes.to_vec());
         } else {
             let value = field
                 .text()
@@ -133,26 +132,20 @@ async fn read_form(
 struct Form {
     mode: Mode,
     params: Map<String, Value>,
+    audio: Option<Vec<u8>>,
     format: Format,
-    has_file: bool,
 }
 
 impl Form {
     fn new(mode: Mode) -> Self {
         let mut params = Map::new();
-        params.insert("task".into(), mode.task().into());
+        params.insert(param::TASK.into(), mode.task().into());
         Self {
             mode,
             params,
+            audio: None,
             format: Format::Json,
-            has_file: false,
         }
-    }
-
-    fn file(&mut self, bytes: &[u8]) {
-        self.params
-            .insert("audio".into(), BASE64.encode(bytes).into());
-        self.has_file = true;
     }
 
     /// A text field under OpenAI's name; names OpenAI defines but that change nothing here
@@ -167,17 +160,19 @@ impl Form {
                 ));
             }
             "language" => {
-                self.params.insert("language".into(), value.into());
+                self.params.insert(param::LANGUAGE.into(), value.into());
             }
             "prompt" => {
-                self.params.insert("initial_prompt".into(), value.into());
+                self.params
+                    .insert(param::INITIAL_PROMPT.into(), value.into());
             }
             "temperature" => {
                 let temperature: f64 = value
                     .trim()
                     .parse()
                     .map_err(|_| request::bad("temperature", "'temperature' must be a number"))?;
-                self.params.insert("temperature".into(), temperature.into());
+                self.params
+                    .insert(param::TEMPERATURE.into(), temperature.into());
             }
             "response_format" => self.format = parse_format(value)?,
             _ => {}
@@ -186,11 +181,11 @@ impl Form {
     }
 
     /// The job's params and the answer format, once the form is read; 400 without a file.
-    fn finish(self) -> Result<(Map<String, Value>, Format), ApiError> {
-        if !self.has_file {
-            return Err(request::bad("file", "'file' (the audio) is required"));
-        }
-        Ok((self.params, self.format))
+    fn finish(self) -> Result<(Map<String, Value>, Vec<u8>, Format), ApiError> {
+        let audio = self
+            .audio
+            .ok_or_else(|| request::bad("file", "'file' (the audio) is required"))?;
+        Ok((self.params, audio, self.format))
     }
 }
 
@@ -218,10 +213,10 @@ async fn gather(mut events: JobEvents) -> Result<(String, Vec<Segment>, Value), 
     while let Some(event) = events.next().await {
         match event {
             JobEvent::Token { text: piece, .. } => text.push_str(&piece),
-            JobEvent::Custom { name, data } if name == "segment" => segments.push(Segment {
-                start: data["start"].as_f64().unwrap_or(0.0),
-                end: data["end"].as_f64().unwrap_or(0.0),
-                text: data["text"].as_str().unwrap_or_default().to_string(),
+            JobEvent::Custom { name, data } if name == SEGMENT => segments.push(Segment {
+                start: data[key::START].as_f64().unwrap_or(0.0),
+                end: data[key::END].as_f64().unwrap_or(0.0),
+                text: data[key::TEXT].as_str().unwrap_or_default().to_string(),
                 event: data,
             }),
             JobEvent::End { details: end, .. } => details = end,
@@ -259,8 +254,8 @@ fn respond(
 fn verbose(mode: Mode, text: &str, segments: &[Segment], details: &Value) -> Value {
     json!({
         "task": mode.task(),
-        "language": details["language"],
-        "duration": details["audio_seconds"],
+        "language": details[end::LANGUAGE],
+        "duration": details[end::AUDIO_SECONDS],
         "text": text,
         "segments": segments.iter().enumerate().map(|(id, s)| verbose_segment(id, s)).collect::<Vec<_>>(),
     })
@@ -271,13 +266,13 @@ fn verbose(mode: Mode, text: &str, segments: &[Segment], details: &Value) -> Val
 fn verbose_segment(id: usize, segment: &Segment) -> Value {
     let mut out = json!({
         "id": id,
-        "seek": segment.event["seek"].as_u64().unwrap_or(0),
+        "seek": segment.event[key::SEEK].as_u64().unwrap_or(0),
         "start": segment.start,
         "end": segment.end,
         "text": segment.text,
-        "tokens": segment.event.get("tokens").filter(|t| t.is_array()).cloned().unwrap_or_else(|| json!([])),
+        "tokens": segment.event.get(key::TOKENS).filter(|t| t.is_array()).cloned().unwrap_or_else(|| json!([])),
     });
-    for name in SEGMENT_STATS {
+    for name in key::STATS {
         out[name] = segment.event[name].as_f64().unwrap_or(0.0).into();
     }
     out
@@ -368,9 +363,12 @@ mod tests {
     }
 
     /// The form `fields` make, read by `mode` with a file.
-    fn form(mode: Mode, fields: &[(&str, &str)]) -> Result<(Map<String, Value>, Format), ApiError> {
+    fn form(
+        mode: Mode,
+        fields: &[(&str, &str)],
+    ) -> Result<(Map<String, Value>, Vec<u8>, Format), ApiError> {
         let mut form = Form::new(mode);
-        form.file(b"RIFF");
+        form.audio = Some(b"RIFF".to_vec());
         for (name, value) in fields {
             form.text(name, value)?;
         }
@@ -384,13 +382,13 @@ mod tests {
             ("prompt", "Hi."),
             ("temperature", "0.2"),
         ];
-        let (params, format) = form(Mode::Translate, &fields).unwrap();
+        let (params, audio, format) = form(Mode::Translate, &fields).unwrap();
         assert_eq!(
             Value::Object(params),
-            json!({"task": "translate", "audio": "UklGRg==", "initial_prompt": "Hi.", "temperature": 0.2})
+            json!({"task": "translate", "initial_prompt": "Hi.", "temperature": 0.2})
         );
-        assert_eq!(format, Format::Json);
-        let (params, _) = form(Mode::Transcribe, &[("language", "fr")]).unwrap();
+        assert_eq!((audio.as_slice(), format), (&b"RIFF"[..], Format::Json));
+        let (params, _, _) = form(Mode::Transcribe, &[("language", "fr")]).unwrap();
         assert_eq!(
             (params["task"].clone(), params["language"].clone()),
             (json!("transcribe"), json!("fr"))

@@ -17,6 +17,7 @@ use axum::{
     },
 };
 use futures_util::{StreamExt, stream};
+use rbee_plugin_api::tasks::text_generation::{TASK, param, stop_reason};
 use serde_json::{Map, Value, json};
 use std::{convert::Infallible, sync::Arc};
 
@@ -41,7 +42,7 @@ pub async fn chat_completions(
         .map(|(i, m)| plain_message(i, m))
         .collect::<Result<Vec<_>, _>>()?;
     let mut params = request::sampling(&body)?;
-    params.insert("messages".into(), Value::Array(messages));
+    params.insert(param::MESSAGES.into(), Value::Array(messages));
     respond(&state, Flavor::Chat, params, &body).await
 }
 
@@ -64,7 +65,7 @@ pub async fn completions(
         }
     };
     let mut params = request::sampling(&body)?;
-    params.insert("prompt".into(), prompt.into());
+    params.insert(param::PROMPT.into(), prompt.into());
     respond(&state, Flavor::Text, params, &body).await
 }
 
@@ -163,7 +164,7 @@ impl Completion {
 /// OpenAI's finish reasons: `length` when max_tokens ended it, `stop` otherwise.
 fn finish_reason(stop_reason: &str) -> &'static str {
     match stop_reason {
-        "max_tokens" => "length",
+        stop_reason::MAX_TOKENS => "length",
         _ => "stop",
     }
 }
@@ -178,7 +179,7 @@ async fn respond(
         Flavor::Chat => "/v1/chat/completions",
         Flavor::Text => "/v1/completions",
     };
-    let (job_id, events) = start_job(state, route, "text-generation", Value::Object(params))?;
+    let (job_id, events) = start_job(state, route, TASK, params, Vec::new()).await?;
     let prefix = match flavor {
         Flavor::Chat => "chatcmpl",
         Flavor::Text => "cmpl",

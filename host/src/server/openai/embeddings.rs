@@ -7,7 +7,8 @@ use axum::{
     extract::{State, rejection::JsonRejection},
 };
 use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
-use serde_json::{Value, json};
+use rbee_plugin_api::tasks::embedding::{TASK, param};
+use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
 /// Embeds `input` (a string or a list of strings); `encoding_format` float or base64.
@@ -44,12 +45,8 @@ pub async fn embeddings(
             "choosing dimensions is not supported",
         ));
     }
-    let (_, events) = start_job(
-        &state,
-        "/v1/embeddings",
-        "embedding",
-        json!({"input": input}),
-    )?;
+    let params = Map::from_iter([(param::INPUT.to_string(), input)]);
+    let (_, events) = start_job(&state, "/v1/embeddings", TASK, params, Vec::new()).await?;
     let mut collected = collect(events).await?;
     collected.embeddings.sort_by_key(|(index, _)| *index);
     let data: Vec<Value> = collected

@@ -13,17 +13,9 @@ use axum::{
     extract::{State, rejection::JsonRejection},
 };
 use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
+use rbee_plugin_api::tasks::image::{self, param};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
-
-/// The plugin's own parameters both routes pass through as extensions.
-const EXTENSIONS: [&str; 5] = [
-    "negative_prompt",
-    "steps",
-    "guidance_scale",
-    "seed",
-    "scheduler",
-];
 
 /// Generates images from `prompt`; `n`, `size` ("WxH") and the plugin's own parameters
 /// (`negative_prompt`, `steps`, `guidance_scale`, `seed`, `scheduler`) as extensions.
@@ -32,13 +24,15 @@ pub async fn generations(
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let body = request::object(body)?;
-    let (prompt, params) = job_params(&body, &EXTENSIONS)?;
+    let (prompt, params) = job_params(&body, param::PASSED_THROUGH)?;
     let (_, events) = start_job(
         &state,
         "/v1/images/generations",
-        "image-generation",
-        Value::Object(params),
-    )?;
+        image::GENERATION,
+        params,
+        Vec::new(),
+    )
+    .await?;
     Ok(answer(collect(events).await?, &prompt))
 }
 
@@ -53,17 +47,17 @@ fn job_params(
         .get("prompt")
         .and_then(Value::as_str)
         .ok_or_else(|| request::bad("prompt", "'prompt' is required"))?;
-    params.insert("prompt".into(), prompt.into());
+    params.insert(param::PROMPT.into(), prompt.into());
     if let Some(n) = body.get("n").filter(|n| !n.is_null()) {
-        params.insert("n".into(), n.clone());
+        params.insert(param::N.into(), n.clone());
     }
     if let Some(size) = body.get("size").and_then(Value::as_str) {
         let (width, height) = size
             .split_once('x')
             .and_then(|(w, h)| Some((w.parse::<u64>().ok()?, h.parse::<u64>().ok()?)))
             .ok_or_else(|| request::bad("size", "'size' must look like 512x512"))?;
-        params.insert("width".into(), width.into());
-        params.insert("height".into(), height.into());
+        params.insert(param::WIDTH.into(), width.into());
+        params.insert(param::HEIGHT.into(), height.into());
     }
     if let Some(format) = body
         .get("response_format")

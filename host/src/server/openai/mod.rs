@@ -9,14 +9,19 @@ mod images;
 mod models;
 mod request;
 
-use super::{ApiError, AppState, jobs::enqueue, stream::JobEvents};
-use crate::job_event::{ArtifactData, JobEvent};
+use super::{
+    ApiError, AppState,
+    collect::Collected,
+    jobs::{enqueue, job_for},
+    stream::{JobEvents, open_stream},
+};
 use axum::{
     Router,
     http::StatusCode,
     routing::{get, post},
 };
-use serde_json::Value;
+use rbee_plugin_api::{Input, tasks::text_generation::end};
+use serde_json::{Map, Value};
 use std::{
     sync::Arc,
     time::{SystemTime, UNIX_EPOCH},
@@ -36,12 +41,13 @@ pub fn routes() -> Router<Arc<AppState>> {
 }
 
 /// Checks that the plugin serves `task` (404 naming what it does serve), then queues the job
-/// and returns its events.
-fn start_job(
+/// (its binary `inputs` as bytes) and returns its events.
+async fn start_job(
     state: &Arc<AppState>,
     route: &str,
     task: &str,
-    params: Value,
+    params: Map<String, Value>,
+    inputs: Vec<Input>,
 ) -> Result<(String, JobEvents), ApiError> {
     if !state.tasks.iter().any(|served| served == task) {
         return Err(ApiError::new(
@@ -54,46 +60,17 @@ fn start_job(
         )
         .openai());
     }
-    let (id, _) = enqueue(state, task, params.to_string()).map_err(ApiError::openai)?;
-    let receiver = state
-        .jobs
-        .take_stream(&id)
-        .map_err(|_| ApiError::job_failed("internal", "the job vanished").openai())?;
-    Ok((id.clone(), JobEvents::new(state.jobs.clone(), id, receiver)))
-}
-
-/// Everything a job produced, for non-streaming answers.
-#[derive(Default)]
-struct Collected {
-    text: String,
-    embeddings: Vec<(u64, Vec<f32>)>,
-    artifacts: Vec<ArtifactData>,
-    stop_reason: String,
-    details: Value,
+    let job = job_for(task, params, inputs).map_err(ApiError::openai)?;
+    let (id, _) = enqueue(state, job).await.map_err(ApiError::openai)?;
+    let events = open_stream(state, &id).map_err(ApiError::openai)?;
+    Ok((id, events))
 }
 
 /// Reads a job to its end; a job error becomes a 500 in OpenAI's shape.
-async fn collect(mut events: JobEvents) -> Result<Collected, ApiError> {
-    let mut collected = Collected::default();
-    while let Some(event) = events.next().await {
-        match event {
-            JobEvent::Token { text, .. } => collected.text.push_str(&text),
-            JobEvent::Embedding { index, vector } => collected.embeddings.push((index, vector)),
-            JobEvent::Artifact(artifact) => collected.artifacts.push(artifact),
-            JobEvent::End {
-                stop_reason,
-                details,
-            } => {
-                collected.stop_reason = stop_reason;
-                collected.details = details;
-            }
-            JobEvent::Error { code, message } => {
-                return Err(ApiError::job_failed(&code, message).openai());
-            }
-            _ => {}
-        }
-    }
-    Ok(collected)
+async fn collect(events: JobEvents) -> Result<Collected, ApiError> {
+    super::collect::collect(events)
+        .await
+        .map_err(|failed| ApiError::job_failed(&failed.code, failed.message).openai())
 }
 
 /// The model name answers carry: what the worker reports as loaded.
@@ -120,7 +97,7 @@ fn now() -> u64 {
 
 /// Token counts from a job's end details, in OpenAI's `usage` shape.
 fn usage(details: &Value) -> Value {
-    let prompt = details["prompt_tokens"].as_u64().unwrap_or(0);
-    let completion = details["completion_tokens"].as_u64().unwrap_or(0);
+    let prompt = details[end::PROMPT_TOKENS].as_u64().unwrap_or(0);
+    let completion = details[end::COMPLETION_TOKENS].as_u64().unwrap_or(0);
     serde_json::json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion})
 }

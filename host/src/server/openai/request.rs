@@ -2,6 +2,7 @@
 
 use crate::server::ApiError;
 use axum::{Json, extract::rejection::JsonRejection};
+use rbee_plugin_api::tasks::text_generation::param;
 use serde_json::{Map, Value};
 
 /// The request body as a JSON object, or a 400 in OpenAI's shape.
@@ -29,15 +30,15 @@ pub fn wants_stream(body: &Map<String, Value>) -> bool {
 pub fn sampling(body: &Map<String, Value>) -> Result<Map<String, Value>, ApiError> {
     let mut params = Map::new();
     let renamed = [
-        ("temperature", "temperature"),
-        ("top_p", "top_p"),
-        ("top_k", "top_k"),
-        ("min_p", "min_p"),
-        ("repeat_penalty", "repeat_penalty"),
-        ("repeat_last_n", "repeat_last_n"),
-        ("seed", "seed"),
-        ("max_tokens", "max_tokens"),
-        ("max_completion_tokens", "max_tokens"),
+        ("temperature", param::TEMPERATURE),
+        ("top_p", param::TOP_P),
+        ("top_k", param::TOP_K),
+        ("min_p", param::MIN_P),
+        ("repeat_penalty", param::REPEAT_PENALTY),
+        ("repeat_last_n", param::REPEAT_LAST_N),
+        ("seed", param::SEED),
+        ("max_tokens", param::MAX_TOKENS),
+        ("max_completion_tokens", param::MAX_TOKENS),
     ];
     for (from, to) in renamed {
         if let Some(value) = body.get(from).filter(|v| !v.is_null()) {
@@ -47,10 +48,10 @@ pub fn sampling(body: &Map<String, Value>) -> Result<Map<String, Value>, ApiErro
     match body.get("stop") {
         None | Some(Value::Null) => {}
         Some(Value::String(stop)) => {
-            params.insert("stop".into(), Value::Array(vec![stop.clone().into()]));
+            params.insert(param::STOP.into(), Value::Array(vec![stop.clone().into()]));
         }
         Some(stop @ Value::Array(_)) => {
-            params.insert("stop".into(), stop.clone());
+            params.insert(param::STOP.into(), stop.clone());
         }
         Some(_) => return Err(bad("stop", "'stop' must be a string or a list of strings")),
     }

@@ -2,7 +2,7 @@
 //! `inpainting` job when something is transparent, else an `image-to-image` job (see
 //! [`super::transparency`]); the answer has the generations route's shape.
 
-use super::{EXTENSIONS, answer, job_params, transparency};
+use super::{answer, job_params, transparency};
 use crate::server::{
     ApiError, AppState,
     openai::{collect, request, start_job},
@@ -11,7 +11,10 @@ use axum::{
     Json,
     extract::{Multipart, State, multipart::MultipartRejection},
 };
-use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
+use rbee_plugin_api::{
+    Input,
+    tasks::image::param::{self, INIT_IMAGE, MASK_IMAGE, PASSED_THROUGH, STRENGTH},
+};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
@@ -34,12 +37,12 @@ const TEXT_FIELDS: [(&str, Kind); 12] = [
     ("response_format", Kind::Text),
     ("model", Kind::Text),
     ("user", Kind::Text),
-    ("negative_prompt", Kind::Text),
-    ("steps", Kind::Integer),
-    ("guidance_scale", Kind::Number),
-    ("seed", Kind::Integer),
-    ("scheduler", Kind::Text),
-    ("strength", Kind::Number),
+    (param::NEGATIVE_PROMPT, Kind::Text),
+    (param::STEPS, Kind::Integer),
+    (param::GUIDANCE_SCALE, Kind::Number),
+    (param::SEED, Kind::Integer),
+    (param::SCHEDULER, Kind::Text),
+    (STRENGTH, Kind::Number),
 ];
 
 /// The uploaded form.
@@ -60,14 +63,19 @@ pub async fn edits(
     let image = form
         .image
         .ok_or_else(|| request::bad("image", "'image' (a PNG file) is required"))?;
-    let (prompt, mut params) =
-        job_params(&form.fields, &[&EXTENSIONS[..], &["strength"]].concat())?;
+    let (prompt, params) = job_params(&form.fields, &[PASSED_THROUGH, &[STRENGTH]].concat())?;
     let edit = transparency::plan(&image, form.mask.as_deref())?;
-    params.insert("init_image".into(), BASE64.encode(&image).into());
+    let mut inputs = vec![Input {
+        name: INIT_IMAGE.into(),
+        data: image.into(),
+    }];
     if let Some(mask) = edit.mask_png {
-        params.insert("mask_image".into(), BASE64.encode(mask).into());
+        inputs.push(Input {
+            name: MASK_IMAGE.into(),
+            data: mask.into(),
+        });
     }
-    let (_, events) = start_job(&state, ROUTE, edit.task, Value::Object(params))?;
+    let (_, events) = start_job(&state, ROUTE, edit.task, params, inputs).await?;
     Ok(answer(collect(events).await?, &prompt))
 }
 

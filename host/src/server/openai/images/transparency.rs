@@ -8,6 +8,7 @@
 
 use super::super::request;
 use crate::server::ApiError;
+use rbee_plugin_api::tasks::image;
 
 /// The task a request becomes; `mask_png` (white = repaint) when it is `inpainting`.
 #[derive(Debug, PartialEq)]
@@ -34,11 +35,11 @@ pub fn plan(image: &[u8], mask: Option<&[u8]>) -> Result<Edit, ApiError> {
     let Some(mask) = mask else {
         return Ok(match image.transparent {
             Some(flags) if flags.contains(&true) => Edit {
-                task: "inpainting",
+                task: image::INPAINTING,
                 mask_png: Some(mask_png(image.width, image.height, &flags)),
             },
             _ => Edit {
-                task: "image-to-image",
+                task: image::TO_IMAGE,
                 mask_png: None,
             },
         });
@@ -66,7 +67,7 @@ pub fn plan(image: &[u8], mask: Option<&[u8]>) -> Result<Edit, ApiError> {
         ));
     }
     Ok(Edit {
-        task: "inpainting",
+        task: image::INPAINTING,
         mask_png: Some(mask_png(mask.width, mask.height, &flags)),
     })
 }
@@ -151,7 +152,7 @@ mod tests {
         assert_eq!(
             edit,
             Edit {
-                task: "image-to-image",
+                task: image::TO_IMAGE,
                 mask_png: None
             }
         );

@@ -1,0 +1,395 @@
+//! The task vocabulary: for each standard task, its name, the parameters the host's routes
+//! send, the events it emits and the keys of its `end` details, including stop reasons.
+//!
+//! The host's OpenAI-compatible routes are built from these definitions and nothing else, so a
+//! third-party plugin that serves a task by these names (and emits these events) gets the
+//! routes for free. A plugin may accept more parameters than a task lists here (they reach it
+//! through the native `POST /v1/jobs`), and may serve tasks of its own.
+
+/// Stop reasons every task may end with (the `end` event's `stop_reason`).
+pub mod stop_reason {
+    /// The job ran to its natural end.
+    pub const COMPLETED: &str = "completed";
+    /// A client cancelled the job, went away, or the host drained.
+    pub const CANCELLED: &str = "cancelled";
+    /// The job's deadline passed.
+    pub const DEADLINE_EXCEEDED: &str = "deadline_exceeded";
+}
+
+/// The names of the events the host's sink emits (SSE `event:` names). A custom event may not
+/// take one of these; the host prefixes such a name with `x-`.
+pub mod event {
+    /// The job began: `{job_id, ...details}`.
+    pub const STARTED: &str = "started";
+    /// A piece of text: `{index, text}`.
+    pub const TOKEN: &str = "token";
+    /// Progress: `{step, total}`.
+    pub const PROGRESS: &str = "progress";
+    /// A low-resolution picture of work in progress: `{media_type, data, ...metadata}`.
+    pub const PREVIEW: &str = "preview";
+    /// A finished file: `{media_type, data, ...metadata}`.
+    pub const ARTIFACT: &str = "artifact";
+    /// An embedding: `{index, vector}`.
+    pub const EMBEDDING: &str = "embedding";
+    /// Free-form figures.
+    pub const METRICS: &str = "metrics";
+    /// The terminal event of a job that ended: `{stop_reason, ...details}`.
+    pub const END: &str = "end";
+    /// The terminal event of a job that failed: `{code, message}`.
+    pub const ERROR: &str = "error";
+    /// Every name above.
+    pub const RESERVED: &[&str] = &[
+        STARTED, TOKEN, PROGRESS, PREVIEW, ARTIFACT, EMBEDDING, METRICS, END, ERROR,
+    ];
+}
+
+/// One standard task: what the host's routes send and read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskSpec {
+    /// The task name jobs carry.
+    pub name: &'static str,
+    /// The parameters the host's routes may send (a plugin must accept them).
+    pub params: &'static [&'static str],
+    /// The parameters that cross as bytes in [`crate::Job::inputs`], not in `params_json`.
+    /// In the native JSON API clients send them base64-encoded; the host decodes them.
+    pub binary_params: &'static [&'static str],
+    /// The events the task emits, beyond `started`, `metrics` and the terminal one.
+    pub events: &'static [&'static str],
+    /// The keys of the `end` details the host's routes read.
+    pub end_keys: &'static [&'static str],
+    /// The task's own stop reasons, beyond [`stop_reason`]'s.
+    pub stop_reasons: &'static [&'static str],
+}
+
+/// `text-generation`: a completion of a prompt or a chat. Events: `token` per piece of text.
+pub mod text_generation {
+    use super::{TaskSpec, event};
+
+    /// The task name.
+    pub const TASK: &str = "text-generation";
+
+    /// Parameter names.
+    pub mod param {
+        /// A raw prompt (string); exclusive with `messages`.
+        pub const PROMPT: &str = "prompt";
+        /// A chat: a list of `{role, content}` with string content.
+        pub const MESSAGES: &str = "messages";
+        /// The most tokens to generate.
+        pub const MAX_TOKENS: &str = "max_tokens";
+        /// Sampling temperature; 0 is greedy.
+        pub const TEMPERATURE: &str = "temperature";
+        /// Keep the k most likely tokens.
+        pub const TOP_K: &str = "top_k";
+        /// Nucleus sampling mass.
+        pub const TOP_P: &str = "top_p";
+        /// Drop tokens less likely than this fraction of the best one.
+        pub const MIN_P: &str = "min_p";
+        /// Penalty on recently generated tokens.
+        pub const REPEAT_PENALTY: &str = "repeat_penalty";
+        /// How many recent tokens the penalty looks at.
+        pub const REPEAT_LAST_N: &str = "repeat_last_n";
+        /// The random seed.
+        pub const SEED: &str = "seed";
+        /// Stop sequences: a list of strings.
+        pub const STOP: &str = "stop";
+    }
+
+    /// Stop reasons of this task.
+    pub mod stop_reason {
+        /// The model emitted its end-of-sequence token.
+        pub const EOS: &str = "eos";
+        /// A stop sequence appeared (it is not part of the text).
+        pub const STOP_SEQUENCE: &str = "stop_sequence";
+        /// `max_tokens` were generated.
+        pub const MAX_TOKENS: &str = "max_tokens";
+    }
+
+    /// Keys of the `end` details.
+    pub mod end {
+        /// Tokens in the prompt, after the chat template.
+        pub const PROMPT_TOKENS: &str = "prompt_tokens";
+        /// Tokens generated.
+        pub const COMPLETION_TOKENS: &str = "completion_tokens";
+    }
+
+    /// The task's specification.
+    pub const SPEC: TaskSpec = TaskSpec {
+        name: TASK,
+        params: &[
+            param::PROMPT,
+            param::MESSAGES,
+            param::MAX_TOKENS,
+            param::TEMPERATURE,
+            param::TOP_K,
+            param::TOP_P,
+            param::MIN_P,
+            param::REPEAT_PENALTY,
+            param::REPEAT_LAST_N,
+            param::SEED,
+            param::STOP,
+        ],
+        binary_params: &[],
+        events: &[event::TOKEN],
+        end_keys: &[end::PROMPT_TOKENS, end::COMPLETION_TOKENS],
+        stop_reasons: &[
+            stop_reason::EOS,
+            stop_reason::STOP_SEQUENCE,
+            stop_reason::MAX_TOKENS,
+        ],
+    };
+}
+
+/// `embedding`: one vector per input text. Events: `embedding` per input, by index.
+pub mod embedding {
+    use super::{TaskSpec, event};
+
+    /// The task name.
+    pub const TASK: &str = "embedding";
+
+    /// Parameter names.
+    pub mod param {
+        /// A string or a list of strings.
+        pub const INPUT: &str = "input";
+    }
+
+    /// Keys of the `end` details.
+    pub mod end {
+        /// Tokens read over all inputs.
+        pub const PROMPT_TOKENS: &str = "prompt_tokens";
+    }
+
+    /// The task's specification.
+    pub const SPEC: TaskSpec = TaskSpec {
+        name: TASK,
+        params: &[param::INPUT],
+        binary_params: &[],
+        events: &[event::EMBEDDING],
+        end_keys: &[end::PROMPT_TOKENS],
+        stop_reasons: &[],
+    };
+}
+
+/// `transcription`: speech to text. Events: `token` per piece of text and [`SEGMENT`] per
+/// timed segment.
+pub mod transcription {
+    use super::{TaskSpec, event};
+
+    /// The task name.
+    pub const TASK: &str = "transcription";
+
+    /// A timed piece of the transcript, a custom event: `{start, end, text}` in seconds, and
+    /// optionally `seek`, `tokens`, `temperature`, `avg_logprob`, `compression_ratio`,
+    /// `no_speech_prob` as OpenAI's verbose_json reports them.
+    pub const SEGMENT: &str = "segment";
+
+    /// Keys of a [`SEGMENT`] event.
+    pub mod segment {
+        /// Start, in seconds.
+        pub const START: &str = "start";
+        /// End, in seconds.
+        pub const END: &str = "end";
+        /// The segment's text.
+        pub const TEXT: &str = "text";
+        /// The decoder's position, in frames.
+        pub const SEEK: &str = "seek";
+        /// The segment's token ids.
+        pub const TOKENS: &str = "tokens";
+        /// Per-segment statistics OpenAI's verbose_json carries.
+        pub const STATS: &[&str] = &[
+            "temperature",
+            "avg_logprob",
+            "compression_ratio",
+            "no_speech_prob",
+        ];
+    }
+
+    /// Parameter names.
+    pub mod param {
+        /// The recording (wav, flac, ogg, mp3), as bytes.
+        pub const AUDIO: &str = "audio";
+        /// The spoken language (ISO 639-1), or absent to detect it.
+        pub const LANGUAGE: &str = "language";
+        /// `transcribe` (keep the language) or `translate` (into English).
+        pub const TASK: &str = "task";
+        /// Text that primes the decoder (names, spelling).
+        pub const INITIAL_PROMPT: &str = "initial_prompt";
+        /// Decoding temperature.
+        pub const TEMPERATURE: &str = "temperature";
+        /// Whether to emit timed segments.
+        pub const TIMESTAMPS: &str = "timestamps";
+    }
+
+    /// Values of [`param::TASK`].
+    pub mod mode {
+        /// Text in the spoken language.
+        pub const TRANSCRIBE: &str = "transcribe";
+        /// English text, whatever the spoken language.
+        pub const TRANSLATE: &str = "translate";
+    }
+
+    /// Keys of the `end` details.
+    pub mod end {
+        /// The language spoken (detected or given).
+        pub const LANGUAGE: &str = "language";
+        /// The recording's length in seconds.
+        pub const AUDIO_SECONDS: &str = "audio_seconds";
+    }
+
+    /// The task's specification.
+    pub const SPEC: TaskSpec = TaskSpec {
+        name: TASK,
+        params: &[
+            param::AUDIO,
+            param::LANGUAGE,
+            param::TASK,
+            param::INITIAL_PROMPT,
+            param::TEMPERATURE,
+            param::TIMESTAMPS,
+        ],
+        binary_params: &[param::AUDIO],
+        events: &[event::TOKEN, SEGMENT],
+        end_keys: &[end::LANGUAGE, end::AUDIO_SECONDS],
+        stop_reasons: &[],
+    };
+}
+
+/// The image tasks: `image-generation`, `image-to-image` and `inpainting`. Events: `progress`
+/// per step (with an optional `preview`) and one `artifact` (a PNG) per image.
+pub mod image {
+    use super::{TaskSpec, event};
+
+    /// Text to image.
+    pub const GENERATION: &str = "image-generation";
+    /// An image redrawn after a prompt.
+    pub const TO_IMAGE: &str = "image-to-image";
+    /// Part of an image redrawn, where the mask is white.
+    pub const INPAINTING: &str = "inpainting";
+
+    /// Parameter names.
+    pub mod param {
+        /// What to draw.
+        pub const PROMPT: &str = "prompt";
+        /// What to keep out.
+        pub const NEGATIVE_PROMPT: &str = "negative_prompt";
+        /// Denoising steps.
+        pub const STEPS: &str = "steps";
+        /// Classifier-free guidance scale.
+        pub const GUIDANCE_SCALE: &str = "guidance_scale";
+        /// The random seed.
+        pub const SEED: &str = "seed";
+        /// The scheduler's name.
+        pub const SCHEDULER: &str = "scheduler";
+        /// How many images.
+        pub const N: &str = "n";
+        /// Width in pixels.
+        pub const WIDTH: &str = "width";
+        /// Height in pixels.
+        pub const HEIGHT: &str = "height";
+        /// How much of the init image to redraw, 0 to 1.
+        pub const STRENGTH: &str = "strength";
+        /// The image to start from (PNG or JPEG), as bytes.
+        pub const INIT_IMAGE: &str = "init_image";
+        /// The mask (white is redrawn), as bytes.
+        pub const MASK_IMAGE: &str = "mask_image";
+        /// The parameters the OpenAI image routes pass through as given.
+        pub const PASSED_THROUGH: &[&str] =
+            &[NEGATIVE_PROMPT, STEPS, GUIDANCE_SCALE, SEED, SCHEDULER];
+    }
+
+    /// Keys of an `artifact` event's metadata.
+    pub mod artifact {
+        /// The seed that made the image.
+        pub const SEED: &str = "seed";
+    }
+
+    const PARAMS: &[&str] = &[
+        param::PROMPT,
+        param::NEGATIVE_PROMPT,
+        param::STEPS,
+        param::GUIDANCE_SCALE,
+        param::SEED,
+        param::SCHEDULER,
+        param::N,
+        param::WIDTH,
+        param::HEIGHT,
+        param::STRENGTH,
+        param::INIT_IMAGE,
+        param::MASK_IMAGE,
+    ];
+    const EVENTS: &[&str] = &[event::PROGRESS, event::PREVIEW, event::ARTIFACT];
+
+    /// `image-generation`.
+    pub const GENERATION_SPEC: TaskSpec = TaskSpec {
+        name: GENERATION,
+        params: PARAMS,
+        binary_params: &[],
+        events: EVENTS,
+        end_keys: &[],
+        stop_reasons: &[],
+    };
+
+    /// `image-to-image`.
+    pub const TO_IMAGE_SPEC: TaskSpec = TaskSpec {
+        name: TO_IMAGE,
+        params: PARAMS,
+        binary_params: &[param::INIT_IMAGE],
+        events: EVENTS,
+        end_keys: &[],
+        stop_reasons: &[],
+    };
+
+    /// `inpainting`.
+    pub const INPAINTING_SPEC: TaskSpec = TaskSpec {
+        name: INPAINTING,
+        params: PARAMS,
+        binary_params: &[param::INIT_IMAGE, param::MASK_IMAGE],
+        events: EVENTS,
+        end_keys: &[],
+        stop_reasons: &[],
+    };
+}
+
+/// `rerank` (reserved; no route serves it yet): scores documents against a query.
+pub mod rerank {
+    /// The task name.
+    pub const TASK: &str = "rerank";
+}
+
+/// `text-to-speech` (reserved; no route serves it yet): speech from text, as `artifact`
+/// events carrying audio chunks.
+pub mod text_to_speech {
+    /// The task name.
+    pub const TASK: &str = "text-to-speech";
+}
+
+/// Every standard task with a route.
+pub const STANDARD: &[TaskSpec] = &[
+    text_generation::SPEC,
+    embedding::SPEC,
+    transcription::SPEC,
+    image::GENERATION_SPEC,
+    image::TO_IMAGE_SPEC,
+    image::INPAINTING_SPEC,
+];
+
+/// The specification of standard task `name`, if it is one.
+pub fn spec(name: &str) -> Option<&'static TaskSpec> {
+    STANDARD.iter().find(|spec| spec.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binary_params_are_params_and_names_are_unique() {
+        for spec in STANDARD {
+            for binary in spec.binary_params {
+                assert!(spec.params.contains(binary), "{}: {binary}", spec.name);
+            }
+            assert_eq!(STANDARD.iter().filter(|s| s.name == spec.name).count(), 1);
+        }
+        assert_eq!(spec("transcription").unwrap().binary_params, ["audio"]);
+        assert!(spec("nope").is_none());
+    }
+}
