@@ -5,6 +5,7 @@ use reqwest::blocking::{Client, Response};
 use serde_json::Value;
 use std::{
     io::{BufRead, BufReader},
+    path::Path,
     process::{Child, Command, ExitStatus, Output, Stdio},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
@@ -27,7 +28,12 @@ impl Host {
 
     /// Like [`Host::start`], with extra environment variables.
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Host {
-        let mut child = Command::new(host_bin())
+        Self::start_bin(host_bin(), args, env)
+    }
+
+    /// Like [`Host::start_with_env`], running another build of the host: `bin`.
+    pub fn start_bin(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Host {
+        let mut child = Command::new(bin)
             .args(args)
             .args(["--port", "0"])
             .envs(env.iter().copied())

@@ -8,7 +8,7 @@ mod host;
 mod sse;
 
 pub use build::{host_bin, models_dir, plugin_file, plugins_dir, workspace_root};
-pub use fixtures::{ApiChange, echo_built_against};
+pub use fixtures::{ApiChange, echo_built_against, host_built_against};
 pub use hive::{FakeHive, Received};
 pub use host::{Host, run_host};
 pub use sse::{SseEvent, SseStream, streamed_text};

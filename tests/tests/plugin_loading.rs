@@ -1,7 +1,8 @@
 //! Finding, checking and refusing plugins, as a user meets it on the command line.
 
 use rbee_tests::{
-    ApiChange, Host, echo_built_against, plugin_file, plugins_dir_with, run_host, set_mode,
+    ApiChange, Host, echo_built_against, host_built_against, plugin_file, plugins_dir_with,
+    run_host, set_mode, streamed_text,
 };
 use serde_json::{Value, json};
 use std::{path::Path, process::Output, time::Duration};
@@ -138,15 +139,10 @@ fn a_plugin_needing_cpu_features_this_cpu_lacks_is_refused_before_it_runs() {
 
 #[test]
 fn a_plugin_built_against_another_api_major_is_refused_with_both_versions() {
-    let plugin = echo_built_against(&ApiChange {
-        name: "api-two",
-        source: "plugin-api/src",
-        version: "2.0.0",
-        edit: None,
-    });
+    let plugin = echo_built_against(&ApiChange::echo("api-three", "3.0.0"));
     let message = stderr(&serve_once("echo-cpu", plugin.parent().unwrap()));
     assert!(
-        message.contains("plugin-api 2.0.0") && message.contains("plugin-api 1."),
+        message.contains("plugin-api 3.0.0") && message.contains("plugin-api 2."),
         "{message}"
     );
     assert!(message.contains(plugin.to_str().unwrap()), "{message}");
@@ -154,12 +150,26 @@ fn a_plugin_built_against_another_api_major_is_refused_with_both_versions() {
 }
 
 #[test]
+fn a_plugin_built_against_plugin_api_1_is_refused_naming_both_majors() {
+    let plugin = echo_built_against(&ApiChange {
+        source: "tests/fixtures/plugin-api-1.0.0/src",
+        version: "1.0.0",
+        plugin: "tests/fixtures/plugin-api-1.0.0/echo/lib.rs",
+        ..ApiChange::echo("api-1.0.0", "1.0.0")
+    });
+    let message = stderr(&serve_once("echo-cpu", plugin.parent().unwrap()));
+    assert!(
+        message.contains("plugin-api 1.0.0") && message.contains("this host speaks plugin-api 2."),
+        "{message}"
+    );
+    assert_one_paragraph(&message);
+}
+
+#[test]
 fn a_plugin_whose_api_types_changed_shape_is_refused_with_the_layout_error() {
     let plugin = echo_built_against(&ApiChange {
-        name: "api-reshaped",
-        source: "plugin-api/src",
-        version: "1.0.0",
         edit: Some(("manifest.rs", "pub threads: u32,", "pub threads: u64,")),
+        ..ApiChange::echo("api-reshaped", "2.0.0")
     });
     let message = stderr(&serve_once("echo-cpu", plugin.parent().unwrap()));
     assert!(
@@ -290,20 +300,92 @@ fn a_model_that_fails_to_load_stops_the_host_with_the_reason() {
     }
 }
 
+/// plugin-api 2.0.0 plus what a 2.1 minor could add (`tests/fixtures/plugin-api-2.1-additions`).
+const API_2_1: ApiChange<'static> = ApiChange {
+    name: "api-2.1.0",
+    source: "tests/fixtures/plugin-api-2.0.0/src",
+    version: "2.1.0",
+    edit: Some(("lib.rs", "pub mod tasks;", "pub mod tasks;\npub mod later;")),
+    added: &[(
+        "later.rs",
+        "tests/fixtures/plugin-api-2.1-additions/later.rs",
+    )],
+    plugin: "tests/fixtures/plugin-2.1/lib.rs",
+};
+
 #[test]
-fn a_plugin_built_against_the_oldest_promised_1x_release_still_loads_and_serves() {
+fn a_plugin_built_against_the_oldest_promised_2x_release_still_loads_and_serves() {
     let plugin = echo_built_against(&ApiChange {
-        name: "api-1.0.0",
-        source: "tests/fixtures/plugin-api-1.0.0/src",
-        version: "1.0.0",
-        edit: None,
+        source: "tests/fixtures/plugin-api-2.0.0/src",
+        ..ApiChange::echo("api-2.0.0", "2.0.0")
     });
     let dir = plugin.parent().unwrap().to_str().unwrap().to_string();
     let host = Host::start_ready(&["--plugin", "echo-cpu", "--plugins-dir", &dir]);
     let events = host
         .stream(&host.submit("echo", json!({"text": "still works"})))
         .collect_all();
+    assert_eq!(streamed_text(&events), "still works");
     assert_eq!(events.last().unwrap().data["stop_reason"], "completed");
+}
+
+#[test]
+fn a_plugin_of_a_later_minor_using_a_new_capability_loads_and_falls_back_on_this_host() {
+    let plugin = echo_built_against(&API_2_1);
+    let dir = plugin.parent().unwrap().to_str().unwrap().to_string();
+    let inspected = run_host(&["plugins", "inspect", plugin.to_str().unwrap()]);
+    assert!(inspected.status.success(), "{}", stderr(&inspected));
+    let report: Value = serde_json::from_slice(&inspected.stdout).unwrap();
+    assert_eq!(
+        (
+            report["api_version"].clone(),
+            report["capabilities"].clone()
+        ),
+        (json!("2.1.0"), json!(["rbee.shout/1"]))
+    );
+    let host = Host::start_ready(&["--plugin", "echo-cpu", "--plugins-dir", &dir]);
+    let events = host.stream(&host.submit("echo", json!({}))).collect_all();
+    assert_eq!(
+        streamed_text(&events),
+        "host version unknown (capability absent)"
+    );
+    assert_eq!(events.last().unwrap().data["stop_reason"], "completed");
+}
+
+#[test]
+fn a_host_of_a_later_minor_loads_and_serves_todays_plugins() {
+    let later_host = host_built_against(&API_2_1);
+    let dir = plugins_dir_with(&["echo-cpu"]);
+    let inspected = std::process::Command::new(&later_host)
+        .args(["plugins", "inspect"])
+        .arg(dir.path().join(format!("echo-cpu.{SO}")))
+        .output()
+        .unwrap();
+    assert!(inspected.status.success(), "{}", stderr(&inspected));
+    let report: Value = serde_json::from_slice(&inspected.stdout).unwrap();
+    assert_eq!(
+        (
+            report["host_api_version"].clone(),
+            report["api_version"].clone()
+        ),
+        (json!("2.1.0"), json!("2.0.0"))
+    );
+    let host = Host::start_bin(
+        &later_host,
+        &[
+            "--plugin",
+            "echo-cpu",
+            "--plugins-dir",
+            dir.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    host.wait_ready(Duration::from_secs(20));
+    let info: Value = host.get("/v1/info").json().unwrap();
+    assert_eq!(info["api_version"], "2.0.0");
+    let events = host
+        .stream(&host.submit("echo", json!({"text": "across minors"})))
+        .collect_all();
+    assert_eq!(streamed_text(&events), "across minors");
 }
 
 #[test]
@@ -374,16 +456,11 @@ fn plugins_inspect_shows_the_manifest_schema_and_verdict() {
         dir.path().join(format!("echo-cpu.{SO}")).to_str().unwrap(),
     ]);
     assert!(by_path.status.success(), "{}", stderr(&by_path));
-    let reshaped = echo_built_against(&ApiChange {
-        name: "api-two",
-        source: "plugin-api/src",
-        version: "2.0.0",
-        edit: None,
-    });
+    let reshaped = echo_built_against(&ApiChange::echo("api-three", "3.0.0"));
     let refused = run_host(&["plugins", "inspect", reshaped.to_str().unwrap()]);
     assert_eq!(refused.status.code(), Some(1));
     assert!(
-        stderr(&refused).contains("plugin-api 2.0.0"),
+        stderr(&refused).contains("plugin-api 3.0.0"),
         "{}",
         stderr(&refused)
     );

@@ -1,0 +1,151 @@
+//! plugin-api 2.0 through a real host and the real echo plugin: several jobs at once, the
+//! `--parallel` cap, answers in one request, and a slow client that slows only its own job.
+
+use rbee_tests::{Host, streamed_text};
+use serde_json::{Value, json};
+use std::{
+    thread,
+    time::{Duration, Instant},
+};
+
+/// A job of four words, 250 ms before each: one second.
+fn one_second_job() -> Value {
+    json!({"text": "one two three four", "delay_ms": 250})
+}
+
+/// `rbee_num_requests_running` from `/metrics`.
+fn running(host: &Host) -> u64 {
+    let text = host.get("/metrics").text().unwrap();
+    text.lines()
+        .find(|line| line.starts_with("rbee_num_requests_running"))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no running gauge in:\n{text}"))
+}
+
+/// The largest value `running` shows while `jobs` finish, sampled every 50 ms.
+fn most_running_while(host: &Host, jobs: &[String]) -> u64 {
+    let mut most = 0;
+    while jobs
+        .iter()
+        .any(|id| host.job_state(id) == "running" || host.job_state(id) == "queued")
+    {
+        most = most.max(running(host));
+        thread::sleep(Duration::from_millis(50));
+    }
+    most
+}
+
+#[test]
+fn four_one_second_jobs_run_at_once_on_a_worker_that_takes_four() {
+    let host = Host::start_echo(&["--plugin-options", r#"{"parallel": 4}"#]);
+    let started = Instant::now();
+    let ids: Vec<String> = (0..4)
+        .map(|_| host.submit("echo", one_second_job()))
+        .collect();
+    let streams: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let stream = host.stream(id);
+            thread::spawn(move || stream.collect_all())
+        })
+        .collect();
+    let most = most_running_while(&host, &ids);
+    for stream in streams {
+        let events = stream.join().unwrap();
+        assert_eq!(streamed_text(&events), "one two three four");
+    }
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(1500), "4 jobs took {took:?}");
+    assert_eq!(most, 4, "/metrics should show 4 running");
+}
+
+#[test]
+fn parallel_caps_how_many_run_and_a_one_job_worker_is_not_raised() {
+    for (flags, expected) in [
+        (
+            vec!["--plugin-options", r#"{"parallel": 4}"#, "--parallel", "2"],
+            2,
+        ),
+        (vec!["--parallel", "8"], 1),
+    ] {
+        let host = Host::start_echo(&flags);
+        let ids: Vec<String> = (0..4)
+            .map(|_| host.submit("echo", json!({"text": "a b", "delay_ms": 150})))
+            .collect();
+        let streams: Vec<_> = ids
+            .iter()
+            .map(|id| {
+                let stream = host.stream(id);
+                thread::spawn(move || stream.collect_all())
+            })
+            .collect();
+        assert_eq!(most_running_while(&host, &ids), expected, "{flags:?}");
+        for stream in streams {
+            assert_eq!(streamed_text(&stream.join().unwrap()), "a b");
+        }
+    }
+}
+
+#[test]
+fn wait_true_answers_with_the_collected_result() {
+    let host = Host::start_echo(&[]);
+    let response = host.post(
+        "/v1/jobs?wait=true",
+        &json!({"task": "echo", "params": {"text": "in one go"}}),
+    );
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().unwrap();
+    assert_eq!(
+        (
+            body["text"].clone(),
+            body["stop_reason"].clone(),
+            body["words"].clone()
+        ),
+        (json!("in one go"), json!("completed"), json!(3))
+    );
+    assert_eq!(
+        host.job_state(body["job_id"].as_str().unwrap()),
+        "completed"
+    );
+    let failed = host.post(
+        "/v1/jobs?wait=true",
+        &json!({"task": "echo", "params": {"text": "a b", "fail_after": 1}}),
+    );
+    assert_eq!(failed.status(), 500);
+    let error: Value = failed.json().unwrap();
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("fail after 1"),
+        "{error}"
+    );
+    let bad = host.post(
+        "/v1/jobs?wait=maybe",
+        &json!({"task": "echo", "params": {"text": "x"}}),
+    );
+    assert_eq!(bad.status(), 400);
+}
+
+#[test]
+fn a_client_that_does_not_read_holds_its_job_back_and_loses_nothing() {
+    let host = Host::start_echo(&["--plugin-options", r#"{"parallel": 2}"#]);
+    let words: Vec<String> = (0..2000).map(|i| format!("w{i} ")).collect();
+    let text = words.concat();
+    let slow = host.submit("echo", json!({"text": text}));
+    thread::sleep(Duration::from_millis(700));
+    assert_eq!(
+        host.job_state(&slow),
+        "running",
+        "an unread job should wait for its client, not run ahead into memory"
+    );
+    let other = host.post(
+        "/v1/jobs?wait=true",
+        &json!({"task": "echo", "params": {"text": "not held up"}}),
+    );
+    assert_eq!(other.json::<Value>().unwrap()["text"], "not held up");
+    let events = host.stream(&slow).collect_all();
+    assert_eq!(streamed_text(&events), text);
+    assert_eq!(events.last().unwrap().data["stop_reason"], "completed");
+}
