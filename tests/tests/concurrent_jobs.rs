@@ -1,7 +1,7 @@
 //! plugin-api 2.0 through a real host and the real echo plugin: several jobs at once, the
 //! `--parallel` cap, answers in one request, and a slow client that slows only its own job.
 
-use rbee_tests::{Host, streamed_text};
+use rbee_tests::{Host, SseEvent, streamed_text};
 use serde_json::{Value, json};
 use std::{
     thread,
@@ -36,6 +36,16 @@ fn most_running_while(host: &Host, jobs: &[String]) -> u64 {
     most
 }
 
+/// Reads every job's stream to its end on a thread of its own.
+fn read_in_background(host: &Host, ids: &[String]) -> Vec<thread::JoinHandle<Vec<SseEvent>>> {
+    ids.iter()
+        .map(|id| {
+            let stream = host.stream(id);
+            thread::spawn(move || stream.collect_all())
+        })
+        .collect()
+}
+
 #[test]
 fn four_one_second_jobs_run_at_once_on_a_worker_that_takes_four() {
     let host = Host::start_echo(&["--plugin-options", r#"{"parallel": 4}"#]);
@@ -43,13 +53,7 @@ fn four_one_second_jobs_run_at_once_on_a_worker_that_takes_four() {
     let ids: Vec<String> = (0..4)
         .map(|_| host.submit("echo", one_second_job()))
         .collect();
-    let streams: Vec<_> = ids
-        .iter()
-        .map(|id| {
-            let stream = host.stream(id);
-            thread::spawn(move || stream.collect_all())
-        })
-        .collect();
+    let streams = read_in_background(&host, &ids);
     let most = most_running_while(&host, &ids);
     for stream in streams {
         let events = stream.join().unwrap();
@@ -73,13 +77,7 @@ fn parallel_caps_how_many_run_and_a_one_job_worker_is_not_raised() {
         let ids: Vec<String> = (0..4)
             .map(|_| host.submit("echo", json!({"text": "a b", "delay_ms": 150})))
             .collect();
-        let streams: Vec<_> = ids
-            .iter()
-            .map(|id| {
-                let stream = host.stream(id);
-                thread::spawn(move || stream.collect_all())
-            })
-            .collect();
+        let streams = read_in_background(&host, &ids);
         assert_eq!(most_running_while(&host, &ids), expected, "{flags:?}");
         for stream in streams {
             assert_eq!(streamed_text(&stream.join().unwrap()), "a b");

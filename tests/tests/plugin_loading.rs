@@ -168,7 +168,7 @@ fn a_plugin_built_against_plugin_api_1_is_refused_naming_both_majors() {
 #[test]
 fn a_plugin_whose_api_types_changed_shape_is_refused_with_the_layout_error() {
     let plugin = echo_built_against(&ApiChange {
-        edit: Some(("manifest.rs", "pub threads: u32,", "pub threads: u64,")),
+        edit: Some(("manifest.rs", "pub threads: u32,", "pub threads: i32,")),
         ..ApiChange::echo("api-reshaped", "2.0.0")
     });
     let message = stderr(&serve_once("echo-cpu", plugin.parent().unwrap()));
@@ -177,7 +177,7 @@ fn a_plugin_whose_api_types_changed_shape_is_refused_with_the_layout_error() {
         "{message}"
     );
     assert!(
-        message.contains("expects u32, the plugin has u64"),
+        message.contains("expects u32, the plugin has i32"),
         "{message}"
     );
     assert!(message.contains(plugin.to_str().unwrap()), "{message}");
@@ -380,8 +380,6 @@ fn a_host_of_a_later_minor_loads_and_serves_todays_plugins() {
         &[],
     );
     host.wait_ready(Duration::from_secs(20));
-    let info: Value = host.get("/v1/info").json().unwrap();
-    assert_eq!(info["api_version"], "2.0.0");
     let events = host
         .stream(&host.submit("echo", json!({"text": "across minors"})))
         .collect_all();
