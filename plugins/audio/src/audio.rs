@@ -2,6 +2,7 @@
 //! resampling to Whisper's 16 kHz.
 
 use crate::error::AudioError;
+use rbee_plugin_api::tasks::transcription::param;
 use rubato::{FftFixedIn, Resampler};
 use std::io::Cursor;
 use symphonia::core::{
@@ -11,9 +12,6 @@ use symphonia::core::{
 
 /// The sample rate Whisper expects.
 pub const SAMPLE_RATE: u32 = 16_000;
-
-/// The job parameter that carries the audio.
-const FIELD: &str = "audio";
 
 /// Mono samples at some sample rate.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,7 +33,7 @@ impl Pcm {
 /// it to mono. Undecodable or empty audio is an `invalid_params` error on `audio`; so is audio
 /// longer than `max_seconds`, found out before all of it is decoded.
 pub fn decode(bytes: Vec<u8>, max_seconds: f64) -> Result<Pcm, AudioError> {
-    let bad = |message: String| AudioError::invalid_param(FIELD, message);
+    let bad = |message: String| AudioError::invalid_param(param::AUDIO, message);
     let stream = MediaSourceStream::new(Box::new(Cursor::new(bytes)), Default::default());
     let probed = symphonia::default::get_probe()
         .format(
@@ -107,7 +105,7 @@ pub fn decode(bytes: Vec<u8>, max_seconds: f64) -> Result<Pcm, AudioError> {
 
 fn too_long_error(max_seconds: f64) -> AudioError {
     AudioError::invalid_param(
-        FIELD,
+        param::AUDIO,
         format!("the audio is longer than this worker's limit of {max_seconds} seconds"),
     )
 }

@@ -24,10 +24,11 @@ pub mod test_support;
 
 pub use error::AudioError;
 pub use rbee_candle_device::BACKEND;
-pub use worker::{AudioWorker, TASK};
+pub use worker::AudioWorker;
 
 use rbee_plugin_api::{
     HostApiRef, LoadRequest, LogLevel, Manifest, PluginError, PluginWorker, export_plugin,
+    tasks::transcription::TASK,
 };
 use serde_json::Value;
 use source::ModelSource;
@@ -45,19 +46,12 @@ const LOG_TARGET: &str = "rbee_plugin_audio";
 
 /// Describes the plugin: `audio-<backend>`, serving `transcription`. Touches no device.
 pub fn manifest() -> Manifest {
-    Manifest {
-        id: format!("audio-{BACKEND}").into(),
-        kind: "audio".into(),
-        backend: BACKEND.into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        api_version: rbee_plugin_api::API_VERSION.into(),
-        description: "Speech-to-text with candle Whisper: Hugging Face and CTranslate2 (faster-whisper) models"
-            .into(),
-        tasks: vec![TASK.into()].into(),
-        params_schema_json: params::schema().to_string().into(),
-        default_model: DEFAULT_MODEL.into(),
-        required_cpu_features: rbee_plugin_api::compiled_cpu_features(),
-    }
+    Manifest::new("audio", BACKEND, env!("CARGO_PKG_VERSION"), &[TASK])
+        .description(
+            "Speech-to-text with candle Whisper: Hugging Face and CTranslate2 (faster-whisper) models",
+        )
+        .params_schema(params::schema().to_string())
+        .default_model(DEFAULT_MODEL)
 }
 
 /// Loads the Whisper model named in `request` (a local directory, or `org/repo` on the hub in
@@ -133,10 +127,13 @@ export_plugin!(manifest: manifest, load: load);
 mod tests {
     use super::*;
     use crate::test_support::{
-        RecordingSink, clip, clip_base64, host, host_with_cache, hub_snapshot, load_request,
-        normalise, run_on, write_hugging_face_layout,
+        clip, clip_audio, hub_snapshot, normalise, run_on, write_hugging_face_layout,
     };
-    use rbee_plugin_api::abi_stable::std_types::RString;
+    use rbee_plugin_api::{
+        abi_stable::std_types::RString,
+        tasks::transcription::param,
+        testing::{RecordingSink, TestHost},
+    };
 
     #[test]
     fn the_manifest_names_kind_backend_and_task() {
@@ -153,7 +150,7 @@ mod tests {
             ModelSource::Hub(DEFAULT_MODEL.into())
         );
         let schema: Value = serde_json::from_str(&manifest.params_schema_json).unwrap();
-        assert_eq!(schema["required"][0], "audio");
+        assert_eq!(schema["required"][0], param::AUDIO);
     }
 
     #[test]
@@ -169,9 +166,12 @@ mod tests {
 
     #[test]
     fn loading_a_missing_model_is_a_model_load_error_naming_the_path() {
-        let error = load(load_request("/nonexistent/rbee/whisper"), host())
-            .err()
-            .unwrap();
+        let error = load(
+            LoadRequest::cpu("/nonexistent/rbee/whisper"),
+            TestHost::default().api(),
+        )
+        .err()
+        .unwrap();
         assert_eq!(error.code.as_str(), rbee_plugin_api::error_code::MODEL_LOAD);
         assert!(
             error.message.contains("/nonexistent/rbee/whisper"),
@@ -184,14 +184,14 @@ mod tests {
         let cache = tempfile::tempdir().unwrap();
         write_hugging_face_layout(&hub_snapshot(cache.path(), "local/whisper-tiny.en"));
         let worker = load(
-            load_request("local/whisper-tiny.en"),
-            host_with_cache(cache.path()),
+            LoadRequest::cpu("local/whisper-tiny.en"),
+            TestHost::with_cache_dir(cache.path()).api(),
         )
         .unwrap();
         assert_eq!(worker.status().model.as_str(), "local/whisper-tiny.en");
-        let mut sink = RecordingSink::default();
-        let params = serde_json::json!({"audio": clip_base64("hello_world")});
-        run_on(&worker, params, &mut sink).unwrap();
+        let sink = RecordingSink::new();
+        let audio = clip_audio("hello_world");
+        run_on(&worker, &audio, serde_json::json!({}), &sink).unwrap();
         assert_eq!(normalise(&sink.text()), normalise(&clip("hello_world").1));
     }
 }

@@ -1,10 +1,15 @@
 //! The `transcription` job parameters: defaults, ranges, validation and their JSON Schema.
 
 use crate::error::AudioError;
-use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
+use rbee_plugin_api::{
+    Job,
+    tasks::transcription::{mode, param},
+};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
+/// This plugin's own parameter: a text event per token rather than per segment.
+const TOKEN_EVENTS: &str = "token_events";
 const TEMPERATURE_MAX: f32 = 1.0;
 const PROMPT_MAX_CHARS: usize = 2000;
 
@@ -19,9 +24,9 @@ pub enum Task {
 
 /// The validated parameters of one `transcription` job.
 #[derive(Debug, Clone, PartialEq)]
-pub struct TranscriptionParams {
-    /// The audio file's bytes (wav, flac, mp3 or ogg), decoded from base64.
-    pub audio: Vec<u8>,
+pub struct TranscriptionParams<'a> {
+    /// The audio file's bytes (wav, flac, mp3 or ogg): the job's `audio` input.
+    pub audio: &'a [u8],
     /// The spoken language as a Whisper code (`en`, `fr`, ...); `None` detects it.
     pub language: Option<String>,
     /// Transcribe or translate.
@@ -37,11 +42,12 @@ pub struct TranscriptionParams {
     pub token_events: bool,
 }
 
-impl TranscriptionParams {
-    /// Parses and validates a job's parameters (a JSON object). Errors name the field. The
-    /// audio is checked for base64 only; decoding it is the worker's.
-    pub fn parse(params_json: &str) -> Result<Self, AudioError> {
-        let value: Value = serde_json::from_str(params_json).map_err(|e| {
+impl<'a> TranscriptionParams<'a> {
+    /// Parses and validates a job's parameters (a JSON object) and finds its `audio` input.
+    /// Errors name the field. The audio is checked for presence only; decoding it is the
+    /// worker's.
+    pub fn parse(job: &'a Job) -> Result<Self, AudioError> {
+        let value: Value = serde_json::from_str(&job.params_json).map_err(|e| {
             AudioError::invalid_param("params", format!("the parameters are not valid JSON: {e}"))
         })?;
         let Value::Object(object) = value else {
@@ -50,73 +56,85 @@ impl TranscriptionParams {
                 "the parameters must be a JSON object",
             ));
         };
-        reject_unknown_fields(&object)?;
-        let audio: String = field(&object, "audio")?
-            .ok_or_else(|| AudioError::invalid_param("audio", "is required (base64 audio)"))?;
-        let audio = BASE64
-            .decode(audio.trim())
-            .map_err(|e| AudioError::invalid_param("audio", format!("is not valid base64: {e}")))?;
-        if audio.is_empty() {
-            return Err(AudioError::invalid_param("audio", "is empty"));
+        if object.contains_key(param::AUDIO) {
+            return Err(AudioError::invalid_param(
+                param::AUDIO,
+                "must be sent as a binary input, not inside the JSON parameters",
+            ));
         }
-        let task = match field::<String>(&object, "task")?.as_deref() {
-            None | Some("transcribe") => Task::Transcribe,
-            Some("translate") => Task::Translate,
+        reject_unknown_fields(&object)?;
+        let audio = job.input(param::AUDIO).ok_or_else(|| {
+            AudioError::invalid_param(
+                param::AUDIO,
+                "is required (the recording, as a binary input)",
+            )
+        })?;
+        if audio.is_empty() {
+            return Err(AudioError::invalid_param(param::AUDIO, "is empty"));
+        }
+        let task = match field::<String>(&object, param::TASK)?.as_deref() {
+            None | Some(mode::TRANSCRIBE) => Task::Transcribe,
+            Some(mode::TRANSLATE) => Task::Translate,
             Some(other) => {
                 return Err(AudioError::invalid_param(
-                    "task",
-                    format!("unknown task '{other}' (expected transcribe or translate)"),
+                    param::TASK,
+                    format!(
+                        "unknown task '{other}' (expected {} or {})",
+                        mode::TRANSCRIBE,
+                        mode::TRANSLATE
+                    ),
                 ));
             }
         };
-        let temperature = field(&object, "temperature")?.unwrap_or(0.0);
+        let temperature = field(&object, param::TEMPERATURE)?.unwrap_or(0.0);
         if !(0.0..=TEMPERATURE_MAX).contains(&temperature) {
             return Err(AudioError::invalid_param(
-                "temperature",
+                param::TEMPERATURE,
                 format!("must be between 0 and {TEMPERATURE_MAX}"),
             ));
         }
         let initial_prompt: Option<String> =
-            field(&object, "initial_prompt")?.filter(|p: &String| !p.is_empty());
+            field(&object, param::INITIAL_PROMPT)?.filter(|p: &String| !p.is_empty());
         if initial_prompt
             .as_ref()
             .is_some_and(|p| p.chars().count() > PROMPT_MAX_CHARS)
         {
             return Err(AudioError::invalid_param(
-                "initial_prompt",
+                param::INITIAL_PROMPT,
                 format!("must be at most {PROMPT_MAX_CHARS} characters"),
             ));
         }
         Ok(Self {
             audio,
-            language: field::<String>(&object, "language")?
+            language: field::<String>(&object, param::LANGUAGE)?
                 .map(|l| l.to_lowercase())
                 .filter(|l| !l.is_empty() && l != "auto"),
             task,
             temperature,
-            timestamps: field(&object, "timestamps")?.unwrap_or(true),
+            timestamps: field(&object, param::TIMESTAMPS)?.unwrap_or(true),
             initial_prompt,
-            token_events: field(&object, "token_events")?.unwrap_or(false),
+            token_events: field(&object, TOKEN_EVENTS)?.unwrap_or(false),
         })
     }
 }
 
-/// The JSON Schema of the parameters, as published in the manifest.
+/// The JSON Schema of the parameters as clients send them, published in the manifest. `audio`
+/// is base64 in JSON; the host decodes it and hands the plugin its bytes.
 pub fn schema() -> Value {
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "transcription parameters",
         "type": "object",
         "additionalProperties": false,
-        "required": ["audio"],
+        "required": [param::AUDIO],
         "properties": {
-            "audio": {"type": "string", "contentEncoding": "base64", "description": "The audio file: wav, flac, mp3 or ogg/vorbis."},
-            "language": {"type": "string", "description": "Spoken language as a Whisper code (en, fr, ...); omit or 'auto' to detect (multilingual models)."},
-            "task": {"enum": ["transcribe", "translate"], "default": "transcribe"},
-            "temperature": {"type": "number", "minimum": 0, "maximum": TEMPERATURE_MAX, "default": 0, "description": "0 is greedy; windows that decode badly are retried hotter."},
-            "timestamps": {"type": "boolean", "default": true, "description": "Segments with the model's timestamps; false gives one segment per 30 s window."},
-            "initial_prompt": {"type": "string", "maxLength": PROMPT_MAX_CHARS, "description": "Text that conditions the transcript (names, spelling, style)."},
-            "token_events": {"type": "boolean", "default": false, "description": "A text event per token (sent as each 30 s window is decoded) rather than one per segment; segment events are sent either way."}
+            (param::AUDIO): {"type": "string", "contentEncoding": "base64", "description": "The audio file: wav, flac, mp3 or ogg/vorbis."},
+            (param::LANGUAGE): {"type": "string", "description": "Spoken language as a Whisper code (en, fr, ...); omit or 'auto' to detect (multilingual models)."},
+            (param::TASK): {"enum": [mode::TRANSCRIBE, mode::TRANSLATE], "default": mode::TRANSCRIBE},
+            (param::TEMPERATURE): {"type": "number", "minimum": 0, "maximum": TEMPERATURE_MAX, "default": 0, "description": "0 is greedy; windows that decode badly are retried hotter."},
+            (param::TIMESTAMPS): {"type": "boolean", "default": true, "description": "Segments with the model's timestamps; false gives one segment per 30 s window."},
+            (param::INITIAL_PROMPT): {"type": "string", "maxLength": PROMPT_MAX_CHARS, "description": "Text that conditions the transcript (names, spelling, style)."},
+            TOKEN_EVENTS: {"type": "boolean", "default": false, "description": "A text event per token (sent as each 30 s window is decoded) rather than one per segment; segment events are sent either way."}
         }
     })
 }
@@ -150,22 +168,29 @@ fn field<T: DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rbee_plugin_api::tasks::transcription::TASK;
 
-    const AUDIO: &str = "UklGRg=="; // "RIFF"
+    const AUDIO: &[u8] = b"RIFF";
 
-    fn error_field(params: Value) -> String {
-        match TranscriptionParams::parse(&params.to_string()) {
+    /// A job with `params` and the `audio` input.
+    fn job(params: Value) -> Job {
+        Job::new("test", TASK, &params.to_string()).with_input(param::AUDIO, AUDIO)
+    }
+
+    fn error_field(job: Job) -> String {
+        match TranscriptionParams::parse(&job) {
             Err(AudioError::InvalidParam { field, message }) => {
                 assert!(message.starts_with(&field), "{message}");
                 field
             }
-            other => panic!("expected an invalid_params error for {params}, got {other:?}"),
+            other => panic!("expected an invalid_params error for {job:?}, got {other:?}"),
         }
     }
 
     #[test]
     fn defaults_apply_to_bare_audio() {
-        let params = TranscriptionParams::parse(&json!({"audio": AUDIO}).to_string()).unwrap();
+        let bare = job(json!({}));
+        let params = TranscriptionParams::parse(&bare).unwrap();
         assert_eq!(params.audio, b"RIFF");
         assert_eq!(params.language, None);
         assert_eq!(params.task, Task::Transcribe);
@@ -177,46 +202,54 @@ mod tests {
 
     #[test]
     fn every_field_is_read() {
-        let params = TranscriptionParams::parse(
-            &json!({"audio": AUDIO, "language": "FR", "task": "translate", "temperature": 0.4,
-                    "timestamps": false, "initial_prompt": "Bonjour.", "token_events": true})
-            .to_string(),
-        )
-        .unwrap();
+        let full = job(
+            json!({"language": "FR", "task": "translate", "temperature": 0.4,
+                   "timestamps": false, "initial_prompt": "Bonjour.", "token_events": true}),
+        );
+        let params = TranscriptionParams::parse(&full).unwrap();
         assert_eq!(params.language.as_deref(), Some("fr"));
         assert_eq!(params.task, Task::Translate);
         assert_eq!(params.temperature, 0.4);
         assert!(!params.timestamps);
         assert_eq!(params.initial_prompt.as_deref(), Some("Bonjour."));
         assert!(params.token_events);
-        let auto = json!({"audio": AUDIO, "language": "auto"}).to_string();
+        let auto = job(json!({"language": "auto"}));
         assert_eq!(TranscriptionParams::parse(&auto).unwrap().language, None);
     }
 
     #[test]
     fn errors_name_the_field() {
         let cases = [
-            (json!({}), "audio"),
-            (json!({"audio": ""}), "audio"),
-            (json!({"audio": "%%% not base64"}), "audio"),
-            (json!({"audio": 3}), "audio"),
-            (json!({"audio": AUDIO, "task": "summarise"}), "task"),
-            (json!({"audio": AUDIO, "temperature": 1.5}), "temperature"),
+            (Job::new("test", TASK, "{}"), "audio"),
             (
-                json!({"audio": AUDIO, "temperature": "warm"}),
-                "temperature",
+                Job::new("test", TASK, "{}").with_input(param::AUDIO, b""),
+                "audio",
             ),
-            (json!({"audio": AUDIO, "timestamps": "word"}), "timestamps"),
-            (json!({"audio": AUDIO, "token_events": 1}), "token_events"),
+            (job(json!({"audio": "UklGRg=="})), "audio"),
+            (job(json!({"audio": 3})), "audio"),
+            (job(json!({"task": "summarise"})), "task"),
+            (job(json!({"temperature": 1.5})), "temperature"),
+            (job(json!({"temperature": "warm"})), "temperature"),
+            (job(json!({"timestamps": "word"})), "timestamps"),
+            (job(json!({"token_events": 1})), "token_events"),
             (
-                json!({"audio": AUDIO, "initial_prompt": "x".repeat(3000)}),
+                job(json!({"initial_prompt": "x".repeat(3000)})),
                 "initial_prompt",
             ),
-            (json!({"audio": AUDIO, "beam_size": 5}), "beam_size"),
+            (job(json!({"beam_size": 5})), "beam_size"),
         ];
-        for (params, field) in cases {
-            assert_eq!(error_field(params.clone()), field, "{params}");
+        for (job, field) in cases {
+            assert_eq!(error_field(job.clone()), field, "{job:?}");
         }
-        assert!(TranscriptionParams::parse("[1]").is_err());
+        assert!(TranscriptionParams::parse(&Job::new("test", TASK, "[1]")).is_err());
+    }
+
+    #[test]
+    fn audio_inside_the_json_parameters_is_refused_as_such() {
+        let in_json = job(json!({"audio": "UklGRg=="}));
+        let error = TranscriptionParams::parse(&in_json)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("binary input"), "{error}");
     }
 }

@@ -1,19 +1,14 @@
-//! Test doubles for the host side (an event sink and host services), the test model and the
-//! speech clips `cargo xtask models` provisions.
+//! The test model, the speech clips `cargo xtask models` provisions, and helpers that run
+//! `transcription` jobs into a [`RecordingSink`].
 
 use crate::{AudioWorker, load};
-use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
 use rbee_plugin_api::{
-    Artifact, DeviceSpec, EventSink, EventSink_TO, Flow, HostApi, HostApi_TO, HostApiRef, Job,
-    JobEnd, LoadRequest, LogLevel, PluginError, PluginWorker,
-    abi_stable::{
-        sabi_trait::TD_Opaque,
-        std_types::{RArc, ROption, RSlice, RStr, RString},
-    },
+    Job, JobEnd, LoadRequest, PluginError, PluginWorker,
+    tasks::transcription::{SEGMENT, TASK, param},
+    testing::{RecordingSink, TestHost},
 };
 use serde_json::Value;
 use std::{
-    cell::Cell,
     path::{Path, PathBuf},
     sync::OnceLock,
 };
@@ -50,9 +45,9 @@ pub fn clip(name: &str) -> (Vec<u8>, String) {
     (wav, text)
 }
 
-/// A clip as the base64 `audio` parameter.
-pub fn clip_base64(name: &str) -> String {
-    BASE64.encode(clip(name).0)
+/// A clip's bytes, as the `audio` input.
+pub fn clip_audio(name: &str) -> Vec<u8> {
+    clip(name).0
 }
 
 /// Lower case, punctuation dropped, whitespace collapsed: transcripts compare on words.
@@ -77,21 +72,12 @@ pub fn worker() -> &'static AudioWorker {
     static WORKER: OnceLock<AudioWorker> = OnceLock::new();
     WORKER.get_or_init(|| {
         let dir = provisioned(TEST_MODEL_DIR);
-        load(load_request(&dir.to_string_lossy()), host()).unwrap()
+        load(
+            LoadRequest::cpu(&dir.to_string_lossy()),
+            TestHost::default().api(),
+        )
+        .unwrap()
     })
-}
-
-/// A load request for `model` on the CPU.
-pub fn load_request(model: &str) -> LoadRequest {
-    LoadRequest {
-        model: model.into(),
-        device: DeviceSpec {
-            kind: "cpu".into(),
-            ordinal: 0,
-        },
-        threads: 0,
-        options_json: RString::new(),
-    }
 }
 
 /// Writes a tiny multilingual Whisper (random encoder, Hugging Face layout, the test model's
@@ -167,21 +153,6 @@ pub fn write_multilingual_model(dir: &Path, language: &str) {
     std::fs::copy(tokenizer_path, dir.join("tokenizer.json")).unwrap();
 }
 
-/// Host services that print log lines; models from the hub are cached in a temp dir.
-pub fn host() -> HostApiRef {
-    host_with_cache(&std::env::temp_dir().join("rbee-audio-test-cache"))
-}
-
-/// Host services that print log lines and cache hub models in `cache`.
-pub fn host_with_cache(cache: &Path) -> HostApiRef {
-    HostApi_TO::from_ptr(
-        RArc::new(TestHost {
-            cache: cache.to_path_buf(),
-        }),
-        TD_Opaque,
-    )
-}
-
 /// Lays out `repo` (`org/name`) in the Hugging Face cache at `cache` with `main` pointing at
 /// one snapshot; returns the snapshot dir, where the caller puts the files.
 pub fn hub_snapshot(cache: &Path, repo: &str) -> PathBuf {
@@ -219,23 +190,24 @@ pub fn write_hugging_face_layout(dir: &Path) {
     std::fs::copy(ct2_dir.join("tokenizer.json"), dir.join("tokenizer.json")).unwrap();
 }
 
-/// Runs a `transcription` job with `params` on `worker`.
-pub fn run_on(
-    worker: &AudioWorker,
-    params: Value,
-    sink: &mut RecordingSink,
-) -> Result<JobEnd, PluginError> {
-    let job = Job {
-        id: "test".into(),
-        task: crate::TASK.into(),
-        params_json: params.to_string().into(),
-    };
-    worker.execute(&job, &mut EventSink_TO::from_ptr(sink, TD_Opaque))
+/// A `transcription` job with `params` and `audio` as its input.
+pub fn job(audio: &[u8], params: Value) -> Job {
+    Job::new("test", TASK, &params.to_string()).with_input(param::AUDIO, audio)
 }
 
-/// Runs a `transcription` job with `params` on the test worker.
-pub fn run(params: Value, sink: &mut RecordingSink) -> Result<JobEnd, PluginError> {
-    run_on(worker(), params, sink)
+/// Runs a `transcription` job of `audio` with `params` on `worker`.
+pub fn run_on(
+    worker: &AudioWorker,
+    audio: &[u8],
+    params: Value,
+    sink: &RecordingSink,
+) -> Result<JobEnd, PluginError> {
+    worker.execute(job(audio, params), sink.sink())
+}
+
+/// Runs a `transcription` job of `audio` with `params` on the test worker.
+pub fn run(audio: &[u8], params: Value, sink: &RecordingSink) -> Result<JobEnd, PluginError> {
+    run_on(worker(), audio, params, sink)
 }
 
 /// The `details_json` of a job end, parsed.
@@ -243,91 +215,10 @@ pub fn details(end: &JobEnd) -> Value {
     serde_json::from_str(&end.details_json).unwrap()
 }
 
-#[derive(Clone)]
-struct TestHost {
-    cache: PathBuf,
-}
-
-impl HostApi for TestHost {
-    fn log(&self, level: LogLevel, target: RStr<'_>, message: RStr<'_>) {
-        eprintln!("[{level:?} {target}] {message}");
-    }
-
-    fn cache_dir(&self) -> RString {
-        self.cache.to_string_lossy().as_ref().into()
-    }
-
-    fn load_progress(&self, fraction: f32, message: RStr<'_>) {
-        eprintln!("[load {:.0}%] {message}", fraction * 100.0);
-    }
-}
-
-/// An event sink that records what it receives and can cancel on cue.
-#[derive(Default)]
-pub struct RecordingSink {
-    /// `details_json` of every `started` event.
-    pub started: Vec<String>,
-    /// Every text event, in order.
-    pub texts: Vec<(u64, String)>,
-    /// Every custom event: its name and parsed data.
-    pub customs: Vec<(String, Value)>,
-    /// `is_cancelled` answers true from this poll on (1 = the first).
-    pub cancel_at_poll: Option<usize>,
-    /// How often `is_cancelled` was called.
-    pub polls: Cell<usize>,
-}
-
-impl RecordingSink {
-    /// All text received, joined.
-    pub fn text(&self) -> String {
-        self.texts.iter().map(|(_, text)| text.as_str()).collect()
-    }
-
-    /// The data of every `segment` event.
-    pub fn segments(&self) -> Vec<&Value> {
-        self.customs
-            .iter()
-            .filter(|(name, _)| name == "segment")
-            .map(|(_, data)| data)
-            .collect()
-    }
-}
-
-impl EventSink for RecordingSink {
-    fn started(&mut self, details_json: RStr<'_>) -> Flow {
-        self.started.push(details_json.into());
-        Flow::Continue
-    }
-
-    fn text(&mut self, index: u64, text: RStr<'_>) -> Flow {
-        self.texts.push((index, text.into()));
-        Flow::Continue
-    }
-
-    fn progress(&mut self, _step: u64, _total: u64, _preview: ROption<Artifact<'_>>) -> Flow {
-        Flow::Continue
-    }
-
-    fn artifact(&mut self, _artifact: Artifact<'_>) -> Flow {
-        Flow::Continue
-    }
-
-    fn embedding(&mut self, _index: u64, _vector: RSlice<'_, f32>) -> Flow {
-        Flow::Continue
-    }
-
-    fn metrics(&mut self, _metrics_json: RStr<'_>) -> Flow {
-        Flow::Continue
-    }
-
-    fn custom(&mut self, event: RStr<'_>, data_json: RStr<'_>) -> Flow {
-        let data = serde_json::from_str(&data_json).unwrap_or(Value::Null);
-        self.customs.push((event.into(), data));
-        Flow::Continue
-    }
-
-    fn is_cancelled(&self) -> bool {
-        self.polls.set(self.polls.get() + 1);
-        self.cancel_at_poll.is_some_and(|n| self.polls.get() >= n)
-    }
+/// The data of every segment event `sink` received, parsed.
+pub fn segments(sink: &RecordingSink) -> Vec<Value> {
+    sink.custom(SEGMENT)
+        .iter()
+        .map(|data| serde_json::from_str(data).unwrap())
+        .collect()
 }

@@ -1,6 +1,6 @@
 //! The loaded worker: validates `transcription` jobs and runs them window by window, streaming
-//! one text event (or, if the job asks for `token_events`, one per token) and one `segment`
-//! event per segment. A segment event carries `index`,
+//! one text event (or, if the job asks for `token_events`, one per token) and one
+//! [`transcription::SEGMENT`] event per segment. A segment event carries `index`,
 //! `start`, `end` (seconds), `text` and its text `tokens`, `seek` (the mel frame its window
 //! starts at) and, as OpenAI Whisper reports them per window, `temperature`, `avg_logprob`,
 //! `compression_ratio` and `no_speech_prob`.
@@ -16,15 +16,15 @@ use crate::{
 };
 use candle_core::{D, IndexOp, Tensor};
 use candle_transformers::models::whisper::{HOP_LENGTH, N_FRAMES, N_SAMPLES, SAMPLE_RATE};
-use rbee_plugin_api::{EventSinkRef, Job, JobEnd, PluginError, PluginWorker, WorkerStatus};
+use rbee_plugin_api::{
+    EventSinkExt, Job, JobEnd, JobSink, PluginError, PluginWorker, WorkerStatus,
+    tasks::transcription::{self, TASK, end, param, segment},
+};
 use serde_json::json;
 use std::{
     sync::{Mutex, PoisonError},
     time::Instant,
 };
-
-/// The only task this worker serves.
-pub const TASK: &str = "transcription";
 
 /// Mel frames per second.
 const FRAMES_PER_SECOND: f64 = SAMPLE_RATE as f64 / HOP_LENGTH as f64;
@@ -52,11 +52,11 @@ impl Summary {
     fn details(&self) -> String {
         let processing = self.started.elapsed().as_secs_f64();
         json!({
-            "audio_seconds": self.audio_seconds,
+            end::AUDIO_SECONDS: self.audio_seconds,
             "processing_seconds": processing,
             "real_time_factor": if self.audio_seconds > 0.0 { processing / self.audio_seconds } else { 0.0 },
             "segments": self.segments,
-            "language": self.language,
+            end::LANGUAGE: self.language,
         })
         .to_string()
     }
@@ -81,19 +81,22 @@ impl AudioWorker {
         }
     }
 
-    /// Parses the parameters and checks them against this model; decodes the audio.
-    fn prepare(&self, params_json: &str) -> Result<(TranscriptionParams, audio::Pcm), AudioError> {
-        let params = TranscriptionParams::parse(params_json)?;
+    /// Parses the job's parameters and checks them against this model; decodes the audio.
+    fn prepare<'a>(
+        &self,
+        job: &'a Job,
+    ) -> Result<(TranscriptionParams<'a>, audio::Pcm), AudioError> {
+        let params = TranscriptionParams::parse(job)?;
         match params.language.as_deref() {
             Some(language) if !self.multilingual && language != "en" => {
                 return Err(AudioError::invalid_param(
-                    "language",
+                    param::LANGUAGE,
                     format!("this model is English-only; it cannot take '{language}'"),
                 ));
             }
             Some(language) if !self.languages.contains(&language) => {
                 return Err(AudioError::invalid_param(
-                    "language",
+                    param::LANGUAGE,
                     format!(
                         "unknown language '{language}' (expected a Whisper code such as en, fr, de)"
                     ),
@@ -103,19 +106,19 @@ impl AudioWorker {
         }
         if params.task == Task::Translate && !self.multilingual {
             return Err(AudioError::invalid_param(
-                "task",
+                param::TASK,
                 "this model is English-only and cannot translate",
             ));
         }
-        let pcm = audio::decode(params.audio.clone(), self.max_audio_seconds)?;
+        let pcm = audio::decode(params.audio.to_vec(), self.max_audio_seconds)?;
         Ok((params, pcm))
     }
 
     fn run(
         &self,
-        params: &TranscriptionParams,
+        params: &TranscriptionParams<'_>,
         pcm: audio::Pcm,
-        sink: &mut EventSinkRef<'_>,
+        sink: &JobSink,
     ) -> Result<JobEnd, AudioError> {
         let mut summary = Summary {
             audio_seconds: pcm.seconds(),
@@ -151,7 +154,8 @@ impl AudioWorker {
             }
         };
         summary.language = language.clone().unwrap_or_else(|| "en".into());
-        let started = json!({"language": summary.language, "audio_seconds": summary.audio_seconds});
+        let started =
+            json!({end::LANGUAGE: summary.language, end::AUDIO_SECONDS: summary.audio_seconds});
         if sink.started(started.to_string().as_str().into()).is_stop() {
             return Ok(cancelled(&summary));
         }
@@ -211,8 +215,9 @@ impl AudioWorker {
                     true => token_pieces(&model.tokenizer, &piece.tokens)?,
                 };
                 let segment = json!({
-                    "index": index, "seek": seek, "start": round(start), "end": round(end),
-                    "text": text, "tokens": piece.tokens, "temperature": decoded.temperature,
+                    "index": index, segment::SEEK: seek, segment::START: round(start),
+                    segment::END: round(end), segment::TEXT: text, segment::TOKENS: piece.tokens,
+                    "temperature": decoded.temperature,
                     "avg_logprob": decoded.avg_logprob, "compression_ratio": decoded.compression_ratio,
                     "no_speech_prob": decoded.no_speech_prob,
                 });
@@ -232,7 +237,7 @@ impl AudioWorker {
                 }
                 let segment = segment.to_string();
                 if sink
-                    .custom("segment".into(), segment.as_str().into())
+                    .custom(transcription::SEGMENT.into(), segment.as_str().into())
                     .is_stop()
                 {
                     return Ok(cancelled(&summary));
@@ -244,7 +249,7 @@ impl AudioWorker {
                 frames => frames.min(window_frames),
             };
         }
-        Ok(JobEnd::new("completed").with_details(summary.details()))
+        Ok(JobEnd::completed().with_details(summary.details()))
     }
 
     /// The prompt's tokens: a space and the text, keeping the last half-context's worth.
@@ -293,20 +298,20 @@ fn cancelled(summary: &Summary) -> JobEnd {
 }
 
 impl PluginWorker for AudioWorker {
-    fn validate(&self, task: &str, params_json: &str) -> Result<(), PluginError> {
-        if task != TASK {
-            return Err(PluginError::unsupported_task(task, &[TASK]));
-        }
-        self.prepare(params_json)?;
-        Ok(())
-    }
-
-    fn execute(&self, job: &Job, sink: &mut EventSinkRef<'_>) -> Result<JobEnd, PluginError> {
+    fn validate(&self, job: &Job) -> Result<(), PluginError> {
         if job.task.as_str() != TASK {
             return Err(PluginError::unsupported_task(&job.task, &[TASK]));
         }
-        let (params, pcm) = self.prepare(&job.params_json)?;
-        Ok(self.run(&params, pcm, sink)?)
+        self.prepare(job)?;
+        Ok(())
+    }
+
+    fn execute(&self, job: Job, sink: JobSink) -> Result<JobEnd, PluginError> {
+        if job.task.as_str() != TASK {
+            return Err(PluginError::unsupported_task(&job.task, &[TASK]));
+        }
+        let (params, pcm) = self.prepare(&job)?;
+        Ok(self.run(&params, pcm, &sink)?)
     }
 
     fn status(&self) -> WorkerStatus {
@@ -322,13 +327,17 @@ impl PluginWorker for AudioWorker {
 mod tests {
     use super::*;
     use crate::test_support::{
-        RecordingSink, clip, clip_base64, details, normalise, run, run_on, worker,
+        clip, clip_audio, details, job, normalise, run, run_on, segments, worker,
+    };
+    use rbee_plugin_api::{
+        LoadRequest,
+        testing::{RecordingSink, TestHost},
     };
     use serde_json::{Value, json};
 
     fn transcribe(name: &str) -> (RecordingSink, JobEnd) {
-        let mut sink = RecordingSink::default();
-        let end = run(json!({"audio": clip_base64(name)}), &mut sink).unwrap();
+        let sink = RecordingSink::new();
+        let end = run(&clip_audio(name), json!({}), &sink).unwrap();
         (sink, end)
     }
 
@@ -350,12 +359,12 @@ mod tests {
 
     #[test]
     fn an_initial_prompt_steers_the_spelling() {
-        let mut plain = RecordingSink::default();
-        run(json!({"audio": clip_base64("counting")}), &mut plain).unwrap();
-        let mut prompted = RecordingSink::default();
-        let params =
-            json!({"audio": clip_base64("counting"), "initial_prompt": "One, two, three, four."});
-        run(params, &mut prompted).unwrap();
+        let audio = clip_audio("counting");
+        let plain = RecordingSink::new();
+        run(&audio, json!({}), &plain).unwrap();
+        let prompted = RecordingSink::new();
+        let params = json!({"initial_prompt": "One, two, three, four."});
+        run(&audio, params, &prompted).unwrap();
         assert_ne!(
             normalise(&plain.text()),
             normalise(&clip("counting").1),
@@ -367,9 +376,10 @@ mod tests {
     #[test]
     fn segments_carry_times_and_the_end_carries_the_summary() {
         let (sink, end) = transcribe("quick_brown_fox");
-        let segments = sink.segments();
+        let segments = segments(&sink);
+        let texts = sink.texts();
         assert!(!segments.is_empty());
-        assert_eq!(segments.len(), sink.texts.len());
+        assert_eq!(segments.len(), texts.len());
         let details = details(&end);
         let audio_seconds = details["audio_seconds"].as_f64().unwrap();
         assert!(
@@ -388,8 +398,11 @@ mod tests {
                 "{segment}"
             );
             last_end = stop;
-            assert_eq!(segment["text"].as_str().unwrap(), sink.texts[i].1.trim());
+            assert_eq!(segment["text"].as_str().unwrap(), texts[i].1.trim());
             let stat = |name: &str| segment[name].as_f64().unwrap();
+            for name in transcription::segment::STATS {
+                assert!(segment[name].is_number(), "{name}: {segment}");
+            }
             assert!(
                 (-1.0..0.0).contains(&stat("avg_logprob")),
                 "clear speech is decoded confidently: {segment}"
@@ -406,39 +419,36 @@ mod tests {
         assert_eq!(details["segments"], segments.len() as u64);
         assert_eq!(details["language"], "en");
         assert!(details["real_time_factor"].as_f64().unwrap() > 0.0);
-        let started: Value = serde_json::from_str(&sink.started[0]).unwrap();
+        let started: Value = serde_json::from_str(&sink.started()[0]).unwrap();
         assert_eq!(started["language"], "en");
     }
 
     #[test]
     fn token_events_split_the_same_text_token_by_token() {
         let (by_segment, _) = transcribe("quick_brown_fox");
-        let mut by_token = RecordingSink::default();
-        let params = json!({"audio": clip_base64("quick_brown_fox"), "token_events": true});
-        run(params, &mut by_token).unwrap();
+        let by_token = RecordingSink::new();
+        let params = json!({"token_events": true});
+        run(&clip_audio("quick_brown_fox"), params, &by_token).unwrap();
         assert_eq!(by_token.text(), by_segment.text());
-        assert_eq!(by_token.segments(), by_segment.segments());
-        let tokens: usize = by_token
-            .segments()
+        assert_eq!(segments(&by_token), segments(&by_segment));
+        let tokens: usize = segments(&by_token)
             .iter()
             .map(|s| s["tokens"].as_array().unwrap().len())
             .sum();
-        assert_eq!(by_token.texts.len(), tokens, "{:?}", by_token.texts);
-        let indexes: Vec<u64> = by_token.texts.iter().map(|(i, _)| *i).collect();
+        let texts = by_token.texts();
+        assert_eq!(texts.len(), tokens, "{texts:?}");
+        let indexes: Vec<u64> = texts.iter().map(|(i, _)| *i).collect();
         assert_eq!(indexes, (0..tokens as u64).collect::<Vec<_>>());
     }
 
     #[test]
     fn without_timestamps_the_text_is_the_same_in_one_segment() {
-        let mut sink = RecordingSink::default();
-        run(
-            json!({"audio": clip_base64("hello_world"), "timestamps": false}),
-            &mut sink,
-        )
-        .unwrap();
+        let sink = RecordingSink::new();
+        let params = json!({"timestamps": false});
+        run(&clip_audio("hello_world"), params, &sink).unwrap();
         assert_eq!(normalise(&sink.text()), normalise(&clip("hello_world").1));
-        assert_eq!(sink.segments().len(), 1);
-        assert_eq!(sink.segments()[0]["start"], 0.0);
+        assert_eq!(segments(&sink).len(), 1);
+        assert_eq!(segments(&sink)[0]["start"], 0.0);
     }
 
     #[test]
@@ -448,12 +458,12 @@ mod tests {
         let gap = vec![0.0; 16_000 * 30];
         let samples: Vec<f32> = [&pcm.samples[..], &gap, &pcm.samples[..]].concat();
         let long = wav_f32(&samples);
-        let mut sink = RecordingSink::default();
-        let end = run(json!({"audio": base64_of(&long)}), &mut sink).unwrap();
+        let sink = RecordingSink::new();
+        let end = run(&long, json!({}), &sink).unwrap();
         let text = normalise(&sink.text());
         let fox = normalise(&clip("quick_brown_fox").1);
         assert_eq!(text.matches(&fox).count(), 2, "{text}");
-        let last = sink.segments().last().unwrap()["start"].as_f64().unwrap();
+        let last = segments(&sink).last().unwrap()["start"].as_f64().unwrap();
         assert!(
             last >= 30.0,
             "the second sentence is in the second window: {last}"
@@ -465,14 +475,15 @@ mod tests {
     fn the_same_model_in_hugging_face_layout_gives_the_same_transcript() {
         let dir = tempfile::tempdir().unwrap();
         crate::test_support::write_hugging_face_layout(dir.path());
-        let request = crate::test_support::load_request(&dir.path().to_string_lossy());
-        let hf = crate::load(request, crate::test_support::host()).unwrap();
+        let request = LoadRequest::cpu(&dir.path().to_string_lossy());
+        let hf = crate::load(request, TestHost::default().api()).unwrap();
         for name in ["quick_brown_fox", "counting"] {
-            let (mut from_hf, mut from_ct2) = (RecordingSink::default(), RecordingSink::default());
-            run_on(&hf, json!({"audio": clip_base64(name)}), &mut from_hf).unwrap();
-            run(json!({"audio": clip_base64(name)}), &mut from_ct2).unwrap();
+            let audio = clip_audio(name);
+            let (from_hf, from_ct2) = (RecordingSink::new(), RecordingSink::new());
+            run_on(&hf, &audio, json!({}), &from_hf).unwrap();
+            run(&audio, json!({}), &from_ct2).unwrap();
             assert_eq!(from_hf.text(), from_ct2.text());
-            assert_eq!(from_hf.segments(), from_ct2.segments());
+            assert_eq!(segments(&from_hf), segments(&from_ct2));
         }
     }
 
@@ -480,28 +491,25 @@ mod tests {
     fn a_multilingual_model_detects_the_language_it_rates_highest_and_may_translate() {
         let dir = tempfile::tempdir().unwrap();
         crate::test_support::write_multilingual_model(dir.path(), "de");
-        let request = crate::test_support::load_request(&dir.path().to_string_lossy());
-        let multilingual = crate::load(request, crate::test_support::host()).unwrap();
+        let request = LoadRequest::cpu(&dir.path().to_string_lossy());
+        let multilingual = crate::load(request, TestHost::default().api()).unwrap();
+        let audio = clip_audio("hello_world");
         let language_of = |params: Value| {
-            multilingual.validate(TASK, &params.to_string()).unwrap();
-            let mut sink = RecordingSink::default();
-            let end = run_on(&multilingual, params, &mut sink).unwrap();
-            let started: Value = serde_json::from_str(&sink.started[0]).unwrap();
+            multilingual.validate(&job(&audio, params.clone())).unwrap();
+            let sink = RecordingSink::new();
+            let end = run_on(&multilingual, &audio, params, &sink).unwrap();
+            let started: Value = serde_json::from_str(&sink.started()[0]).unwrap();
             assert_eq!(started["language"], details(&end)["language"]);
             assert_eq!(end.stop_reason.as_str(), "completed");
             details(&end)["language"].as_str().unwrap().to_string()
         };
-        let audio = clip_base64("hello_world");
-        assert_eq!(language_of(json!({"audio": audio})), "de");
-        assert_eq!(
-            language_of(json!({"audio": audio, "language": "auto"})),
-            "de"
-        );
-        assert_eq!(language_of(json!({"audio": audio, "language": "fr"})), "fr");
-        let translate = json!({"audio": audio, "task": "translate", "timestamps": false});
+        assert_eq!(language_of(json!({})), "de");
+        assert_eq!(language_of(json!({"language": "auto"})), "de");
+        assert_eq!(language_of(json!({"language": "fr"})), "fr");
+        let translate = json!({"task": "translate", "timestamps": false});
         assert_eq!(language_of(translate), "de");
-        let unknown = json!({"audio": audio, "language": "xx"}).to_string();
-        let error = multilingual.validate(TASK, &unknown).unwrap_err();
+        let unknown = job(&audio, json!({"language": "xx"}));
+        let error = multilingual.validate(&unknown).unwrap_err();
         assert!(
             error.message.contains("unknown language 'xx'"),
             "{}",
@@ -511,42 +519,37 @@ mod tests {
 
     #[test]
     fn cancelling_stops_between_tokens() {
-        let mut sink = RecordingSink {
-            cancel_at_poll: Some(3),
-            ..Default::default()
-        };
-        let end = run(json!({"audio": clip_base64("counting")}), &mut sink).unwrap();
+        let sink = RecordingSink::new().stop_at_poll(3);
+        let end = run(&clip_audio("counting"), json!({}), &sink).unwrap();
         assert_eq!(end.stop_reason.as_str(), "cancelled");
-        assert_eq!(sink.polls.get(), 3);
-        assert!(sink.texts.is_empty());
+        assert_eq!(sink.polls(), 3);
+        assert!(sink.texts().is_empty());
     }
 
     #[test]
     fn validate_checks_task_params_audio_and_the_model_s_languages() {
         let worker = worker();
-        let field = |params: Value| {
-            let error = worker.validate(TASK, &params.to_string()).unwrap_err();
+        let field = |job: Job| {
+            let error = worker.validate(&job).unwrap_err();
             error.field.into_option().unwrap().to_string()
         };
+        let audio = clip_audio("hello_world");
+        let embedding = Job::new("test", "embedding", "{}").with_input(param::AUDIO, &*audio);
         assert_eq!(
-            worker
-                .validate("embedding", "{}")
-                .unwrap_err()
-                .code
-                .as_str(),
+            worker.validate(&embedding).unwrap_err().code.as_str(),
             "unsupported_task"
         );
-        let audio = clip_base64("hello_world");
         assert!(
             worker
-                .validate(TASK, &json!({"audio": audio, "language": "en"}).to_string())
+                .validate(&job(&audio, json!({"language": "en"})))
                 .is_ok()
         );
-        assert_eq!(field(json!({"audio": "aGVsbG8gdGhlcmU="})), "audio");
-        assert_eq!(field(json!({"audio": base64_of(&wav_f32(&[]))})), "audio");
-        assert_eq!(field(json!({"audio": audio, "language": "fr"})), "language");
-        assert_eq!(field(json!({"audio": audio, "task": "translate"})), "task");
-        assert_eq!(field(json!({"audio": audio, "speed": 2})), "speed");
+        assert_eq!(field(Job::new("test", TASK, "{}")), "audio");
+        assert_eq!(field(job(b"hello there", json!({}))), "audio");
+        assert_eq!(field(job(&wav_f32(&[]), json!({}))), "audio");
+        assert_eq!(field(job(&audio, json!({"language": "fr"}))), "language");
+        assert_eq!(field(job(&audio, json!({"task": "translate"}))), "task");
+        assert_eq!(field(job(&audio, json!({"speed": 2}))), "speed");
     }
 
     #[test]
@@ -558,15 +561,10 @@ mod tests {
         .unwrap();
         let short_limit = AudioWorker::new(loaded, "tiny".into(), 1.0);
         let error = short_limit
-            .validate(TASK, &json!({"audio": clip_base64("counting")}).to_string())
+            .validate(&job(&clip_audio("counting"), json!({})))
             .unwrap_err();
         assert_eq!(error.field.into_option().unwrap().as_str(), "audio");
         assert!(error.message.contains("1 seconds"), "{}", error.message);
-    }
-
-    fn base64_of(bytes: &[u8]) -> String {
-        use base64::{Engine, engine::general_purpose::STANDARD};
-        STANDARD.encode(bytes)
     }
 
     /// A 32-bit float mono wav at 16 kHz, the clips' own format.

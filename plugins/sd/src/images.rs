@@ -1,7 +1,6 @@
-//! Image plumbing: base64 and PNG decoding and encoding, masks, and conversions between images
+//! Image plumbing: PNG and JPEG decoding, PNG encoding, masks, and conversions between images
 //! and tensors.
 
-use base64::Engine;
 use candle_core::{DType, Device, Result, Tensor};
 use image::{GrayImage, ImageFormat, RgbImage, imageops::FilterType};
 use rbee_plugin_api::PluginError;
@@ -9,36 +8,21 @@ use rbee_plugin_api::PluginError;
 /// Mask pixels at or above this luma are repainted; below it they are kept.
 pub const MASK_THRESHOLD: u8 = 128;
 
-/// Decodes the raw bytes of a base64 field (an optional `data:...;base64,` prefix is skipped).
-fn base64_bytes(field: &str, text: &str) -> std::result::Result<Vec<u8>, PluginError> {
-    let payload = match text.split_once(";base64,") {
-        Some((prefix, rest)) if prefix.starts_with("data:") => rest,
-        _ => text,
-    };
-    let compact: String = payload
-        .chars()
-        .filter(|c| !c.is_ascii_whitespace())
-        .collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(compact)
-        .map_err(|e| PluginError::invalid_param(field, format!("{field} is not valid base64: {e}")))
-}
-
-fn decode(field: &str, text: &str) -> std::result::Result<image::DynamicImage, PluginError> {
-    let bytes = base64_bytes(field, text)?;
-    image::load_from_memory(&bytes).map_err(|e| {
+fn decode(field: &str, bytes: &[u8]) -> std::result::Result<image::DynamicImage, PluginError> {
+    image::load_from_memory(bytes).map_err(|e| {
         PluginError::invalid_param(field, format!("{field} is not a decodable image: {e}"))
     })
 }
 
-/// Decodes a base64 image field (PNG) into RGB.
-pub fn decode_rgb(field: &str, text: &str) -> std::result::Result<RgbImage, PluginError> {
-    decode(field, text).map(|image| image.to_rgb8())
+/// Decodes the bytes of image input `field` (PNG or JPEG) into RGB.
+pub fn decode_rgb(field: &str, bytes: &[u8]) -> std::result::Result<RgbImage, PluginError> {
+    decode(field, bytes).map(|image| image.to_rgb8())
 }
 
-/// Decodes a base64 mask field into luma; white (>= [`MASK_THRESHOLD`]) means repaint.
-pub fn decode_mask(field: &str, text: &str) -> std::result::Result<GrayImage, PluginError> {
-    decode(field, text).map(|image| image.to_luma8())
+/// Decodes the bytes of mask input `field` into luma; white (>= [`MASK_THRESHOLD`]) means
+/// repaint.
+pub fn decode_mask(field: &str, bytes: &[u8]) -> std::result::Result<GrayImage, PluginError> {
+    decode(field, bytes).map(|image| image.to_luma8())
 }
 
 /// Encodes an RGB image as PNG bytes.
@@ -147,29 +131,31 @@ pub fn latent_preview(latents: &Tensor, factors: &[[f32; 3]; 4]) -> Result<Vec<u
 mod tests {
     use super::*;
 
-    fn base64_png(image: &RgbImage) -> String {
-        base64::engine::general_purpose::STANDARD.encode(encode_png(image))
-    }
-
     #[test]
-    fn png_round_trips_through_base64_and_tensors() {
+    fn png_and_jpeg_decode_and_round_trip_through_tensors() {
         let image = RgbImage::from_fn(16, 8, |x, y| image::Rgb([x as u8 * 10, y as u8 * 20, 7]));
-        let decoded = decode_rgb(
-            "init_image",
-            &format!("data:image/png;base64,{}", base64_png(&image)),
-        )
-        .unwrap();
+        let decoded = decode_rgb("init_image", &encode_png(&image)).unwrap();
         assert_eq!(decoded, image);
         let tensor = image_to_tensor(&decoded, &Device::Cpu).unwrap();
         assert_eq!(tensor.dims(), [1, 3, 8, 16]);
         assert_eq!(tensor_to_image(&tensor).unwrap(), image);
+
+        let mut jpeg = std::io::Cursor::new(Vec::new());
+        image.write_to(&mut jpeg, ImageFormat::Jpeg).unwrap();
+        assert_eq!(
+            decode_rgb("init_image", jpeg.get_ref())
+                .unwrap()
+                .dimensions(),
+            (16, 8)
+        );
     }
 
     #[test]
     fn undecodable_images_name_the_field() {
-        let error = decode_rgb("init_image", "not base64!").unwrap_err();
+        let error = decode_rgb("init_image", b"not an image").unwrap_err();
         assert_eq!(error.field.into_option().unwrap(), "init_image");
-        let error = decode_mask("mask_image", "aGVsbG8=").unwrap_err();
+        let error = decode_mask("mask_image", b"hello").unwrap_err();
+        assert_eq!(error.field.into_option().unwrap(), "mask_image");
         assert!(
             error.message.contains("not a decodable image"),
             "{}",

@@ -52,8 +52,8 @@ use config::LoadOptions;
 use models::Models;
 use params::Limits;
 use rbee_plugin_api::{
-    EventSinkRef, HostApiRef, Job, JobEnd, LoadRequest, LogLevel, Manifest, PluginError,
-    PluginWorker, WorkerStatus, error_code, export_plugin,
+    HostApiRef, Job, JobEnd, JobSink, LoadRequest, LogLevel, Manifest, PluginError, PluginWorker,
+    WorkerStatus, error_code, export_plugin,
 };
 
 pub use rbee_candle_device::BACKEND;
@@ -72,18 +72,12 @@ fn candle_message(error: &candle_core::Error) -> String {
 
 /// The plugin's manifest.
 pub fn manifest() -> Manifest {
-    Manifest {
-        id: format!("sd-{BACKEND}").into(),
-        kind: "sd".into(),
-        backend: BACKEND.into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        api_version: rbee_plugin_api::API_VERSION.into(),
-        description: "Stable Diffusion 1.5 / 2.1 / XL / Turbo image generation, img2img and inpainting (candle)".into(),
-        tasks: params::TASKS.iter().map(|&task| task.into()).collect(),
-        params_schema_json: params::schema().to_string().into(),
-        default_model: DEFAULT_MODEL.into(),
-        required_cpu_features: rbee_plugin_api::compiled_cpu_features(),
-    }
+    Manifest::new("sd", BACKEND, env!("CARGO_PKG_VERSION"), &params::TASKS)
+        .description(
+            "Stable Diffusion 1.5 / 2.1 / XL / Turbo image generation, img2img and inpainting (candle)",
+        )
+        .params_schema(params::schema().to_string())
+        .default_model(DEFAULT_MODEL)
 }
 
 /// The device named by the load request, or a `device` error when this build cannot use it.
@@ -137,13 +131,13 @@ pub fn load(request: LoadRequest, host: HostApiRef) -> Result<SdWorker, PluginEr
 }
 
 impl PluginWorker for SdWorker {
-    fn validate(&self, task: &str, params_json: &str) -> Result<(), PluginError> {
-        params::parse(task, params_json, &self.limits).map(|_| ())
+    fn validate(&self, job: &Job) -> Result<(), PluginError> {
+        params::parse(job, &self.limits).map(|_| ())
     }
 
-    fn execute(&self, job: &Job, sink: &mut EventSinkRef<'_>) -> Result<JobEnd, PluginError> {
-        let request = params::parse(&job.task, &job.params_json, &self.limits)?;
-        pipeline::run(&self.models, &request, sink)
+    fn execute(&self, job: Job, sink: JobSink) -> Result<JobEnd, PluginError> {
+        let request = params::parse(&job, &self.limits)?;
+        pipeline::run(&self.models, &request, &sink)
     }
 
     fn status(&self) -> WorkerStatus {

@@ -2,30 +2,39 @@
 
 use crate::{images, schedulers::SchedulerKind};
 use image::{GrayImage, RgbImage};
-use rbee_plugin_api::PluginError;
+use rbee_plugin_api::{
+    Job, PluginError,
+    tasks::image::{GENERATION, INPAINTING, TO_IMAGE, param},
+};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 /// The tasks the plugin serves.
-pub const TASKS: [&str; 3] = ["image-generation", "image-to-image", "inpainting"];
+pub const TASKS: [&str; 3] = [GENERATION, TO_IMAGE, INPAINTING];
 
-/// Every parameter a job may give.
-const FIELDS: [&str; 14] = [
-    "prompt",
-    "negative_prompt",
-    "steps",
-    "guidance_scale",
-    "seed",
-    "width",
-    "height",
-    "n",
-    "num_images",
-    "scheduler",
-    "strength",
-    "init_image",
-    "mask_image",
-    "preview_every",
+/// Alias of `n` (plugin-private).
+const NUM_IMAGES: &str = "num_images";
+/// Attach a latent preview to every Nth progress event (plugin-private).
+const PREVIEW_EVERY: &str = "preview_every";
+
+/// Every parameter a job may give in its JSON.
+const FIELDS: [&str; 12] = [
+    param::PROMPT,
+    param::NEGATIVE_PROMPT,
+    param::STEPS,
+    param::GUIDANCE_SCALE,
+    param::SEED,
+    param::WIDTH,
+    param::HEIGHT,
+    param::N,
+    NUM_IMAGES,
+    param::SCHEDULER,
+    param::STRENGTH,
+    PREVIEW_EVERY,
 ];
+
+/// The parameters that arrive as bytes in the job's inputs.
+const BINARY: [&str; 2] = [param::INIT_IMAGE, param::MASK_IMAGE];
 
 /// Most steps a job may ask for.
 pub const MAX_STEPS: u32 = 150;
@@ -147,17 +156,20 @@ fn check_size(field: &str, value: u32, limits: &Limits) -> Result<u32, PluginErr
     Ok(value)
 }
 
-/// Parses and validates the parameters of a `task` job.
-pub fn parse(task: &str, params_json: &str, limits: &Limits) -> Result<Request, PluginError> {
-    let task = match task {
-        "image-generation" => Task::Generate,
-        "image-to-image" => Task::ImageToImage,
-        "inpainting" => Task::Inpaint,
+/// Parses and validates a job: its task, its JSON parameters and its image inputs.
+pub fn parse(job: &Job, limits: &Limits) -> Result<Request, PluginError> {
+    let task = match job.task.as_str() {
+        GENERATION => Task::Generate,
+        TO_IMAGE => Task::ImageToImage,
+        INPAINTING => Task::Inpaint,
         other => return Err(PluginError::unsupported_task(other, &TASKS)),
     };
-    let params: Map<String, Value> = serde_json::from_str(params_json)
+    let params: Map<String, Value> = serde_json::from_str(&job.params_json)
         .map_err(|e| invalid("params", format!("params must be a JSON object: {e}")))?;
-    if let Some(unknown) = params.keys().find(|key| !FIELDS.contains(&key.as_str())) {
+    if let Some(unknown) = params
+        .keys()
+        .find(|key| !FIELDS.contains(&key.as_str()) && !BINARY.contains(&key.as_str()))
+    {
         return Err(invalid(
             unknown,
             format!(
@@ -166,47 +178,62 @@ pub fn parse(task: &str, params_json: &str, limits: &Limits) -> Result<Request, 
             ),
         ));
     }
-    let prompt: String = take(&params, "prompt", "a string")?
-        .ok_or_else(|| invalid("prompt", "prompt is required"))?;
+    if let Some(input) = job
+        .inputs
+        .iter()
+        .find(|input| !BINARY.contains(&input.name.as_str()))
+    {
+        let name = input.name.as_str();
+        return Err(invalid(
+            name,
+            format!(
+                "unknown binary input '{name}' (known: {})",
+                BINARY.join(", ")
+            ),
+        ));
+    }
+    let prompt: String = take(&params, param::PROMPT, "a string")?
+        .ok_or_else(|| invalid(param::PROMPT, "prompt is required"))?;
     let steps = in_range(
-        "steps",
-        take(&params, "steps", "an integer")?.unwrap_or(limits.steps),
+        param::STEPS,
+        take(&params, param::STEPS, "an integer")?.unwrap_or(limits.steps),
         1,
         MAX_STEPS,
     )?;
     let guidance_scale: f64 =
-        take(&params, "guidance_scale", "a number")?.unwrap_or(limits.guidance_scale);
-    in_range("guidance_scale", guidance_scale, 0.0, MAX_GUIDANCE)?;
+        take(&params, param::GUIDANCE_SCALE, "a number")?.unwrap_or(limits.guidance_scale);
+    in_range(param::GUIDANCE_SCALE, guidance_scale, 0.0, MAX_GUIDANCE)?;
     if guidance_scale > 0.0 && guidance_scale < 1.0 {
         return Err(invalid(
-            "guidance_scale",
+            param::GUIDANCE_SCALE,
             "guidance_scale must be 0 or 1 (no guidance) or above 1",
         ));
     }
-    let negative_prompt: String = take(&params, "negative_prompt", "a string")?.unwrap_or_default();
+    let negative_prompt: String =
+        take(&params, param::NEGATIVE_PROMPT, "a string")?.unwrap_or_default();
     if !negative_prompt.is_empty() && guidance_scale <= 1.0 {
         return Err(invalid(
-            "negative_prompt",
+            param::NEGATIVE_PROMPT,
             "negative_prompt needs guidance_scale above 1 to have an effect",
         ));
     }
-    if params.contains_key("n") && params.contains_key("num_images") {
-        return Err(invalid("num_images", "give n or num_images, not both"));
+    if params.contains_key(param::N) && params.contains_key(NUM_IMAGES) {
+        return Err(invalid(NUM_IMAGES, "give n or num_images, not both"));
     }
-    let count: u32 = match take(&params, "n", "an integer")? {
-        Some(n) => in_range("n", n, 1, MAX_IMAGES)?,
+    let count: u32 = match take(&params, param::N, "an integer")? {
+        Some(n) => in_range(param::N, n, 1, MAX_IMAGES)?,
         None => in_range(
-            "num_images",
-            take(&params, "num_images", "an integer")?.unwrap_or(1),
+            NUM_IMAGES,
+            take(&params, NUM_IMAGES, "an integer")?.unwrap_or(1),
             1,
             MAX_IMAGES,
         )?,
     };
-    let scheduler = match take::<String>(&params, "scheduler", "a string")? {
+    let scheduler = match take::<String>(&params, param::SCHEDULER, "a string")? {
         None => limits.scheduler,
         Some(name) => serde_json::from_value(Value::String(name.clone())).map_err(|_| {
             invalid(
-                "scheduler",
+                param::SCHEDULER,
                 format!(
                     "unknown scheduler '{name}' (known: {})",
                     SchedulerKind::NAMES.join(", ")
@@ -214,27 +241,31 @@ pub fn parse(task: &str, params_json: &str, limits: &Limits) -> Result<Request, 
             )
         })?,
     };
-    let preview_every = take(&params, "preview_every", "a non-negative integer")?.unwrap_or(0);
-    let seed_given: Option<u64> = take(&params, "seed", "a non-negative integer")?;
-    let width: Option<u32> = take(&params, "width", "an integer")?;
-    let height: Option<u32> = take(&params, "height", "an integer")?;
+    let preview_every = take(&params, PREVIEW_EVERY, "a non-negative integer")?.unwrap_or(0);
+    let seed_given: Option<u64> = take(&params, param::SEED, "a non-negative integer")?;
+    let width: Option<u32> = take(&params, param::WIDTH, "an integer")?;
+    let height: Option<u32> = take(&params, param::HEIGHT, "an integer")?;
     if let Some(width) = width {
-        check_size("width", width, limits)?;
+        check_size(param::WIDTH, width, limits)?;
     }
     if let Some(height) = height {
-        check_size("height", height, limits)?;
+        check_size(param::HEIGHT, height, limits)?;
     }
 
-    let image_field = |field: &str| take::<String>(&params, field, "a base64-encoded image");
-    let (init_text, mask_text, strength) = (
-        image_field("init_image")?,
-        image_field("mask_image")?,
-        take(&params, "strength", "a number")?,
-    );
+    let given = |field: &str| job.input(field).is_some() || params.contains_key(field);
+    let strength = take(&params, param::STRENGTH, "a number")?;
     for (field, given, allowed) in [
-        ("init_image", init_text.is_some(), task != Task::Generate),
-        ("mask_image", mask_text.is_some(), task == Task::Inpaint),
-        ("strength", strength.is_some(), task != Task::Generate),
+        (
+            param::INIT_IMAGE,
+            given(param::INIT_IMAGE),
+            task != Task::Generate,
+        ),
+        (
+            param::MASK_IMAGE,
+            given(param::MASK_IMAGE),
+            task == Task::Inpaint,
+        ),
+        (param::STRENGTH, strength.is_some(), task != Task::Generate),
     ] {
         if given && !allowed {
             return Err(invalid(
@@ -243,35 +274,48 @@ pub fn parse(task: &str, params_json: &str, limits: &Limits) -> Result<Request, 
             ));
         }
     }
+    if let Some(field) = BINARY.into_iter().find(|&field| params.contains_key(field)) {
+        return Err(invalid(
+            field,
+            format!(
+                "{field} must be sent as a binary input (image bytes), not in the JSON parameters"
+            ),
+        ));
+    }
     let default_strength = if task == Task::Inpaint { 1.0 } else { 0.8 };
-    let strength = in_range("strength", strength.unwrap_or(default_strength), 0.0, 1.0)?;
+    let strength = in_range(
+        param::STRENGTH,
+        strength.unwrap_or(default_strength),
+        0.0,
+        1.0,
+    )?;
 
-    let init = match (&init_text, task) {
+    let init = match (job.input(param::INIT_IMAGE), task) {
         (None, Task::Generate) => None,
         (None, _) => {
             return Err(invalid(
-                "init_image",
+                param::INIT_IMAGE,
                 "init_image is required for this task",
             ));
         }
-        (Some(text), _) => Some(images::decode_rgb("init_image", text)?),
+        (Some(bytes), _) => Some(images::decode_rgb(param::INIT_IMAGE, bytes)?),
     };
-    let mask = match (&mask_text, task) {
+    let mask = match (job.input(param::MASK_IMAGE), task) {
         (None, Task::Inpaint) => {
             return Err(invalid(
-                "mask_image",
+                param::MASK_IMAGE,
                 "mask_image is required for inpainting",
             ));
         }
         (None, _) => None,
-        (Some(text), _) => Some(images::decode_mask("mask_image", text)?),
+        (Some(bytes), _) => Some(images::decode_mask(param::MASK_IMAGE, bytes)?),
     };
     if let (Some(init), Some(mask)) = (&init, &mask)
         && init.dimensions() != mask.dimensions()
     {
         let ((iw, ih), (mw, mh)) = (init.dimensions(), mask.dimensions());
         return Err(invalid(
-            "mask_image",
+            param::MASK_IMAGE,
             format!("mask_image is {mw}x{mh} but init_image is {iw}x{ih}"),
         ));
     }
@@ -280,10 +324,10 @@ pub fn parse(task: &str, params_json: &str, limits: &Limits) -> Result<Request, 
         (Some(w), Some(h), _) => (w, h),
         (w, h, Some((iw, ih))) => {
             let (w, h) = (w.unwrap_or(iw), h.unwrap_or(ih));
-            let fits = |v: u32| check_size("init_image", v, limits).is_ok();
+            let fits = |v: u32| check_size(param::INIT_IMAGE, v, limits).is_ok();
             if !fits(w) || !fits(h) {
                 return Err(invalid(
-                    "init_image",
+                    param::INIT_IMAGE,
                     format!(
                         "init_image is {iw}x{ih}; give width and height (multiples of 8, {MIN_SIZE} to {}) to resize it",
                         limits.max_size
@@ -320,22 +364,22 @@ pub fn schema() -> Value {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "type": "object",
         "additionalProperties": false,
-        "required": ["prompt"],
+        "required": [param::PROMPT],
         "properties": {
-            "prompt": {"type": "string", "description": "What to draw."},
-            "negative_prompt": {"type": "string", "description": "What to avoid; needs guidance_scale above 1."},
-            "steps": {"type": "integer", "minimum": 1, "maximum": MAX_STEPS, "description": "Denoising steps (default per version: 30, Turbo 1)."},
-            "guidance_scale": {"type": "number", "minimum": 0, "maximum": MAX_GUIDANCE, "description": "Classifier-free guidance; 0 or 1 = none, else above 1 (default 7.5, Turbo 0)."},
-            "seed": {"type": "integer", "minimum": 0, "description": "Seed of the first image (image i uses seed + i); random when absent, reported in `started`."},
-            "width": {"type": "integer", "minimum": MIN_SIZE, "multipleOf": 8, "description": "Width in pixels (default: the model's native size, or the init image's)."},
-            "height": {"type": "integer", "minimum": MIN_SIZE, "multipleOf": 8, "description": "Height in pixels."},
-            "n": {"type": "integer", "minimum": 1, "maximum": MAX_IMAGES, "description": "Images to generate (alias num_images)."},
-            "num_images": {"type": "integer", "minimum": 1, "maximum": MAX_IMAGES},
-            "scheduler": {"enum": SchedulerKind::NAMES, "description": "Default: the checkpoint's scheduler config."},
-            "strength": {"type": "number", "minimum": 0, "maximum": 1, "description": "image-to-image / inpainting: how much to repaint (default 0.8 / 1.0); 0 returns the init image."},
-            "init_image": {"type": "string", "contentEncoding": "base64", "description": "image-to-image / inpainting: the starting image (PNG)."},
-            "mask_image": {"type": "string", "contentEncoding": "base64", "description": "inpainting: same size as init_image; white is repainted, black kept."},
-            "preview_every": {"type": "integer", "minimum": 0, "description": "Attach a latent-resolution PNG preview to every Nth progress event; 0 = none."}
+            (param::PROMPT): {"type": "string", "description": "What to draw."},
+            (param::NEGATIVE_PROMPT): {"type": "string", "description": "What to avoid; needs guidance_scale above 1."},
+            (param::STEPS): {"type": "integer", "minimum": 1, "maximum": MAX_STEPS, "description": "Denoising steps (default per version: 30, Turbo 1)."},
+            (param::GUIDANCE_SCALE): {"type": "number", "minimum": 0, "maximum": MAX_GUIDANCE, "description": "Classifier-free guidance; 0 or 1 = none, else above 1 (default 7.5, Turbo 0)."},
+            (param::SEED): {"type": "integer", "minimum": 0, "description": "Seed of the first image (image i uses seed + i); random when absent, reported in `started`."},
+            (param::WIDTH): {"type": "integer", "minimum": MIN_SIZE, "multipleOf": 8, "description": "Width in pixels (default: the model's native size, or the init image's)."},
+            (param::HEIGHT): {"type": "integer", "minimum": MIN_SIZE, "multipleOf": 8, "description": "Height in pixels."},
+            (param::N): {"type": "integer", "minimum": 1, "maximum": MAX_IMAGES, "description": "Images to generate (alias num_images)."},
+            (NUM_IMAGES): {"type": "integer", "minimum": 1, "maximum": MAX_IMAGES},
+            (param::SCHEDULER): {"enum": SchedulerKind::NAMES, "description": "Default: the checkpoint's scheduler config."},
+            (param::STRENGTH): {"type": "number", "minimum": 0, "maximum": 1, "description": "image-to-image / inpainting: how much to repaint (default 0.8 / 1.0); 0 returns the init image."},
+            (param::INIT_IMAGE): {"type": "string", "contentEncoding": "base64", "description": "image-to-image / inpainting: the starting image (PNG or JPEG); the host passes it to the plugin as bytes."},
+            (param::MASK_IMAGE): {"type": "string", "contentEncoding": "base64", "description": "inpainting: same size as init_image (PNG or JPEG); white is repainted, black kept. Passed to the plugin as bytes."},
+            (PREVIEW_EVERY): {"type": "integer", "minimum": 0, "description": "Attach a latent-resolution PNG preview to every Nth progress event; 0 = none."}
         }
     })
 }

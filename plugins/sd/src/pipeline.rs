@@ -10,7 +10,7 @@ use crate::{
 };
 use candle_core::{DType, Tensor};
 use image::RgbImage;
-use rbee_plugin_api::{Artifact, EventSinkRef, JobEnd, PluginError};
+use rbee_plugin_api::{Artifact, EventSinkExt, JobEnd, JobSink, PluginError, tasks};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -42,11 +42,7 @@ struct Prepared {
 }
 
 /// Runs a validated job, streaming events into `sink`.
-pub fn run(
-    models: &Models,
-    request: &Request,
-    sink: &mut EventSinkRef<'_>,
-) -> Result<JobEnd, PluginError> {
+pub fn run(models: &Models, request: &Request, sink: &JobSink) -> Result<JobEnd, PluginError> {
     let started = Instant::now();
     let details = json!({
         "seed": request.seed, "seed_was_random": request.seed_was_random, "steps": request.steps,
@@ -78,7 +74,7 @@ pub fn run(
         };
         let png = images::encode_png(&image);
         let metadata =
-            json!({"seed": seed, "width": request.width, "height": request.height, "index": index})
+            json!({(tasks::image::artifact::SEED): seed, "width": request.width, "height": request.height, "index": index})
                 .to_string();
         let artifact = Artifact {
             media_type: "image/png".into(),
@@ -97,7 +93,7 @@ pub fn run(
             "decode": ms(timings.decode), "total": ms(started.elapsed()),
         },
     });
-    Ok(JobEnd::new("completed").with_details(details.to_string()))
+    Ok(JobEnd::completed().with_details(details.to_string()))
 }
 
 /// The denoising steps one image runs: all of them, or `strength` of them from an init image.
@@ -278,7 +274,7 @@ fn generate(
     prepared: &Prepared,
     seed: u64,
     progress: (u64, u64),
-    sink: &mut EventSinkRef<'_>,
+    sink: &JobSink,
     timings: &mut Timings,
 ) -> candle_core::Result<Option<RgbImage>> {
     let steps = request.steps as usize;

@@ -1,9 +1,10 @@
 //! SDXL on a tiny checkpoint: two text encoders, the pooled text embedding and the time ids of
 //! the added conditioning, and the zero unconditional embedding of an empty negative prompt.
 
-use super::{base, decode, image_on, run_tiny, try_load, with};
+use super::{base, decode, image_on, job, run_tiny, try_load, with};
 use crate::{config::versions::Version, tiny::TinyKind};
 use candle_core::{Device, Tensor};
+use rbee_plugin_api::tasks::image::GENERATION;
 use serde_json::{Value, json};
 use std::{collections::HashMap, path::Path};
 
@@ -23,12 +24,12 @@ fn edit_weights(dir: &Path, file: &str, edit: impl FnOnce(&mut HashMap<String, T
 
 /// The image of `params` from the checkpoint in `dir`.
 fn image(dir: &Path, params: &Value) -> Vec<u8> {
-    image_on(&try_load(dir).unwrap(), "image-generation", params)
+    image_on(&try_load(dir).unwrap(), job(GENERATION, params))
 }
 
 #[test]
 fn an_xl_checkpoint_loads_both_text_encoders_and_is_detected_as_xl() {
-    let (png, worker) = run_tiny(TinyKind::Xl, "image-generation", base(1));
+    let (png, worker) = run_tiny(TinyKind::Xl, job(GENERATION, &base(1)));
     assert_eq!(worker.models.version, Version::Xl);
     assert_eq!(worker.models.encoders.len(), 2);
     assert!(worker.models.unet.takes_text_time());
@@ -95,13 +96,13 @@ fn an_empty_negative_prompt_is_zeros_when_the_model_says_so_and_encoded_otherwis
     .unwrap();
     let worker = try_load(dir.path()).unwrap();
     assert!(!worker.models.zero_empty_negative);
-    let encoded = image_on(&worker, "image-generation", &params);
+    let encoded = image_on(&worker, job(GENERATION, &params));
     assert_ne!(encoded, zeros);
     assert_ne!(encoded, negative);
     // Without guidance there is no unconditional pass: the setting cannot matter.
     let unguided = with(base(3), "guidance_scale", json!(0));
     assert_eq!(
-        image_on(&worker, "image-generation", &unguided),
+        image_on(&worker, job(GENERATION, &unguided)),
         image(write_xl().path(), &unguided)
     );
 }
