@@ -3,37 +3,38 @@
 //!
 //! The host knows nothing about this worker type: it loads `embeddings-cpu.so` from a plugins
 //! dir, publishes the manifest below, and forwards the `embedding` events to clients as SSE.
+//! Because the plugin serves the standard `embedding` task, the host's `/v1/embeddings` route
+//! works with it too.
 
 mod device;
 mod model;
 mod params;
 mod worker;
 
+#[cfg(test)]
+mod tests;
+
 use rbee_plugin_api::{
-    HostApiRef, LoadRequest, LogLevel, Manifest, PluginError, error_code, export_plugin,
+    HostApiRef, LoadRequest, LogLevel, Manifest, PluginError, error_code, export_plugin, tasks,
 };
 use std::path::Path;
-use worker::{EmbeddingsWorker, TASK};
+use worker::EmbeddingsWorker;
 
 /// Where this plugin's log lines appear in the host's log.
 const LOG_TARGET: &str = "rbee_plugin_embeddings";
 
 /// Describes the plugin: `embeddings-<backend>`, serving `embedding`. Touches no device.
 fn manifest() -> Manifest {
-    Manifest {
-        id: format!("embeddings-{}", device::BACKEND).into(),
-        kind: "embeddings".into(),
-        backend: device::BACKEND.into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        api_version: rbee_plugin_api::API_VERSION.into(),
-        description:
-            "Sentence embeddings with candle's BERT (all-MiniLM-L6-v2): mean pooled, L2-normalised"
-                .into(),
-        tasks: vec![TASK.into()].into(),
-        params_schema_json: params::SCHEMA.into(),
-        default_model: "".into(),
-        required_cpu_features: rbee_plugin_api::compiled_cpu_features(),
-    }
+    Manifest::new(
+        "embeddings",
+        device::BACKEND,
+        env!("CARGO_PKG_VERSION"),
+        &[tasks::embedding::TASK],
+    )
+    .description(
+        "Sentence embeddings with candle's BERT (all-MiniLM-L6-v2): mean pooled, L2-normalised",
+    )
+    .params_schema(params::SCHEMA)
 }
 
 /// Loads the BERT model in the directory `request.model` onto the requested device.

@@ -1,7 +1,10 @@
 //! The `embedding` task's parameters: their JSON Schema and their checks.
 
-use rbee_plugin_api::PluginError;
+use rbee_plugin_api::{PluginError, tasks::embedding::param::INPUT};
 use serde_json::{Map, Value};
+
+/// This plugin's own parameter: whether to scale each vector to unit length.
+const NORMALIZE: &str = "normalize";
 
 /// The most inputs one job may embed.
 pub const MAX_INPUTS: usize = 256;
@@ -45,7 +48,7 @@ impl EmbeddingParams {
         };
         if let Some(unknown) = object
             .keys()
-            .find(|key| !["input", "normalize"].contains(&key.as_str()))
+            .find(|key| ![INPUT, NORMALIZE].contains(&key.as_str()))
         {
             return Err(PluginError::invalid_param(
                 unknown,
@@ -60,8 +63,8 @@ impl EmbeddingParams {
 }
 
 fn inputs(object: &Map<String, Value>) -> Result<Vec<String>, PluginError> {
-    let invalid = |message: String| PluginError::invalid_param("input", message);
-    let texts = match object.get("input") {
+    let invalid = |message: String| PluginError::invalid_param(INPUT, message);
+    let texts = match object.get(INPUT) {
         None => {
             return Err(invalid(
                 "input is required: a string or a list of strings".into(),
@@ -104,11 +107,11 @@ fn inputs(object: &Map<String, Value>) -> Result<Vec<String>, PluginError> {
 }
 
 fn normalize(object: &Map<String, Value>) -> Result<bool, PluginError> {
-    match object.get("normalize") {
+    match object.get(NORMALIZE) {
         None => Ok(true),
         Some(Value::Bool(normalize)) => Ok(*normalize),
         Some(other) => Err(PluginError::invalid_param(
-            "normalize",
+            NORMALIZE,
             format!("normalize must be true or false, not {}", kind(other)),
         )),
     }

@@ -1,13 +1,13 @@
 //! The loaded worker: validates `embedding` jobs and runs them batch by batch.
 
 use crate::{model::Embedder, params::EmbeddingParams};
-use rbee_plugin_api::{EventSinkRef, Job, JobEnd, PluginError, PluginWorker, WorkerStatus};
-
-/// The one task this worker serves.
-pub const TASK: &str = "embedding";
+use rbee_plugin_api::{
+    EventSinkExt, Job, JobEnd, JobSink, PluginError, PluginWorker, WorkerStatus,
+    tasks::embedding::{TASK, end},
+};
 
 /// Texts embedded in one forward pass: cancellation is noticed between batches.
-const BATCH: usize = 16;
+pub const BATCH: usize = 16;
 
 /// A worker holding one loaded embedding model.
 pub struct EmbeddingsWorker {
@@ -23,14 +23,14 @@ impl EmbeddingsWorker {
 }
 
 impl PluginWorker for EmbeddingsWorker {
-    fn validate(&self, task: &str, params_json: &str) -> Result<(), PluginError> {
-        if task != TASK {
-            return Err(PluginError::unsupported_task(task, &[TASK]));
+    fn validate(&self, job: &Job) -> Result<(), PluginError> {
+        if job.task != TASK {
+            return Err(PluginError::unsupported_task(&job.task, &[TASK]));
         }
-        EmbeddingParams::parse(params_json).map(drop)
+        EmbeddingParams::parse(&job.params_json).map(drop)
     }
 
-    fn execute(&self, job: &Job, sink: &mut EventSinkRef<'_>) -> Result<JobEnd, PluginError> {
+    fn execute(&self, job: Job, sink: JobSink) -> Result<JobEnd, PluginError> {
         let params = EmbeddingParams::parse(&job.params_json)?;
         let mut prompt_tokens = 0;
         for (batch, texts) in params.inputs.chunks(BATCH).enumerate() {
@@ -47,10 +47,10 @@ impl PluginWorker for EmbeddingsWorker {
             }
         }
         let details = serde_json::json!({
-            "prompt_tokens": prompt_tokens,
+            (end::PROMPT_TOKENS): prompt_tokens,
             "dimensions": self.model.dimensions(),
         });
-        Ok(JobEnd::new("completed").with_details(details.to_string()))
+        Ok(JobEnd::completed().with_details(details.to_string()))
     }
 
     fn status(&self) -> WorkerStatus {

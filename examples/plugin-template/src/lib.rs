@@ -24,18 +24,9 @@ const BACKEND: &str = if cfg!(feature = "cuda") {
 
 /// Describes the plugin. Called before anything is loaded: cheap, and touches no device.
 fn manifest() -> Manifest {
-    Manifest {
-        id: format!("template-{BACKEND}").into(),
-        kind: "template".into(),
-        backend: BACKEND.into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        api_version: rbee_plugin_api::API_VERSION.into(),
-        description: "Streams its input back word by word, in upper case".into(),
-        tasks: vec![TASK.into()].into(),
-        params_schema_json: params::SCHEMA.into(),
-        default_model: "".into(),
-        required_cpu_features: rbee_plugin_api::compiled_cpu_features(),
-    }
+    Manifest::new("template", BACKEND, env!("CARGO_PKG_VERSION"), &[TASK])
+        .description("Streams its input back word by word, in upper case")
+        .params_schema(params::SCHEMA)
 }
 
 /// Loads the worker. A real plugin reads `request.model` onto `request.device` here, reporting

@@ -1,96 +1,43 @@
-//! The worker tested without a host: a recording event sink stands in for it.
+//! The worker tested without a host: plugin-api's recording sink stands in for it.
 
 use crate::worker::{TASK, UppercaseWorker};
-use rbee_plugin_api::{
-    Artifact, EventSink, EventSink_TO, Flow, Job, PluginWorker,
-    abi_stable::{
-        sabi_trait::TD_Opaque,
-        std_types::{ROption, RSlice, RStr},
-    },
-};
+use rbee_plugin_api::{Job, PluginWorker, error_code, tasks::stop_reason, testing::RecordingSink};
 
-/// Records text events; answers [`Flow::Stop`] once it holds `stop_after` of them.
-struct RecordingSink {
-    texts: Vec<String>,
-    stop_after: usize,
-}
-
-impl EventSink for RecordingSink {
-    fn started(&mut self, _details_json: RStr<'_>) -> Flow {
-        Flow::Continue
-    }
-
-    fn text(&mut self, index: u64, text: RStr<'_>) -> Flow {
-        assert_eq!(index as usize, self.texts.len(), "text events out of order");
-        self.texts.push(text.to_string());
-        if self.texts.len() >= self.stop_after {
-            Flow::Stop
-        } else {
-            Flow::Continue
-        }
-    }
-
-    fn progress(&mut self, _step: u64, _total: u64, _preview: ROption<Artifact<'_>>) -> Flow {
-        unreachable!("the template sends no progress")
-    }
-
-    fn artifact(&mut self, _artifact: Artifact<'_>) -> Flow {
-        unreachable!("the template sends no artifact")
-    }
-
-    fn embedding(&mut self, _index: u64, _vector: RSlice<'_, f32>) -> Flow {
-        unreachable!("the template sends no embedding")
-    }
-
-    fn metrics(&mut self, _metrics_json: RStr<'_>) -> Flow {
-        Flow::Continue
-    }
-
-    fn custom(&mut self, _event: RStr<'_>, _data_json: RStr<'_>) -> Flow {
-        Flow::Continue
-    }
-
-    fn is_cancelled(&self) -> bool {
-        self.texts.len() >= self.stop_after
-    }
-}
-
-/// Runs an `uppercase` job on `text`, stopping after `stop_after` events.
-fn run(text: &str, stop_after: usize) -> (String, RecordingSink) {
-    let job = Job {
-        id: "test".into(),
-        task: TASK.into(),
-        params_json: serde_json::json!({ "text": text }).to_string().into(),
-    };
-    let mut sink = RecordingSink {
-        texts: Vec::new(),
-        stop_after,
-    };
+/// Runs an `uppercase` job on `text` against `recording`, returning its stop reason.
+fn run(text: &str, recording: &RecordingSink) -> String {
+    let params = serde_json::json!({ "text": text }).to_string();
     let end = UppercaseWorker
-        .execute(&job, &mut EventSink_TO::from_ptr(&mut sink, TD_Opaque))
+        .execute(Job::new("test", TASK, &params), recording.sink())
         .unwrap();
-    (end.stop_reason.to_string(), sink)
+    end.stop_reason.to_string()
 }
 
 #[test]
 fn streams_each_word_in_upper_case() {
-    let (reason, sink) = run("hello there world", usize::MAX);
-    assert_eq!(reason, "completed");
-    assert_eq!(sink.texts, ["HELLO ", "THERE ", "WORLD"]);
+    let recording = RecordingSink::new();
+    assert_eq!(run("hello there world", &recording), stop_reason::COMPLETED);
+    assert_eq!(
+        recording.texts(),
+        [
+            (0, "HELLO ".into()),
+            (1, "THERE ".into()),
+            (2, "WORLD".into())
+        ]
+    );
 }
 
 #[test]
 fn stops_at_the_first_stop() {
-    let (reason, sink) = run("a b c d", 2);
-    assert_eq!(reason, "cancelled");
-    assert_eq!(sink.texts.len(), 2);
+    let recording = RecordingSink::new().stop_after_texts(2);
+    assert_eq!(run("a b c d", &recording), stop_reason::CANCELLED);
+    assert_eq!(recording.texts().len(), 2);
 }
 
 #[test]
 fn bad_parameters_name_their_field() {
     let field = |params: &str| {
         UppercaseWorker
-            .validate(TASK, params)
+            .validate(&Job::new("test", TASK, params))
             .unwrap_err()
             .field
             .unwrap()
@@ -101,10 +48,10 @@ fn bad_parameters_name_their_field() {
     assert_eq!(field(r#"{"text": "a", "loud": true}"#), "loud");
     assert_eq!(
         UppercaseWorker
-            .validate("echo", r#"{"text": "a"}"#)
+            .validate(&Job::new("test", "echo", r#"{"text": "a"}"#))
             .unwrap_err()
             .code
             .as_str(),
-        "unsupported_task"
+        error_code::UNSUPPORTED_TASK
     );
 }

@@ -1,9 +1,10 @@
 //! The worker: validates `uppercase` jobs and streams each word back as a text event.
 
 use crate::params::UppercaseParams;
-use rbee_plugin_api::{EventSinkRef, Job, JobEnd, PluginError, PluginWorker, WorkerStatus};
+use rbee_plugin_api::{Job, JobEnd, JobSink, PluginError, PluginWorker, WorkerStatus};
 
-/// The one task this worker serves.
+/// The one task this worker serves: a task of its own, not one of `rbee_plugin_api::tasks`, so
+/// it is reached through the native `POST /v1/jobs` only.
 pub const TASK: &str = "uppercase";
 
 /// The worker. A real one holds its loaded model; it must be `Send + Sync`, because the host
@@ -11,14 +12,14 @@ pub const TASK: &str = "uppercase";
 pub struct UppercaseWorker;
 
 impl PluginWorker for UppercaseWorker {
-    fn validate(&self, task: &str, params_json: &str) -> Result<(), PluginError> {
-        if task != TASK {
-            return Err(PluginError::unsupported_task(task, &[TASK]));
+    fn validate(&self, job: &Job) -> Result<(), PluginError> {
+        if job.task != TASK {
+            return Err(PluginError::unsupported_task(&job.task, &[TASK]));
         }
-        UppercaseParams::parse(params_json).map(drop)
+        UppercaseParams::parse(&job.params_json).map(drop)
     }
 
-    fn execute(&self, job: &Job, sink: &mut EventSinkRef<'_>) -> Result<JobEnd, PluginError> {
+    fn execute(&self, job: Job, sink: JobSink) -> Result<JobEnd, PluginError> {
         let params = UppercaseParams::parse(&job.params_json)?;
         let words: Vec<&str> = params.text.split_inclusive(' ').collect();
         for (index, word) in words.iter().enumerate() {
@@ -29,7 +30,7 @@ impl PluginWorker for UppercaseWorker {
                 return Ok(JobEnd::cancelled());
             }
         }
-        Ok(JobEnd::new("completed").with_details(format!("{{\"words\":{}}}", words.len())))
+        Ok(JobEnd::completed().with_details(format!("{{\"words\":{}}}", words.len())))
     }
 
     fn status(&self) -> WorkerStatus {
