@@ -42,7 +42,8 @@ pub fn test(cargo_args: &[String]) -> Result<()> {
         run(plugins::cargo_for_plugins("cpu")
             .arg("test")
             .arg("--manifest-path")
-            .arg(manifest))?;
+            .arg(manifest)
+            .env("RBEE_MODELS_DIR", &models))?;
     }
     let mut tests = Command::new(env!("CARGO"));
     tests
