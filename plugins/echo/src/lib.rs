@@ -11,6 +11,7 @@ use rbee_plugin_api::{
     EventSinkExt, HostApiRef, Job, JobEnd, JobSink, LoadRequest, LogLevel, Manifest, PluginError,
     PluginWorker, WorkerStatus, export_plugin,
 };
+use serde_json::json;
 use std::{thread, time::Duration};
 
 /// The one task this worker serves.
@@ -75,24 +76,14 @@ impl PluginWorker for Echo {
 
     fn execute(&self, job: Job, sink: JobSink) -> Result<JobEnd, PluginError> {
         let params = EchoParams::parse(&job.params_json)?;
-        let words: Vec<&str> = params.text.split_inclusive(' ').collect();
-        sink.started(format!("{{\"words\":{}}}", words.len()).as_str().into());
-        for (index, word) in words.iter().enumerate() {
-            if params.panic_after == Some(index) {
-                panic!("echo was asked to panic after {index} words");
-            }
-            if params.fail_after == Some(index) {
-                return Err(PluginError::internal(format!(
-                    "echo was asked to fail after {index} words"
-                )));
-            }
-            if sleep_unless_cancelled(&sink, params.delay_ms)
-                || sink.text(index as u64, (*word).into()).is_stop()
-            {
-                return Ok(JobEnd::cancelled());
-            }
+        let words = params.text.split_inclusive(' ').count();
+        let started = json!({"words": words, "deadline_unix_ms": job.deadline_unix_ms.into_option()});
+        sink.started(started.to_string().as_str().into());
+        if !params.from_thread {
+            return stream_words(&params, &sink);
         }
-        Ok(JobEnd::completed().with_details(format!("{{\"words\":{}}}", words.len())))
+        let streamed = thread::spawn(move || stream_words(&params, &sink)).join();
+        streamed.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     }
 
     fn status(&self) -> WorkerStatus {
@@ -102,6 +93,29 @@ impl PluginWorker for Echo {
             cache_usage_ratio: 0.0,
         }
     }
+}
+
+/// Streams the words of `params.text` into `sink`, misbehaving as `params` ask. A stopped job
+/// ends cancelled, saying which stop reason it saw.
+fn stream_words(params: &EchoParams, sink: &JobSink) -> Result<JobEnd, PluginError> {
+    let words: Vec<&str> = params.text.split_inclusive(' ').collect();
+    for (index, word) in words.iter().enumerate() {
+        if params.panic_after == Some(index) {
+            panic!("echo was asked to panic after {index} words");
+        }
+        if params.fail_after == Some(index) {
+            return Err(PluginError::internal(format!(
+                "echo was asked to fail after {index} words"
+            )));
+        }
+        if sleep_unless_cancelled(sink, params.delay_ms)
+            || sink.text(index as u64, (*word).into()).is_stop()
+        {
+            let seen = json!({"stop_reason_seen": sink.stop_reason().as_str()});
+            return Ok(JobEnd::cancelled().with_details(seen.to_string()));
+        }
+    }
+    Ok(JobEnd::completed().with_details(json!({"words": words.len()}).to_string()))
 }
 
 /// Sleeps `delay_ms` in short slices; true if the job was cancelled meanwhile.

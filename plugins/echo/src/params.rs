@@ -12,7 +12,8 @@ pub const SCHEMA: &str = r#"{
     "text": {"type": "string", "description": "Text to stream back, word by word"},
     "delay_ms": {"type": "integer", "minimum": 0, "maximum": 60000, "description": "Pause before each word"},
     "fail_after": {"type": "integer", "minimum": 0, "description": "Return an error after this many words"},
-    "panic_after": {"type": "integer", "minimum": 0, "description": "Panic after this many words"}
+    "panic_after": {"type": "integer", "minimum": 0, "description": "Panic after this many words"},
+    "from_thread": {"type": "boolean", "description": "Stream from a thread of the plugin's own instead of the host's"}
   }
 }"#;
 
@@ -29,6 +30,9 @@ pub struct EchoParams {
     pub fail_after: Option<usize>,
     /// Panic after this many words.
     pub panic_after: Option<usize>,
+    /// Stream from a thread of the plugin's own.
+    #[serde(default)]
+    pub from_thread: bool,
 }
 
 impl EchoParams {

@@ -4,8 +4,8 @@
 //! `cargo xtask bench llm`, which sets the thread count.
 
 use candle_core::quantized::GgmlDType;
-use rbee_plugin_api::{EventSink_TO, Job, PluginWorker, abi_stable::sabi_trait::TD_Opaque};
-use rbee_plugin_llm::test_support::{RecordingSink, details, host, load_request, model_in_format};
+use rbee_plugin_api::{Job, PluginWorker, testing::RecordingSink};
+use rbee_plugin_llm::test_support::{details, load_worker, model_in_format};
 use serde_json::json;
 
 fn main() {
@@ -27,18 +27,16 @@ fn main() {
     };
     let path = model_in_format(format);
     println!("{}", path.display());
-    let worker = rbee_plugin_llm::load(load_request(&path.to_string_lossy(), 2), host())
-        .expect("loading the benchmark model");
+    let worker = load_worker(&path, 2);
     let params = json!({"prompt": prompt, "temperature": 0, "max_tokens": max_tokens});
     for run in 0..runs {
-        let mut sink = RecordingSink::default();
-        let job = Job {
-            id: format!("bench-{run}").into(),
-            task: rbee_plugin_llm::TASK.into(),
-            params_json: params.to_string().into(),
-        };
+        let job = Job::new(
+            &format!("bench-{run}"),
+            rbee_plugin_llm::TASK,
+            &params.to_string(),
+        );
         let end = worker
-            .execute(&job, &mut EventSink_TO::from_ptr(&mut sink, TD_Opaque))
+            .execute(job, RecordingSink::new().sink())
             .expect("the benchmark job failed");
         println!("{}", details(&end));
     }

@@ -19,7 +19,7 @@ mod stream_text;
 mod tokenizer;
 mod worker;
 
-/// Test doubles and the shared test model, for the crate's tests and the benchmark example.
+/// The shared test model and worker, for the crate's tests and the benchmark example.
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_support;
 
@@ -41,19 +41,10 @@ const LOG_TARGET: &str = "rbee_plugin_llm";
 
 /// Describes the plugin: `llm-<backend>`, serving `text-generation`. Touches no device.
 pub fn manifest() -> Manifest {
-    Manifest {
-        id: format!("llm-{BACKEND}").into(),
-        kind: "llm".into(),
-        backend: BACKEND.into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        api_version: rbee_plugin_api::API_VERSION.into(),
-        description: "Text generation with candle: GGUF (llama, qwen2, qwen3, phi3) and safetensors llama models"
-            .into(),
-        tasks: vec![TASK.into()].into(),
-        params_schema_json: params::schema().to_string().into(),
-        default_model: DEFAULT_MODEL.into(),
-        required_cpu_features: rbee_plugin_api::compiled_cpu_features(),
-    }
+    Manifest::new("llm", BACKEND, env!("CARGO_PKG_VERSION"), &[TASK])
+        .description("Text generation with candle: GGUF (llama, qwen2, qwen3, phi3) and safetensors llama models")
+        .params_schema(params::schema().to_string())
+        .default_model(DEFAULT_MODEL)
 }
 
 /// Loads the model named in `request` (a local path or `org/repo[:file]` on the hub; empty means
@@ -107,8 +98,7 @@ export_plugin!(manifest: manifest, load: load);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{host, load_request};
-    use rbee_plugin_api::abi_stable::std_types::RString;
+    use rbee_plugin_api::{abi_stable::std_types::RString, error_code, testing::TestHost};
 
     #[test]
     fn the_manifest_names_backend_task_and_default_model() {
@@ -127,18 +117,26 @@ mod tests {
         );
         let schema: serde_json::Value = serde_json::from_str(&manifest.params_schema_json).unwrap();
         assert_eq!(schema["type"], "object");
+        assert!(manifest.capabilities.is_empty());
+    }
+
+    #[test]
+    fn the_preamble_names_the_api_version_and_the_compiled_cpu_features() {
+        assert!(RBEE_PLUGIN_PREAMBLE.is_valid());
         assert_eq!(
-            manifest.required_cpu_features,
-            rbee_plugin_api::compiled_cpu_features()
+            RBEE_PLUGIN_PREAMBLE.api_version(),
+            rbee_plugin_api::API_VERSION
         );
+        let features = RBEE_PLUGIN_PREAMBLE.cpu_features();
+        assert_eq!(features.contains(&"avx2"), cfg!(target_feature = "avx2"));
+        assert_eq!(features.contains(&"fma"), cfg!(target_feature = "fma"));
     }
 
     #[test]
     fn loading_a_missing_model_is_a_model_load_error_naming_the_path() {
-        let error = load(load_request("/nonexistent/rbee/absent.gguf", 0), host())
-            .err()
-            .unwrap();
-        assert_eq!(error.code.as_str(), rbee_plugin_api::error_code::MODEL_LOAD);
+        let request = LoadRequest::cpu("/nonexistent/rbee/absent.gguf");
+        let error = load(request, TestHost::default().api()).err().unwrap();
+        assert_eq!(error.code.as_str(), error_code::MODEL_LOAD);
         assert!(
             error.message.contains("/nonexistent/rbee/absent.gguf"),
             "{error}"
@@ -148,9 +146,9 @@ mod tests {
     #[cfg(not(feature = "cuda"))]
     #[test]
     fn a_cpu_build_refuses_a_cuda_device() {
-        let mut request = load_request("/nonexistent/rbee/absent.gguf", 0);
+        let mut request = LoadRequest::cpu("/nonexistent/rbee/absent.gguf");
         request.device.kind = "cuda".into();
-        let error = load(request, host()).err().unwrap();
-        assert_eq!(error.code.as_str(), rbee_plugin_api::error_code::DEVICE);
+        let error = load(request, TestHost::default().api()).err().unwrap();
+        assert_eq!(error.code.as_str(), error_code::DEVICE);
     }
 }

@@ -323,11 +323,10 @@ fn file_size(path: &Path) -> Result<u64, LlmError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
-        LlmWorker,
-        test_support::{RecordingSink, model_path},
+    use crate::{LlmWorker, test_support::model_path};
+    use rbee_plugin_api::{
+        Job, PluginWorker, tasks::text_generation::stop_reason, testing::RecordingSink,
     };
-    use rbee_plugin_api::{EventSink_TO, Job, PluginWorker, abi_stable::sabi_trait::TD_Opaque};
 
     fn load_error(path: &Path) -> String {
         match load(path, &Device::Cpu) {
@@ -444,24 +443,21 @@ mod tests {
         assert_eq!(loaded.model.context_len(), 256);
         assert!(loaded.chat_template.is_some());
         let worker = LlmWorker::new(loaded, "tiny".into());
-        let job = Job {
-            id: "tiny".into(),
-            task: crate::TASK.into(),
-            params_json:
-                r#"{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 3, "seed": 1}"#
-                    .into(),
-        };
+        let job = Job::new(
+            "tiny",
+            crate::TASK,
+            r#"{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 3, "seed": 1}"#,
+        );
         for _ in 0..2 {
-            let mut sink = RecordingSink::default();
             let end = worker
-                .execute(&job, &mut EventSink_TO::from_ptr(&mut sink, TD_Opaque))
+                .execute(job.clone(), RecordingSink::new().sink())
                 .unwrap();
             let completion = crate::test_support::details(&end)["completion_tokens"]
                 .as_u64()
                 .unwrap();
             assert!(completion <= 3, "{end:?}");
             assert!(
-                ["eos", "max_tokens"].contains(&end.stop_reason.as_str()),
+                [stop_reason::EOS, stop_reason::MAX_TOKENS].contains(&end.stop_reason.as_str()),
                 "{end:?}"
             );
         }

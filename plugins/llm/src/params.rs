@@ -1,6 +1,7 @@
 //! The `text-generation` job parameters: defaults, ranges, validation and their JSON Schema.
 
 use crate::error::LlmError;
+use rbee_plugin_api::tasks::text_generation::param;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::{Map, Value, json};
 
@@ -87,17 +88,19 @@ impl GenerationParams {
         reject_unknown_fields(&object)?;
         let params = Self {
             input: prompt_input(&object)?,
-            max_tokens: field(&object, "max_tokens")?.unwrap_or(MAX_TOKENS_DEFAULT),
+            max_tokens: field(&object, param::MAX_TOKENS)?.unwrap_or(MAX_TOKENS_DEFAULT),
             sampling: SamplingParams {
-                temperature: field(&object, "temperature")?.unwrap_or(TEMPERATURE_DEFAULT),
-                top_k: field(&object, "top_k")?.unwrap_or(TOP_K_DEFAULT),
-                top_p: field(&object, "top_p")?.unwrap_or(TOP_P_DEFAULT),
-                min_p: field(&object, "min_p")?.unwrap_or(MIN_P_DEFAULT),
-                repeat_penalty: field(&object, "repeat_penalty")?.unwrap_or(REPEAT_PENALTY_DEFAULT),
-                repeat_last_n: field(&object, "repeat_last_n")?.unwrap_or(REPEAT_LAST_N_DEFAULT),
-                seed: field(&object, "seed")?,
+                temperature: field(&object, param::TEMPERATURE)?.unwrap_or(TEMPERATURE_DEFAULT),
+                top_k: field(&object, param::TOP_K)?.unwrap_or(TOP_K_DEFAULT),
+                top_p: field(&object, param::TOP_P)?.unwrap_or(TOP_P_DEFAULT),
+                min_p: field(&object, param::MIN_P)?.unwrap_or(MIN_P_DEFAULT),
+                repeat_penalty: field(&object, param::REPEAT_PENALTY)?
+                    .unwrap_or(REPEAT_PENALTY_DEFAULT),
+                repeat_last_n: field(&object, param::REPEAT_LAST_N)?
+                    .unwrap_or(REPEAT_LAST_N_DEFAULT),
+                seed: field(&object, param::SEED)?,
             },
-            stop: match field::<StopParam>(&object, "stop")? {
+            stop: match field::<StopParam>(&object, param::STOP)? {
                 None => Vec::new(),
                 Some(StopParam::One(stop)) => vec![stop],
                 Some(StopParam::Many(stops)) => stops,
@@ -111,44 +114,44 @@ impl GenerationParams {
         let s = &self.sampling;
         check(
             (1..=MAX_TOKENS_LIMIT).contains(&self.max_tokens),
-            "max_tokens",
+            param::MAX_TOKENS,
             format!("must be between 1 and {MAX_TOKENS_LIMIT}"),
         )?;
         check(
             (0.0..=TEMPERATURE_MAX).contains(&s.temperature),
-            "temperature",
+            param::TEMPERATURE,
             format!("must be between 0 and {TEMPERATURE_MAX}"),
         )?;
         check(
             s.top_p > 0.0 && s.top_p <= 1.0,
-            "top_p",
+            param::TOP_P,
             "must be greater than 0 and at most 1",
         )?;
         check(
             (0.0..=1.0).contains(&s.min_p),
-            "min_p",
+            param::MIN_P,
             "must be between 0 and 1",
         )?;
         check(
             (1.0..=REPEAT_PENALTY_MAX).contains(&s.repeat_penalty),
-            "repeat_penalty",
+            param::REPEAT_PENALTY,
             format!("must be between 1 (off) and {REPEAT_PENALTY_MAX}"),
         )?;
         check(
             s.repeat_last_n <= REPEAT_LAST_N_MAX,
-            "repeat_last_n",
+            param::REPEAT_LAST_N,
             format!("must be at most {REPEAT_LAST_N_MAX}"),
         )?;
         check(
             self.stop.len() <= MAX_STOP_SEQUENCES,
-            "stop",
+            param::STOP,
             format!("at most {MAX_STOP_SEQUENCES} stop sequences are allowed"),
         )?;
         check(
             self.stop
                 .iter()
                 .all(|stop| !stop.is_empty() && stop.chars().count() <= STOP_MAX_CHARS),
-            "stop",
+            param::STOP,
             format!("stop sequences must be non-empty and at most {STOP_MAX_CHARS} characters"),
         )
     }
@@ -161,10 +164,10 @@ pub fn schema() -> Value {
         "title": "text-generation parameters",
         "type": "object",
         "additionalProperties": false,
-        "oneOf": [{"required": ["prompt"]}, {"required": ["messages"]}],
+        "oneOf": [{"required": [param::PROMPT]}, {"required": [param::MESSAGES]}],
         "properties": {
-            "prompt": {"type": "string", "minLength": 1, "description": "Text to continue as it is."},
-            "messages": {
+            (param::PROMPT): {"type": "string", "minLength": 1, "description": "Text to continue as it is."},
+            (param::MESSAGES): {
                 "type": "array",
                 "minItems": 1,
                 "description": "A chat, rendered with the model's chat template.",
@@ -178,15 +181,15 @@ pub fn schema() -> Value {
                     }
                 }
             },
-            "max_tokens": {"type": "integer", "minimum": 1, "maximum": MAX_TOKENS_LIMIT, "default": MAX_TOKENS_DEFAULT},
-            "temperature": {"type": "number", "minimum": 0, "maximum": TEMPERATURE_MAX, "default": TEMPERATURE_DEFAULT, "description": "0 is greedy."},
-            "top_k": {"type": "integer", "minimum": 0, "default": TOP_K_DEFAULT, "description": "0 keeps every token."},
-            "top_p": {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": TOP_P_DEFAULT},
-            "min_p": {"type": "number", "minimum": 0, "maximum": 1, "default": MIN_P_DEFAULT},
-            "repeat_penalty": {"type": "number", "minimum": 1, "maximum": REPEAT_PENALTY_MAX, "default": REPEAT_PENALTY_DEFAULT},
-            "repeat_last_n": {"type": "integer", "minimum": 0, "maximum": REPEAT_LAST_N_MAX, "default": REPEAT_LAST_N_DEFAULT},
-            "seed": {"type": "integer", "minimum": 0, "description": "Omit for a random seed (reported back)."},
-            "stop": {
+            (param::MAX_TOKENS): {"type": "integer", "minimum": 1, "maximum": MAX_TOKENS_LIMIT, "default": MAX_TOKENS_DEFAULT},
+            (param::TEMPERATURE): {"type": "number", "minimum": 0, "maximum": TEMPERATURE_MAX, "default": TEMPERATURE_DEFAULT, "description": "0 is greedy."},
+            (param::TOP_K): {"type": "integer", "minimum": 0, "default": TOP_K_DEFAULT, "description": "0 keeps every token."},
+            (param::TOP_P): {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": TOP_P_DEFAULT},
+            (param::MIN_P): {"type": "number", "minimum": 0, "maximum": 1, "default": MIN_P_DEFAULT},
+            (param::REPEAT_PENALTY): {"type": "number", "minimum": 1, "maximum": REPEAT_PENALTY_MAX, "default": REPEAT_PENALTY_DEFAULT},
+            (param::REPEAT_LAST_N): {"type": "integer", "minimum": 0, "maximum": REPEAT_LAST_N_MAX, "default": REPEAT_LAST_N_DEFAULT},
+            (param::SEED): {"type": "integer", "minimum": 0, "description": "Omit for a random seed (reported back)."},
+            (param::STOP): {
                 "oneOf": [
                     {"type": "string", "minLength": 1, "maxLength": STOP_MAX_CHARS},
                     {"type": "array", "maxItems": MAX_STOP_SEQUENCES, "items": {"type": "string", "minLength": 1, "maxLength": STOP_MAX_CHARS}}
@@ -215,29 +218,29 @@ fn reject_unknown_fields(object: &Map<String, Value>) -> Result<(), LlmError> {
 }
 
 fn prompt_input(object: &Map<String, Value>) -> Result<PromptInput, LlmError> {
-    let prompt: Option<String> = field(object, "prompt")?;
-    let messages: Option<Vec<ChatMessage>> = field(object, "messages")?;
+    let prompt: Option<String> = field(object, param::PROMPT)?;
+    let messages: Option<Vec<ChatMessage>> = field(object, param::MESSAGES)?;
     match (prompt, messages) {
         (Some(_), Some(_)) => Err(LlmError::invalid_param(
-            "prompt",
+            param::PROMPT,
             "give either prompt or messages, not both",
         )),
         (None, None) => Err(LlmError::invalid_param(
-            "prompt",
+            param::PROMPT,
             "give either prompt or messages",
         )),
         (Some(prompt), None) if prompt.is_empty() => {
-            Err(LlmError::invalid_param("prompt", "must not be empty"))
+            Err(LlmError::invalid_param(param::PROMPT, "must not be empty"))
         }
         (Some(prompt), None) => Ok(PromptInput::Text(prompt)),
         (None, Some(messages)) if messages.is_empty() => Err(LlmError::invalid_param(
-            "messages",
+            param::MESSAGES,
             "must hold at least one message",
         )),
         (None, Some(messages)) => match messages.iter().find(|m| !ROLES.contains(&m.role.as_str()))
         {
             Some(bad) => Err(LlmError::invalid_param(
-                "messages",
+                param::MESSAGES,
                 format!(
                     "unknown role '{}' (expected one of {})",
                     bad.role,
@@ -275,6 +278,7 @@ fn check(ok: bool, field: &str, message: impl std::fmt::Display) -> Result<(), L
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rbee_plugin_api::tasks::text_generation;
 
     fn error_field(params: Value) -> String {
         match GenerationParams::parse(&params.to_string()) {
@@ -372,24 +376,13 @@ mod tests {
     }
 
     #[test]
-    fn the_schema_lists_every_accepted_field() {
+    fn the_schema_lists_every_parameter_the_task_defines() {
         let schema = schema();
         let properties = schema["properties"].as_object().unwrap();
-        for field in [
-            "prompt",
-            "messages",
-            "max_tokens",
-            "temperature",
-            "top_k",
-            "top_p",
-            "min_p",
-            "repeat_penalty",
-            "repeat_last_n",
-            "seed",
-            "stop",
-        ] {
-            assert!(properties.contains_key(field), "{field}");
+        for field in text_generation::SPEC.params {
+            assert!(properties.contains_key(*field), "{field}");
         }
+        assert_eq!(properties.len(), text_generation::SPEC.params.len());
         assert_eq!(schema["additionalProperties"], false);
     }
 }

@@ -7,7 +7,10 @@ use crate::{
     sampling::Sampler,
     stream_text::TextStream,
 };
-use rbee_plugin_api::{EventSinkRef, Job, JobEnd, PluginError, PluginWorker, WorkerStatus};
+use rbee_plugin_api::{
+    EventSinkExt, Job, JobEnd, JobSink, PluginError, PluginWorker, WorkerStatus,
+    tasks::text_generation::{self, end, param, stop_reason},
+};
 use serde_json::json;
 use std::{
     sync::{
@@ -18,17 +21,10 @@ use std::{
 };
 
 /// The only task this worker serves.
-pub const TASK: &str = "text-generation";
+pub const TASK: &str = text_generation::TASK;
 
 /// Prompt tokens fed to the model per forward pass; cancellation is checked between chunks.
 pub const PREFILL_CHUNK: usize = 128;
-
-/// Why a job ended, as reported in [`JobEnd::stop_reason`].
-mod stop_reason {
-    pub const EOS: &str = "eos";
-    pub const STOP_SEQUENCE: &str = "stop_sequence";
-    pub const MAX_TOKENS: &str = "max_tokens";
-}
 
 /// A text-generation worker holding one model.
 pub struct LlmWorker {
@@ -58,8 +54,8 @@ impl Usage {
             }
         };
         json!({
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
+            (end::PROMPT_TOKENS): self.prompt_tokens,
+            (end::COMPLETION_TOKENS): self.completion_tokens,
             "total_tokens": self.prompt_tokens + self.completion_tokens,
             "seed": self.seed,
             "prompt_seconds": self.prefill_seconds,
@@ -88,11 +84,7 @@ impl LlmWorker {
         self.context_len
     }
 
-    fn run(
-        &self,
-        params: &GenerationParams,
-        sink: &mut EventSinkRef<'_>,
-    ) -> Result<JobEnd, LlmError> {
+    fn run(&self, params: &GenerationParams, sink: &JobSink) -> Result<JobEnd, LlmError> {
         let mut guard = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
         let LoadedModel {
             model,
@@ -107,7 +99,7 @@ impl LlmWorker {
                 .as_ref()
                 .ok_or_else(|| {
                     LlmError::invalid_param(
-                        "messages",
+                        param::MESSAGES,
                         "this model has no chat template; send a prompt instead",
                     )
                 })?
@@ -117,13 +109,13 @@ impl LlmWorker {
         let max_tokens = params.max_tokens as usize;
         if prompt.is_empty() {
             return Err(LlmError::invalid_param(
-                "prompt",
+                param::PROMPT,
                 "the prompt encodes to no tokens",
             ));
         }
         if prompt.len() + max_tokens > self.context_len {
             return Err(LlmError::invalid_param(
-                "max_tokens",
+                param::MAX_TOKENS,
                 format!(
                     "the prompt ({} tokens) plus max_tokens ({max_tokens}) exceeds the model's context of {} tokens",
                     prompt.len(),
@@ -139,7 +131,7 @@ impl LlmWorker {
             prefill_seconds: 0.0,
             decode_seconds: 0.0,
         };
-        let started = json!({"seed": seed, "prompt_tokens": prompt.len()}).to_string();
+        let started = json!({"seed": seed, (end::PROMPT_TOKENS): prompt.len()}).to_string();
         if sink.started(started.as_str().into()).is_stop() {
             return Ok(cancelled(&usage));
         }
@@ -202,20 +194,14 @@ impl LlmWorker {
 }
 
 impl PluginWorker for LlmWorker {
-    fn validate(&self, task: &str, params_json: &str) -> Result<(), PluginError> {
-        if task != TASK {
-            return Err(PluginError::unsupported_task(task, &[TASK]));
-        }
-        GenerationParams::parse(params_json)?;
+    fn validate(&self, job: &Job) -> Result<(), PluginError> {
+        parse(job)?;
         Ok(())
     }
 
-    fn execute(&self, job: &Job, sink: &mut EventSinkRef<'_>) -> Result<JobEnd, PluginError> {
-        if job.task.as_str() != TASK {
-            return Err(PluginError::unsupported_task(&job.task, &[TASK]));
-        }
-        let params = GenerationParams::parse(&job.params_json)?;
-        let end = self.run(&params, sink);
+    fn execute(&self, job: Job, sink: JobSink) -> Result<JobEnd, PluginError> {
+        let params = parse(&job)?;
+        let end = self.run(&params, &sink);
         self.set_cache_tokens(0);
         Ok(end?)
     }
@@ -230,6 +216,14 @@ impl PluginWorker for LlmWorker {
     }
 }
 
+/// The parameters of a job of the one task served.
+fn parse(job: &Job) -> Result<GenerationParams, PluginError> {
+    if job.task.as_str() != TASK {
+        return Err(PluginError::unsupported_task(&job.task, &[TASK]));
+    }
+    Ok(GenerationParams::parse(&job.params_json)?)
+}
+
 fn cancelled(usage: &Usage) -> JobEnd {
     JobEnd::cancelled().with_details(usage.details())
 }
@@ -242,7 +236,8 @@ fn random_seed() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{RecordingSink, details, run};
+    use crate::test_support::{details, run};
+    use rbee_plugin_api::{tasks, testing::RecordingSink};
     use serde_json::{Value, json};
     use std::time::Duration;
 
@@ -256,8 +251,8 @@ mod tests {
     }
 
     fn generate(params: Value) -> (String, JobEnd) {
-        let mut sink = RecordingSink::default();
-        let end = run(params, &mut sink).unwrap();
+        let sink = RecordingSink::new();
+        let end = run(params, &sink).unwrap();
         (sink.text(), end)
     }
 
@@ -266,29 +261,29 @@ mod tests {
         let (text, end) = generate(ask("What is the capital of France?"));
         assert!(text.contains("Paris"), "{text:?}");
         assert!(
-            ["eos", "max_tokens"].contains(&end.stop_reason.as_str()),
+            [stop_reason::EOS, stop_reason::MAX_TOKENS].contains(&end.stop_reason.as_str()),
             "{end:?}"
         );
     }
 
     #[test]
     fn started_and_end_report_the_seed_and_usage() {
-        let mut sink = RecordingSink::default();
+        let sink = RecordingSink::new();
         let end = run(
             json!({"prompt": "Once upon a time", "max_tokens": 4}),
-            &mut sink,
+            &sink,
         )
         .unwrap();
-        let started: Value = serde_json::from_str(&sink.started[0]).unwrap();
+        let started: Value = serde_json::from_str(&sink.started()[0]).unwrap();
         let details = details(&end);
         assert!(started["seed"].is_u64());
         assert_eq!(started["seed"], details["seed"]);
-        assert_eq!(started["prompt_tokens"], details["prompt_tokens"]);
-        assert_eq!(details["prompt_tokens"], 4);
+        assert_eq!(started[end::PROMPT_TOKENS], details[end::PROMPT_TOKENS]);
+        assert_eq!(details[end::PROMPT_TOKENS], 4);
         for key in ["prompt_tokens_per_second", "decode_tokens_per_second"] {
             assert!(details[key].as_f64().unwrap() > 0.0, "{key}: {details}");
         }
-        let indices: Vec<u64> = sink.texts.iter().map(|(i, _)| *i).collect();
+        let indices: Vec<u64> = sink.texts().iter().map(|(i, _)| *i).collect();
         assert_eq!(indices, (0..indices.len() as u64).collect::<Vec<_>>());
     }
 
@@ -318,7 +313,7 @@ mod tests {
         let mut with_stop = prompt;
         with_stop["stop"] = json!(["NEVER-SEEN", stop]);
         let (text, end) = generate(with_stop);
-        assert_eq!(end.stop_reason.as_str(), "stop_sequence");
+        assert_eq!(end.stop_reason.as_str(), stop_reason::STOP_SEQUENCE);
         assert_eq!(text, full[..full.find(stop).unwrap()]);
         assert!(!text.contains(stop));
     }
@@ -327,15 +322,15 @@ mod tests {
     fn max_tokens_is_exact() {
         let (_, end) =
             generate(json!({"prompt": "1, 2, 3, 4,", "temperature": 0, "max_tokens": 7}));
-        assert_eq!(end.stop_reason.as_str(), "max_tokens");
-        assert_eq!(details(&end)["completion_tokens"], 7);
+        assert_eq!(end.stop_reason.as_str(), stop_reason::MAX_TOKENS);
+        assert_eq!(details(&end)[end::COMPLETION_TOKENS], 7);
     }
 
     #[test]
     fn streamed_text_equals_the_decoded_completion() {
         let params = json!({"prompt": "Write Grüße, 你好 and 🎉 in a sentence:", "temperature": 0.0, "max_tokens": 40});
         let (text, end) = generate(params);
-        assert_eq!(end.stop_reason.as_str(), "max_tokens");
+        assert_eq!(end.stop_reason.as_str(), stop_reason::MAX_TOKENS);
         let worker = crate::test_support::worker();
         let loaded = worker.loaded.lock().unwrap();
         let ids = loaded.tokenizer.encode(&text).unwrap();
@@ -356,13 +351,10 @@ mod tests {
 
     #[test]
     fn cancelling_in_decode_stops_within_one_token() {
-        let mut sink = RecordingSink {
-            stop_after_texts: Some(3),
-            ..Default::default()
-        };
+        let sink = RecordingSink::new().stop_after_texts(3);
         let end = run(
             json!({"prompt": "Tell me a long story.", "max_tokens": 50, "seed": 1}),
-            &mut sink,
+            &sink,
         )
         .unwrap();
         assert_eq!(
@@ -372,52 +364,54 @@ mod tests {
                 ..JobEnd::cancelled()
             }
         );
-        assert_eq!(sink.texts.len(), 3);
-        assert!(details(&end)["completion_tokens"].as_u64().unwrap() < 50);
+        assert_eq!(sink.texts().len(), 3);
+        assert!(details(&end)[end::COMPLETION_TOKENS].as_u64().unwrap() < 50);
     }
 
     #[test]
     fn cancelling_in_prefill_stops_within_one_chunk() {
         let long_prompt = "The quick brown fox jumps over the lazy dog. ".repeat(60);
-        let mut sink = RecordingSink {
-            cancel_at_poll: Some(2),
-            ..Default::default()
-        };
+        let sink = RecordingSink::new().stop_at_poll(2);
         let started = Instant::now();
-        let end = run(json!({"prompt": long_prompt, "max_tokens": 5}), &mut sink).unwrap();
+        let end = run(json!({"prompt": long_prompt, "max_tokens": 5}), &sink).unwrap();
         let elapsed = started.elapsed();
-        assert_eq!(end.stop_reason.as_str(), "cancelled");
-        let prompt_tokens = details(&end)["prompt_tokens"].as_u64().unwrap() as usize;
+        assert_eq!(end.stop_reason.as_str(), tasks::stop_reason::CANCELLED);
+        let prompt_tokens = details(&end)[end::PROMPT_TOKENS].as_u64().unwrap() as usize;
         assert!(prompt_tokens > 4 * PREFILL_CHUNK, "{prompt_tokens}");
         // Polled before chunk 1 (go on) and before chunk 2 (cancelled): one chunk ran.
-        assert_eq!(sink.polls.get(), 2);
-        assert!(sink.texts.is_empty());
+        assert_eq!(sink.polls(), 2);
+        assert!(sink.texts().is_empty());
         assert!(elapsed < Duration::from_secs(20), "{elapsed:?}");
     }
 
     #[test]
     fn a_chat_that_does_not_fit_the_context_names_max_tokens() {
-        let mut sink = RecordingSink::default();
-        let error = run(json!({"prompt": "Hi", "max_tokens": 32_000}), &mut sink).unwrap_err();
-        assert_eq!(error.field.into_option().unwrap().as_str(), "max_tokens");
+        let error = run(
+            json!({"prompt": "Hi", "max_tokens": 32_000}),
+            &RecordingSink::new(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.field.into_option().unwrap().as_str(),
+            param::MAX_TOKENS
+        );
     }
 
     #[test]
     fn validate_rejects_other_tasks_and_bad_params() {
         let worker = crate::test_support::worker();
+        let validate =
+            |task: &str, params_json: &str| worker.validate(&Job::new("v", task, params_json));
         assert_eq!(
-            worker
-                .validate("image-generation", "{}")
+            validate(tasks::image::GENERATION, "{}")
                 .unwrap_err()
                 .code
                 .as_str(),
-            "unsupported_task"
+            rbee_plugin_api::error_code::UNSUPPORTED_TASK
         );
-        let error = worker
-            .validate(TASK, r#"{"prompt": "x", "top_p": 0}"#)
-            .unwrap_err();
-        assert_eq!(error.field.into_option().unwrap().as_str(), "top_p");
-        assert!(worker.validate(TASK, r#"{"prompt": "x"}"#).is_ok());
+        let error = validate(TASK, r#"{"prompt": "x", "top_p": 0}"#).unwrap_err();
+        assert_eq!(error.field.into_option().unwrap().as_str(), param::TOP_P);
+        assert!(validate(TASK, r#"{"prompt": "x"}"#).is_ok());
     }
 
     #[test]
