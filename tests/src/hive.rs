@@ -53,6 +53,7 @@ impl FakeHive {
                             log.lock().unwrap().push(request);
                         }
                     }
+                    // Nothing to accept yet: pause briefly before polling the listener again.
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
             }
@@ -102,6 +103,7 @@ impl FakeHive {
                 "only {} of {count} '{suffix}' requests arrived",
                 matching.len()
             );
+            // Pacing between polls; the loop is bounded by `deadline`.
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -110,6 +110,7 @@ impl Host {
                 "not ready in time; log:\n{}",
                 self.log()
             );
+            // Pacing between polls; the loop is bounded by `deadline`.
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -189,6 +190,7 @@ impl Host {
                 "rbee-host did not exit; log:\n{}",
                 self.log()
             );
+            // Pacing between polls; the loop is bounded by `deadline`.
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -216,6 +218,7 @@ pub fn run_host(args: &[&str]) -> Output {
             let _ = child.kill();
             panic!("rbee-host {args:?} did not finish in 60 s");
         }
+        // Pacing between polls; the loop is bounded by `deadline`.
         std::thread::sleep(Duration::from_millis(20));
     }
     child.wait_with_output().expect("collecting output")

@@ -13,6 +13,22 @@ pub use hive::{FakeHive, Received};
 pub use host::{Host, run_host};
 pub use sse::{SseEvent, SseStream, streamed_text};
 
+use std::time::{Duration, Instant};
+
+/// Polls `condition` every few milliseconds until it holds; panics naming `what` (what was
+/// awaited, e.g. "the job to run") if it still does not hold after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !condition() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        // Pacing between polls; how long this waits is bounded by `timeout`.
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// A directory holding copies of some installed plugins, with safe permissions.
 pub fn plugins_dir_with(ids: &[&str]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("creating a temp dir");

@@ -31,6 +31,7 @@ fn most_running_while(host: &Host, jobs: &[String]) -> u64 {
         .any(|id| host.job_state(id) == "running" || host.job_state(id) == "queued")
     {
         most = most.max(running(host));
+        // The sampling period of the gauge; the loop itself ends when the jobs do.
         thread::sleep(Duration::from_millis(50));
     }
     most
@@ -132,6 +133,7 @@ fn a_client_that_does_not_read_holds_its_job_back_and_loses_nothing() {
     let words: Vec<String> = (0..2000).map(|i| format!("w{i} ")).collect();
     let text = words.concat();
     let slow = host.submit("echo", json!({"text": text}));
+    // Fixed on purpose: an unread job that ran ahead would finish well within 700 ms.
     thread::sleep(Duration::from_millis(700));
     assert_eq!(
         host.job_state(&slow),
@@ -146,4 +148,70 @@ fn a_client_that_does_not_read_holds_its_job_back_and_loses_nothing() {
     let events = host.stream(&slow).collect_all();
     assert_eq!(streamed_text(&events), text);
     assert_eq!(events.last().unwrap().data["stop_reason"], "completed");
+}
+
+#[test]
+fn a_plugin_may_stream_from_a_thread_of_its_own() {
+    let host = Host::start_echo(&[]);
+    let events = host
+        .stream(&host.submit(
+            "echo",
+            json!({"text": "from elsewhere", "from_thread": true}),
+        ))
+        .collect_all();
+    assert_eq!(streamed_text(&events), "from elsewhere");
+    assert_eq!(events.last().unwrap().data["stop_reason"], "completed");
+    let panicking = host
+        .stream(&host.submit(
+            "echo",
+            json!({"text": "a b", "from_thread": true, "panic_after": 1}),
+        ))
+        .collect_all();
+    assert_eq!(panicking.last().unwrap().name, "error");
+    assert_eq!(panicking.last().unwrap().data["code"], "plugin_panic");
+}
+
+#[test]
+fn the_plugin_reads_the_deadline_and_why_it_was_stopped() {
+    let host = Host::start_echo(&[]);
+    for (body, reason) in [
+        (
+            json!({"task": "echo", "timeout": 0.3, "params": {"text": "a b c d e", "delay_ms": 200}}),
+            "deadline_exceeded",
+        ),
+        (
+            json!({"task": "echo", "params": {"text": "a b c d e", "delay_ms": 200, "from_thread": true}}),
+            "cancelled",
+        ),
+    ] {
+        let response = host.post("/v1/jobs", &body);
+        let id = response.json::<Value>().unwrap()["job_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let mut stream = host.stream(&id);
+        let started = stream.next().unwrap();
+        if reason == "cancelled" {
+            assert!(started.data["deadline_unix_ms"].is_null());
+            assert_eq!(host.delete(&format!("/v1/jobs/{id}")).status(), 200);
+        } else {
+            let deadline = started.data["deadline_unix_ms"].as_u64().unwrap();
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as u64;
+            assert!(
+                deadline > now && deadline <= now + 300,
+                "{deadline} vs {now}"
+            );
+        }
+        let end = stream.collect_all().pop().unwrap();
+        assert_eq!(
+            (
+                end.data["stop_reason"].clone(),
+                end.data["stop_reason_seen"].clone()
+            ),
+            (json!(reason), json!(reason))
+        );
+    }
 }

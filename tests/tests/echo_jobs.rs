@@ -1,7 +1,7 @@
 //! Jobs through a real host and the real echo plugin: streaming, validation, cancellation,
 //! queue limits, and a plugin that fails or panics.
 
-use rbee_tests::{Host, SseEvent};
+use rbee_tests::{Host, SseEvent, wait_until};
 use serde_json::{Value, json};
 use std::{
     io::Read,
@@ -140,6 +140,7 @@ fn a_client_that_goes_away_cancels_its_job() {
             "job still {} after the client left",
             host.job_state(&id)
         );
+        // Pacing between polls; the loop is bounded by `deadline`.
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -148,9 +149,9 @@ fn a_client_that_goes_away_cancels_its_job() {
 fn a_full_queue_answers_503_with_retry_after() {
     let host = Host::start_echo(&["--queue-size", "1"]);
     let running = host.submit("echo", json!({"text": "a b c d e f g h", "delay_ms": 200}));
-    while host.job_state(&running) != "running" {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until("the first job to run", Duration::from_secs(10), || {
+        host.job_state(&running) == "running"
+    });
     let waiting = host.submit("echo", json!({"text": "x"}));
     let refused = host.post(
         "/v1/jobs",

@@ -1,7 +1,7 @@
 //! What orchestrators and operators rely on, for any plugin: auth, metrics, request ids,
 //! limits, CORS, $PORT, heartbeats.
 
-use rbee_tests::{FakeHive, Host, plugins_dir, run_host};
+use rbee_tests::{FakeHive, Host, plugins_dir, run_host, wait_until};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -71,9 +71,9 @@ fn metrics_show_the_queue_jobs_and_tokens_labelled_with_the_model() {
     host.stream(&done).collect_all();
     let slow = host.submit("echo", json!({"text": "a b c d e f g h", "delay_ms": 5000}));
     let queued = host.submit("echo", json!({"text": "x"}));
-    while host.job_state(&slow) != "running" {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until("the slow job to run", Duration::from_secs(10), || {
+        host.job_state(&slow) == "running"
+    });
     let response = host.get("/metrics");
     assert!(
         response.headers()["content-type"]
@@ -165,17 +165,11 @@ fn the_port_may_come_from_the_environment() {
         .spawn()
         .unwrap();
     let url = format!("http://127.0.0.1:{port}/health");
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while reqwest::blocking::get(&url)
-        .map(|r| r.status() != 200)
-        .unwrap_or(true)
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "nothing answered on $PORT {port}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        &format!("an answer on $PORT {port}"),
+        Duration::from_secs(20),
+        || reqwest::blocking::get(&url).is_ok_and(|r| r.status() == 200),
+    );
     child.kill().unwrap();
     child.wait().unwrap();
 }
@@ -222,7 +216,13 @@ fn heartbeats_reach_the_hive_back_off_while_it_is_down_and_resume() {
     );
 
     drop(hive);
-    std::thread::sleep(Duration::from_secs(3));
+    wait_until(
+        "the host to log that the hive is unreachable",
+        Duration::from_secs(10),
+        || host.log().contains("the hive is unreachable"),
+    );
+    // Fixed on purpose: retries (at most 1 s apart) fail meanwhile and must not log again.
+    std::thread::sleep(Duration::from_secs(2));
     assert_eq!(
         host.log().matches("the hive is unreachable").count(),
         1,
@@ -238,8 +238,11 @@ fn heartbeats_reach_the_hive_back_off_while_it_is_down_and_resume() {
         Duration::from_secs(10),
         |_| true,
     );
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(host.log().contains("reachable again"), "{}", host.log());
+    wait_until(
+        "the host to log that the hive is reachable again",
+        Duration::from_secs(10),
+        || host.log().contains("reachable again"),
+    );
 
     host.terminate();
     assert_eq!(host.wait_exit(Duration::from_secs(15)).code(), Some(0));
@@ -271,6 +274,7 @@ fn load_progress_is_a_bar_on_a_terminal() {
             std::time::Instant::now() < deadline,
             "the host never became ready:\n{seen}"
         );
+        // Pacing between reads of the transcript; the loop is bounded by `deadline`.
         std::thread::sleep(Duration::from_millis(100));
         seen = std::fs::read_to_string(&transcript).unwrap_or_default();
     }
@@ -295,7 +299,11 @@ fn json_logs_carry_request_ids_and_plugin_lines_with_the_plugin_id() {
         .send()
         .unwrap();
     assert_eq!(response.status(), 202);
-    std::thread::sleep(Duration::from_millis(300));
+    wait_until(
+        "a log line with the request id",
+        Duration::from_secs(10),
+        || host.log().contains("trace-me-42"),
+    );
     let log = host.log();
     let lines: Vec<Value> = log
         .lines()

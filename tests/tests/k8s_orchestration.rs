@@ -8,7 +8,7 @@
 //! The manifest is read with a small line-based reader (no YAML dependency), so the manifest
 //! and this test cannot drift apart.
 
-use rbee_tests::{SseStream, host_bin, plugins_dir, workspace_root};
+use rbee_tests::{SseStream, host_bin, plugins_dir, wait_until, workspace_root};
 use reqwest::blocking::{Client, Response};
 use serde_json::{Value, json};
 use std::{
@@ -410,6 +410,7 @@ fn kubelet_and_endpoint_picker_drive_rbee_host_as_the_manifest_starts_it() {
                 other => panic!("unexpected /ready answer {other:?}"),
             }
         }
+        // The probe period; the loop is bounded by the startup budget.
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(
@@ -449,11 +450,9 @@ fn kubelet_and_endpoint_picker_drive_rbee_host_as_the_manifest_starts_it() {
     };
     let running = submit(json!({"text": "a b c d e f g h i j", "delay_ms": 150}));
     let queued = submit(json!({"text": "waits"}));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while pod.job_state(&running) != "running" {
-        assert!(Instant::now() < deadline, "the job never ran");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until("the job to run", Duration::from_secs(10), || {
+        pod.job_state(&running) == "running"
+    });
     let metrics = Client::new()
         .get(format!("{}/metrics", pod.url))
         .send()
@@ -490,7 +489,10 @@ fn kubelet_and_endpoint_picker_drive_rbee_host_as_the_manifest_starts_it() {
     assert_eq!(stream.next().expect("an event").name, "started");
     let terminated = Instant::now();
     pod.terminate();
-    std::thread::sleep(Duration::from_millis(200));
+    wait_until("/ready to report draining", Duration::from_secs(10), || {
+        pod.probe(m.probe("readinessProbe").0)
+            .is_some_and(|(status, _)| status == 503)
+    });
 
     let ready = pod
         .probe(m.probe("readinessProbe").0)
@@ -537,6 +539,7 @@ fn kubelet_and_endpoint_picker_drive_rbee_host_as_the_manifest_starts_it() {
             "still running after {limit:?}; log:\n{}",
             pod.log()
         );
+        // Pacing between polls; the loop is bounded by `limit`.
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(status.code(), Some(0), "log:\n{}", pod.log());

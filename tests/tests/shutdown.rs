@@ -1,6 +1,6 @@
 //! SIGTERM: stop taking work, let the running job finish (or cancel it at the timeout), exit 0.
 
-use rbee_tests::Host;
+use rbee_tests::{Host, wait_until};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -15,7 +15,9 @@ fn sigterm_drains_running_work_refuses_new_work_and_exits_0() {
     let mut stream = host.stream(&running);
     assert_eq!(stream.next().unwrap().name, "started");
     host.terminate();
-    std::thread::sleep(Duration::from_millis(150));
+    wait_until("/ready to report draining", Duration::from_secs(10), || {
+        host.get("/ready").status() == 503
+    });
 
     let ready = host.get("/ready");
     assert_eq!(ready.status(), 503);
