@@ -47,8 +47,8 @@ pub struct PluginCrate {
     pub has_backend_feature: bool,
 }
 
-/// The workspace packages under `plugins/`: the plugins and the crates they share.
-fn plugin_side_packages() -> Result<Vec<Value>> {
+/// The workspace packages whose manifests lie under `dir` (relative to the workspace root).
+fn packages_under(dir: &str) -> Result<Vec<Value>> {
     let output = Command::new(env!("CARGO"))
         .args(["metadata", "--no-deps", "--format-version", "1"])
         .current_dir(paths::root())
@@ -56,51 +56,36 @@ fn plugin_side_packages() -> Result<Vec<Value>> {
         .context("running cargo metadata")?;
     let metadata: Value =
         serde_json::from_slice(&output.stdout).context("reading cargo metadata")?;
-    let plugins_dir = paths::root().join("plugins");
+    let dir = paths::root().join(dir);
     let packages = metadata["packages"].as_array().cloned().unwrap_or_default();
     Ok(packages
         .into_iter()
-        .filter(|p| {
-            Path::new(p["manifest_path"].as_str().unwrap_or_default()).starts_with(&plugins_dir)
-        })
+        .filter(|p| Path::new(p["manifest_path"].as_str().unwrap_or_default()).starts_with(&dir))
         .collect())
 }
 
-/// The names of the crates plugins share (under `plugins/`, not plugins themselves). They are
-/// built and tested with the plugins' flags, never with the host's.
+/// The names of the crates plugins share: every package under `crates/`. They are built and
+/// tested with the plugins' flags and target dir, never with the host's.
 pub fn shared_plugin_crates() -> Result<Vec<String>> {
-    let plugins: Vec<String> = plugin_crates("cpu")?
-        .into_iter()
-        .map(|c| c.package)
-        .collect();
-    Ok(plugin_side_packages()?
+    Ok(packages_under("crates")?
         .iter()
         .filter_map(|p| p["name"].as_str().map(str::to_string))
-        .filter(|name| !plugins.contains(name))
         .collect())
 }
 
-/// The plugin crates that can be built for `backend`.
+/// The plugin crates that can be built for `backend`: every package under `plugins/`, each of
+/// which must be a cdylib named `rbee-plugin-<kind>`.
 pub fn plugin_crates(backend: &str) -> Result<Vec<PluginCrate>> {
     let mut crates = Vec::new();
-    for package in &plugin_side_packages()? {
+    for package in &packages_under("plugins")? {
         let name = package["name"].as_str().unwrap_or_default();
-        let is_cdylib = package["targets"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|target| {
-                target["crate_types"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|t| t == "cdylib")
-            });
         let Some(kind) = name.strip_prefix("rbee-plugin-") else {
-            continue;
+            bail!(
+                "{name} is under plugins/ but not named rbee-plugin-<kind>; shared crates go in crates/"
+            );
         };
-        if !is_cdylib {
-            continue;
+        if !is_cdylib(package) {
+            bail!("{name} is under plugins/ but builds no cdylib; shared crates go in crates/");
         }
         let has_backend_feature = package["features"].get(backend).is_some();
         if backend == "cpu" || has_backend_feature {
@@ -113,6 +98,21 @@ pub fn plugin_crates(backend: &str) -> Result<Vec<PluginCrate>> {
     }
     crates.sort_by(|a, b| a.kind.cmp(&b.kind));
     Ok(crates)
+}
+
+/// Whether a `cargo metadata` package has a cdylib target.
+fn is_cdylib(package: &Value) -> bool {
+    package["targets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|target| {
+            target["crate_types"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|t| t == "cdylib")
+        })
 }
 
 /// The environment plugin builds for `backend` use: their own target dir, and on x86-64 CPUs

@@ -1,6 +1,7 @@
 //! The plugin's own error type and its mapping onto the API's [`PluginError`].
 
-use rbee_plugin_api::{PluginError, error_code};
+use rbee_plugin_api::PluginError;
+use rbee_plugin_kit::error;
 use std::path::PathBuf;
 
 /// Everything that can go wrong inside the audio plugin.
@@ -57,15 +58,13 @@ impl AudioError {
 impl From<AudioError> for PluginError {
     fn from(error: AudioError) -> Self {
         match &error {
-            AudioError::ModelLoad { .. } => {
-                PluginError::new(error_code::MODEL_LOAD, error.to_string())
-            }
-            AudioError::Device(_) => PluginError::new(error_code::DEVICE, error.to_string()),
+            AudioError::ModelLoad { .. } => error::model_load(error.to_string()),
+            AudioError::Device(_) => error::device(error.to_string()),
             AudioError::InvalidParam { field, message } => {
                 PluginError::invalid_param(field, message.as_str())
             }
             AudioError::Resample(_) | AudioError::Tokenizer(_) | AudioError::Candle(_) => {
-                PluginError::internal(error.to_string())
+                error::internal(&error)
             }
         }
     }

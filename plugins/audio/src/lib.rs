@@ -30,8 +30,8 @@ use rbee_plugin_api::{
     HostApiRef, LoadRequest, LogLevel, Manifest, PluginError, PluginWorker, export_plugin,
     tasks::transcription::TASK,
 };
+use rbee_plugin_kit::source::ModelSource;
 use serde_json::Value;
-use source::ModelSource;
 use std::path::PathBuf;
 
 /// The model loaded when the request names none: Whisper base (multilingual, 74M parameters)
@@ -50,7 +50,7 @@ pub fn manifest() -> Manifest {
         .description(
             "Speech-to-text with candle Whisper: Hugging Face and CTranslate2 (faster-whisper) models",
         )
-        .params_schema(params::schema().to_string())
+        .params_schema(params::schema())
         .default_model(DEFAULT_MODEL)
 }
 
@@ -69,7 +69,8 @@ pub fn load(request: LoadRequest, host: HostApiRef) -> Result<AudioWorker, Plugi
     host.load_progress(0.0, "locating the model".into());
     let progress =
         |fraction: f32, message: &str| host.load_progress(fraction * 0.5, message.into());
-    let path = ModelSource::parse(reference).resolve(
+    let path = source::resolve(
+        &ModelSource::parse(reference),
         &PathBuf::from(host.cache_dir().as_str()),
         rbee_hub::offline(),
         &progress,
@@ -147,7 +148,10 @@ mod tests {
         assert_eq!(manifest.default_model.as_str(), DEFAULT_MODEL);
         assert_eq!(
             ModelSource::parse(DEFAULT_MODEL),
-            ModelSource::Hub(DEFAULT_MODEL.into())
+            ModelSource::Hub {
+                repo: DEFAULT_MODEL.into(),
+                file: None
+            }
         );
         let schema: Value = serde_json::from_str(&manifest.params_schema_json).unwrap();
         assert_eq!(schema["required"][0], param::AUDIO);

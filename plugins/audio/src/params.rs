@@ -1,25 +1,61 @@
-//! The `transcription` job parameters: defaults, ranges, validation and their JSON Schema.
+//! The `transcription` job parameters: one type that validates them and publishes their JSON
+//! Schema, defaults and range checks.
 
 use crate::error::AudioError;
-use rbee_plugin_api::{
-    Job,
-    tasks::transcription::{mode, param},
-};
-use serde::de::DeserializeOwned;
-use serde_json::{Map, Value, json};
+use rbee_plugin_api::{Job, PluginError, tasks::transcription::param};
+use rbee_plugin_kit::params;
+use schemars::JsonSchema;
+use serde::Deserialize;
 
-/// This plugin's own parameter: a text event per token rather than per segment.
-const TOKEN_EVENTS: &str = "token_events";
 const TEMPERATURE_MAX: f32 = 1.0;
 const PROMPT_MAX_CHARS: usize = 2000;
 
 /// What the model does with the speech.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum Task {
     /// Text in the spoken language.
+    #[default]
     Transcribe,
     /// English text, whatever the spoken language (multilingual models only).
     Translate,
+}
+
+/// The parameters as clients send them; the manifest's JSON Schema is derived from this type.
+/// `audio` is base64 in JSON; the host decodes it and hands the plugin its bytes as a binary
+/// input, so a plugin never reads it here.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "transcription parameters", transform = audio_is_required)]
+struct Wire {
+    /// The audio file: wav, flac, mp3 or ogg/vorbis.
+    #[schemars(extend("contentEncoding" = "base64"))]
+    audio: Option<String>,
+    /// Spoken language as a Whisper code (en, fr, ...); omit or 'auto' to detect (multilingual
+    /// models).
+    language: Option<String>,
+    /// Transcribe, or translate into English.
+    #[schemars(extend("default" = "transcribe"))]
+    task: Option<Task>,
+    /// 0 is greedy; windows that decode badly are retried hotter.
+    #[schemars(range(min = 0, max = TEMPERATURE_MAX), extend("default" = 0))]
+    temperature: Option<f32>,
+    /// Segments with the model's timestamps; false gives one segment per 30 s window.
+    #[schemars(extend("default" = true))]
+    timestamps: Option<bool>,
+    /// Text that conditions the transcript (names, spelling, style).
+    #[schemars(length(max = PROMPT_MAX_CHARS))]
+    initial_prompt: Option<String>,
+    /// A text event per token (sent as each 30 s window is decoded) rather than one per
+    /// segment; segment events are sent either way. This plugin's own parameter.
+    #[schemars(extend("default" = false))]
+    token_events: Option<bool>,
+}
+
+/// Marks `audio` required in the published schema: clients must send it, though the plugin
+/// receives it as a binary input rather than in the JSON it parses.
+fn audio_is_required(schema: &mut schemars::Schema) {
+    schema.insert("required".into(), serde_json::json!([param::AUDIO]));
 }
 
 /// The validated parameters of one `transcription` job.
@@ -47,22 +83,13 @@ impl<'a> TranscriptionParams<'a> {
     /// Errors name the field. The audio is checked for presence only; decoding it is the
     /// worker's.
     pub fn parse(job: &'a Job) -> Result<Self, AudioError> {
-        let value: Value = serde_json::from_str(&job.params_json).map_err(|e| {
-            AudioError::invalid_param("params", format!("the parameters are not valid JSON: {e}"))
-        })?;
-        let Value::Object(object) = value else {
-            return Err(AudioError::invalid_param(
-                "params",
-                "the parameters must be a JSON object",
-            ));
-        };
-        if object.contains_key(param::AUDIO) {
+        let wire: Wire = params::parse(&job.params_json).map_err(invalid)?;
+        if wire.audio.is_some() {
             return Err(AudioError::invalid_param(
                 param::AUDIO,
                 "must be sent as a binary input, not inside the JSON parameters",
             ));
         }
-        reject_unknown_fields(&object)?;
         let audio = job.input(param::AUDIO).ok_or_else(|| {
             AudioError::invalid_param(
                 param::AUDIO,
@@ -72,29 +99,14 @@ impl<'a> TranscriptionParams<'a> {
         if audio.is_empty() {
             return Err(AudioError::invalid_param(param::AUDIO, "is empty"));
         }
-        let task = match field::<String>(&object, param::TASK)?.as_deref() {
-            None | Some(mode::TRANSCRIBE) => Task::Transcribe,
-            Some(mode::TRANSLATE) => Task::Translate,
-            Some(other) => {
-                return Err(AudioError::invalid_param(
-                    param::TASK,
-                    format!(
-                        "unknown task '{other}' (expected {} or {})",
-                        mode::TRANSCRIBE,
-                        mode::TRANSLATE
-                    ),
-                ));
-            }
-        };
-        let temperature = field(&object, param::TEMPERATURE)?.unwrap_or(0.0);
+        let temperature = wire.temperature.unwrap_or(0.0);
         if !(0.0..=TEMPERATURE_MAX).contains(&temperature) {
             return Err(AudioError::invalid_param(
                 param::TEMPERATURE,
                 format!("must be between 0 and {TEMPERATURE_MAX}"),
             ));
         }
-        let initial_prompt: Option<String> =
-            field(&object, param::INITIAL_PROMPT)?.filter(|p: &String| !p.is_empty());
+        let initial_prompt = wire.initial_prompt.filter(|p| !p.is_empty());
         if initial_prompt
             .as_ref()
             .is_some_and(|p| p.chars().count() > PROMPT_MAX_CHARS)
@@ -106,69 +118,35 @@ impl<'a> TranscriptionParams<'a> {
         }
         Ok(Self {
             audio,
-            language: field::<String>(&object, param::LANGUAGE)?
+            language: wire
+                .language
                 .map(|l| l.to_lowercase())
                 .filter(|l| !l.is_empty() && l != "auto"),
-            task,
+            task: wire.task.unwrap_or_default(),
             temperature,
-            timestamps: field(&object, param::TIMESTAMPS)?.unwrap_or(true),
+            timestamps: wire.timestamps.unwrap_or(true),
             initial_prompt,
-            token_events: field(&object, TOKEN_EVENTS)?.unwrap_or(false),
+            token_events: wire.token_events.unwrap_or(false),
         })
     }
 }
 
-/// The JSON Schema of the parameters as clients send them, published in the manifest. `audio`
-/// is base64 in JSON; the host decodes it and hands the plugin its bytes.
-pub fn schema() -> Value {
-    json!({
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": "transcription parameters",
-        "type": "object",
-        "additionalProperties": false,
-        "required": [param::AUDIO],
-        "properties": {
-            (param::AUDIO): {"type": "string", "contentEncoding": "base64", "description": "The audio file: wav, flac, mp3 or ogg/vorbis."},
-            (param::LANGUAGE): {"type": "string", "description": "Spoken language as a Whisper code (en, fr, ...); omit or 'auto' to detect (multilingual models)."},
-            (param::TASK): {"enum": [mode::TRANSCRIBE, mode::TRANSLATE], "default": mode::TRANSCRIBE},
-            (param::TEMPERATURE): {"type": "number", "minimum": 0, "maximum": TEMPERATURE_MAX, "default": 0, "description": "0 is greedy; windows that decode badly are retried hotter."},
-            (param::TIMESTAMPS): {"type": "boolean", "default": true, "description": "Segments with the model's timestamps; false gives one segment per 30 s window."},
-            (param::INITIAL_PROMPT): {"type": "string", "maxLength": PROMPT_MAX_CHARS, "description": "Text that conditions the transcript (names, spelling, style)."},
-            TOKEN_EVENTS: {"type": "boolean", "default": false, "description": "A text event per token (sent as each 30 s window is decoded) rather than one per segment; segment events are sent either way."}
-        }
-    })
+/// The JSON Schema of the parameters as clients send them, published in the manifest.
+pub fn schema() -> String {
+    params::schema::<Wire>()
 }
 
-fn reject_unknown_fields(object: &Map<String, Value>) -> Result<(), AudioError> {
-    let schema = schema();
-    let known = schema["properties"]
-        .as_object()
-        .expect("the schema lists its properties");
-    match object.keys().find(|key| !known.contains_key(*key)) {
-        Some(key) => Err(AudioError::invalid_param(key, "unknown parameter")),
-        None => Ok(()),
-    }
-}
-
-/// Reads one optional field; `null` counts as absent. A type error names the field.
-fn field<T: DeserializeOwned>(
-    object: &Map<String, Value>,
-    name: &str,
-) -> Result<Option<T>, AudioError> {
-    object
-        .get(name)
-        .filter(|value| !value.is_null())
-        .map(|value| {
-            T::deserialize(value)
-                .map_err(|e| AudioError::invalid_param(name, format!("invalid value: {e}")))
-        })
-        .transpose()
+/// The kit's `invalid_params` error as the plugin's own, naming the same field.
+fn invalid(error: PluginError) -> AudioError {
+    let field = error.field.into_option().map(String::from);
+    AudioError::invalid_param(field.as_deref().unwrap_or("params"), error.message)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use rbee_plugin_api::tasks::transcription::TASK;
+    use serde_json::{Value, json};
 
     const AUDIO: &[u8] = b"RIFF";
 
@@ -251,5 +229,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("binary input"), "{error}");
+    }
+
+    #[test]
+    fn the_schema_comes_from_the_params_type() {
+        let schema: Value = serde_json::from_str(&schema()).unwrap();
+        assert_eq!(schema["required"], json!([param::AUDIO]));
+        assert_eq!(schema["additionalProperties"], false);
+        let properties = schema["properties"].as_object().unwrap();
+        assert_eq!(properties.len(), 7);
+        let spec = rbee_plugin_api::tasks::transcription::SPEC;
+        for field in spec.params.iter().chain(spec.binary_params) {
+            assert!(properties.contains_key(*field), "{field}");
+        }
+        assert_eq!(properties[param::TEMPERATURE]["maximum"], 1.0);
+        assert_eq!(properties[param::INITIAL_PROMPT]["maxLength"], 2000);
+        assert_eq!(properties[param::AUDIO]["contentEncoding"], "base64");
     }
 }

@@ -1,9 +1,10 @@
-//! Where a Whisper model comes from: a local directory, or a Hugging Face hub repository in
-//! Hugging Face (`model.safetensors`) or CTranslate2 (`model.bin`) layout, fetched into the
-//! host's cache with `hf-hub`.
+//! Fetching a Whisper model named by a hub reference (parsed by [`rbee_plugin_kit::source`]), in
+//! Hugging Face (`model.safetensors`) or CTranslate2 (`model.bin`) layout, into the host's cache
+//! with `hf-hub`.
 
 use crate::error::AudioError;
 use hf_hub::{Cache, Repo};
+use rbee_plugin_kit::source::ModelSource;
 use std::path::{Path, PathBuf};
 
 /// The files of each layout, Hugging Face first: the first complete one is used.
@@ -12,81 +13,63 @@ const LAYOUTS: [[&str; 3]; 2] = [
     ["config.json", "tokenizer.json", "model.bin"],
 ];
 
-/// A model as the user named it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ModelSource {
-    /// A directory (or a file in one) on this machine.
-    Local(PathBuf),
-    /// A hub repository, `org/repo`.
-    Hub(String),
-}
-
-impl ModelSource {
-    /// Reads a model reference: an existing path, or `org/repo`, otherwise a path (which then
-    /// fails to load, naming itself).
-    pub fn parse(reference: &str) -> Self {
-        let path = Path::new(reference);
-        let looks_local = path.exists()
-            || path.is_absolute()
-            || reference.starts_with('.')
-            || reference.starts_with('~');
-        let parts: Vec<&str> = reference.split('/').collect();
-        let is_repo = parts.len() == 2 && parts.iter().all(|part| !part.is_empty());
-        match is_repo && !looks_local {
-            true => Self::Hub(reference.to_string()),
-            false => Self::Local(path.to_path_buf()),
+/// The model's local directory. A hub repository comes from `cache_dir` when a whole layout is
+/// there; otherwise, unless `offline`, it is downloaded (`HF_ENDPOINT` and `HF_TOKEN` are
+/// honoured) and `progress(fraction, message)` hears about it. A Whisper model is a whole
+/// repository: a reference naming a file in one (`org/repo:file`) is refused.
+pub fn resolve(
+    source: &ModelSource,
+    cache_dir: &Path,
+    offline: bool,
+    progress: &dyn Fn(f32, &str),
+) -> Result<PathBuf, AudioError> {
+    let repo = match source {
+        ModelSource::Local(path) => return Ok(path.clone()),
+        ModelSource::Hub { repo, file: None } => repo,
+        ModelSource::Hub {
+            repo,
+            file: Some(_),
+        } => {
+            return Err(AudioError::model_load(
+                source.to_string(),
+                format!("a Whisper model is a whole repository: name it as {repo}"),
+            ));
         }
+    };
+    let fail = |reason: String| AudioError::model_load(repo, reason);
+    let cached = Cache::new(cache_dir.to_path_buf()).repo(Repo::model(repo.clone()));
+    let in_cache = LAYOUTS.iter().find_map(|files| {
+        let paths: Option<Vec<PathBuf>> = files.iter().map(|f| cached.get(f)).collect();
+        paths?.first()?.parent().map(Path::to_path_buf)
+    });
+    if let Some(dir) = in_cache {
+        return Ok(dir);
     }
-
-    /// The model's local directory. A hub repository comes from `cache_dir` when a whole
-    /// layout is there; otherwise, unless `offline`, it is downloaded (`HF_ENDPOINT` and
-    /// `HF_TOKEN` are honoured) and `progress(fraction, message)` hears about it.
-    pub fn resolve(
-        &self,
-        cache_dir: &Path,
-        offline: bool,
-        progress: &dyn Fn(f32, &str),
-    ) -> Result<PathBuf, AudioError> {
-        let repo = match self {
-            Self::Local(path) => return Ok(path.clone()),
-            Self::Hub(repo) => repo,
+    if offline {
+        return Err(fail(format!(
+            "HF_HUB_OFFLINE is set and the cache at {} holds no complete copy (config.json, \
+             tokenizer.json and model.safetensors or model.bin)",
+            cache_dir.display()
+        )));
+    }
+    let api = rbee_hub::api(cache_dir).map_err(|e| fail(format!("cannot reach the hub: {e}")))?;
+    let api_repo = api.model(repo.clone());
+    let info = api_repo
+        .info()
+        .map_err(|e| fail(format!("cannot list the repository on the hub: {e}")))?;
+    let names: Vec<&str> = info.siblings.iter().map(|s| s.rfilename.as_str()).collect();
+    let files = layout_of(&names).map_err(fail)?;
+    let mut dir = None;
+    for file in files {
+        let path = match cached.get(file) {
+            Some(path) => path,
+            None => api_repo
+                .download_with_progress(file, rbee_hub::DownloadProgress::new(progress))
+                .map_err(|e| fail(format!("cannot download {file}: {e}")))?,
         };
-        let fail = |reason: String| AudioError::model_load(repo, reason);
-        let cached = Cache::new(cache_dir.to_path_buf()).repo(Repo::model(repo.clone()));
-        let in_cache = LAYOUTS.iter().find_map(|files| {
-            let paths: Option<Vec<PathBuf>> = files.iter().map(|f| cached.get(f)).collect();
-            paths?.first()?.parent().map(Path::to_path_buf)
-        });
-        if let Some(dir) = in_cache {
-            return Ok(dir);
-        }
-        if offline {
-            return Err(fail(format!(
-                "HF_HUB_OFFLINE is set and the cache at {} holds no complete copy (config.json, \
-                 tokenizer.json and model.safetensors or model.bin)",
-                cache_dir.display()
-            )));
-        }
-        let api =
-            rbee_hub::api(cache_dir).map_err(|e| fail(format!("cannot reach the hub: {e}")))?;
-        let api_repo = api.model(repo.clone());
-        let info = api_repo
-            .info()
-            .map_err(|e| fail(format!("cannot list the repository on the hub: {e}")))?;
-        let names: Vec<&str> = info.siblings.iter().map(|s| s.rfilename.as_str()).collect();
-        let files = layout_of(&names).map_err(fail)?;
-        let mut dir = None;
-        for file in files {
-            let path = match cached.get(file) {
-                Some(path) => path,
-                None => api_repo
-                    .download_with_progress(file, rbee_hub::DownloadProgress::new(progress))
-                    .map_err(|e| fail(format!("cannot download {file}: {e}")))?,
-            };
-            dir = path.parent().map(Path::to_path_buf);
-        }
-        dir.ok_or_else(|| fail("the download left no directory".into()))
+        dir = path.parent().map(Path::to_path_buf);
     }
+    dir.ok_or_else(|| fail("the download left no directory".into()))
 }
 
 /// The files to fetch from a repository holding `names`.
@@ -117,18 +100,13 @@ mod tests {
     fn quiet(_: f32, _: &str) {}
 
     #[test]
-    fn hub_references_and_paths_are_told_apart() {
-        assert_eq!(
-            ModelSource::parse("openai/whisper-tiny"),
-            ModelSource::Hub("openai/whisper-tiny".into())
-        );
-        for path in ["/abs/whisper", "./whisper", "whisper", "a/b/c", "org/"] {
-            assert_eq!(
-                ModelSource::parse(path),
-                ModelSource::Local(path.into()),
-                "{path}"
-            );
-        }
+    fn a_reference_to_a_file_in_a_repository_is_refused() {
+        let cache = tempfile::tempdir().unwrap();
+        let source = ModelSource::parse("openai/whisper-tiny:model.bin");
+        let error = resolve(&source, cache.path(), true, &quiet)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("name it as openai/whisper-tiny"), "{error}");
     }
 
     #[test]
@@ -164,9 +142,13 @@ mod tests {
             std::fs::write(snapshot.join(file), "{}").unwrap();
         }
         for offline in [true, false] {
-            let dir = ModelSource::Hub("local/whisper".into())
-                .resolve(cache.path(), offline, &quiet)
-                .unwrap();
+            let dir = resolve(
+                &ModelSource::parse("local/whisper"),
+                cache.path(),
+                offline,
+                &quiet,
+            )
+            .unwrap();
             assert_eq!(dir, snapshot);
         }
     }
@@ -178,10 +160,14 @@ mod tests {
         for file in ["config.json", "model.bin"] {
             std::fs::write(snapshot.join(file), "{}").unwrap();
         }
-        let error = ModelSource::Hub("local/whisper".into())
-            .resolve(cache.path(), true, &quiet)
-            .unwrap_err()
-            .to_string();
+        let error = resolve(
+            &ModelSource::parse("local/whisper"),
+            cache.path(),
+            true,
+            &quiet,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             error.contains("local/whisper") && error.contains("HF_HUB_OFFLINE is set"),
             "{error}"

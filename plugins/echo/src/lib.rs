@@ -27,7 +27,7 @@ pub struct Echo {
 fn manifest() -> Manifest {
     Manifest::new("echo", "cpu", env!("CARGO_PKG_VERSION"), &[TASK])
         .description("Streams its input back word by word; can sleep, fail or panic on request")
-        .params_schema(params::SCHEMA)
+        .params_schema(EchoParams::schema())
         .default_model("echo")
 }
 
@@ -77,7 +77,8 @@ impl PluginWorker for Echo {
     fn execute(&self, job: Job, sink: JobSink) -> Result<JobEnd, PluginError> {
         let params = EchoParams::parse(&job.params_json)?;
         let words = params.text.split_inclusive(' ').count();
-        let started = json!({"words": words, "deadline_unix_ms": job.deadline_unix_ms.into_option()});
+        let started =
+            json!({"words": words, "deadline_unix_ms": job.deadline_unix_ms.into_option()});
         sink.started(started.to_string().as_str().into());
         if !params.from_thread {
             return stream_words(&params, &sink);

@@ -1,36 +1,28 @@
 //! The echo worker's job parameters and load options.
 
 use rbee_plugin_api::PluginError;
+use rbee_plugin_kit::params;
+use schemars::JsonSchema;
 use serde::Deserialize;
 
-/// JSON Schema of [`EchoParams`], published in the manifest.
-pub const SCHEMA: &str = r#"{
-  "type": "object",
-  "required": ["text"],
-  "additionalProperties": false,
-  "properties": {
-    "text": {"type": "string", "description": "Text to stream back, word by word"},
-    "delay_ms": {"type": "integer", "minimum": 0, "maximum": 60000, "description": "Pause before each word"},
-    "fail_after": {"type": "integer", "minimum": 0, "description": "Return an error after this many words"},
-    "panic_after": {"type": "integer", "minimum": 0, "description": "Panic after this many words"},
-    "from_thread": {"type": "boolean", "description": "Stream from a thread of the plugin's own instead of the host's"}
-  }
-}"#;
+/// The longest pause before a word, in milliseconds.
+const MAX_DELAY_MS: u64 = 60_000;
 
-/// Parameters of an `echo` job.
-#[derive(Debug, Deserialize)]
+/// Parameters of an `echo` job; the manifest's JSON Schema is derived from this type.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EchoParams {
-    /// Text to stream back.
+    /// Text to stream back, word by word.
     pub text: String,
     /// Pause before each word, in milliseconds.
     #[serde(default)]
+    #[schemars(range(max = MAX_DELAY_MS))]
     pub delay_ms: u64,
     /// Return an error after this many words.
     pub fail_after: Option<usize>,
     /// Panic after this many words.
     pub panic_after: Option<usize>,
-    /// Stream from a thread of the plugin's own.
+    /// Stream from a thread of the plugin's own instead of the host's.
     #[serde(default)]
     pub from_thread: bool,
 }
@@ -38,16 +30,19 @@ pub struct EchoParams {
 impl EchoParams {
     /// Parses and checks the parameters, naming the field at fault.
     pub fn parse(json: &str) -> Result<Self, PluginError> {
-        let params: Self =
-            serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(json))
-                .map_err(|e| field_error(&e))?;
-        if params.delay_ms > 60_000 {
+        let params: Self = params::parse(json)?;
+        if params.delay_ms > MAX_DELAY_MS {
             return Err(PluginError::invalid_param(
                 "delay_ms",
-                "must be at most 60000",
+                format!("must be at most {MAX_DELAY_MS}"),
             ));
         }
         Ok(params)
+    }
+
+    /// The JSON Schema of the parameters, published in the manifest.
+    pub fn schema() -> String {
+        params::schema::<Self>()
     }
 }
 
@@ -84,18 +79,30 @@ impl LoadOptions {
     }
 }
 
-/// Turns a deserialisation error into an `invalid_params` error naming the field at fault.
-fn field_error(error: &serde_path_to_error::Error<serde_json::Error>) -> PluginError {
-    let message = error.inner().to_string();
-    let path = error.path().to_string();
-    let named = ["unknown field `", "missing field `"]
-        .iter()
-        .find_map(|marker| message.split(marker).nth(1))
-        .and_then(|rest| rest.split('`').next());
-    let field = match (path.as_str(), named) {
-        (".", Some(name)) => name.to_string(),
-        (".", None) => "params".to_string(),
-        (path, _) => path.to_string(),
-    };
-    PluginError::invalid_param(&field, message)
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    #[test]
+    fn the_schema_comes_from_the_params_type() {
+        let schema: Value = serde_json::from_str(&EchoParams::schema()).unwrap();
+        assert_eq!(schema["required"], serde_json::json!(["text"]));
+        assert_eq!(schema["additionalProperties"], false);
+        assert_eq!(schema["properties"]["delay_ms"]["maximum"], MAX_DELAY_MS);
+        assert_eq!(schema["properties"].as_object().unwrap().len(), 5);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        for (json, field) in [
+            (r#"{}"#, "text"),
+            (r#"{"text": "a", "delay_ms": 60001}"#, "delay_ms"),
+            (r#"{"text": "a", "delay_ms": "slow"}"#, "delay_ms"),
+            (r#"{"text": "a", "loud": true}"#, "loud"),
+        ] {
+            let error = EchoParams::parse(json).unwrap_err();
+            assert_eq!(error.field.into_option().unwrap().as_str(), field, "{json}");
+        }
+    }
 }

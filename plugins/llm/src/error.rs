@@ -1,6 +1,7 @@
 //! The plugin's own error type and its mapping onto the API's [`PluginError`].
 
-use rbee_plugin_api::{PluginError, error_code};
+use rbee_plugin_api::PluginError;
+use rbee_plugin_kit::error;
 use std::path::PathBuf;
 
 /// Everything that can go wrong inside the llm plugin.
@@ -57,15 +58,13 @@ impl LlmError {
 impl From<LlmError> for PluginError {
     fn from(error: LlmError) -> Self {
         match &error {
-            LlmError::ModelLoad { .. } => {
-                PluginError::new(error_code::MODEL_LOAD, error.to_string())
-            }
-            LlmError::Device(_) => PluginError::new(error_code::DEVICE, error.to_string()),
+            LlmError::ModelLoad { .. } => error::model_load(error.to_string()),
+            LlmError::Device(_) => error::device(error.to_string()),
             LlmError::InvalidParam { field, message } => {
                 PluginError::invalid_param(field, message.as_str())
             }
             LlmError::Tokenizer(_) | LlmError::Inference(_) | LlmError::Candle(_) => {
-                PluginError::internal(error.to_string())
+                error::internal(&error)
             }
         }
     }

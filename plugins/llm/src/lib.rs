@@ -30,7 +30,7 @@ pub use worker::{LlmWorker, PREFILL_CHUNK, TASK};
 use rbee_plugin_api::{
     HostApiRef, LoadRequest, LogLevel, Manifest, PluginError, PluginWorker, export_plugin,
 };
-use source::ModelSource;
+use rbee_plugin_kit::source::ModelSource;
 use std::path::PathBuf;
 
 /// The model loaded when the request names none: SmolLM2-135M-Instruct, Q4_1 GGUF.
@@ -72,8 +72,11 @@ pub fn load(request: LoadRequest, host: HostApiRef) -> Result<LlmWorker, PluginE
     host.load_progress(0.0, "locating the model".into());
     let progress =
         |fraction: f32, message: &str| host.load_progress(fraction * 0.5, message.into());
-    let path = ModelSource::parse(reference)
-        .resolve(&PathBuf::from(host.cache_dir().as_str()), &progress)?;
+    let path = source::resolve(
+        &ModelSource::parse(reference),
+        &PathBuf::from(host.cache_dir().as_str()),
+        &progress,
+    )?;
     host.load_progress(0.5, format!("loading {}", path.display()).as_str().into());
     log(&format!(
         "loading {} onto {}:{}",

@@ -53,7 +53,7 @@ use models::Models;
 use params::Limits;
 use rbee_plugin_api::{
     HostApiRef, Job, JobEnd, JobSink, LoadRequest, LogLevel, Manifest, PluginError, PluginWorker,
-    WorkerStatus, error_code, export_plugin,
+    WorkerStatus, export_plugin,
 };
 
 pub use rbee_candle_device::BACKEND;
@@ -82,8 +82,7 @@ pub fn manifest() -> Manifest {
 
 /// The device named by the load request, or a `device` error when this build cannot use it.
 fn device(request: &LoadRequest) -> Result<Device, PluginError> {
-    rbee_candle_device::open("sd", &request.device)
-        .map_err(|message| PluginError::new(error_code::DEVICE, message))
+    rbee_candle_device::open("sd", &request.device).map_err(rbee_plugin_kit::error::device)
 }
 
 /// A loaded Stable Diffusion checkpoint serving jobs.
@@ -94,8 +93,8 @@ pub struct SdWorker {
 
 /// Loads the model the host asks for.
 pub fn load(request: LoadRequest, host: HostApiRef) -> Result<SdWorker, PluginError> {
-    let options = LoadOptions::parse(&request.options_json)
-        .map_err(|e| PluginError::new(error_code::MODEL_LOAD, e))?;
+    let options =
+        LoadOptions::parse(&request.options_json).map_err(rbee_plugin_kit::error::model_load)?;
     let device = device(&request)?;
     let model = match request.model.as_str() {
         "" => DEFAULT_MODEL,

@@ -5,7 +5,8 @@ use hf_hub::{
     Cache,
     api::{Progress, sync::ApiRepo},
 };
-use rbee_plugin_api::{HostApiRef, PluginError, error_code};
+use rbee_plugin_api::{HostApiRef, PluginError};
+use rbee_plugin_kit::{error::model_load, source::ModelSource};
 use std::{collections::HashSet, path::PathBuf};
 
 /// A checkpoint's file store.
@@ -25,35 +26,32 @@ pub enum Source {
     },
 }
 
-fn load_error(message: impl Into<String>) -> PluginError {
-    PluginError::new(error_code::MODEL_LOAD, message)
-}
-
 impl Source {
-    /// The store for `model`: an existing local directory, else a hub repo `org/name`.
+    /// The store for `model`: a local diffusers directory, or a hub repository `org/name` (a
+    /// reference read by [`ModelSource::parse`]; it may not name a file).
     pub fn open(model: &str, host: &HostApiRef) -> Result<Self, PluginError> {
-        let path = PathBuf::from(model);
-        if path.is_dir() {
-            return Ok(Self::Local(path));
-        }
-        if path.exists() || model.split('/').count() != 2 || model.starts_with(['.', '/']) {
-            return Err(load_error(format!(
-                "model '{model}' is neither a diffusers checkpoint directory nor a hub repo 'org/name'"
-            )));
-        }
+        let repo = match ModelSource::parse(model) {
+            ModelSource::Local(path) if path.is_dir() => return Ok(Self::Local(path)),
+            ModelSource::Hub { repo, file: None } => repo,
+            _ => {
+                return Err(model_load(format!(
+                    "model '{model}' is neither a diffusers checkpoint directory nor a hub repo 'org/name'"
+                )));
+            }
+        };
         let cache_dir = PathBuf::from(host.cache_dir().as_str());
         let online = !rbee_hub::offline();
         let api = online
             .then(|| rbee_hub::api(&cache_dir).ok())
             .flatten()
-            .map(|api| api.model(model.to_string()))
+            .map(|api| api.model(repo.clone()))
             .and_then(|repo| {
                 let info = repo.info().ok()?;
                 let files = info.siblings.into_iter().map(|s| s.rfilename).collect();
                 Some(Box::new((repo, files)))
             });
         Ok(Self::Hub {
-            repo: model.to_string(),
+            repo,
             api,
             cache: Cache::new(cache_dir),
             host: host.clone(),
@@ -99,7 +97,7 @@ impl Source {
                 };
                 api.download_with_progress(file, progress)
                     .map(Some)
-                    .map_err(|e| load_error(format!("cannot download {file} from {repo}: {e}")))
+                    .map_err(|e| model_load(format!("cannot download {file} from {repo}: {e}")))
             }
         }
     }

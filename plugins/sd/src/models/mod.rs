@@ -15,7 +15,8 @@ use crate::{
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 use clip::{ClipConfig, ClipOutput, ClipTextModel};
-use rbee_plugin_api::{HostApiRef, PluginError, error_code};
+use rbee_plugin_api::{HostApiRef, PluginError};
+use rbee_plugin_kit::error::model_load;
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
 use unet::Unet;
@@ -66,10 +67,6 @@ pub struct Models {
     pub memory_bytes: u64,
 }
 
-fn load_error(message: impl Into<String>) -> PluginError {
-    PluginError::new(error_code::MODEL_LOAD, message)
-}
-
 /// Reads `file` as JSON, or takes `preset` when the checkpoint has no such file.
 fn config<T: DeserializeOwned>(
     source: &Source,
@@ -79,20 +76,20 @@ fn config<T: DeserializeOwned>(
     let value = match (source.get(file, 0.0)?, preset) {
         (Some(path), _) => {
             let text = std::fs::read_to_string(&path)
-                .map_err(|e| load_error(format!("cannot read {}: {e}", path.display())))?;
+                .map_err(|e| model_load(format!("cannot read {}: {e}", path.display())))?;
             serde_json::from_str(&text)
-                .map_err(|e| load_error(format!("{}: {e}", path.display())))?
+                .map_err(|e| model_load(format!("{}: {e}", path.display())))?
         }
         (None, Some(preset)) => preset,
         (None, None) => {
-            return Err(load_error(format!(
+            return Err(model_load(format!(
                 "the checkpoint {} has no {file}{}",
                 source.name(),
                 source.offline_hint()
             )));
         }
     };
-    serde_json::from_value(value).map_err(|e| load_error(format!("{file}: {e}")))
+    serde_json::from_value(value).map_err(|e| model_load(format!("{file}: {e}")))
 }
 
 /// The first of `names` in `folder` that the checkpoint has.
@@ -111,7 +108,7 @@ fn weights(
         .iter()
         .map(|name| format!("{folder}/{name}"))
         .collect();
-    Err(load_error(format!(
+    Err(model_load(format!(
         "no weights for {folder}: none of {} exists{}",
         tried.join(", "),
         source.offline_hint()
@@ -121,7 +118,7 @@ fn weights(
 /// Opens a safetensors file; errors name it.
 fn open(path: &Path) -> Result<WeightFile, PluginError> {
     WeightFile::open(path)
-        .map_err(|e| load_error(format!("{}: {}", path.display(), crate::candle_message(&e))))
+        .map_err(|e| model_load(format!("{}: {}", path.display(), crate::candle_message(&e))))
 }
 
 /// Builds a component from one safetensors file, read tensor by tensor (see `weights.rs`);
@@ -134,7 +131,7 @@ fn build<T>(
     f: impl FnOnce(VarBuilder) -> candle_core::Result<T>,
 ) -> Result<T, PluginError> {
     let vb = VarBuilder::from_backend(Box::new(file), dtype, device.clone());
-    f(vb).map_err(|e| load_error(format!("{}: {}", path.display(), crate::candle_message(&e))))
+    f(vb).map_err(|e| model_load(format!("{}: {}", path.display(), crate::candle_message(&e))))
 }
 
 fn tokenizer(source: &Source, folder: &str, length: usize) -> Result<ClipTokenizer, PluginError> {
@@ -146,7 +143,7 @@ fn tokenizer(source: &Source, folder: &str, length: usize) -> Result<ClipTokeniz
             match (vocab, merges) {
                 (Some(vocab), Some(merges)) => TokenizerFiles::VocabMerges { vocab, merges },
                 _ => {
-                    return Err(load_error(format!(
+                    return Err(model_load(format!(
                         "{folder}: neither tokenizer.json nor vocab.json + merges.txt exist"
                     )));
                 }
@@ -167,7 +164,7 @@ fn tokenizer(source: &Source, folder: &str, length: usize) -> Result<ClipTokeniz
         None => None,
     });
     ClipTokenizer::load(&files, pad.as_deref(), length)
-        .map_err(|e| load_error(format!("{folder}: {e}")))
+        .map_err(|e| model_load(format!("{folder}: {e}")))
 }
 
 /// Loads the checkpoint in `source` onto `device`.
@@ -198,7 +195,7 @@ pub fn load(
     let default_scheduler = SchedulerKind::from_class_name(&schedule.class_name);
     let text_time = unet_config
         .text_time()
-        .map_err(|e| load_error(format!("unet/config.json: {e}")))?;
+        .map_err(|e| model_load(format!("unet/config.json: {e}")))?;
     let pipeline: serde_json::Value =
         config(source, "model_index.json", Some(serde_json::json!({})))?;
     let zero_empty_negative = version.is_xl()
@@ -252,7 +249,7 @@ pub fn load(
         };
         match (projection, clip_config.projection_dim) {
             (Some(pooled), Some(stated)) if pooled != stated => {
-                return Err(load_error(format!(
+                return Err(model_load(format!(
                     "{folder}/config.json: projection_dim is {stated} but the unet's add_embedding takes a pooled text embedding of {pooled}"
                 )));
             }
@@ -299,7 +296,7 @@ pub fn load(
     memory_bytes += file.bytes_in(dtype);
     unet_config
         .to_candle()
-        .map_err(|e| load_error(format!("unet/config.json: {e}")))?;
+        .map_err(|e| model_load(format!("unet/config.json: {e}")))?;
     let unet = build(file, &unet_path, dtype, &device, |vb| {
         Unet::new(vb, &unet_config).map_err(candle_core::Error::msg)
     })?;
