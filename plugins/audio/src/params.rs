@@ -21,18 +21,23 @@ pub enum Task {
     Translate,
 }
 
-/// The parameters as clients send them; the manifest's JSON Schema is derived from this type.
-/// `audio` is base64 in JSON; the host decodes it and hands the plugin its bytes as a binary
-/// input, so a plugin never reads it here.
+/// The parameters as clients send them; the manifest's JSON Schema is derived from this type
+/// (its top-level description is the `schemars` attribute's, written for clients). `audio` is
+/// base64 in JSON; the host decodes it and hands the plugin its bytes as a binary input, so a
+/// plugin never reads it here.
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(title = "transcription parameters", transform = audio_is_required)]
+#[schemars(
+    title = "transcription parameters",
+    description = "Parameters of a transcription job: the recording (base64 in JSON) and how to \
+                   transcribe it.",
+    transform = audio_is_required
+)]
 struct Wire {
     /// The audio file: wav, flac, mp3 or ogg/vorbis.
     #[schemars(extend("contentEncoding" = "base64"))]
     audio: Option<String>,
-    /// Spoken language as a Whisper code (en, fr, ...); omit or 'auto' to detect (multilingual
-    /// models).
+    /// Whisper language code (en, fr, ...); omit or 'auto' to detect (multilingual models).
     language: Option<String>,
     /// Transcribe, or translate into English.
     #[schemars(extend("default" = "transcribe"))]
@@ -46,8 +51,7 @@ struct Wire {
     /// Text that conditions the transcript (names, spelling, style).
     #[schemars(length(max = PROMPT_MAX_CHARS))]
     initial_prompt: Option<String>,
-    /// A text event per token (sent as each 30 s window is decoded) rather than one per
-    /// segment; segment events are sent either way. This plugin's own parameter.
+    /// A text event per token rather than per segment (segment events are sent either way).
     #[schemars(extend("default" = false))]
     token_events: Option<bool>,
 }
@@ -245,5 +249,10 @@ mod tests {
         assert_eq!(properties[param::TEMPERATURE]["maximum"], 1.0);
         assert_eq!(properties[param::INITIAL_PROMPT]["maxLength"], 2000);
         assert_eq!(properties[param::AUDIO]["contentEncoding"], "base64");
+        let description = schema["description"].as_str().unwrap();
+        assert!(
+            description.starts_with("Parameters of a transcription job"),
+            "{description}"
+        );
     }
 }

@@ -8,9 +8,10 @@ use serde::Deserialize;
 /// The longest pause before a word, in milliseconds.
 const MAX_DELAY_MS: u64 = 60_000;
 
-/// Parameters of an `echo` job; the manifest's JSON Schema is derived from this type.
+/// Parameters of an echo job: text to stream back word by word, with optional misbehaviour.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "echo parameters")]
 pub struct EchoParams {
     /// Text to stream back, word by word.
     pub text: String,
@@ -40,7 +41,9 @@ impl EchoParams {
         Ok(params)
     }
 
-    /// The JSON Schema of the parameters, published in the manifest.
+    /// The JSON Schema of the parameters, published in the manifest: derived from this type, so
+    /// it cannot drift from what [`EchoParams::parse`] accepts. The type's doc comment is its
+    /// top-level description, written for clients.
     pub fn schema() -> String {
         params::schema::<Self>()
     }
@@ -91,6 +94,12 @@ mod tests {
         assert_eq!(schema["additionalProperties"], false);
         assert_eq!(schema["properties"]["delay_ms"]["maximum"], MAX_DELAY_MS);
         assert_eq!(schema["properties"].as_object().unwrap().len(), 5);
+        assert_eq!(schema["title"], "echo parameters");
+        let description = schema["description"].as_str().unwrap();
+        assert!(
+            description.starts_with("Parameters of an echo job"),
+            "{description}"
+        );
     }
 
     #[test]

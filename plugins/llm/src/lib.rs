@@ -43,7 +43,7 @@ const LOG_TARGET: &str = "rbee_plugin_llm";
 pub fn manifest() -> Manifest {
     Manifest::new("llm", BACKEND, env!("CARGO_PKG_VERSION"), &[TASK])
         .description("Text generation with candle: GGUF (llama, qwen2, qwen3, phi3) and safetensors llama models")
-        .params_schema(params::schema().to_string())
+        .params_schema(params::schema())
         .default_model(DEFAULT_MODEL)
 }
 

@@ -1,9 +1,11 @@
-//! The `text-generation` job parameters: defaults, ranges, validation and their JSON Schema.
+//! The `text-generation` job parameters: one type that validates them and publishes their JSON
+//! Schema, defaults and range checks.
 
 use crate::error::LlmError;
-use rbee_plugin_api::tasks::text_generation::param;
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
-use serde_json::{Map, Value, json};
+use rbee_plugin_api::{PluginError, tasks::text_generation::param};
+use rbee_plugin_kit::params;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 /// The most stop sequences a job may give.
 pub const MAX_STOP_SEQUENCES: usize = 4;
@@ -23,10 +25,12 @@ const STOP_MAX_CHARS: usize = 256;
 const ROLES: [&str; 4] = ["system", "user", "assistant", "tool"];
 
 /// One chat message: who said it and what.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(inline)]
 pub struct ChatMessage {
-    /// `system`, `user`, `assistant` or `tool`.
+    /// Who said it: `system`, `user`, `assistant` or `tool`.
+    #[schemars(extend("enum" = ROLES))]
     pub role: String,
     /// The text of the message.
     pub content: String,
@@ -73,34 +77,111 @@ pub struct GenerationParams {
     pub stop: Vec<String>,
 }
 
+/// The parameters as clients send them; [`GenerationParams::parse`] reads and checks them and
+/// [`schema`] publishes their JSON Schema. Absent and `null` fields take their defaults.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(
+    title = "text-generation parameters",
+    description = "Parameters of a text-generation job: a prompt or a chat (give exactly one), \
+                   and how to sample the reply.",
+    transform = prompt_or_messages
+)]
+struct Wire {
+    /// Text to continue as it is.
+    #[schemars(length(min = 1))]
+    prompt: Option<String>,
+    /// A chat, rendered with the model's chat template.
+    #[schemars(length(min = 1))]
+    messages: Option<Vec<ChatMessage>>,
+    /// The most tokens to generate.
+    #[schemars(
+        range(min = 1, max = MAX_TOKENS_LIMIT),
+        extend("default" = MAX_TOKENS_DEFAULT)
+    )]
+    max_tokens: Option<u32>,
+    /// Softmax temperature; 0 is greedy.
+    #[schemars(
+        range(min = 0, max = TEMPERATURE_MAX),
+        extend("default" = decimal(TEMPERATURE_DEFAULT))
+    )]
+    temperature: Option<f32>,
+    /// Keep only this many of the most likely tokens; 0 keeps every token.
+    #[schemars(extend("default" = TOP_K_DEFAULT))]
+    top_k: Option<u32>,
+    /// Keep the smallest set of tokens whose probabilities add up to this.
+    #[schemars(
+        range(max = 1),
+        extend("exclusiveMinimum" = 0, "default" = decimal(TOP_P_DEFAULT))
+    )]
+    top_p: Option<f32>,
+    /// Drop tokens less likely than this fraction of the most likely one.
+    #[schemars(range(min = 0, max = 1), extend("default" = decimal(MIN_P_DEFAULT)))]
+    min_p: Option<f32>,
+    /// Penalise recently seen tokens; 1 is off.
+    #[schemars(
+        range(min = 1, max = REPEAT_PENALTY_MAX),
+        extend("default" = decimal(REPEAT_PENALTY_DEFAULT))
+    )]
+    repeat_penalty: Option<f32>,
+    /// How many recent tokens repeat_penalty looks at.
+    #[schemars(
+        range(max = REPEAT_LAST_N_MAX),
+        extend("default" = REPEAT_LAST_N_DEFAULT)
+    )]
+    repeat_last_n: Option<u32>,
+    /// Omit for a random seed (reported back).
+    seed: Option<u64>,
+    /// Text that ends generation (not emitted): one string or a list.
+    stop: Option<StopParam>,
+}
+
+/// One stop sequence or several.
+#[derive(Deserialize, JsonSchema)]
+#[serde(untagged)]
+#[schemars(inline)]
+enum StopParam {
+    One(#[schemars(length(min = 1, max = STOP_MAX_CHARS))] String),
+    Many(
+        #[schemars(
+            length(max = MAX_STOP_SEQUENCES),
+            inner(length(min = 1, max = STOP_MAX_CHARS))
+        )]
+        Vec<String>,
+    ),
+}
+
+/// `value` as the decimal it is written as, for the schema: widened to `f64` as it is, 0.8 would
+/// be published as 0.800000011920929.
+fn decimal(value: f32) -> f64 {
+    value.to_string().parse().unwrap_or(f64::from(value))
+}
+
+/// Publishes that a job gives exactly one of `prompt` and `messages`.
+fn prompt_or_messages(schema: &mut schemars::Schema) {
+    schema.insert(
+        "oneOf".into(),
+        serde_json::json!([{"required": [param::PROMPT]}, {"required": [param::MESSAGES]}]),
+    );
+}
+
 impl GenerationParams {
     /// Parses and validates a job's parameters (a JSON object). Errors name the field.
     pub fn parse(params_json: &str) -> Result<Self, LlmError> {
-        let value: Value = serde_json::from_str(params_json).map_err(|e| {
-            LlmError::invalid_param("params", format!("the parameters are not valid JSON: {e}"))
-        })?;
-        let Value::Object(object) = value else {
-            return Err(LlmError::invalid_param(
-                "params",
-                "the parameters must be a JSON object",
-            ));
-        };
-        reject_unknown_fields(&object)?;
+        let wire: Wire = params::parse(params_json).map_err(invalid)?;
         let params = Self {
-            input: prompt_input(&object)?,
-            max_tokens: field(&object, param::MAX_TOKENS)?.unwrap_or(MAX_TOKENS_DEFAULT),
+            input: prompt_input(wire.prompt, wire.messages)?,
+            max_tokens: wire.max_tokens.unwrap_or(MAX_TOKENS_DEFAULT),
             sampling: SamplingParams {
-                temperature: field(&object, param::TEMPERATURE)?.unwrap_or(TEMPERATURE_DEFAULT),
-                top_k: field(&object, param::TOP_K)?.unwrap_or(TOP_K_DEFAULT),
-                top_p: field(&object, param::TOP_P)?.unwrap_or(TOP_P_DEFAULT),
-                min_p: field(&object, param::MIN_P)?.unwrap_or(MIN_P_DEFAULT),
-                repeat_penalty: field(&object, param::REPEAT_PENALTY)?
-                    .unwrap_or(REPEAT_PENALTY_DEFAULT),
-                repeat_last_n: field(&object, param::REPEAT_LAST_N)?
-                    .unwrap_or(REPEAT_LAST_N_DEFAULT),
-                seed: field(&object, param::SEED)?,
+                temperature: wire.temperature.unwrap_or(TEMPERATURE_DEFAULT),
+                top_k: wire.top_k.unwrap_or(TOP_K_DEFAULT),
+                top_p: wire.top_p.unwrap_or(TOP_P_DEFAULT),
+                min_p: wire.min_p.unwrap_or(MIN_P_DEFAULT),
+                repeat_penalty: wire.repeat_penalty.unwrap_or(REPEAT_PENALTY_DEFAULT),
+                repeat_last_n: wire.repeat_last_n.unwrap_or(REPEAT_LAST_N_DEFAULT),
+                seed: wire.seed,
             },
-            stop: match field::<StopParam>(&object, param::STOP)? {
+            stop: match wire.stop {
                 None => Vec::new(),
                 Some(StopParam::One(stop)) => vec![stop],
                 Some(StopParam::Many(stops)) => stops,
@@ -157,69 +238,27 @@ impl GenerationParams {
     }
 }
 
-/// The JSON Schema of the parameters, as published in the manifest.
-pub fn schema() -> Value {
-    json!({
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": "text-generation parameters",
-        "type": "object",
-        "additionalProperties": false,
-        "oneOf": [{"required": [param::PROMPT]}, {"required": [param::MESSAGES]}],
-        "properties": {
-            (param::PROMPT): {"type": "string", "minLength": 1, "description": "Text to continue as it is."},
-            (param::MESSAGES): {
-                "type": "array",
-                "minItems": 1,
-                "description": "A chat, rendered with the model's chat template.",
-                "items": {
-                    "type": "object",
-                    "additionalProperties": false,
-                    "required": ["role", "content"],
-                    "properties": {
-                        "role": {"enum": ROLES},
-                        "content": {"type": "string"}
-                    }
-                }
-            },
-            (param::MAX_TOKENS): {"type": "integer", "minimum": 1, "maximum": MAX_TOKENS_LIMIT, "default": MAX_TOKENS_DEFAULT},
-            (param::TEMPERATURE): {"type": "number", "minimum": 0, "maximum": TEMPERATURE_MAX, "default": TEMPERATURE_DEFAULT, "description": "0 is greedy."},
-            (param::TOP_K): {"type": "integer", "minimum": 0, "default": TOP_K_DEFAULT, "description": "0 keeps every token."},
-            (param::TOP_P): {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": TOP_P_DEFAULT},
-            (param::MIN_P): {"type": "number", "minimum": 0, "maximum": 1, "default": MIN_P_DEFAULT},
-            (param::REPEAT_PENALTY): {"type": "number", "minimum": 1, "maximum": REPEAT_PENALTY_MAX, "default": REPEAT_PENALTY_DEFAULT},
-            (param::REPEAT_LAST_N): {"type": "integer", "minimum": 0, "maximum": REPEAT_LAST_N_MAX, "default": REPEAT_LAST_N_DEFAULT},
-            (param::SEED): {"type": "integer", "minimum": 0, "description": "Omit for a random seed (reported back)."},
-            (param::STOP): {
-                "oneOf": [
-                    {"type": "string", "minLength": 1, "maxLength": STOP_MAX_CHARS},
-                    {"type": "array", "maxItems": MAX_STOP_SEQUENCES, "items": {"type": "string", "minLength": 1, "maxLength": STOP_MAX_CHARS}}
-                ]
-            }
-        }
-    })
+/// The JSON Schema of the parameters as clients send them, published in the manifest.
+pub fn schema() -> String {
+    params::schema::<Wire>()
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum StopParam {
-    One(String),
-    Many(Vec<String>),
-}
-
-fn reject_unknown_fields(object: &Map<String, Value>) -> Result<(), LlmError> {
-    let schema = schema();
-    let known = schema["properties"]
-        .as_object()
-        .expect("the schema lists its properties");
-    match object.keys().find(|key| !known.contains_key(*key)) {
-        Some(key) => Err(LlmError::invalid_param(key, "unknown parameter")),
-        None => Ok(()),
+/// The kit's `invalid_params` error as the plugin's own. The field is the parameter at fault
+/// (`messages` for `messages[0].role`); the message keeps the full path.
+fn invalid(error: PluginError) -> LlmError {
+    let path = error.field.into_option().map(String::from);
+    let path = path.as_deref().unwrap_or("params");
+    let field = path.split(['[', '.']).next().unwrap_or(path);
+    LlmError::InvalidParam {
+        field: field.to_string(),
+        message: format!("{path}: {}", error.message),
     }
 }
 
-fn prompt_input(object: &Map<String, Value>) -> Result<PromptInput, LlmError> {
-    let prompt: Option<String> = field(object, param::PROMPT)?;
-    let messages: Option<Vec<ChatMessage>> = field(object, param::MESSAGES)?;
+fn prompt_input(
+    prompt: Option<String>,
+    messages: Option<Vec<ChatMessage>>,
+) -> Result<PromptInput, LlmError> {
     match (prompt, messages) {
         (Some(_), Some(_)) => Err(LlmError::invalid_param(
             param::PROMPT,
@@ -252,21 +291,6 @@ fn prompt_input(object: &Map<String, Value>) -> Result<PromptInput, LlmError> {
     }
 }
 
-/// Reads one optional field; `null` counts as absent. A type error names the field.
-fn field<T: DeserializeOwned>(
-    object: &Map<String, Value>,
-    name: &str,
-) -> Result<Option<T>, LlmError> {
-    object
-        .get(name)
-        .filter(|value| !value.is_null())
-        .map(|value| {
-            T::deserialize(value)
-                .map_err(|e| LlmError::invalid_param(name, format!("invalid value: {e}")))
-        })
-        .transpose()
-}
-
 fn check(ok: bool, field: &str, message: impl std::fmt::Display) -> Result<(), LlmError> {
     if ok {
         Ok(())
@@ -279,6 +303,7 @@ fn check(ok: bool, field: &str, message: impl std::fmt::Display) -> Result<(), L
 mod tests {
     use super::*;
     use rbee_plugin_api::tasks::text_generation;
+    use serde_json::{Value, json};
 
     fn error_field(params: Value) -> String {
         match GenerationParams::parse(&params.to_string()) {
@@ -377,12 +402,33 @@ mod tests {
 
     #[test]
     fn the_schema_lists_every_parameter_the_task_defines() {
-        let schema = schema();
+        let schema: Value = serde_json::from_str(&schema()).unwrap();
         let properties = schema["properties"].as_object().unwrap();
         for field in text_generation::SPEC.params {
             assert!(properties.contains_key(*field), "{field}");
         }
         assert_eq!(properties.len(), text_generation::SPEC.params.len());
         assert_eq!(schema["additionalProperties"], false);
+        assert_eq!(
+            schema["oneOf"],
+            json!([{"required": [param::PROMPT]}, {"required": [param::MESSAGES]}])
+        );
+        assert_eq!(properties[param::MAX_TOKENS]["maximum"], MAX_TOKENS_LIMIT);
+        assert_eq!(properties[param::TEMPERATURE]["maximum"], 2.0);
+        assert_eq!(properties[param::TEMPERATURE]["default"], 0.8);
+        assert_eq!(properties[param::TOP_P]["exclusiveMinimum"], 0);
+        assert_eq!(
+            properties[param::REPEAT_LAST_N]["maximum"],
+            REPEAT_LAST_N_MAX
+        );
+        assert_eq!(
+            properties[param::MESSAGES]["items"]["properties"]["role"]["enum"],
+            json!(ROLES)
+        );
+        let description = schema["description"].as_str().unwrap();
+        assert!(
+            description.starts_with("Parameters of a text-generation job"),
+            "{description}"
+        );
     }
 }

@@ -76,7 +76,7 @@ pub fn manifest() -> Manifest {
         .description(
             "Stable Diffusion 1.5 / 2.1 / XL / Turbo image generation, img2img and inpainting (candle)",
         )
-        .params_schema(params::schema().to_string())
+        .params_schema(params::schema())
         .default_model(DEFAULT_MODEL)
 }
 

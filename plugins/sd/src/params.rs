@@ -1,4 +1,5 @@
-//! Job parameters: parsing, defaults and validation, with errors naming the field at fault.
+//! Job parameters: one type that validates them and publishes their JSON Schema, defaults and
+//! checks, with errors naming the field at fault.
 
 use crate::{images, schedulers::SchedulerKind};
 use image::{GrayImage, RgbImage};
@@ -6,32 +7,15 @@ use rbee_plugin_api::{
     Job, PluginError,
     tasks::image::{GENERATION, INPAINTING, TO_IMAGE, param},
 };
-use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
+use rbee_plugin_kit::params;
+use schemars::JsonSchema;
+use serde::Deserialize;
 
 /// The tasks the plugin serves.
 pub const TASKS: [&str; 3] = [GENERATION, TO_IMAGE, INPAINTING];
 
 /// Alias of `n` (plugin-private).
 const NUM_IMAGES: &str = "num_images";
-/// Attach a latent preview to every Nth progress event (plugin-private).
-const PREVIEW_EVERY: &str = "preview_every";
-
-/// Every parameter a job may give in its JSON.
-const FIELDS: [&str; 12] = [
-    param::PROMPT,
-    param::NEGATIVE_PROMPT,
-    param::STEPS,
-    param::GUIDANCE_SCALE,
-    param::SEED,
-    param::WIDTH,
-    param::HEIGHT,
-    param::N,
-    NUM_IMAGES,
-    param::SCHEDULER,
-    param::STRENGTH,
-    PREVIEW_EVERY,
-];
 
 /// The parameters that arrive as bytes in the job's inputs.
 const BINARY: [&str; 2] = [param::INIT_IMAGE, param::MASK_IMAGE];
@@ -113,21 +97,65 @@ impl Request {
     }
 }
 
-fn invalid(field: &str, message: impl Into<String>) -> PluginError {
-    PluginError::invalid_param(field, message)
+/// The parameters as clients send them; [`parse`] reads and checks them and [`schema`]
+/// publishes their JSON Schema. Absent and `null` fields take their defaults. `init_image` and
+/// `mask_image` are base64 in JSON; the host decodes them and hands the plugin their bytes as
+/// binary inputs, so they are never read here.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(
+    title = "image parameters",
+    description = "Parameters of an image-generation, image-to-image or inpainting job: what to \
+                   draw, the starting image and mask where the task needs them, and how to \
+                   denoise."
+)]
+struct Wire {
+    /// What to draw.
+    prompt: String,
+    /// What to avoid; needs guidance_scale above 1.
+    negative_prompt: Option<String>,
+    /// Denoising steps (default per version: 30, Turbo 1).
+    #[schemars(range(min = 1, max = MAX_STEPS))]
+    steps: Option<u32>,
+    /// Classifier-free guidance; 0 or 1 = none, else above 1 (default 7.5, Turbo 0).
+    #[schemars(range(min = 0, max = MAX_GUIDANCE))]
+    guidance_scale: Option<f64>,
+    /// Seed of the first image (image i uses seed + i); random when absent, reported in `started`.
+    seed: Option<u64>,
+    /// Width in pixels, a multiple of 8 (default: the model's native size, or the init image's).
+    #[schemars(range(min = MIN_SIZE), extend("multipleOf" = 8))]
+    width: Option<u32>,
+    /// Height in pixels, a multiple of 8.
+    #[schemars(range(min = MIN_SIZE), extend("multipleOf" = 8))]
+    height: Option<u32>,
+    /// Images to generate (alias num_images).
+    #[schemars(range(min = 1, max = MAX_IMAGES))]
+    n: Option<u32>,
+    /// Images to generate (alias of n).
+    #[schemars(range(min = 1, max = MAX_IMAGES))]
+    num_images: Option<u32>,
+    /// The noise scheduler (default: the checkpoint's scheduler config).
+    scheduler: Option<SchedulerKind>,
+    /// How much of the init image to repaint (default 0.8, inpainting 1.0); 0 keeps it as it is.
+    #[schemars(range(min = 0, max = 1))]
+    strength: Option<f64>,
+    /// image-to-image / inpainting: the starting image (PNG or JPEG).
+    #[schemars(extend("contentEncoding" = "base64"))]
+    init_image: Option<String>,
+    /// inpainting: same size as init_image (PNG or JPEG); white is repainted, black kept.
+    #[schemars(extend("contentEncoding" = "base64"))]
+    mask_image: Option<String>,
+    /// Attach a latent-resolution PNG preview to every Nth progress event; 0 = none.
+    preview_every: Option<u32>,
 }
 
-fn take<T: DeserializeOwned>(
-    params: &Map<String, Value>,
-    field: &str,
-    expected: &str,
-) -> Result<Option<T>, PluginError> {
-    match params.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(value) => serde_json::from_value(value.clone())
-            .map(Some)
-            .map_err(|_| invalid(field, format!("{field} must be {expected}, got {value}"))),
-    }
+/// The JSON Schema of the parameters as clients send them, published in the manifest.
+pub fn schema() -> String {
+    params::schema::<Wire>()
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> PluginError {
+    PluginError::invalid_param(field, message)
 }
 
 fn in_range<T: PartialOrd + std::fmt::Display>(
@@ -164,20 +192,7 @@ pub fn parse(job: &Job, limits: &Limits) -> Result<Request, PluginError> {
         INPAINTING => Task::Inpaint,
         other => return Err(PluginError::unsupported_task(other, &TASKS)),
     };
-    let params: Map<String, Value> = serde_json::from_str(&job.params_json)
-        .map_err(|e| invalid("params", format!("params must be a JSON object: {e}")))?;
-    if let Some(unknown) = params
-        .keys()
-        .find(|key| !FIELDS.contains(&key.as_str()) && !BINARY.contains(&key.as_str()))
-    {
-        return Err(invalid(
-            unknown,
-            format!(
-                "unknown parameter '{unknown}' (known: {})",
-                FIELDS.join(", ")
-            ),
-        ));
-    }
+    let wire: Wire = params::parse(&job.params_json)?;
     if let Some(input) = job
         .inputs
         .iter()
@@ -192,16 +207,14 @@ pub fn parse(job: &Job, limits: &Limits) -> Result<Request, PluginError> {
             ),
         ));
     }
-    let prompt: String = take(&params, param::PROMPT, "a string")?
-        .ok_or_else(|| invalid(param::PROMPT, "prompt is required"))?;
+    let prompt = wire.prompt;
     let steps = in_range(
         param::STEPS,
-        take(&params, param::STEPS, "an integer")?.unwrap_or(limits.steps),
+        wire.steps.unwrap_or(limits.steps),
         1,
         MAX_STEPS,
     )?;
-    let guidance_scale: f64 =
-        take(&params, param::GUIDANCE_SCALE, "a number")?.unwrap_or(limits.guidance_scale);
+    let guidance_scale = wire.guidance_scale.unwrap_or(limits.guidance_scale);
     in_range(param::GUIDANCE_SCALE, guidance_scale, 0.0, MAX_GUIDANCE)?;
     if guidance_scale > 0.0 && guidance_scale < 1.0 {
         return Err(invalid(
@@ -209,42 +222,22 @@ pub fn parse(job: &Job, limits: &Limits) -> Result<Request, PluginError> {
             "guidance_scale must be 0 or 1 (no guidance) or above 1",
         ));
     }
-    let negative_prompt: String =
-        take(&params, param::NEGATIVE_PROMPT, "a string")?.unwrap_or_default();
+    let negative_prompt = wire.negative_prompt.unwrap_or_default();
     if !negative_prompt.is_empty() && guidance_scale <= 1.0 {
         return Err(invalid(
             param::NEGATIVE_PROMPT,
             "negative_prompt needs guidance_scale above 1 to have an effect",
         ));
     }
-    if params.contains_key(param::N) && params.contains_key(NUM_IMAGES) {
-        return Err(invalid(NUM_IMAGES, "give n or num_images, not both"));
-    }
-    let count: u32 = match take(&params, param::N, "an integer")? {
-        Some(n) => in_range(param::N, n, 1, MAX_IMAGES)?,
-        None => in_range(
-            NUM_IMAGES,
-            take(&params, NUM_IMAGES, "an integer")?.unwrap_or(1),
-            1,
-            MAX_IMAGES,
-        )?,
+    let count = match (wire.n, wire.num_images) {
+        (Some(_), Some(_)) => return Err(invalid(NUM_IMAGES, "give n or num_images, not both")),
+        (Some(n), None) => in_range(param::N, n, 1, MAX_IMAGES)?,
+        (None, num_images) => in_range(NUM_IMAGES, num_images.unwrap_or(1), 1, MAX_IMAGES)?,
     };
-    let scheduler = match take::<String>(&params, param::SCHEDULER, "a string")? {
-        None => limits.scheduler,
-        Some(name) => serde_json::from_value(Value::String(name.clone())).map_err(|_| {
-            invalid(
-                param::SCHEDULER,
-                format!(
-                    "unknown scheduler '{name}' (known: {})",
-                    SchedulerKind::NAMES.join(", ")
-                ),
-            )
-        })?,
-    };
-    let preview_every = take(&params, PREVIEW_EVERY, "a non-negative integer")?.unwrap_or(0);
-    let seed_given: Option<u64> = take(&params, param::SEED, "a non-negative integer")?;
-    let width: Option<u32> = take(&params, param::WIDTH, "an integer")?;
-    let height: Option<u32> = take(&params, param::HEIGHT, "an integer")?;
+    let scheduler = wire.scheduler.unwrap_or(limits.scheduler);
+    let preview_every = wire.preview_every.unwrap_or(0);
+    let seed_given = wire.seed;
+    let (width, height) = (wire.width, wire.height);
     if let Some(width) = width {
         check_size(param::WIDTH, width, limits)?;
     }
@@ -252,8 +245,14 @@ pub fn parse(job: &Job, limits: &Limits) -> Result<Request, PluginError> {
         check_size(param::HEIGHT, height, limits)?;
     }
 
-    let given = |field: &str| job.input(field).is_some() || params.contains_key(field);
-    let strength = take(&params, param::STRENGTH, "a number")?;
+    let in_json = [
+        (param::INIT_IMAGE, wire.init_image.is_some()),
+        (param::MASK_IMAGE, wire.mask_image.is_some()),
+    ];
+    let given = |field: &str| {
+        job.input(field).is_some() || in_json.iter().any(|&(name, given)| given && name == field)
+    };
+    let strength = wire.strength;
     for (field, given, allowed) in [
         (
             param::INIT_IMAGE,
@@ -274,7 +273,7 @@ pub fn parse(job: &Job, limits: &Limits) -> Result<Request, PluginError> {
             ));
         }
     }
-    if let Some(field) = BINARY.into_iter().find(|&field| params.contains_key(field)) {
+    if let Some((field, _)) = in_json.into_iter().find(|&(_, given)| given) {
         return Err(invalid(
             field,
             format!(
@@ -358,28 +357,49 @@ pub fn parse(job: &Job, limits: &Limits) -> Result<Request, PluginError> {
     })
 }
 
-/// A JSON Schema of the parameters, for the manifest.
-pub fn schema() -> Value {
-    serde_json::json!({
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "type": "object",
-        "additionalProperties": false,
-        "required": [param::PROMPT],
-        "properties": {
-            (param::PROMPT): {"type": "string", "description": "What to draw."},
-            (param::NEGATIVE_PROMPT): {"type": "string", "description": "What to avoid; needs guidance_scale above 1."},
-            (param::STEPS): {"type": "integer", "minimum": 1, "maximum": MAX_STEPS, "description": "Denoising steps (default per version: 30, Turbo 1)."},
-            (param::GUIDANCE_SCALE): {"type": "number", "minimum": 0, "maximum": MAX_GUIDANCE, "description": "Classifier-free guidance; 0 or 1 = none, else above 1 (default 7.5, Turbo 0)."},
-            (param::SEED): {"type": "integer", "minimum": 0, "description": "Seed of the first image (image i uses seed + i); random when absent, reported in `started`."},
-            (param::WIDTH): {"type": "integer", "minimum": MIN_SIZE, "multipleOf": 8, "description": "Width in pixels (default: the model's native size, or the init image's)."},
-            (param::HEIGHT): {"type": "integer", "minimum": MIN_SIZE, "multipleOf": 8, "description": "Height in pixels."},
-            (param::N): {"type": "integer", "minimum": 1, "maximum": MAX_IMAGES, "description": "Images to generate (alias num_images)."},
-            (NUM_IMAGES): {"type": "integer", "minimum": 1, "maximum": MAX_IMAGES},
-            (param::SCHEDULER): {"enum": SchedulerKind::NAMES, "description": "Default: the checkpoint's scheduler config."},
-            (param::STRENGTH): {"type": "number", "minimum": 0, "maximum": 1, "description": "image-to-image / inpainting: how much to repaint (default 0.8 / 1.0); 0 returns the init image."},
-            (param::INIT_IMAGE): {"type": "string", "contentEncoding": "base64", "description": "image-to-image / inpainting: the starting image (PNG or JPEG); the host passes it to the plugin as bytes."},
-            (param::MASK_IMAGE): {"type": "string", "contentEncoding": "base64", "description": "inpainting: same size as init_image (PNG or JPEG); white is repainted, black kept. Passed to the plugin as bytes."},
-            (PREVIEW_EVERY): {"type": "integer", "minimum": 0, "description": "Attach a latent-resolution PNG preview to every Nth progress event; 0 = none."}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rbee_plugin_api::tasks::image;
+    use serde_json::{Value, json};
+
+    #[test]
+    fn the_schema_comes_from_the_params_type() {
+        let schema: Value = serde_json::from_str(&schema()).unwrap();
+        assert_eq!(schema["required"], json!([param::PROMPT]));
+        assert_eq!(schema["additionalProperties"], false);
+        let properties = schema["properties"].as_object().unwrap();
+        for spec in [
+            image::GENERATION_SPEC,
+            image::TO_IMAGE_SPEC,
+            image::INPAINTING_SPEC,
+        ] {
+            for field in spec.params.iter().chain(spec.binary_params) {
+                assert!(properties.contains_key(*field), "{field}");
+            }
         }
-    })
+        // The tasks' parameters, and num_images and preview_every of the plugin's own.
+        assert_eq!(properties.len(), 14);
+        assert_eq!(properties[param::STEPS]["maximum"], MAX_STEPS);
+        assert_eq!(properties[param::GUIDANCE_SCALE]["maximum"], MAX_GUIDANCE);
+        assert_eq!(properties[param::WIDTH]["minimum"], MIN_SIZE);
+        assert_eq!(properties[param::HEIGHT]["multipleOf"], 8);
+        assert_eq!(properties[NUM_IMAGES]["maximum"], MAX_IMAGES);
+        assert_eq!(properties[param::STRENGTH]["maximum"], 1);
+        for binary in BINARY {
+            assert_eq!(properties[binary]["contentEncoding"], "base64", "{binary}");
+        }
+        let schedulers: Vec<&str> = properties[param::SCHEDULER]["anyOf"][0]["oneOf"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|choice| choice["const"].as_str().unwrap())
+            .collect();
+        assert_eq!(schedulers, SchedulerKind::NAMES);
+        let description = schema["description"].as_str().unwrap();
+        assert!(
+            description.starts_with("Parameters of an image-generation"),
+            "{description}"
+        );
+    }
 }

@@ -7,11 +7,13 @@
 
 use crate::noise::Noise;
 use candle_core::{Result, Tensor};
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 /// The schedulers a job may choose.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
+#[schemars(inline)]
 pub enum SchedulerKind {
     /// Denoising diffusion implicit models (deterministic, eta = 0).
     Ddim,
