@@ -1,8 +1,10 @@
 //! Command-line flags (raw values) and their turning into validated settings.
 
 use crate::{
-    device::DeviceArg, discovery::SearchDirs, error::HostError, heartbeat::HeartbeatConfig,
-    plugins_cmd, serve, server::HttpSettings,
+    config::{HeartbeatConfig, HttpSettings, ServeConfig},
+    error::HostError,
+    plugin::discovery::SearchDirs,
+    services::device::DeviceArg,
 };
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::{net::IpAddr, path::PathBuf, time::Duration};
@@ -162,39 +164,6 @@ pub enum LogFormat {
     Json,
 }
 
-/// Validated settings for serving.
-#[derive(Debug, Clone)]
-pub struct ServeConfig {
-    /// Plugin id.
-    pub plugin: String,
-    /// Model reference; empty for the plugin's default.
-    pub model: String,
-    /// Requested device, if any.
-    pub device: Option<DeviceArg>,
-    /// Address and port to bind.
-    pub bind: (IpAddr, u16),
-    /// Plugin compute threads.
-    pub threads: u32,
-    /// The cap on concurrent jobs; 0 for none.
-    pub parallel: u32,
-    /// Queue capacity.
-    pub queue_size: usize,
-    /// Plugin load options (JSON object text, possibly empty).
-    pub plugin_options: String,
-    /// Drain timeout.
-    pub shutdown_timeout: Duration,
-    /// Model cache directory.
-    pub cache_dir: PathBuf,
-    /// Plugin search directories.
-    pub search: SearchDirs,
-    /// Authentication, CORS, body limit.
-    pub http: HttpSettings,
-    /// Whether to publish vLLM-named gauges too.
-    pub vllm_metrics: bool,
-    /// Heartbeats to a hive, if one was given.
-    pub heartbeat: Option<HeartbeatConfig>,
-}
-
 impl ServeArgs {
     /// Checks the flags and resolves defaults.
     pub fn validate(self) -> Result<ServeConfig, HostError> {
@@ -270,36 +239,5 @@ impl ServeArgs {
             cache_dir,
             search: SearchDirs::new(&self.search.plugins_dirs)?,
         })
-    }
-}
-
-/// Runs the command line.
-pub fn run(cli: Cli) -> Result<(), HostError> {
-    init_logging(cli.log_format);
-    match cli.command {
-        Some(Command::Plugins {
-            action: PluginsAction::List(search),
-        }) => plugins_cmd::list(&SearchDirs::new(&search.plugins_dirs)?),
-        Some(Command::Plugins {
-            action: PluginsAction::Inspect { plugin, search },
-        }) => plugins_cmd::inspect(&plugin, &SearchDirs::new(&search.plugins_dirs)?),
-        Some(Command::Plugins {
-            action: PluginsAction::Probe { path },
-        }) => crate::loader::open(&path)
-            .map(drop)
-            .map_err(HostError::PluginRefused),
-        None => serve::serve(cli.serve.validate()?),
-    }
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RBEE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
     }
 }

@@ -1,5 +1,6 @@
 //! Start-up errors: what the user did wrong or what went wrong, with an exit code.
 
+use crate::{plugin::error::LoadError, services::device::DeviceError};
 use std::path::PathBuf;
 
 /// Everything that stops `rbee-host` from starting or serving.
@@ -29,11 +30,24 @@ pub enum HostError {
         second: PathBuf,
     },
     /// A plugin file was refused: unsafe permissions, not a plugin, incompatible, wrong CPU.
-    #[error("{0}")]
-    PluginRefused(String),
+    #[error(transparent)]
+    PluginRefused(#[from] LoadError),
+    /// The plugin file for an id declares another id.
+    #[error(
+        "refusing {}: the file is named '{asked}' but the plugin declares id '{declared}'",
+        path.display()
+    )]
+    PluginIdMismatch {
+        /// The file.
+        path: PathBuf,
+        /// The id asked for, which names the file.
+        asked: String,
+        /// The id in the plugin's manifest.
+        declared: String,
+    },
     /// The device cannot be used with this plugin.
-    #[error("{0}")]
-    Device(String),
+    #[error(transparent)]
+    Device(#[from] DeviceError),
     /// The plugin failed to load its model.
     #[error("loading the model failed: {0}")]
     ModelLoad(String),

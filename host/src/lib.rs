@@ -3,20 +3,12 @@
 //! loading; the worker types live in plugins built against `rbee-plugin-api`.
 
 pub mod cli;
-pub mod cpu_features;
-pub mod device;
-pub mod discovery;
-pub mod engine;
+pub mod command;
+pub mod config;
 pub mod error;
-pub mod heartbeat;
-pub mod host_services;
-pub mod job_event;
 pub mod jobs;
-pub mod loader;
-pub mod metrics;
-pub mod plugins_cmd;
-pub mod probe;
-pub mod readiness;
+pub mod plugin;
 pub mod serve;
 pub mod server;
-pub mod sink;
+pub mod services;
+pub mod worker;

@@ -4,7 +4,7 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    match rbee_host::cli::run(rbee_host::cli::Cli::parse()) {
+    match rbee_host::command::run(rbee_host::cli::Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("rbee-host: {error:#}");

@@ -2,7 +2,7 @@
 //! non-streaming routes and `POST /v1/jobs?wait=true`).
 
 use super::stream::JobEvents;
-use crate::job_event::{ArtifactData, JobEvent};
+use crate::jobs::event::{ArtifactData, JobEvent};
 use serde_json::{Map, Value, json};
 
 /// Everything a job produced.

@@ -1,7 +1,10 @@
 //! Submitting, inspecting and cancelling jobs.
 
 use super::{ApiError, AppState, collect::collect, stream::open_stream};
-use crate::{jobs::SubmitError, readiness::State as Life};
+use crate::{
+    jobs::SubmitError,
+    worker::{WorkerState, readiness::State as Life},
+};
 use abi_stable::std_types::ROption;
 use axum::{
     Json,
@@ -41,18 +44,19 @@ pub async fn submit(
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_field("wait", e.body_text()))?;
     let Json(body) = body.map_err(ApiError::rejected)?;
+    let worker = state.worker();
     let time_limit = time_limit(&headers, &body)?;
-    let job = parse_submission(&state, &body, time_limit)?;
-    let (job_id, queue_position) = enqueue(&state, job).await?;
+    let job = parse_submission(worker, &body, time_limit)?;
+    let (job_id, queue_position) = enqueue(worker, job).await?;
     if let Some(limit) = time_limit {
-        let (jobs, id) = (state.jobs.clone(), job_id.clone());
+        let (jobs, id) = (worker.jobs.clone(), job_id.clone());
         tokio::spawn(async move {
             tokio::time::sleep(limit).await;
             jobs.expire(&id);
         });
     }
     if query.wait {
-        let events = open_stream(&state, &job_id)?;
+        let events = open_stream(worker, &job_id)?;
         let collected = collect(events)
             .await
             .map_err(|failed| ApiError::job_failed(&failed.code, failed.message))?;
@@ -66,14 +70,14 @@ pub async fn submit(
 
 /// Validates a job with the worker, on a blocking thread (a plugin may decode an upload), and
 /// queues it: its id and queue position.
-pub async fn enqueue(state: &AppState, job: Job) -> Result<(String, usize), ApiError> {
-    let worker = serving_worker(state)?.clone();
+pub async fn enqueue(worker: &WorkerState, job: Job) -> Result<(String, usize), ApiError> {
+    let serving = serving_worker(worker)?;
     let validated =
-        tokio::task::spawn_blocking(move || worker.validate(&job).into_result().map(|()| job))
+        tokio::task::spawn_blocking(move || serving.validate(&job).into_result().map(|()| job))
             .await
             .map_err(|_| ApiError::job_failed(error_code::PANIC, "validating the job crashed"))?;
     let job = validated.map_err(ApiError::from_plugin)?;
-    state.jobs.submit(job).map_err(|e| match e {
+    worker.jobs.submit(job).map_err(|e| match e {
         SubmitError::QueueFull => {
             ApiError::unavailable("queue_full", "the job queue is full; retry later", 1)
         }
@@ -160,7 +164,7 @@ fn time_limit(headers: &HeaderMap, body: &Value) -> Result<Option<Duration>, Api
 /// Checks the submission's shape (a served task and a params object) and makes it a job,
 /// ending after `time_limit` if one was set.
 fn parse_submission(
-    state: &AppState,
+    worker: &WorkerState,
     body: &Value,
     time_limit: Option<Duration>,
 ) -> Result<Job, ApiError> {
@@ -168,12 +172,12 @@ fn parse_submission(
         .get("task")
         .and_then(Value::as_str)
         .ok_or_else(|| ApiError::bad_field("task", "'task' (a string) is required"))?;
-    if !state.tasks.iter().any(|served| served == task) {
+    if !worker.tasks.iter().any(|served| served == task) {
         return Err(ApiError::bad_field(
             "task",
             format!(
                 "task '{task}' is not served by this worker; it serves: {}",
-                state.tasks.join(", ")
+                worker.tasks.join(", ")
             ),
         ));
     }
@@ -197,26 +201,19 @@ fn parse_submission(
     Ok(job)
 }
 
-/// The worker, if the host is ready to take jobs; a retryable 503 otherwise.
-fn serving_worker(state: &AppState) -> Result<&Arc<WorkerBox>, ApiError> {
-    match (state.readiness.get(), state.worker.get()) {
-        (Life::Ready, Some(worker)) => Ok(worker),
-        (Life::Draining, _) => Err(ApiError::unavailable(
+/// The loaded worker, if it is ready to take jobs; a retryable 503 otherwise.
+fn serving_worker(worker: &WorkerState) -> Result<Arc<WorkerBox>, ApiError> {
+    worker.readiness.serving().map_err(|state| match state {
+        Life::Draining => ApiError::unavailable(
             "draining",
             "this worker is shutting down; retry on another",
             5,
-        )),
-        (Life::Failed { message }, _) => Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "failed",
-            message,
-        )),
-        _ => Err(ApiError::unavailable(
-            "loading",
-            "the model is still loading; see /ready",
-            2,
-        )),
-    }
+        ),
+        Life::Failed { message } => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "failed", message)
+        }
+        _ => ApiError::unavailable("loading", "the model is still loading; see /ready", 2),
+    })
 }
 
 /// `GET /v1/jobs/{id}`: the job's state.
@@ -225,6 +222,7 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let view = state
+        .worker()
         .jobs
         .view(&id)
         .ok_or_else(|| ApiError::not_found(format!("no job '{id}'")))?;
@@ -237,6 +235,7 @@ pub async fn cancel(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let view = state
+        .worker()
         .jobs
         .cancel(&id)
         .ok_or_else(|| ApiError::not_found(format!("no job '{id}'")))?;

@@ -5,12 +5,15 @@ mod collect;
 mod error;
 mod jobs;
 mod openai;
+mod state;
 mod status;
 mod stream;
+#[cfg(test)]
+mod tests;
 
 pub use error::ApiError;
+pub use state::AppState;
 
-use crate::{jobs::Jobs, metrics::Metrics, readiness::Readiness};
 use axum::{
     Router,
     extract::{DefaultBodyLimit, Request},
@@ -18,9 +21,7 @@ use axum::{
     middleware,
     routing::{get, post},
 };
-use rbee_plugin_api::WorkerBox;
-use serde_json::Value;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use tower_http::{
     cors::{AllowOrigin, Any, CorsLayer},
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
@@ -28,43 +29,10 @@ use tower_http::{
 };
 use tracing::Level;
 
-/// What every handler can reach.
-pub struct AppState {
-    /// The plugin's manifest, as JSON for `/v1/info`.
-    pub manifest: Value,
-    /// The tasks the plugin serves.
-    pub tasks: Vec<String>,
-    /// The model asked for (empty: the plugin's default).
-    pub model: String,
-    /// The device, as given to the plugin.
-    pub device: String,
-    /// Loading, ready, failed or draining.
-    pub readiness: Arc<Readiness>,
-    /// The worker, once loaded.
-    pub worker: OnceLock<Arc<WorkerBox>>,
-    /// The queue and the job registry.
-    pub jobs: Arc<Jobs>,
-    /// Prometheus metrics.
-    pub metrics: Arc<Metrics>,
-    /// Authentication, CORS and size limits.
-    pub http: HttpSettings,
-}
-
-/// HTTP policy: who may call, from which origins, with how large a body.
-#[derive(Debug, Clone, Default)]
-pub struct HttpSettings {
-    /// The bearer key every non-probe route requires, if any.
-    pub api_key: Option<String>,
-    /// Origins allowed by CORS (`*` for any); none means no CORS headers.
-    pub cors_origins: Vec<String>,
-    /// The largest request body accepted, in bytes.
-    pub max_body_bytes: usize,
-}
-
 /// The router with every route of the API, and its middleware: request ids (honouring
 /// `X-Request-Id`), a span per request, the body limit, CORS and the API key.
 pub fn app(state: Arc<AppState>) -> Router {
-    let http = state.http.clone();
+    let http = state.http().clone();
     let mut router = routes(state).layer(DefaultBodyLimit::max(http.max_body_bytes));
     if let Some(key) = http.api_key {
         router = router.layer(middleware::from_fn_with_state(

@@ -1,7 +1,7 @@
 //! Liveness, readiness and what this host serves.
 
 use super::AppState;
-use crate::readiness::State;
+use crate::worker::readiness::State;
 use axum::{
     Json,
     extract::State as Extract,
@@ -19,7 +19,7 @@ pub async fn health() -> Json<Value> {
 /// `GET /ready`: 200 once the model is loaded; 503 with state and progress before that,
 /// after a failure, and while draining.
 pub async fn ready(Extract(state): Extract<Arc<AppState>>) -> (StatusCode, Json<State>) {
-    let current = state.readiness.get();
+    let current = state.worker().readiness.state();
     let status = match current {
         State::Ready => StatusCode::OK,
         _ => StatusCode::SERVICE_UNAVAILABLE,
@@ -29,8 +29,9 @@ pub async fn ready(Extract(state): Extract<Arc<AppState>>) -> (StatusCode, Json<
 
 /// `GET /v1/info`: the plugin's manifest, the model, the device, the state and the queue.
 pub async fn info(Extract(state): Extract<Arc<AppState>>) -> Json<Value> {
-    let (waiting, running) = state.jobs.counts();
-    let worker = state.worker.get().map(|worker| {
+    let served = state.worker();
+    let (waiting, running) = served.jobs.counts();
+    let worker = served.readiness.worker().map(|worker| {
         let status = worker.status();
         json!({
             "model": status.model.as_str(),
@@ -39,10 +40,10 @@ pub async fn info(Extract(state): Extract<Arc<AppState>>) -> Json<Value> {
         })
     });
     Json(json!({
-        "plugin": state.manifest,
-        "model": state.model,
-        "device": state.device,
-        "state": state.readiness.get(),
+        "plugin": served.manifest,
+        "model": served.model,
+        "device": served.device,
+        "state": served.readiness.state(),
         "worker": worker,
         "queue": {"waiting": waiting, "running": running},
     }))
@@ -50,12 +51,13 @@ pub async fn info(Extract(state): Extract<Arc<AppState>>) -> Json<Value> {
 
 /// `GET /metrics`: Prometheus / OpenMetrics text.
 pub async fn metrics(Extract(state): Extract<Arc<AppState>>) -> impl IntoResponse {
-    let (waiting, running) = state.jobs.counts();
-    let cache_usage = state
-        .worker
-        .get()
+    let served = state.worker();
+    let (waiting, running) = served.jobs.counts();
+    let cache_usage = served
+        .readiness
+        .worker()
         .map_or(0.0, |worker| worker.status().cache_usage_ratio as f64);
-    let text = state.metrics.render(waiting, running, cache_usage);
+    let text = served.metrics.render(waiting, running, cache_usage);
     (
         [(
             header::CONTENT_TYPE,

@@ -4,8 +4,8 @@
 
 use super::{ApiError, AppState};
 use crate::{
-    job_event::JobEvent,
-    jobs::{Jobs, StreamError},
+    jobs::{Jobs, StreamError, event::JobEvent},
+    worker::WorkerState,
 };
 use axum::{
     extract::{Path, State},
@@ -25,7 +25,7 @@ pub async fn stream(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let events = open_stream(&state, &id)?;
+    let events = open_stream(state.worker(), &id)?;
     let sse = stream::unfold(events, |mut events| async move {
         let event = events.next().await?;
         let sse = Event::default()
@@ -37,8 +37,8 @@ pub async fn stream(
 }
 
 /// Takes the events of job `id`: 404 if there is no such job, 409 if a client holds them.
-pub fn open_stream(state: &AppState, id: &str) -> Result<JobEvents, ApiError> {
-    let receiver = state.jobs.take_stream(id).map_err(|e| match e {
+pub fn open_stream(worker: &WorkerState, id: &str) -> Result<JobEvents, ApiError> {
+    let receiver = worker.jobs.take_stream(id).map_err(|e| match e {
         StreamError::NotFound => ApiError::not_found(format!("no job '{id}'")),
         StreamError::AlreadyTaken => ApiError::new(
             StatusCode::CONFLICT,
@@ -46,7 +46,11 @@ pub fn open_stream(state: &AppState, id: &str) -> Result<JobEvents, ApiError> {
             format!("another client is reading job '{id}'"),
         ),
     })?;
-    Ok(JobEvents::new(state.jobs.clone(), id.to_string(), receiver))
+    Ok(JobEvents::new(
+        worker.jobs.clone(),
+        id.to_string(),
+        receiver,
+    ))
 }
 
 /// Keep-alive comments for every SSE response of the API.

@@ -4,7 +4,7 @@
 
 use super::{request, start_job};
 use crate::{
-    job_event::JobEvent,
+    jobs::event::JobEvent,
     server::{ApiError, AppState, stream::JobEvents},
 };
 use axum::{

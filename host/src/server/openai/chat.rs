@@ -2,7 +2,7 @@
 
 use super::{Collected, collect, model_name, now, request, start_job, usage};
 use crate::{
-    job_event::JobEvent,
+    jobs::event::JobEvent,
     server::{
         ApiError, AppState,
         stream::{JobEvents, keep_alive},

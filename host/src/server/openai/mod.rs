@@ -49,20 +49,21 @@ async fn start_job(
     params: Map<String, Value>,
     inputs: Vec<Input>,
 ) -> Result<(String, JobEvents), ApiError> {
-    if !state.tasks.iter().any(|served| served == task) {
+    let worker = state.worker();
+    if !worker.tasks.iter().any(|served| served == task) {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "unsupported_route",
             format!(
                 "{route} needs a plugin serving '{task}'; this worker serves: {}",
-                state.tasks.join(", ")
+                worker.tasks.join(", ")
             ),
         )
         .openai());
     }
     let job = job_for(task, params, inputs).map_err(ApiError::openai)?;
-    let (id, _) = enqueue(state, job).await.map_err(ApiError::openai)?;
-    let events = open_stream(state, &id).map_err(ApiError::openai)?;
+    let (id, _) = enqueue(worker, job).await.map_err(ApiError::openai)?;
+    let events = open_stream(worker, &id).map_err(ApiError::openai)?;
     Ok((id, events))
 }
 
@@ -75,13 +76,14 @@ async fn collect(events: JobEvents) -> Result<Collected, ApiError> {
 
 /// The model name answers carry: what the worker reports as loaded.
 fn model_name(state: &AppState) -> String {
-    state
-        .worker
-        .get()
+    let served = state.worker();
+    served
+        .readiness
+        .worker()
         .map(|worker| worker.status().model.into_string())
         .filter(|name| !name.is_empty())
         .unwrap_or_else(|| {
-            state.manifest["default_model"]
+            served.manifest["default_model"]
                 .as_str()
                 .unwrap_or_default()
                 .to_string()

@@ -9,7 +9,7 @@ use std::sync::Arc;
 /// Lists the loaded model.
 pub async fn list(State(state): State<Arc<AppState>>) -> Json<Value> {
     let id = model_name(&state);
-    let owner = state.manifest["id"].clone();
+    let owner = state.worker().manifest["id"].clone();
     Json(
         json!({"object": "list", "data": [{"id": id, "object": "model", "created": now(), "owned_by": owner}]}),
     )

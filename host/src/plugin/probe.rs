@@ -2,6 +2,7 @@
 //! plugin file is first opened in a throw-away child process (`rbee-host plugins probe`); only
 //! when the child survives does the host open it in its own process.
 
+use super::error::ProbeError;
 use std::{
     path::Path,
     process::{Command, Stdio},
@@ -12,9 +13,8 @@ use std::{
 const PROBE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Opens and checks `path` in a child process; the refusal says what went wrong.
-pub fn in_child(path: &Path) -> Result<(), String> {
-    let exe = std::env::current_exe()
-        .map_err(|e| format!("cannot find the rbee-host executable: {e}"))?;
+pub fn in_child(path: &Path) -> Result<(), ProbeError> {
+    let exe = std::env::current_exe().map_err(ProbeError::NoExecutable)?;
     let mut child = Command::new(exe)
         .args(["plugins", "probe"])
         .arg(path)
@@ -22,20 +22,19 @@ pub fn in_child(path: &Path) -> Result<(), String> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot start a probe process: {e}"))?;
+        .map_err(ProbeError::Spawn)?;
     let started = Instant::now();
     let status = loop {
-        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+        if let Some(status) = child.try_wait().map_err(ProbeError::Wait)? {
             break status;
         }
         if started.elapsed() > PROBE_TIMEOUT {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(format!(
-                "refusing {}: opening it did not finish within {} s (a static initialiser hangs?)",
-                path.display(),
-                PROBE_TIMEOUT.as_secs()
-            ));
+            return Err(ProbeError::Hung {
+                path: path.to_path_buf(),
+                seconds: PROBE_TIMEOUT.as_secs(),
+            });
         }
         std::thread::sleep(Duration::from_millis(5));
     };
@@ -51,15 +50,15 @@ pub fn in_child(path: &Path) -> Result<(), String> {
         .find_map(|line| line.strip_prefix("rbee-host: "))
         .map(str::to_string);
     match (refusal, signal_of(&status)) {
-        (_, Some(signal)) => Err(format!(
-            "refusing {}: opening it crashed a probe process (signal {signal}); it is broken or not a plugin",
-            path.display()
-        )),
-        (Some(refusal), None) => Err(refusal),
-        (None, None) => Err(format!(
-            "refusing {}: the probe failed ({status})",
-            path.display()
-        )),
+        (_, Some(signal)) => Err(ProbeError::Crashed {
+            path: path.to_path_buf(),
+            signal,
+        }),
+        (Some(refusal), None) => Err(ProbeError::Refused(refusal)),
+        (None, None) => Err(ProbeError::Failed {
+            path: path.to_path_buf(),
+            status,
+        }),
     }
 }
 

@@ -1,5 +1,6 @@
 //! Where plugins are looked for, and finding one by id.
 
+use super::error::PermissionError;
 use crate::error::HostError;
 use std::{
     env,
@@ -122,25 +123,26 @@ fn candidates_in(dir: &Path) -> Vec<Candidate> {
 
 /// Refuses a plugin file that others could have changed: loading a plugin runs its code, so
 /// the file and its directory must not be writable by group or others.
-pub fn check_permissions(path: &Path) -> Result<(), String> {
+pub fn check_permissions(path: &Path) -> Result<(), PermissionError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let dir = path.parent().unwrap_or(Path::new("."));
         for (what, item) in [("file", path), ("directory", dir)] {
             let mode = std::fs::metadata(item)
-                .map_err(|e| format!("cannot read {}: {e}", item.display()))?
+                .map_err(|error| PermissionError::Unreadable {
+                    path: item.to_path_buf(),
+                    error,
+                })?
                 .permissions()
                 .mode();
             if mode & 0o022 != 0 {
-                return Err(format!(
-                    "refusing plugin {}: its {what} {} is writable by group or others (mode {:o}); \
-                     loading a plugin runs its code, so fix it with `chmod go-w {}`",
-                    path.display(),
-                    item.display(),
-                    mode & 0o777,
-                    item.display()
-                ));
+                return Err(PermissionError::Writable {
+                    plugin: path.to_path_buf(),
+                    what,
+                    item: item.to_path_buf(),
+                    mode: mode & 0o777,
+                });
             }
         }
     }
@@ -211,9 +213,19 @@ mod tests {
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert!(check_permissions(&file).is_ok());
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
-        assert!(check_permissions(&file).unwrap_err().contains("file"));
+        assert!(
+            check_permissions(&file)
+                .unwrap_err()
+                .to_string()
+                .contains("its file")
+        );
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-        assert!(check_permissions(&file).unwrap_err().contains("directory"));
+        assert!(
+            check_permissions(&file)
+                .unwrap_err()
+                .to_string()
+                .contains("its directory")
+        );
     }
 }

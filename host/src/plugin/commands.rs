@@ -1,7 +1,8 @@
 //! `rbee-host plugins list` and `inspect`: the plugins found, what they say about themselves,
 //! and whether this host can load them.
 
-use crate::{discovery::SearchDirs, error::HostError, loader};
+use super::{discovery::SearchDirs, loader};
+use crate::error::HostError;
 use serde_json::{Value, json};
 use std::{collections::HashMap, path::PathBuf};
 
@@ -107,7 +108,7 @@ pub fn inspect(plugin: &str, search: &SearchDirs) -> Result<(), HostError> {
         path if path.is_file() => path,
         _ => search.find(plugin)?.path,
     };
-    let opened = loader::probe_and_open(&path).map_err(HostError::PluginRefused)?;
+    let opened = loader::probe_and_open(&path)?;
     let m = &opened.manifest;
     let report = json!({
         "path": path.display().to_string(),

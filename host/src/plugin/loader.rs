@@ -1,7 +1,7 @@
 //! Opening a plugin file: permissions, preamble, CPU features, API version, layout, manifest.
-//! Every refusal is one readable paragraph.
+//! Every refusal is one readable paragraph ([`LoadError`]).
 
-use crate::{cpu_features, discovery};
+use super::{cpu_features, discovery, error::LoadError, probe};
 use abi_stable::library::{LibraryError, RawLibrary, abi_header_from_raw_library};
 use rbee_plugin_api::{Manifest, PREAMBLE_SYMBOL, PluginModRef, PluginPreamble};
 use semver::Version;
@@ -28,30 +28,30 @@ pub fn host_api_version() -> &'static str {
     rbee_plugin_api::API_VERSION
 }
 
-/// Probes a plugin in a child process, then opens it here (see [`crate::probe`]).
-pub fn probe_and_open(path: &Path) -> Result<OpenPlugin, String> {
+/// Probes a plugin in a child process, then opens it here (see [`super::probe`]).
+pub fn probe_and_open(path: &Path) -> Result<OpenPlugin, LoadError> {
     discovery::check_permissions(path)?;
-    crate::probe::in_child(path)?;
+    probe::in_child(path)?;
     open(path)
 }
 
 /// Opens and checks a plugin in this process, whose permissions the caller has checked
 /// ([`probe_and_open`] does). The library is never unloaded (its code may still be referenced
 /// by the worker it returns); an upgrade is a restart.
-pub fn open(path: &Path) -> Result<OpenPlugin, String> {
-    let library = RawLibrary::load_at(path).map_err(|e| {
-        format!(
-            "refusing {}: it cannot be opened as a shared library: {}",
-            path.display(),
-            short(&e)
-        )
+pub fn open(path: &Path) -> Result<OpenPlugin, LoadError> {
+    let library = RawLibrary::load_at(path).map_err(|e| LoadError::NotALibrary {
+        path: path.to_path_buf(),
+        reason: short(&e),
     })?;
     let info = read_preamble(path, &library)?;
     let module = init_root_module(path, &library, &info)?;
     std::mem::forget(library);
     let manifest = module.manifest()()
         .into_result()
-        .map_err(|e| format!("refusing {}: its manifest() failed: {e}", path.display()))?;
+        .map_err(|e| LoadError::Manifest {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
     Ok(OpenPlugin {
         path: path.to_path_buf(),
         module,
@@ -60,24 +60,25 @@ pub fn open(path: &Path) -> Result<OpenPlugin, String> {
 }
 
 /// Reads and checks the preamble: a plugin at all, the same API major, a CPU it can run on.
-fn read_preamble(path: &Path, library: &RawLibrary) -> Result<PreambleInfo, String> {
+fn read_preamble(path: &Path, library: &RawLibrary) -> Result<PreambleInfo, LoadError> {
+    // SAFETY: `RawLibrary::get` needs the type the library declared. `export_plugin!`, the only
+    // way plugins are built, declares this symbol as a `static PluginPreamble`, and asking for
+    // `*const T` yields the symbol's address, i.e. a pointer to that static. The reference does
+    // not outlive `library` (only owned copies leave this function), and `PluginPreamble` is
+    // plain `#[repr(C)]` bytes, so any bit pattern is a valid value; the magic is checked below
+    // before any field is trusted.
     let preamble: &PluginPreamble = unsafe {
         library
             .get::<*const PluginPreamble>(PREAMBLE_SYMBOL)
             .map(|symbol| &**symbol)
-            .map_err(|_| {
-                format!(
-                    "refusing {}: it is not an rbee plugin (it exports no rbee_plugin_preamble; \
-                     plugins are built with rbee_plugin_api::export_plugin!)",
-                    path.display()
-                )
+            .map_err(|_| LoadError::NotAPlugin {
+                path: path.to_path_buf(),
             })?
     };
     if !preamble.is_valid() {
-        return Err(format!(
-            "refusing {}: its rbee_plugin_preamble is not one this host understands",
-            path.display()
-        ));
+        return Err(LoadError::UnknownPreamble {
+            path: path.to_path_buf(),
+        });
     }
     let found = preamble.api_version().to_string();
     let host = host_api_version();
@@ -88,22 +89,19 @@ fn read_preamble(path: &Path, library: &RawLibrary) -> Result<PreambleInfo, Stri
     match majors {
         (Ok(plugin_major), Ok(host_major)) if plugin_major == host_major => {}
         _ => {
-            return Err(format!(
-                "refusing {}: it was built against plugin-api {found}, but this host speaks plugin-api {host}; \
-                 host and plugin must share the major version, so rebuild the plugin against plugin-api {}.x",
-                path.display(),
-                host.split('.').next().unwrap_or(host)
-            ));
+            return Err(LoadError::ApiMajor {
+                path: path.to_path_buf(),
+                found,
+                host,
+            });
         }
     }
     let missing = cpu_features::missing(&preamble.cpu_features());
     if !missing.is_empty() {
-        return Err(format!(
-            "refusing {}: it was compiled for CPU features this CPU lacks ({}); \
-             install a build of the plugin for this CPU",
-            path.display(),
-            missing.join(", ")
-        ));
+        return Err(LoadError::CpuFeatures {
+            path: path.to_path_buf(),
+            missing,
+        });
     }
     Ok(PreambleInfo { api_version: found })
 }
@@ -113,16 +111,18 @@ fn init_root_module(
     path: &Path,
     library: &RawLibrary,
     info: &PreambleInfo,
-) -> Result<PluginModRef, String> {
-    let refuse = |error: LibraryError| {
-        format!(
-            "refusing {}: built against plugin-api {}, it does not match this host's plugin-api {}: {}",
-            path.display(),
-            info.api_version,
-            host_api_version(),
-            short(&error)
-        )
+) -> Result<PluginModRef, LoadError> {
+    let refuse = |error: LibraryError| LoadError::Layout {
+        path: path.to_path_buf(),
+        found: info.api_version.clone(),
+        host: host_api_version(),
+        reason: short(&error),
     };
+    // SAFETY: the header is tied to the library's lifetime and dangles once it is unloaded.
+    // When the checks pass, `open` forgets the library, so it is never unloaded; when they
+    // fail, nothing of the header outlives this function (errors become text here). The
+    // version and type layouts are checked (`upgrade`, `init_root_module`) before the module
+    // is used.
     let header = unsafe { abi_header_from_raw_library(library) }.map_err(refuse)?;
     let header = header.upgrade().map_err(refuse)?;
     header.init_root_module::<PluginModRef>().map_err(refuse)

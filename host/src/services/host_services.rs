@@ -1,6 +1,6 @@
 //! The host's side of `HostApi`: plugin logs into tracing, the cache dir, load progress.
 
-use crate::readiness::Readiness;
+use crate::worker::readiness::Readiness;
 use abi_stable::std_types::{ROption, RStr, RString, RVec};
 use indicatif::{ProgressBar, ProgressStyle};
 use rbee_plugin_api::{ExtensionRef, HostApi, LogLevel};

@@ -2,7 +2,10 @@
 //! worker's state every interval. Failures retry with capped exponential backoff and jitter,
 //! are logged once per outage, and never block serving. A last heartbeat says `stopping`.
 
-use crate::{readiness::State, server::AppState};
+use crate::{
+    config::HeartbeatConfig,
+    worker::{WorkerState, readiness::State},
+};
 use rand::Rng;
 use serde_json::{Value, json};
 use std::{
@@ -10,19 +13,6 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 use tokio::{sync::watch, task::JoinHandle, time::Instant};
-
-/// Where and how often to send heartbeats.
-#[derive(Debug, Clone)]
-pub struct HeartbeatConfig {
-    /// The hive's base URL.
-    pub hive_url: String,
-    /// Time between heartbeats.
-    pub interval: Duration,
-    /// This worker's id.
-    pub worker_id: String,
-    /// The URL clients reach this worker at; default: the bound address.
-    pub advertise_url: Option<String>,
-}
 
 /// How often readiness is checked, so the ready callback goes out promptly.
 const POLL: Duration = Duration::from_millis(200);
@@ -32,7 +22,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Starts the heartbeat task; it sends the `stopping` heartbeat and ends when `stop` turns true.
 pub fn spawn(
     config: HeartbeatConfig,
-    state: Arc<AppState>,
+    state: Arc<WorkerState>,
     url: String,
     stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
@@ -42,7 +32,7 @@ pub fn spawn(
 
 async fn run(
     config: HeartbeatConfig,
-    state: Arc<AppState>,
+    state: Arc<WorkerState>,
     url: String,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -53,7 +43,7 @@ async fn run(
     let (mut ready_sent, mut failures) = (false, 0u32);
     let mut next_beat = Instant::now();
     loop {
-        let ready = matches!(state.readiness.get(), State::Ready);
+        let ready = matches!(state.readiness.state(), State::Ready);
         let due = if ready && !ready_sent {
             Some("ready")
         } else {
@@ -124,11 +114,16 @@ async fn post(
 }
 
 /// The worker's state as the hive sees it.
-fn snapshot(config: &HeartbeatConfig, state: &AppState, url: &str, forced: Option<&str>) -> Value {
+fn snapshot(
+    config: &HeartbeatConfig,
+    state: &WorkerState,
+    url: &str,
+    forced: Option<&str>,
+) -> Value {
     let (waiting, running) = state.jobs.counts();
-    let status = state.worker.get().map(|worker| worker.status());
-    let life = match (state.readiness.get(), running) {
-        (State::Loading { progress, .. }, _) if progress == 0.0 && status.is_none() => "starting",
+    let status = state.readiness.worker().map(|worker| worker.status());
+    let life = match (state.readiness.state(), running) {
+        (State::Loading { progress: 0.0, .. }, _) => "starting",
         (State::Loading { .. }, _) => "loading",
         (State::Ready, 0) => "ready",
         (State::Ready, _) => "busy",

@@ -1,11 +1,11 @@
 //! The host's `EventSink`: turns a plugin's events into [`JobEvent`]s on the job's bounded
 //! channel. Shared by every thread the plugin hands it to, and inert once the job has ended.
 
-use crate::{
-    job_event::{ArtifactData, JobEvent, parse_object},
-    jobs::StopFlag,
-    metrics::Metrics,
+use super::{
+    StopFlag,
+    event::{ArtifactData, JobEvent, parse_object},
 };
+use crate::services::metrics::Metrics;
 use abi_stable::{
     sabi_trait::TD_Opaque,
     std_types::{RArc, ROption, RSlice, RStr},

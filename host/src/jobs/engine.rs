@@ -3,12 +3,12 @@
 //! Inference never runs on the async runtime: each engine thread blocks in the worker's
 //! `execute`, and events reach HTTP clients through each job's bounded channel.
 
-use crate::{
-    job_event::{JobEvent, parse_object},
-    jobs::{Jobs, QueuedJob},
-    metrics::Metrics,
+use super::{
+    Jobs, QueuedJob,
+    event::{JobEvent, parse_object},
     sink::HostSink,
 };
+use crate::services::metrics::Metrics;
 use abi_stable::std_types::RResult;
 use rbee_plugin_api::{WorkerBox, error_code, tasks::stop_reason};
 use serde_json::json;

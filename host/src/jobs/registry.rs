@@ -1,15 +1,12 @@
 //! The job registry and the bounded queue between HTTP handlers and the engine threads.
 
-use crate::job_event::JobEvent;
-use rbee_plugin_api::{Job, StopReason, tasks::stop_reason};
+use super::{event::JobEvent, stop::StopFlag};
+use rbee_plugin_api::{Job, tasks::stop_reason};
 use serde::Serialize;
 use serde_json::json;
 use std::{
     collections::{HashMap, HashSet, VecDeque},
-    sync::{
-        Arc, Condvar, Mutex, MutexGuard,
-        atomic::{AtomicU8, Ordering},
-    },
+    sync::{Condvar, Mutex, MutexGuard},
     time::Instant,
 };
 use tokio::sync::mpsc::{Receiver, Sender, channel};
@@ -17,48 +14,6 @@ use tokio::sync::mpsc::{Receiver, Sender, channel};
 /// How many events of one job may wait for its client. A job whose client reads slower waits
 /// too, so a slow client slows its own job and never grows the host's memory.
 pub const EVENT_QUEUE: usize = 256;
-
-/// Why a job was told to stop, shared between the registry, the engine and the sink.
-#[derive(Debug, Clone, Default)]
-pub struct StopFlag(Arc<AtomicU8>);
-
-const RUNNING: u8 = StopReason::NONE.0;
-const CANCELLED: u8 = StopReason::CANCELLED.0;
-const DEADLINE: u8 = StopReason::DEADLINE_EXCEEDED.0;
-
-impl StopFlag {
-    /// Asks the job to stop because a client cancelled it (the first reason given wins).
-    pub fn cancel(&self) {
-        let _ = self
-            .0
-            .compare_exchange(RUNNING, CANCELLED, Ordering::SeqCst, Ordering::SeqCst);
-    }
-
-    /// Asks the job to stop because its deadline passed (the first reason given wins).
-    pub fn expire(&self) {
-        let _ = self
-            .0
-            .compare_exchange(RUNNING, DEADLINE, Ordering::SeqCst, Ordering::SeqCst);
-    }
-
-    /// Whether the job should stop.
-    pub fn is_set(&self) -> bool {
-        self.0.load(Ordering::Relaxed) != RUNNING
-    }
-
-    /// Why the job was asked to stop, as the plugin reads it.
-    pub fn reason(&self) -> StopReason {
-        StopReason(self.0.load(Ordering::SeqCst))
-    }
-
-    /// The stop reason a stopped job ends with: `cancelled` or `deadline_exceeded`.
-    pub fn stop_reason(&self) -> &'static str {
-        match self.0.load(Ordering::SeqCst) {
-            DEADLINE => stop_reason::DEADLINE_EXCEEDED,
-            _ => stop_reason::CANCELLED,
-        }
-    }
-}
 
 /// How many finished jobs are remembered for `GET /v1/jobs/{id}`.
 const FINISHED_KEPT: usize = 1024;

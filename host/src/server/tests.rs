@@ -1,0 +1,200 @@
+//! The router in-process, without a plugin: the worker stays loading (or is made to fail or
+//! drain), which is all the routes below need.
+
+use super::{AppState, app};
+use crate::{config::HttpSettings, services::metrics::Metrics, worker::WorkerState};
+use axum::{
+    Router,
+    body::Body,
+    http::{HeaderMap, Method, Request, StatusCode, header},
+};
+use http_body_util::BodyExt;
+use rbee_plugin_api::Manifest;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use tower::ServiceExt;
+
+/// An echo worker that is still loading, and the router in front of it.
+fn loading(api_key: Option<&str>) -> (Arc<WorkerState>, Router) {
+    let manifest = Manifest::new("echo", "cpu", "0.1.0", &["echo"]).default_model("tiny");
+    let metrics = Arc::new(Metrics::new("tiny", false));
+    let worker = Arc::new(WorkerState::new(
+        &manifest,
+        String::new(),
+        "cpu".into(),
+        4,
+        metrics,
+    ));
+    let http = HttpSettings {
+        api_key: api_key.map(str::to_string),
+        cors_origins: Vec::new(),
+        max_body_bytes: 1 << 20,
+    };
+    let router = app(Arc::new(AppState::new(worker.clone(), http)));
+    (worker, router)
+}
+
+fn get(uri: &str) -> Request<Body> {
+    Request::get(uri).body(Body::empty()).unwrap()
+}
+
+fn post_json(uri: &str, body: &str) -> Request<Body> {
+    Request::builder()
+        .method(Method::POST)
+        .uri(uri)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+/// Sends one request: the status, the headers and the body as JSON (`null` if it is not).
+async fn send(router: &Router, request: Request<Body>) -> (StatusCode, HeaderMap, Value) {
+    let response = router.clone().oneshot(request).await.unwrap();
+    let (status, headers) = (response.status(), response.headers().clone());
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, headers, body)
+}
+
+#[tokio::test]
+async fn health_is_ok_while_loading() {
+    let (_, router) = loading(None);
+    let (status, _, body) = send(&router, get("/health")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({"status": "ok"}));
+}
+
+#[tokio::test]
+async fn ready_is_503_with_the_load_progress() {
+    let (worker, router) = loading(None);
+    let (status, _, body) = send(&router, get("/ready")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        body,
+        json!({"status": "loading", "progress": 0.0, "message": "starting"})
+    );
+    worker.readiness.progress(0.5, "downloading");
+    let (status, _, body) = send(&router, get("/ready")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        body,
+        json!({"status": "loading", "progress": 0.5, "message": "downloading"})
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_route_is_a_404_json_error() {
+    let (_, router) = loading(None);
+    let (status, _, body) = send(&router, get("/v2/nothing")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        body,
+        json!({"error": {"code": "not_found", "message": "no such route"}})
+    );
+}
+
+#[tokio::test]
+async fn a_job_submitted_while_loading_is_a_retryable_503() {
+    let (_, router) = loading(None);
+    let request = post_json("/v1/jobs", r#"{"task": "echo", "params": {}}"#);
+    let (status, headers, body) = send(&router, request).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(headers[header::RETRY_AFTER], "2");
+    assert_eq!(body["error"]["code"], "loading");
+}
+
+#[tokio::test]
+async fn a_job_submitted_while_draining_or_after_a_failed_load_is_a_503() {
+    let (worker, router) = loading(None);
+    worker.readiness.drain();
+    let (status, headers, body) = send(&router, post_json("/v1/jobs", r#"{"task": "echo"}"#)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(headers[header::RETRY_AFTER], "5");
+    assert_eq!(body["error"]["code"], "draining");
+
+    let (worker, router) = loading(None);
+    worker.readiness.fail("no weights".into());
+    let (status, headers, body) = send(&router, post_json("/v1/jobs", r#"{"task": "echo"}"#)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(headers.get(header::RETRY_AFTER).is_none());
+    assert_eq!(
+        body,
+        json!({"error": {"code": "failed", "message": "no weights"}})
+    );
+    let (status, _, body) = send(&router, get("/ready")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body, json!({"status": "failed", "message": "no weights"}));
+}
+
+#[tokio::test]
+async fn a_bad_job_body_is_a_400_naming_the_field() {
+    let (_, router) = loading(None);
+    for (body, field) in [
+        (r#"{"params": {}}"#, "task"),
+        (r#"{"task": "paint"}"#, "task"),
+        (r#"{"task": "echo", "params": [1]}"#, "params"),
+        (r#"{"task": "echo", "timeout": -1}"#, "timeout"),
+        ("not json", "body"),
+    ] {
+        let (status, _, answer) = send(&router, post_json("/v1/jobs", body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
+        assert_eq!(answer["error"]["code"], "invalid_request", "{body}");
+        assert_eq!(answer["error"]["field"], field, "{body}");
+    }
+    let (_, _, answer) = send(&router, post_json("/v1/jobs", r#"{"task": "paint"}"#)).await;
+    assert_eq!(
+        answer["error"]["message"],
+        "task 'paint' is not served by this worker; it serves: echo"
+    );
+}
+
+#[tokio::test]
+async fn the_api_key_guards_every_route_but_the_probes() {
+    let (_, router) = loading(Some("sesame"));
+    let (status, headers, body) = send(&router, get("/v1/info")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(headers[header::WWW_AUTHENTICATE], "Bearer");
+    assert_eq!(body["error"]["code"], "invalid_api_key");
+    assert_eq!(body["error"]["type"], "authentication_error");
+
+    let wrong = Request::get("/v1/info")
+        .header(header::AUTHORIZATION, "Bearer open")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(send(&router, wrong).await.0, StatusCode::UNAUTHORIZED);
+    let right = Request::get("/v1/info")
+        .header(header::AUTHORIZATION, "Bearer sesame")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(send(&router, right).await.0, StatusCode::OK);
+
+    assert_eq!(send(&router, get("/health")).await.0, StatusCode::OK);
+    assert_eq!(
+        send(&router, get("/ready")).await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(send(&router, get("/metrics")).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn info_shows_the_plugin_the_state_and_the_queue() {
+    let (_, router) = loading(None);
+    let (status, _, body) = send(&router, get("/v1/info")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["plugin"]["id"], "echo-cpu");
+    assert_eq!(body["plugin"]["tasks"], json!(["echo"]));
+    assert_eq!(body["plugin"]["default_model"], "tiny");
+    assert_eq!(body["model"], "");
+    assert_eq!(body["device"], "cpu");
+    assert_eq!(body["state"]["status"], "loading");
+    assert_eq!(body["worker"], Value::Null);
+    assert_eq!(body["queue"], json!({"waiting": 0, "running": 0}));
+}
+
+#[tokio::test]
+async fn an_unknown_job_is_a_404() {
+    let (_, router) = loading(None);
+    let (status, _, body) = send(&router, get("/v1/jobs/job-missing")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["message"], "no job 'job-missing'");
+}
