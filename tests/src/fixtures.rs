@@ -25,6 +25,8 @@ pub struct ApiChange<'a> {
     pub added: &'a [(&'a str, &'a str)],
     /// The plugin's `lib.rs`, relative to the workspace (its modules beside it).
     pub plugin: &'a str,
+    /// Whether the plugin uses `rbee-plugin-kit` (built from today's source against the copy).
+    pub kit: bool,
 }
 
 impl ApiChange<'_> {
@@ -37,6 +39,7 @@ impl ApiChange<'_> {
             edit: None,
             added: &[],
             plugin: "plugins/echo/src/lib.rs",
+            kit: true,
         }
     }
 }
@@ -49,21 +52,29 @@ static BUILDING: Mutex<()> = Mutex::new(());
 pub fn echo_built_against(change: &ApiChange<'_>) -> PathBuf {
     let _one_at_a_time = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
     let dir = copy_api(change);
+    let mut members = vec!["plugin-api", "echo"];
+    let mut kit = String::new();
+    if change.kit {
+        fresh_copy(
+            &workspace_root().join("crates/plugin-kit"),
+            &dir.join("plugin-kit"),
+        );
+        members.push("plugin-kit");
+        kit = "rbee-plugin-kit = { path = \"../plugin-kit\" }\n".into();
+    }
     write(
         &dir.join("echo/Cargo.toml"),
         &format!(
             "[package]\nname = \"rbee-plugin-echo\"\nversion = \"1.0.0\"\nedition = \"2024\"\n\n\
          [lib]\npath = {:?}\ncrate-type = [\"cdylib\"]\n\n\
-         [dependencies]\nrbee-plugin-api = {{ path = \"../plugin-api\" }}\n\
-         serde = {{ version = \"1\", features = [\"derive\"] }}\nserde_json = \"1\"\nserde_path_to_error = \"0.1\"\n",
+         [dependencies]\nrbee-plugin-api = {{ path = \"../plugin-api\" }}\n{kit}\
+         serde.workspace = true\nserde_json.workspace = true\nserde_path_to_error.workspace = true\n\
+         schemars.workspace = true\n",
             workspace_root().join(change.plugin)
         ),
     );
-    write(
-        &dir.join("Cargo.toml"),
-        "[workspace]\nresolver = \"3\"\nmembers = [\"plugin-api\", \"echo\"]\n",
-    );
-    let target = cargo_build(&dir, &["--quiet"]);
+    write_workspace(&dir, &members);
+    let target = cargo_build(&dir, &["--quiet", "-p", "rbee-plugin-echo"]);
     let installed_dir = dir.join("plugins");
     std::fs::create_dir_all(&installed_dir).unwrap();
     crate::set_mode(&installed_dir, 0o755);
@@ -83,28 +94,36 @@ pub fn echo_built_against(change: &ApiChange<'_>) -> PathBuf {
 pub fn host_built_against(change: &ApiChange<'_>) -> PathBuf {
     let _one_at_a_time = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
     let dir = copy_api(change);
-    let root = workspace_root();
-    copy_dir(&root.join("host/src"), &dir.join("host/src"));
-    std::fs::copy(root.join("host/Cargo.toml"), dir.join("host/Cargo.toml"))
-        .expect("copying the host's manifest");
-    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).expect("the root manifest");
-    let members = manifest
-        .lines()
-        .find(|line| line.starts_with("members = "))
-        .expect("a members line");
-    write(
-        &dir.join("Cargo.toml"),
-        &manifest.replace(members, "members = [\"plugin-api\", \"host\"]"),
-    );
+    fresh_copy(&workspace_root().join("host"), &dir.join("host"));
+    write_workspace(&dir, &["plugin-api", "host"]);
     let target = cargo_build(&dir, &["--quiet", "-p", "rbee-host"]);
     target.join("debug").join("rbee-host")
+}
+
+/// Writes the fixture workspace's manifest: today's workspace settings and pinned dependencies
+/// (so builds match the lock file), with `members`, and plugin-api and the kit at the fixture's
+/// copies, whatever version the plugin-api copy claims.
+fn write_workspace(dir: &Path, members: &[&str]) {
+    let manifest =
+        std::fs::read_to_string(workspace_root().join("Cargo.toml")).expect("the root manifest");
+    let members = format!("members = {members:?}");
+    let manifest: Vec<String> = manifest
+        .lines()
+        .map(|line| match line.split(' ').next() {
+            Some("members") => members.clone(),
+            Some("rbee-plugin-api") => "rbee-plugin-api = { path = \"plugin-api\" }".into(),
+            Some("rbee-plugin-kit") => "rbee-plugin-kit = { path = \"plugin-kit\" }".into(),
+            _ => line.to_string(),
+        })
+        .collect();
+    write(&dir.join("Cargo.toml"), &manifest.join("\n"));
 }
 
 /// Lays out the changed plugin-api in the fixture's directory, which it returns.
 fn copy_api(change: &ApiChange<'_>) -> PathBuf {
     let dir = target_dir().join("fixtures").join(change.name);
     let api = dir.join("plugin-api");
-    copy_dir(&workspace_root().join(change.source), &api.join("src"));
+    fresh_copy(&workspace_root().join(change.source), &api.join("src"));
     for (file, from) in change.added {
         std::fs::copy(workspace_root().join(from), api.join("src").join(file))
             .expect("adding a file to the copy");
@@ -150,6 +169,14 @@ fn cargo_build(dir: &Path, args: &[&str]) -> PathBuf {
         dir.display()
     );
     target
+}
+
+/// Replaces `to` with a copy of `from`, so no file of an earlier copy is left behind.
+fn fresh_copy(from: &Path, to: &Path) {
+    if to.exists() {
+        std::fs::remove_dir_all(to).expect("removing an earlier copy");
+    }
+    copy_dir(from, to);
 }
 
 fn copy_dir(from: &Path, to: &Path) {

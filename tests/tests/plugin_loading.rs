@@ -155,6 +155,7 @@ fn a_plugin_built_against_plugin_api_1_is_refused_naming_both_majors() {
         source: "tests/fixtures/plugin-api-1.0.0/src",
         version: "1.0.0",
         plugin: "tests/fixtures/plugin-api-1.0.0/echo/lib.rs",
+        kit: false,
         ..ApiChange::echo("api-1.0.0", "1.0.0")
     });
     let message = stderr(&serve_once("echo-cpu", plugin.parent().unwrap()));
@@ -311,6 +312,7 @@ const API_2_1: ApiChange<'static> = ApiChange {
         "tests/fixtures/plugin-api-2.1-additions/later.rs",
     )],
     plugin: "tests/fixtures/plugin-2.1/lib.rs",
+    kit: false,
 };
 
 #[test]

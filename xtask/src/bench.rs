@@ -1,4 +1,4 @@
-//! `cargo xtask bench llm|sd|audio`. llm: the LLM plugin's speed with the test model and its
+//! `cargo xtask bench llm|sd|audio|host` (host: see [`host`]). llm: the LLM plugin's speed with the test model and its
 //! Q4_0 and Q8_0 copies on 2 threads, called in-process and through a running host over HTTP +
 //! SSE, with the host's cost per token, beside llama.cpp's llama-bench on the same files when
 //! one is given (`--compare`), and the portable build beside the native one (`--portable`). sd: seconds and peak memory of an SD 1.5 UNet pass and of a whole 512x512 image
@@ -6,6 +6,10 @@
 //! checkpoint's end-to-end time through the host. audio:
 //! Whisper tiny.en's real-time factor on a ~45 s clip, in-process, through the host, and
 //! faster-whisper on the same model file when it is installed.
+
+mod host;
+
+pub use host::host;
 
 use crate::{
     models, paths,
@@ -249,7 +253,19 @@ fn start_host(
     model: &Path,
     env: &[(&str, &str)],
 ) -> Result<(HostProcess, String)> {
-    let mut child = Command::new(paths::target().join("debug").join("rbee-host"))
+    let bin = paths::target().join("debug").join("rbee-host");
+    start_host_bin(&bin, plugin, plugins_dir, model, env)
+}
+
+/// Like [`start_host`], running the host binary `bin`.
+fn start_host_bin(
+    bin: &Path,
+    plugin: &str,
+    plugins_dir: &Path,
+    model: &Path,
+    env: &[(&str, &str)],
+) -> Result<(HostProcess, String)> {
+    let mut child = Command::new(bin)
         .args(["--port", "0", "--threads", THREADS, "--plugin", plugin])
         .arg("--plugins-dir")
         .arg(plugins_dir)

@@ -34,12 +34,13 @@ enum Task {
     /// Measure speed and print a table (record it in BENCHMARKS.md).
     Bench {
         /// What to measure.
-        #[arg(value_parser = ["llm", "sd", "audio"])]
+        #[arg(value_parser = ["llm", "sd", "audio", "host"])]
         what: String,
         /// Runs per figure (the median is printed).
         #[arg(long, default_value_t = 3)]
         runs: usize,
-        /// llm: a llama-bench binary to measure on the same files, interleaved.
+        /// llm: a llama-bench binary to measure on the same files, interleaved. host: a
+        /// directory with another build's rbee-host and echo-cpu.so, measured in turn.
         #[arg(long)]
         compare: Option<std::path::PathBuf>,
         /// llm: also measure the plugin built for baseline x86-64 (one more build of candle).
@@ -80,6 +81,7 @@ fn main() -> Result<()> {
         } => match what.as_str() {
             "sd" => bench::sd(runs),
             "audio" => bench::audio(runs),
+            "host" => bench::host(runs, compare.as_deref()),
             _ => bench::llm(&bench::LlmBench {
                 runs,
                 compare: compare.as_deref(),

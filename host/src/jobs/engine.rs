@@ -43,8 +43,7 @@ pub fn spawn(
                 .name(format!("rbee-engine-{slot}"))
                 .spawn(move || {
                     while let Some(job) = jobs.next_blocking() {
-                        let terminal = run(&worker, job, &metrics);
-                        jobs.finish(&terminal.0, &terminal.1);
+                        run(&worker, job, &jobs, &metrics);
                     }
                 })
                 .expect("spawning an engine thread")
@@ -52,8 +51,9 @@ pub fn spawn(
         .collect()
 }
 
-/// Runs one job, sends its terminal event, and returns the job's id with it.
-fn run(worker: &WorkerBox, queued: QueuedJob, metrics: &Arc<Metrics>) -> (String, JobEvent) {
+/// Runs one job, records how it ended, then sends its terminal event (so a client that has
+/// seen the end finds the job ended too).
+fn run(worker: &WorkerBox, queued: QueuedJob, jobs: &Jobs, metrics: &Arc<Metrics>) {
     let QueuedJob {
         job,
         stop,
@@ -67,8 +67,9 @@ fn run(worker: &WorkerBox, queued: QueuedJob, metrics: &Arc<Metrics>) -> (String
             stop_reason: stop.stop_reason().into(),
             details: json!({}),
         };
-        sink.close(terminal.clone());
-        return (id, terminal);
+        jobs.finish(&id, &terminal);
+        sink.close(terminal);
+        return;
     }
     let started = std::time::Instant::now();
     let outcome = catch_unwind(AssertUnwindSafe(|| worker.execute(job, sink.handle())));
@@ -110,8 +111,8 @@ fn run(worker: &WorkerBox, queued: QueuedJob, metrics: &Arc<Metrics>) -> (String
         seconds = running,
         "job finished"
     );
-    sink.close(terminal.clone());
-    (id, terminal)
+    jobs.finish(&id, &terminal);
+    sink.close(terminal);
 }
 
 #[cfg(test)]

@@ -22,8 +22,12 @@ use std::{
 };
 use tokio::sync::mpsc::{Sender, error::TrySendError};
 
-/// How long a producer waits before it looks again at a full event queue.
-const FULL_QUEUE_POLL: Duration = Duration::from_millis(1);
+/// How long a producer first waits before it looks again at a full event queue; each further
+/// look waits twice as long, up to [`FULL_QUEUE_POLL_MAX`]. A client that reads keeps the waits
+/// short, one that does not costs a few hundred wake-ups a second.
+const FULL_QUEUE_POLL: Duration = Duration::from_micros(20);
+/// The longest wait between two looks at a full event queue.
+const FULL_QUEUE_POLL_MAX: Duration = Duration::from_millis(4);
 
 /// Receives one job's events, from whichever plugin threads hold it. Clones share one state.
 #[derive(Clone)]
@@ -126,6 +130,7 @@ impl HostSink {
     /// client has gone.
     fn deliver(&self, mut event: JobEvent) {
         let terminal = event.is_terminal();
+        let mut wait = FULL_QUEUE_POLL;
         loop {
             let room = self.0.events.capacity() > 1 || terminal;
             if room {
@@ -137,7 +142,8 @@ impl HostSink {
             if !terminal && self.0.stop.is_set() {
                 return;
             }
-            thread::sleep(FULL_QUEUE_POLL);
+            thread::sleep(wait);
+            wait = (wait * 2).min(FULL_QUEUE_POLL_MAX);
         }
     }
 

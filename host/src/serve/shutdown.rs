@@ -43,8 +43,8 @@ async fn signal() {
 /// Stops taking jobs, cancels queued ones, lets the running ones finish up to `timeout`, then
 /// cancels them and waits for them to stop.
 pub async fn drain(state: &WorkerState, timeout: Duration) {
-    state.readiness.drain();
     state.jobs.drain();
+    state.readiness.drain();
     if !wait_idle(state, timeout).await {
         tracing::warn!("shutdown timeout reached; cancelling the running jobs");
         state.jobs.cancel_running();
