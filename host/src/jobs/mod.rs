@@ -3,9 +3,11 @@
 
 pub mod engine;
 pub mod event;
+mod queue;
 mod registry;
 pub mod sink;
 mod stop;
 
-pub use registry::{EVENT_QUEUE, JobState, JobView, Jobs, QueuedJob, StreamError, SubmitError};
+pub use queue::{EVENT_QUEUE, EventReceiver, EventSender, event_queue};
+pub use registry::{JobState, JobView, Jobs, QueuedJob, StreamError, SubmitError};
 pub use stop::StopFlag;

@@ -1,5 +1,6 @@
 //! The job registry and the bounded queue between HTTP handlers and the engine threads.
 
+use super::queue::{EventReceiver, EventSender, event_queue};
 use super::{event::JobEvent, stop::StopFlag};
 use rbee_plugin_api::{Job, tasks::stop_reason};
 use serde::Serialize;
@@ -9,11 +10,6 @@ use std::{
     sync::{Condvar, Mutex, MutexGuard},
     time::Instant,
 };
-use tokio::sync::mpsc::{Receiver, Sender, channel};
-
-/// How many events of one job may wait for its client. A job whose client reads slower waits
-/// too, so a slow client slows its own job and never grows the host's memory.
-pub const EVENT_QUEUE: usize = 256;
 
 /// How many finished jobs are remembered for `GET /v1/jobs/{id}`.
 const FINISHED_KEPT: usize = 1024;
@@ -62,7 +58,7 @@ pub struct QueuedJob {
     /// Set when the job is cancelled or expires.
     pub stop: StopFlag,
     /// Where its events go.
-    pub events: Sender<JobEvent>,
+    pub events: EventSender,
     /// When it was submitted.
     pub submitted: Instant,
 }
@@ -90,8 +86,8 @@ struct Record {
     submitted: Instant,
     state: JobState,
     stop: StopFlag,
-    events: Sender<JobEvent>,
-    stream: Option<Receiver<JobEvent>>,
+    events: EventSender,
+    stream: Option<EventReceiver>,
     job: Option<Job>,
     stop_reason: Option<String>,
     error: Option<serde_json::Value>,
@@ -138,7 +134,7 @@ impl Jobs {
             return Err(SubmitError::QueueFull);
         }
         let id = format!("job-{}", uuid::Uuid::new_v4().simple());
-        let (events, stream) = channel(EVENT_QUEUE);
+        let (events, stream) = event_queue();
         job.id = id.as_str().into();
         let record = Record {
             task: job.task.to_string(),
@@ -217,7 +213,7 @@ impl Jobs {
     }
 
     /// Takes the event stream of a job; only one client may hold it.
-    pub fn take_stream(&self, id: &str) -> Result<Receiver<JobEvent>, StreamError> {
+    pub fn take_stream(&self, id: &str) -> Result<EventReceiver, StreamError> {
         let mut inner = self.lock();
         let record = inner.records.get_mut(id).ok_or(StreamError::NotFound)?;
         record.stream.take().ok_or(StreamError::AlreadyTaken)
@@ -256,8 +252,7 @@ impl Jobs {
             stop_reason: record.stop.stop_reason().into(),
             details: json!({}),
         };
-        // Nothing was sent before a job runs, so its queue has room for the terminal event.
-        let _ = record.events.try_send(terminal.clone());
+        record.events.send(terminal.clone(), || true);
         Self::record_end(inner, id, &terminal);
     }
 

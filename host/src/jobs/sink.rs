@@ -1,6 +1,7 @@
 //! The host's `EventSink`: turns a plugin's events into [`JobEvent`]s on the job's bounded
 //! channel. Shared by every thread the plugin hands it to, and inert once the job has ended.
 
+use super::queue::EventSender;
 use super::{
     StopFlag,
     event::{ArtifactData, JobEvent, parse_object},
@@ -17,17 +18,8 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
-    thread,
-    time::{Duration, Instant},
+    time::Instant,
 };
-use tokio::sync::mpsc::{Sender, error::TrySendError};
-
-/// How long a producer first waits before it looks again at a full event queue; each further
-/// look waits twice as long, up to [`FULL_QUEUE_POLL_MAX`]. A client that reads keeps the waits
-/// short, one that does not costs a few hundred wake-ups a second.
-const FULL_QUEUE_POLL: Duration = Duration::from_micros(20);
-/// The longest wait between two looks at a full event queue.
-const FULL_QUEUE_POLL_MAX: Duration = Duration::from_millis(4);
 
 /// Receives one job's events, from whichever plugin threads hold it. Clones share one state.
 #[derive(Clone)]
@@ -35,7 +27,7 @@ pub struct HostSink(Arc<SinkState>);
 
 struct SinkState {
     job_id: String,
-    events: Sender<JobEvent>,
+    events: EventSender,
     stop: StopFlag,
     metrics: Arc<Metrics>,
     submitted: Instant,
@@ -50,7 +42,7 @@ impl HostSink {
     /// `stop` is set, counting into `metrics`.
     pub fn new(
         job_id: &str,
-        events: Sender<JobEvent>,
+        events: EventSender,
         stop: StopFlag,
         metrics: Arc<Metrics>,
         submitted: Instant,
@@ -125,26 +117,10 @@ impl HostSink {
         self.flow()
     }
 
-    /// Puts an event on the job's queue, waiting while it is full. One place is kept for the
-    /// terminal event, so it always fits; other events give up once the job is stopped or its
-    /// client has gone.
-    fn deliver(&self, mut event: JobEvent) {
-        let terminal = event.is_terminal();
-        let mut wait = FULL_QUEUE_POLL;
-        loop {
-            let room = self.0.events.capacity() > 1 || terminal;
-            if room {
-                match self.0.events.try_send(event) {
-                    Ok(()) | Err(TrySendError::Closed(_)) => return,
-                    Err(TrySendError::Full(back)) => event = back,
-                }
-            }
-            if !terminal && self.0.stop.is_set() {
-                return;
-            }
-            thread::sleep(wait);
-            wait = (wait * 2).min(FULL_QUEUE_POLL_MAX);
-        }
+    /// Puts an event on the job's queue (see [`EventSender::send`]): a non-terminal one is
+    /// given up once the job is stopped.
+    fn deliver(&self, event: JobEvent) {
+        self.0.events.send(event, || self.0.stop.is_set());
     }
 
     fn flow(&self) -> Flow {
@@ -252,10 +228,10 @@ impl EventSink for HostSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::sync::mpsc::channel;
+    use crate::jobs::{EventReceiver, event_queue};
 
-    fn sink(capacity: usize) -> (HostSink, StopFlag, tokio::sync::mpsc::Receiver<JobEvent>) {
-        let (tx, rx) = channel(capacity);
+    fn sink() -> (HostSink, StopFlag, EventReceiver) {
+        let (tx, rx) = event_queue();
         let stop = StopFlag::default();
         let metrics = Arc::new(Metrics::new("m", false));
         let sink = HostSink::new("job-1", tx, stop.clone(), metrics, Instant::now());
@@ -264,7 +240,7 @@ mod tests {
 
     #[test]
     fn started_comes_first_once_and_cancel_stops() {
-        let (sink, stop, mut rx) = sink(16);
+        let (sink, stop, mut rx) = sink();
         let handle = sink.handle();
         assert_eq!(handle.text(0, "hi".into()), Flow::Continue);
         handle.started(r#"{"seed": 1}"#.into());
@@ -289,7 +265,7 @@ mod tests {
 
     #[test]
     fn bad_plugin_output_is_dropped_not_streamed() {
-        let (sink, _, mut rx) = sink(16);
+        let (sink, _, mut rx) = sink();
         let handle = sink.handle();
         handle.custom("seg\nment".into(), "{}".into());
         handle.custom("segment".into(), "[1, 2]".into());
@@ -307,35 +283,22 @@ mod tests {
     }
 
     #[test]
-    fn a_full_queue_holds_the_producer_back_and_keeps_room_for_the_end() {
-        let (sink, stop, mut rx) = sink(3);
+    fn a_closed_sink_ends_with_the_terminal_event_and_ignores_late_ones() {
+        let (sink, _, mut rx) = sink();
         let handle = sink.handle();
         handle.text(0, "a".into());
-        let producer = thread::spawn(move || handle.text(1, "b".into()));
-        thread::sleep(Duration::from_millis(50));
-        assert!(
-            !producer.is_finished(),
-            "the producer should wait for the reader"
-        );
-        assert!(matches!(rx.try_recv().unwrap(), JobEvent::Started(_)));
-        assert_eq!(producer.join().unwrap(), Flow::Continue);
-        stop.cancel();
-        assert_eq!(sink.handle().text(2, "dropped".into()), Flow::Stop);
         sink.close(JobEvent::End {
-            stop_reason: "cancelled".into(),
+            stop_reason: "completed".into(),
             details: json!({}),
         });
+        assert!(matches!(rx.try_recv().unwrap(), JobEvent::Started(_)));
         assert!(matches!(
             rx.try_recv().unwrap(),
             JobEvent::Token { index: 0, .. }
         ));
-        assert!(matches!(
-            rx.try_recv().unwrap(),
-            JobEvent::Token { index: 1, .. }
-        ));
         assert!(rx.try_recv().unwrap().is_terminal());
         assert_eq!(
-            sink.handle().text(3, "late".into()),
+            handle.text(1, "late".into()),
             Flow::Stop,
             "a closed sink ignores events"
         );

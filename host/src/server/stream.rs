@@ -4,7 +4,7 @@
 
 use super::{ApiError, AppState};
 use crate::{
-    jobs::{Jobs, StreamError, event::JobEvent},
+    jobs::{EventReceiver, Jobs, StreamError, event::JobEvent},
     worker::WorkerState,
 };
 use axum::{
@@ -14,7 +14,6 @@ use axum::{
 };
 use futures_util::{Stream, stream};
 use std::{convert::Infallible, sync::Arc, time::Duration};
-use tokio::sync::mpsc::Receiver;
 
 /// How often an idle stream sends a comment line. Short, because a write is what reveals a
 /// client that has gone away (during a long prefill no event may be due for a while).
@@ -62,13 +61,13 @@ pub fn keep_alive() -> KeepAlive {
 pub struct JobEvents {
     jobs: Arc<Jobs>,
     id: String,
-    receiver: Receiver<JobEvent>,
+    receiver: EventReceiver,
     ended: bool,
 }
 
 impl JobEvents {
     /// The events of job `id`, read from `receiver`.
-    pub fn new(jobs: Arc<Jobs>, id: String, receiver: Receiver<JobEvent>) -> Self {
+    pub fn new(jobs: Arc<Jobs>, id: String, receiver: EventReceiver) -> Self {
         Self {
             jobs,
             id,
