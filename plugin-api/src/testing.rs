@@ -69,6 +69,7 @@ struct Recording {
     stop_after_texts: Option<usize>,
     stop_at_poll: Option<usize>,
     polls: AtomicUsize,
+    texts: AtomicUsize,
     stop: AtomicU8,
 }
 
@@ -190,14 +191,13 @@ impl RecordingSink {
     }
 
     fn record(&self, event: Recorded) -> Flow {
-        let texts = {
-            let mut events = self.lock();
-            events.push(event);
-            events
-                .iter()
-                .filter(|e| matches!(e, Recorded::Text(..)))
-                .count()
-        };
+        let is_text = matches!(event, Recorded::Text(..));
+        self.lock().push(event);
+        let texts = self
+            .0
+            .texts
+            .fetch_add(usize::from(is_text), Ordering::SeqCst)
+            + usize::from(is_text);
         if self.0.stop_after_texts.is_some_and(|n| texts >= n) {
             self.cancel();
         }
