@@ -110,6 +110,10 @@ pub mod text_generation {
         pub const PROMPT_TOKENS: &str = "prompt_tokens";
         /// Tokens generated.
         pub const COMPLETION_TOKENS: &str = "completion_tokens";
+        /// Prompt tokens whose keys and values came from the plugin's prefix cache instead of
+        /// being computed (counted in [`PROMPT_TOKENS`] too); absent means none. Hosts before
+        /// 2.1 ignore it.
+        pub const CACHED_PROMPT_TOKENS: &str = "cached_prompt_tokens";
     }
 
     /// The task's specification.
@@ -130,7 +134,11 @@ pub mod text_generation {
         ],
         binary_params: &[],
         events: &[event::TOKEN],
-        end_keys: &[end::PROMPT_TOKENS, end::COMPLETION_TOKENS],
+        end_keys: &[
+            end::PROMPT_TOKENS,
+            end::COMPLETION_TOKENS,
+            end::CACHED_PROMPT_TOKENS,
+        ],
         stop_reasons: &[
             stop_reason::EOS,
             stop_reason::STOP_SEQUENCE,

@@ -64,6 +64,7 @@ pub fn spawn(
                         state.metrics.clone(),
                         slots,
                     );
+                    state.set_slots(slots);
                     state.metrics.model_loaded(started.elapsed().as_secs_f64());
                     state.readiness.ready(worker);
                     tracing::info!(

@@ -27,7 +27,8 @@ pub async fn ready(Extract(state): Extract<Arc<AppState>>) -> (StatusCode, Json<
     (status, Json(current))
 }
 
-/// `GET /v1/info`: the plugin's manifest, the model, the device, the state and the queue.
+/// `GET /v1/info`: the plugin's manifest, the model, the device, the state, the queue and the
+/// slots (how many jobs run at once; 0 until the model is loaded).
 pub async fn info(Extract(state): Extract<Arc<AppState>>) -> Json<Value> {
     let served = state.worker();
     let (waiting, running) = served.jobs.counts();
@@ -46,6 +47,7 @@ pub async fn info(Extract(state): Extract<Arc<AppState>>) -> Json<Value> {
         "state": served.readiness.state(),
         "worker": worker,
         "queue": {"waiting": waiting, "running": running},
+        "slots": served.slots(),
     }))
 }
 

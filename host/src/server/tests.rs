@@ -177,8 +177,8 @@ async fn the_api_key_guards_every_route_but_the_probes() {
 }
 
 #[tokio::test]
-async fn info_shows_the_plugin_the_state_and_the_queue() {
-    let (_, router) = loading(None);
+async fn info_shows_the_plugin_the_state_the_queue_and_the_slots() {
+    let (worker, router) = loading(None);
     let (status, _, body) = send(&router, get("/v1/info")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["plugin"]["id"], "echo-cpu");
@@ -189,6 +189,10 @@ async fn info_shows_the_plugin_the_state_and_the_queue() {
     assert_eq!(body["state"]["status"], "loading");
     assert_eq!(body["worker"], Value::Null);
     assert_eq!(body["queue"], json!({"waiting": 0, "running": 0}));
+    assert_eq!(body["slots"], 0, "unknown until loaded");
+    worker.set_slots(3);
+    let (_, _, body) = send(&router, get("/v1/info")).await;
+    assert_eq!(body["slots"], 3);
 }
 
 #[tokio::test]

@@ -139,6 +139,7 @@ fn snapshot(
         "state": forced.unwrap_or(life),
         "queue_depth": waiting,
         "jobs_running": running,
+        "slots": state.slots(),
         "memory_bytes": status.as_ref().map_or(0, |s| s.memory_bytes),
         "url": url,
         "timestamp": SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
@@ -148,6 +149,28 @@ fn snapshot(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::services::metrics::Metrics;
+    use rbee_plugin_api::Manifest;
+
+    #[test]
+    fn the_snapshot_carries_the_slots_once_loaded() {
+        let manifest = Manifest::new("echo", "cpu", "0.1.0", &["echo"]);
+        let metrics = Arc::new(Metrics::new("tiny", false));
+        let state = WorkerState::new(&manifest, "tiny".into(), "cpu".into(), 4, metrics);
+        let config = HeartbeatConfig {
+            hive_url: "http://hive".into(),
+            interval: Duration::from_secs(30),
+            worker_id: "w-1".into(),
+            advertise_url: None,
+        };
+        let loading = snapshot(&config, &state, "http://w", None);
+        assert_eq!(loading["state"], "starting");
+        assert_eq!(loading["slots"], 0, "unknown until loaded");
+        state.set_slots(2);
+        let stopping = snapshot(&config, &state, "http://w", Some("stopping"));
+        assert_eq!(stopping["state"], "stopping");
+        assert_eq!(stopping["slots"], 2);
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_interval() {

@@ -7,7 +7,7 @@ use crate::{jobs::Jobs, services::metrics::Metrics};
 use rbee_plugin_api::Manifest;
 use readiness::Readiness;
 use serde_json::{Value, json};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Everything that belongs to one worker, shared by its handlers, engine threads and heartbeats.
 pub struct WorkerState {
@@ -25,6 +25,8 @@ pub struct WorkerState {
     pub jobs: Arc<Jobs>,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
+    /// How many jobs run at once, known once the model is loaded.
+    slots: OnceLock<usize>,
 }
 
 impl WorkerState {
@@ -45,7 +47,19 @@ impl WorkerState {
             readiness: Arc::new(Readiness::default()),
             jobs: Arc::new(Jobs::new(queue_size)),
             metrics,
+            slots: OnceLock::new(),
         }
+    }
+
+    /// How many jobs run at once (the engine threads serving the loaded worker); 0 until the
+    /// model is loaded.
+    pub fn slots(&self) -> usize {
+        self.slots.get().copied().unwrap_or(0)
+    }
+
+    /// Records how many jobs run at once, when the model is loaded; later calls change nothing.
+    pub fn set_slots(&self, slots: usize) {
+        let _ = self.slots.set(slots);
     }
 }
 

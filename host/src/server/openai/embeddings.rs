@@ -1,13 +1,13 @@
 //! `POST /v1/embeddings` on the `embedding` task.
 
-use super::{collect, model_name, request, start_job, usage};
+use super::{collect, model_name, request, start_job};
 use crate::server::{ApiError, AppState};
 use axum::{
     Json,
     extract::{State, rejection::JsonRejection},
 };
 use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
-use rbee_plugin_api::tasks::embedding::{TASK, param};
+use rbee_plugin_api::tasks::embedding::{TASK, end, param};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
@@ -67,9 +67,13 @@ pub async fn embeddings(
             json!({"object": "embedding", "index": index, "embedding": embedding})
         })
         .collect();
-    let mut usage = usage(&collected.details);
-    usage.as_object_mut().map(|u| u.remove("completion_tokens"));
     Ok(Json(
-        json!({"object": "list", "data": data, "model": model_name(&state), "usage": usage}),
+        json!({"object": "list", "data": data, "model": model_name(&state), "usage": usage(&collected.details)}),
     ))
+}
+
+/// Token counts from an embedding job's end details, in OpenAI's `usage` shape for embeddings.
+pub(super) fn usage(details: &Value) -> Value {
+    let prompt = details[end::PROMPT_TOKENS].as_u64().unwrap_or(0);
+    json!({"prompt_tokens": prompt, "total_tokens": prompt})
 }

@@ -21,7 +21,7 @@ use axum::{
     routing::{get, post},
 };
 use rbee_plugin_api::{Input, tasks::text_generation::end};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use std::{
     sync::Arc,
     time::{SystemTime, UNIX_EPOCH},
@@ -97,9 +97,54 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Token counts from a job's end details, in OpenAI's `usage` shape.
+/// Token counts from a text-generation job's end details, in OpenAI's `usage` shape; prompt
+/// tokens served from the plugin's prefix cache become `prompt_tokens_details.cached_tokens`.
 fn usage(details: &Value) -> Value {
     let prompt = details[end::PROMPT_TOKENS].as_u64().unwrap_or(0);
     let completion = details[end::COMPLETION_TOKENS].as_u64().unwrap_or(0);
-    serde_json::json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion})
+    let mut usage = json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion});
+    if let Some(cached) = details[end::CACHED_PROMPT_TOKENS].as_u64() {
+        usage["prompt_tokens_details"] = json!({"cached_tokens": cached});
+    }
+    usage
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{embeddings, usage};
+    use serde_json::json;
+
+    #[test]
+    fn usage_reports_prompt_tokens_from_the_prefix_cache_as_openai_does() {
+        let plain = json!({"prompt_tokens": 12, "completion_tokens": 5});
+        assert_eq!(
+            usage(&plain),
+            json!({"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17})
+        );
+        let cached =
+            json!({"prompt_tokens": 12, "completion_tokens": 5, "cached_prompt_tokens": 8});
+        assert_eq!(
+            usage(&cached),
+            json!({
+                "prompt_tokens": 12,
+                "completion_tokens": 5,
+                "total_tokens": 17,
+                "prompt_tokens_details": {"cached_tokens": 8},
+            })
+        );
+        let none_cached = json!({"prompt_tokens": 3, "cached_prompt_tokens": 0});
+        assert_eq!(
+            usage(&none_cached)["prompt_tokens_details"],
+            json!({"cached_tokens": 0})
+        );
+    }
+
+    #[test]
+    fn embedding_usage_has_only_prompt_and_total_tokens() {
+        let details = json!({"prompt_tokens": 7, "cached_prompt_tokens": 7});
+        assert_eq!(
+            embeddings::usage(&details),
+            json!({"prompt_tokens": 7, "total_tokens": 7})
+        );
+    }
 }
