@@ -7,9 +7,11 @@
 
 mod chat_template;
 mod cpu_llama;
+mod engine;
 mod error;
 mod gguf_tokenizer;
 mod model;
+mod options;
 mod params;
 #[cfg(any(test, feature = "test-support"))]
 mod requantize;
@@ -23,7 +25,9 @@ mod worker;
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_support;
 
+pub use engine::{EngineConfig, QUEUED_EVENT};
 pub use error::LlmError;
+pub use options::{DEFAULT_SLOTS, LoadOptions};
 pub use rbee_candle_device::BACKEND;
 pub use worker::{LlmWorker, PREFILL_CHUNK, TASK};
 
@@ -51,9 +55,12 @@ pub fn manifest() -> Manifest {
 /// [`DEFAULT_MODEL`]) onto the requested device and returns the worker.
 ///
 /// `request.threads > 0` sizes candle's CPU thread pools; that takes effect only if no candle
-/// computation has run in this process yet (see the log line).
+/// computation has run in this process yet (see the log line). `request.parallel` is how many
+/// sequences are batched together (0: [`DEFAULT_SLOTS`]), and `request.options_json` takes
+/// [`LoadOptions`].
 pub fn load(request: LoadRequest, host: HostApiRef) -> Result<LlmWorker, PluginError> {
     let log = |message: &str| host.log(LogLevel::Info, LOG_TARGET.into(), message.into());
+    let options = LoadOptions::parse(&request.options_json)?;
     let reference = match request.model.as_str() {
         "" => DEFAULT_MODEL,
         named => named,
@@ -85,12 +92,15 @@ pub fn load(request: LoadRequest, host: HostApiRef) -> Result<LlmWorker, PluginE
         request.device.ordinal
     ));
     let loaded = model::load(&path, &device)?;
-    let worker = LlmWorker::new(loaded, reference.to_string());
+    let config = options.engine_config(&loaded.model, request.parallel);
+    let worker = LlmWorker::new(loaded, reference.to_string(), config);
     let status = worker.status();
     log(&format!(
-        "loaded {reference}: {} MB, context {} tokens",
+        "loaded {reference}: {} MB, context {} tokens, {} sequences batched, key/value cache of {} tokens",
         status.memory_bytes / 1_000_000,
-        worker.context_len()
+        worker.context_len(),
+        config.slots,
+        config.kv_tokens
     ));
     host.load_progress(1.0, "model loaded".into());
     Ok(worker)

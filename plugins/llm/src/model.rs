@@ -2,7 +2,7 @@
 
 use crate::{
     chat_template::ChatTemplate,
-    cpu_llama::{self, CpuLlama},
+    cpu_llama::{self, CpuLlama, KvCache, Segment},
     error::LlmError,
     gguf_tokenizer,
     tokenizer::{TextTokenizer, read_json},
@@ -60,19 +60,112 @@ struct SafetensorsLlama {
     cache: llama::Cache,
 }
 
+/// One sequence's state in the model: its own key/value cache on the CPU path; on candle's
+/// models, which keep one cache inside, the number of positions fed.
+pub enum SequenceCache {
+    /// The CPU network's cache of this sequence.
+    Cpu(KvCache),
+    /// Positions fed to a candle model's internal cache.
+    Candle(usize),
+}
+
+impl SequenceCache {
+    /// The positions held.
+    pub fn len(&self) -> usize {
+        match self {
+            SequenceCache::Cpu(cache) => cache.len(),
+            SequenceCache::Candle(positions) => *positions,
+        }
+    }
+
+    /// A copy of the first `positions` positions, where the cache can be copied (the CPU path).
+    pub fn prefix(&self, positions: usize) -> Option<SequenceCache> {
+        match self {
+            SequenceCache::Cpu(cache) => Some(SequenceCache::Cpu(cache.prefix(positions))),
+            SequenceCache::Candle(_) => None,
+        }
+    }
+}
+
 impl Model {
     /// The most tokens (prompt and completion together) one job may hold.
     pub fn context_len(&self) -> usize {
         self.context_len
     }
 
-    /// Feeds `tokens` at positions `position..` and returns the logits of the last one.
-    /// Position 0 starts a new sequence; call [`Model::reset`] before each job.
-    pub fn forward(&mut self, tokens: &[u32], position: usize) -> Result<Vec<f32>, LlmError> {
+    /// How many sequences one forward pass can run: any number on the CPU path, one on
+    /// candle's models (their cache is inside the model).
+    pub fn max_batch(&self) -> usize {
+        match &self.weights {
+            Weights::CpuLlama(_) => usize::MAX,
+            _ => 1,
+        }
+    }
+
+    /// Bytes of keys and values one cached position takes, where the plugin keeps the caches.
+    pub fn kv_bytes_per_token(&self) -> Option<usize> {
+        match &self.weights {
+            Weights::CpuLlama(m) => Some(m.kv_bytes_per_token()),
+            _ => None,
+        }
+    }
+
+    /// An empty cache for a new sequence.
+    pub fn new_sequence(&self) -> SequenceCache {
+        match &self.weights {
+            Weights::CpuLlama(m) => SequenceCache::Cpu(m.new_cache()),
+            _ => SequenceCache::Candle(0),
+        }
+    }
+
+    /// Feeds each segment's tokens to its sequence in one pass and returns the logits of each
+    /// segment's last token. Candle's models take one segment at a time, and a sequence that
+    /// starts at position 0 empties their cache.
+    pub fn forward_batch(
+        &mut self,
+        segments: &mut [(&[u32], &mut SequenceCache)],
+    ) -> Result<Vec<Vec<f32>>, LlmError> {
+        if let Weights::CpuLlama(m) = &mut self.weights {
+            let mut cpu_segments = Vec::with_capacity(segments.len());
+            for (tokens, cache) in segments.iter_mut() {
+                let SequenceCache::Cpu(cache) = &mut **cache else {
+                    return Err(LlmError::Inference("a sequence from another model".into()));
+                };
+                cpu_segments.push(Segment {
+                    tokens: *tokens,
+                    cache,
+                });
+            }
+            return m
+                .forward_batch(&mut cpu_segments)
+                .map_err(LlmError::Inference);
+        }
+        let [(tokens, cache)] = segments else {
+            return Err(LlmError::Inference(format!(
+                "this model runs one sequence at a time, not {}",
+                segments.len()
+            )));
+        };
+        let SequenceCache::Candle(position) = &mut **cache else {
+            return Err(LlmError::Inference("a sequence from another model".into()));
+        };
+        if *position == 0 {
+            self.reset()?;
+        }
+        let logits = self.candle_forward(tokens, *position)?;
+        *position += tokens.len();
+        Ok(vec![logits])
+    }
+
+    /// Feeds `tokens` at positions `position..` to a candle model and returns the logits of
+    /// the last one.
+    fn candle_forward(&mut self, tokens: &[u32], position: usize) -> Result<Vec<f32>, LlmError> {
         let input = || Tensor::new(tokens, &self.device)?.unsqueeze(0);
         let logits = match &mut self.weights {
-            Weights::CpuLlama(m) => {
-                return m.forward(tokens, position).map_err(LlmError::Inference);
+            Weights::CpuLlama(_) => {
+                return Err(LlmError::Inference(
+                    "the CPU network runs in batches".into(),
+                ));
             }
             Weights::Llama(m) => m.forward(&input()?, position)?,
             Weights::Qwen2(m) => m.forward(&input()?, position)?,
@@ -83,15 +176,15 @@ impl Model {
         Ok(logits.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?)
     }
 
-    /// Empties the KV cache, so the next job starts from nothing.
-    pub fn reset(&mut self) -> Result<(), LlmError> {
+    /// Empties a candle model's KV cache, so the next sequence starts from nothing.
+    fn reset(&mut self) -> Result<(), LlmError> {
         match &mut self.weights {
-            Weights::CpuLlama(m) => m.reset(),
             Weights::Llama(m) => m.clear_kv_cache(),
             Weights::Qwen2(m) => m.clear_kv_cache(),
             Weights::Qwen3(m) => m.clear_kv_cache(),
-            // candle's phi3 resets its cache whenever a sequence starts at position 0.
-            Weights::Phi3(_) => {}
+            // candle's phi3 resets its cache whenever a sequence starts at position 0, and the
+            // CPU network keeps no cache of its own.
+            Weights::Phi3(_) | Weights::CpuLlama(_) => {}
             Weights::Safetensors(s) => {
                 s.cache = llama::Cache::new(true, s.dtype, &s.config, &self.device)?;
             }
@@ -442,7 +535,8 @@ mod tests {
         let loaded = load(dir.path(), &Device::Cpu).unwrap();
         assert_eq!(loaded.model.context_len(), 256);
         assert!(loaded.chat_template.is_some());
-        let worker = LlmWorker::new(loaded, "tiny".into());
+        let config = crate::LoadOptions::default().engine_config(&loaded.model, 0);
+        let worker = LlmWorker::new(loaded, "tiny".into(), config);
         let job = Job::new(
             "tiny",
             crate::TASK,

@@ -1,81 +1,55 @@
-//! The loaded worker: validates jobs and runs them (chunked prefill, then the decode loop).
+//! The loaded worker: checks jobs, renders and tokenizes their prompts on the host's job
+//! threads, and hands them to the engine thread, which runs them batched.
 
 use crate::{
+    chat_template::ChatTemplate,
+    engine::{Engine, EngineConfig},
     error::LlmError,
     model::LoadedModel,
     params::{GenerationParams, PromptInput},
-    sampling::Sampler,
-    stream_text::TextStream,
+    tokenizer::TextTokenizer,
 };
 use rbee_plugin_api::{
-    EventSinkExt, Job, JobEnd, JobSink, PluginError, PluginWorker, WorkerStatus,
-    tasks::text_generation::{self, end, param, stop_reason},
+    Job, JobEnd, JobSink, PluginError, PluginWorker, WorkerStatus,
+    tasks::text_generation::{self, end, param},
 };
 use serde_json::json;
-use std::{
-    sync::{
-        Mutex, PoisonError,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::Instant,
-};
+use std::sync::Arc;
 
 /// The only task this worker serves.
 pub const TASK: &str = text_generation::TASK;
 
-/// Prompt tokens fed to the model per forward pass; cancellation is checked between chunks.
-pub const PREFILL_CHUNK: usize = 128;
+pub use crate::engine::PREFILL_CHUNK;
 
-/// A text-generation worker holding one model.
+/// A text-generation worker holding one model, run by its engine thread.
 pub struct LlmWorker {
-    loaded: Mutex<LoadedModel>,
+    engine: Engine,
+    tokenizer: Arc<TextTokenizer>,
+    chat_template: Option<ChatTemplate>,
     model_name: String,
     memory_bytes: u64,
     context_len: usize,
-    tokens_in_cache: AtomicU64,
-}
-
-/// Counts and timings of one job.
-struct Usage {
-    seed: u64,
-    prompt_tokens: usize,
-    completion_tokens: usize,
-    prefill_seconds: f64,
-    decode_seconds: f64,
-}
-
-impl Usage {
-    fn details(&self) -> String {
-        let rate = |tokens: usize, seconds: f64| {
-            if seconds > 0.0 {
-                tokens as f64 / seconds
-            } else {
-                0.0
-            }
-        };
-        json!({
-            (end::PROMPT_TOKENS): self.prompt_tokens,
-            (end::COMPLETION_TOKENS): self.completion_tokens,
-            "total_tokens": self.prompt_tokens + self.completion_tokens,
-            "seed": self.seed,
-            "prompt_seconds": self.prefill_seconds,
-            "decode_seconds": self.decode_seconds,
-            "prompt_tokens_per_second": rate(self.prompt_tokens, self.prefill_seconds),
-            "decode_tokens_per_second": rate(self.completion_tokens, self.decode_seconds),
-        })
-        .to_string()
-    }
 }
 
 impl LlmWorker {
-    /// Wraps a loaded model; `model_name` is what [`PluginWorker::status`] reports.
-    pub fn new(loaded: LoadedModel, model_name: String) -> Self {
+    /// Starts the engine on a loaded model; `model_name` is what [`PluginWorker::status`]
+    /// reports.
+    pub fn new(loaded: LoadedModel, model_name: String, config: EngineConfig) -> Self {
+        let LoadedModel {
+            model,
+            tokenizer,
+            chat_template,
+            memory_bytes,
+        } = loaded;
+        let context_len = model.context_len();
+        let tokenizer = Arc::new(tokenizer);
         Self {
-            memory_bytes: loaded.memory_bytes,
-            context_len: loaded.model.context_len(),
-            loaded: Mutex::new(loaded),
+            engine: Engine::start(model, tokenizer.clone(), config),
+            tokenizer,
+            chat_template,
             model_name,
-            tokens_in_cache: AtomicU64::new(0),
+            memory_bytes,
+            context_len,
         }
     }
 
@@ -84,18 +58,17 @@ impl LlmWorker {
         self.context_len
     }
 
-    fn run(&self, params: &GenerationParams, sink: &JobSink) -> Result<JobEnd, LlmError> {
-        let mut guard = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
-        let LoadedModel {
-            model,
-            tokenizer,
-            chat_template,
-            ..
-        } = &mut *guard;
+    /// How the engine runs: its slots and key/value budget.
+    pub fn engine_config(&self) -> EngineConfig {
+        self.engine.config()
+    }
 
+    /// The prompt's tokens, checked against the context and the key/value budget.
+    fn prompt(&self, params: &GenerationParams) -> Result<Vec<u32>, LlmError> {
         let prompt_text = match &params.input {
             PromptInput::Text(text) => text.clone(),
-            PromptInput::Chat(messages) => chat_template
+            PromptInput::Chat(messages) => self
+                .chat_template
                 .as_ref()
                 .ok_or_else(|| {
                     LlmError::invalid_param(
@@ -105,7 +78,7 @@ impl LlmWorker {
                 })?
                 .render(messages)?,
         };
-        let prompt = tokenizer.encode(&prompt_text)?;
+        let prompt = self.tokenizer.encode(&prompt_text)?;
         let max_tokens = params.max_tokens as usize;
         if prompt.is_empty() {
             return Err(LlmError::invalid_param(
@@ -123,77 +96,35 @@ impl LlmWorker {
                 ),
             ));
         }
-        let seed = params.sampling.seed.unwrap_or_else(random_seed);
-        let mut usage = Usage {
-            seed,
-            prompt_tokens: prompt.len(),
-            completion_tokens: 0,
-            prefill_seconds: 0.0,
-            decode_seconds: 0.0,
-        };
-        let started = json!({"seed": seed, (end::PROMPT_TOKENS): prompt.len()}).to_string();
-        if sink.started(started.as_str().into()).is_stop() {
-            return Ok(cancelled(&usage));
+        let budget = self.engine.config().kv_tokens;
+        if prompt.len() + max_tokens > budget {
+            return Err(LlmError::invalid_param(
+                param::MAX_TOKENS,
+                format!(
+                    "the prompt ({} tokens) plus max_tokens ({max_tokens}) exceeds this worker's key/value cache of {budget} tokens (load option kv_cache_tokens)",
+                    prompt.len()
+                ),
+            ));
         }
-
-        model.reset()?;
-        let prefill_start = Instant::now();
-        let mut logits = Vec::new();
-        for (i, chunk) in prompt.chunks(PREFILL_CHUNK).enumerate() {
-            if sink.is_cancelled() {
-                return Ok(cancelled(&usage));
-            }
-            logits = model.forward(chunk, i * PREFILL_CHUNK)?;
-            self.set_cache_tokens(i * PREFILL_CHUNK + chunk.len());
-        }
-        usage.prefill_seconds = prefill_start.elapsed().as_secs_f64();
-
-        let decode_start = Instant::now();
-        let mut sampler = Sampler::new(&params.sampling, seed);
-        let mut history = prompt;
-        let mut stream = TextStream::new(tokenizer.inner(), params.stop.clone());
-        let mut segment = 0;
-        let reason = loop {
-            let token = sampler.sample(&mut logits, &history);
-            if tokenizer.is_end_of_generation(token) {
-                break stop_reason::EOS;
-            }
-            history.push(token);
-            usage.completion_tokens += 1;
-            let step = stream.push(token)?;
-            let flow = if step.text.is_empty() {
-                sink.is_cancelled()
-            } else {
-                segment += 1;
-                sink.text(segment - 1, step.text.as_str().into()).is_stop()
-            };
-            if flow {
-                usage.decode_seconds = decode_start.elapsed().as_secs_f64();
-                return Ok(cancelled(&usage));
-            }
-            if step.stopped {
-                break stop_reason::STOP_SEQUENCE;
-            }
-            if usage.completion_tokens == max_tokens {
-                break stop_reason::MAX_TOKENS;
-            }
-            logits = model.forward(&[token], history.len() - 1)?;
-            self.set_cache_tokens(history.len());
-        };
-        usage.decode_seconds = decode_start.elapsed().as_secs_f64();
-        let rest = stream.finish();
-        if !rest.is_empty() && sink.text(segment, rest.as_str().into()).is_stop() {
-            return Ok(cancelled(&usage));
-        }
-        Ok(JobEnd::new(reason).with_details(usage.details()))
+        Ok(prompt)
     }
 
-    fn set_cache_tokens(&self, tokens: usize) {
-        self.tokens_in_cache.store(tokens as u64, Ordering::Relaxed);
+    fn run(&self, params: GenerationParams, sink: JobSink) -> Result<JobEnd, LlmError> {
+        let prompt = self.prompt(&params)?;
+        let seed = params.sampling.seed.unwrap_or_else(random_seed);
+        let started = json!({"seed": seed, (end::PROMPT_TOKENS): prompt.len()}).to_string();
+        if sink.started(started.as_str().into()).is_stop() {
+            return Ok(JobEnd::cancelled());
+        }
+        self.engine.run(prompt, params, seed, sink)
     }
 }
 
 impl PluginWorker for LlmWorker {
+    fn max_concurrent_jobs(&self) -> u32 {
+        u32::try_from(self.engine.config().slots).unwrap_or(u32::MAX)
+    }
+
     fn validate(&self, job: &Job) -> Result<(), PluginError> {
         parse(job)?;
         Ok(())
@@ -201,17 +132,15 @@ impl PluginWorker for LlmWorker {
 
     fn execute(&self, job: Job, sink: JobSink) -> Result<JobEnd, PluginError> {
         let params = parse(&job)?;
-        let end = self.run(&params, &sink);
-        self.set_cache_tokens(0);
-        Ok(end?)
+        Ok(self.run(params, sink)?)
     }
 
     fn status(&self) -> WorkerStatus {
-        let in_cache = self.tokens_in_cache.load(Ordering::Relaxed) as f32;
+        let in_use = self.engine.positions_in_use() as f32;
         WorkerStatus {
             model: self.model_name.as_str().into(),
             memory_bytes: self.memory_bytes,
-            cache_usage_ratio: in_cache / self.context_len.max(1) as f32,
+            cache_usage_ratio: in_use / self.engine.config().kv_tokens.max(1) as f32,
         }
     }
 }
@@ -224,10 +153,6 @@ fn parse(job: &Job) -> Result<GenerationParams, PluginError> {
     Ok(GenerationParams::parse(&job.params_json)?)
 }
 
-fn cancelled(usage: &Usage) -> JobEnd {
-    JobEnd::cancelled().with_details(usage.details())
-}
-
 /// A random seed below 2^53, so that it survives a round trip through JSON numbers in any client.
 fn random_seed() -> u64 {
     rand::random::<u64>() >> 11
@@ -237,9 +162,12 @@ fn random_seed() -> u64 {
 mod tests {
     use super::*;
     use crate::test_support::{details, run};
-    use rbee_plugin_api::{tasks, testing::RecordingSink};
+    use rbee_plugin_api::{
+        tasks::{self, text_generation::stop_reason},
+        testing::RecordingSink,
+    };
     use serde_json::{Value, json};
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
 
     /// A greedy chat with a plain system prompt. (With SmolLM2's built-in system prompt the first
     /// answer token is a near tie: "The" leads "L" by 0.08 logits in f32, and quantized
@@ -331,10 +259,9 @@ mod tests {
         let params = json!({"prompt": "Write Grüße, 你好 and 🎉 in a sentence:", "temperature": 0.0, "max_tokens": 40});
         let (text, end) = generate(params);
         assert_eq!(end.stop_reason.as_str(), stop_reason::MAX_TOKENS);
-        let worker = crate::test_support::worker();
-        let loaded = worker.loaded.lock().unwrap();
-        let ids = loaded.tokenizer.encode(&text).unwrap();
-        assert_eq!(loaded.tokenizer.decode(&ids).unwrap(), text);
+        let tokenizer = &crate::test_support::worker().tokenizer;
+        let ids = tokenizer.encode(&text).unwrap();
+        assert_eq!(tokenizer.decode(&ids).unwrap(), text);
         assert!(!text.contains('\u{FFFD}'), "{text:?}");
     }
 

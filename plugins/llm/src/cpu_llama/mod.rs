@@ -1,8 +1,9 @@
 //! A llama network for CPUs, run on rbee-quant-cpu's SIMD kernels: every weight product is a
 //! quantized product with activations quantized once per input (q, k and v share one product,
-//! as do gate and up), the key/value cache grows in place, and decoding a token allocates
-//! nothing but the copy of its logits it returns. GPUs and formats the kernels lack use
-//! candle's models.
+//! as do gate and up). One forward pass runs any number of sequences at once, each with its
+//! own [`KvCache`]: their rows go through every weight product together (the kernels read each
+//! weight block once per four rows), and only attention is per sequence. GPUs and formats the
+//! kernels lack use candle's models.
 
 mod hparams;
 mod math;
@@ -11,6 +12,7 @@ mod tensors;
 use candle_core::quantized::gguf_file::Content;
 use hparams::Hyperparameters;
 use math::{AttentionShape, Rope};
+use rayon::prelude::*;
 use rbee_quant_cpu::{QuantMatrix, QuantizedRows};
 use std::io::{Read, Seek};
 use tensors::{TensorReader, block_format};
@@ -56,11 +58,64 @@ struct Layer {
     ffn_norm: Vec<f32>,
     gate_up: QuantMatrix,
     down: QuantMatrix,
+}
+
+/// One sequence's keys and values, layer by layer: what a forward pass over its earlier
+/// tokens left for the tokens after them.
+#[derive(Clone, Debug, Default)]
+pub struct KvCache {
+    layers: Vec<LayerCache>,
+}
+
+/// One layer's part of a [`KvCache`].
+#[derive(Clone, Debug)]
+struct LayerCache {
     /// The cached keys, one run of `head_dim`-wide rows per key/value head, so that attention
     /// reads each head's keys as one sequential stream.
     keys: Vec<Vec<f32>>,
     /// The cached values, laid out as the keys.
     values: Vec<Vec<f32>>,
+    /// Values per cached row (`head_dim`).
+    width: usize,
+}
+
+impl KvCache {
+    /// The positions held.
+    pub fn len(&self) -> usize {
+        self.layers
+            .first()
+            .and_then(|l| Some(l.keys.first()?.len() / l.width))
+            .unwrap_or(0)
+    }
+
+    /// A copy of the first `positions` positions.
+    pub fn prefix(&self, positions: usize) -> KvCache {
+        let cut = |rows: &Vec<Vec<f32>>, width: usize| {
+            rows.iter()
+                .map(|r| r[..(positions * width).min(r.len())].to_vec())
+                .collect()
+        };
+        KvCache {
+            layers: self
+                .layers
+                .iter()
+                .map(|l| LayerCache {
+                    keys: cut(&l.keys, l.width),
+                    values: cut(&l.values, l.width),
+                    width: l.width,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// One sequence's part of a batched forward pass: the tokens it feeds at the positions after
+/// those its cache holds.
+pub struct Segment<'a> {
+    /// The tokens to feed.
+    pub tokens: &'a [u32],
+    /// The sequence's cache; the pass appends the tokens' keys and values.
+    pub cache: &'a mut KvCache,
 }
 
 /// Buffers reused from one forward pass to the next.
@@ -120,8 +175,6 @@ impl CpuLlama {
                 ffn_norm: tensors.vector(&format!("blk.{i}.ffn_norm.weight"))?,
                 gate_up,
                 down,
-                keys: vec![Vec::new(); hp.kv_heads],
-                values: vec![Vec::new(); hp.kv_heads],
             });
         }
         let output = if tensors.has("output.weight") {
@@ -145,64 +198,106 @@ impl CpuLlama {
         self.hp.context
     }
 
-    /// Feeds `tokens` at positions `position..` and returns the logits of the last one. The
-    /// cache must hold exactly `position` earlier positions (0 after [`CpuLlama::reset`]).
+    /// Bytes of keys and values one cached position takes.
+    pub fn kv_bytes_per_token(&self) -> usize {
+        2 * self.hp.layers * self.hp.kv_dim() * std::mem::size_of::<f32>()
+    }
+
+    /// An empty cache for a new sequence.
+    pub fn new_cache(&self) -> KvCache {
+        KvCache {
+            layers: (0..self.hp.layers)
+                .map(|_| LayerCache {
+                    keys: vec![Vec::new(); self.hp.kv_heads],
+                    values: vec![Vec::new(); self.hp.kv_heads],
+                    width: self.hp.head_dim,
+                })
+                .collect(),
+        }
+    }
+
+    /// Feeds `tokens` to one sequence and returns the logits of the last one.
+    #[cfg(test)]
+    pub fn forward(&mut self, tokens: &[u32], cache: &mut KvCache) -> Result<Vec<f32>, String> {
+        let mut logits = self.forward_batch(&mut [Segment { tokens, cache }])?;
+        Ok(logits.remove(0))
+    }
+
+    /// Feeds every segment's tokens to its sequence in one pass and returns, per segment, the
+    /// logits of its last token. A sequence's results do not depend on the other segments.
     ///
     /// The pass runs on one of rayon's workers, so that its parallel products split work with
     /// the other workers directly instead of queueing each product from outside the pool and
     /// sleeping until it is done (about 150 times per token).
-    pub fn forward(&mut self, tokens: &[u32], position: usize) -> Result<Vec<f32>, String> {
-        rayon::scope(|_| self.forward_in_pool(tokens, position))
+    pub fn forward_batch(&mut self, segments: &mut [Segment<'_>]) -> Result<Vec<Vec<f32>>, String> {
+        rayon::scope(|_| self.forward_in_pool(segments))
     }
 
-    fn forward_in_pool(&mut self, tokens: &[u32], position: usize) -> Result<Vec<f32>, String> {
+    fn forward_in_pool(&mut self, segments: &mut [Segment<'_>]) -> Result<Vec<Vec<f32>>, String> {
         let hp = &self.hp;
-        let (m, hidden) = (tokens.len(), hp.hidden);
+        let hidden = hp.hidden;
         let vocab = self.embedding.rows();
-        if m == 0 {
-            return Err("no tokens to feed".into());
+        for segment in segments.iter() {
+            if segment.tokens.is_empty() {
+                return Err("no tokens to feed".into());
+            }
+            if let Some(&bad) = segment.tokens.iter().find(|&&t| t as usize >= vocab) {
+                return Err(format!("token {bad} is outside the vocabulary of {vocab}"));
+            }
+            if segment.cache.layers.len() != hp.layers {
+                return Err("the cache was not made for this model".into());
+            }
         }
-        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= vocab) {
-            return Err(format!("token {bad} is outside the vocabulary of {vocab}"));
-        }
-        if self
-            .layers
-            .first()
-            .is_some_and(|l| l.keys[0].len() != position * hp.head_dim)
-        {
-            return Err(format!("the cache does not hold {position} positions"));
+        if segments.is_empty() {
+            return Ok(Vec::new());
         }
         let s = &mut self.scratch;
-        s.residual.resize(m * hidden, 0.0);
+        let tokens = segments.iter().flat_map(|segment| segment.tokens);
+        s.residual.resize(tokens.clone().count() * hidden, 0.0);
         for (row, &token) in s.residual.chunks_exact_mut(hidden).zip(tokens) {
             self.embedding.dequantize_row(token as usize, row);
         }
-        for layer in &mut self.layers {
-            layer.forward(hp, &mut self.rope, s, position);
+        for (index, layer) in self.layers.iter().enumerate() {
+            layer.forward(hp, &mut self.rope, s, segments, index);
         }
-        let last = &s.residual[(m - 1) * hidden..];
-        s.normed.resize(hidden, 0.0);
-        math::rms_norm(last, &self.output_norm, hp.rms_eps, &mut s.normed);
-        s.quantized.quantize(&s.normed, 1, hidden);
-        s.logits.resize(vocab, 0.0);
+        let mut last_row = 0;
+        let last_rows: Vec<usize> = segments
+            .iter()
+            .map(|segment| {
+                last_row += segment.tokens.len();
+                last_row - 1
+            })
+            .collect();
+        s.attended.resize(segments.len() * hidden, 0.0);
+        for (out, &row) in s.attended.chunks_exact_mut(hidden).zip(&last_rows) {
+            math::rms_norm(
+                &s.residual[row * hidden..][..hidden],
+                &self.output_norm,
+                hp.rms_eps,
+                out,
+            );
+        }
+        s.quantized.quantize(&s.attended, segments.len(), hidden);
+        s.logits.resize(segments.len() * vocab, 0.0);
         self.output
             .as_ref()
             .unwrap_or(&self.embedding)
             .matmul(&s.quantized, &mut s.logits);
-        Ok(s.logits.clone())
-    }
-
-    /// Empties the key/value cache (keeping its memory), so the next call starts at 0.
-    pub fn reset(&mut self) {
-        for layer in &mut self.layers {
-            layer.keys.iter_mut().for_each(Vec::clear);
-            layer.values.iter_mut().for_each(Vec::clear);
-        }
+        Ok(s.logits.chunks_exact(vocab).map(<[f32]>::to_vec).collect())
     }
 }
 
 impl Layer {
-    fn forward(&mut self, hp: &Hyperparameters, rope: &mut Rope, s: &mut Scratch, first: usize) {
+    /// Runs the layer over the rows of every segment (stacked in `s.residual`), appending each
+    /// segment's keys and values to layer `index` of its cache.
+    fn forward(
+        &self,
+        hp: &Hyperparameters,
+        rope: &mut Rope,
+        s: &mut Scratch,
+        segments: &mut [Segment<'_>],
+        index: usize,
+    ) {
         let (hidden, kv_dim, head_dim) = (hp.hidden, hp.kv_dim(), hp.head_dim);
         let m = s.residual.len() / hidden;
 
@@ -214,38 +309,52 @@ impl Layer {
         self.qkv.matmul(&s.quantized, &mut s.qkv);
 
         s.queries.resize(m * hidden, 0.0);
-        for (i, (row, queries)) in s
+        let mut rows = s
             .qkv
             .chunks_exact_mut(qkv_width)
-            .zip(s.queries.chunks_exact_mut(hidden))
-            .enumerate()
-        {
-            let (q, kv) = row.split_at_mut(hidden);
-            let (k, v) = kv.split_at_mut(kv_dim);
-            rope.rotate(q, head_dim, first + i);
-            rope.rotate(k, head_dim, first + i);
-            queries.copy_from_slice(q);
-            for (cache, k) in self.keys.iter_mut().zip(k.chunks_exact(head_dim)) {
-                cache.extend_from_slice(k);
-            }
-            for (cache, v) in self.values.iter_mut().zip(v.chunks_exact(head_dim)) {
-                cache.extend_from_slice(v);
+            .zip(s.queries.chunks_exact_mut(hidden));
+        let mut firsts = Vec::with_capacity(segments.len());
+        for segment in segments.iter_mut() {
+            let cache = &mut segment.cache.layers[index];
+            let first = cache.keys[0].len() / head_dim;
+            firsts.push(first);
+            for (position, (row, queries)) in
+                (first..).zip(rows.by_ref().take(segment.tokens.len()))
+            {
+                let (q, kv) = row.split_at_mut(hidden);
+                let (k, v) = kv.split_at_mut(kv_dim);
+                rope.rotate(q, head_dim, position);
+                rope.rotate(k, head_dim, position);
+                queries.copy_from_slice(q);
+                for (cache, k) in cache.keys.iter_mut().zip(k.chunks_exact(head_dim)) {
+                    cache.extend_from_slice(k);
+                }
+                for (cache, v) in cache.values.iter_mut().zip(v.chunks_exact(head_dim)) {
+                    cache.extend_from_slice(v);
+                }
             }
         }
         s.attended.resize(m * hidden, 0.0);
-        let shape = AttentionShape {
-            heads: hp.heads,
-            kv_heads: hp.kv_heads,
-            head_dim,
-            first,
-        };
-        math::attention(
-            &shape,
-            &s.queries,
-            &self.keys,
-            &self.values,
-            &mut s.attended,
-        );
+        let mut outputs = Vec::with_capacity(segments.len());
+        let (mut queries, mut attended) = (&s.queries[..], &mut s.attended[..]);
+        for (segment, &first) in segments.iter().zip(&firsts) {
+            let rows = segment.tokens.len() * hidden;
+            let (q, rest_q) = queries.split_at(rows);
+            let (out, rest_out) = attended.split_at_mut(rows);
+            (queries, attended) = (rest_q, rest_out);
+            let shape = AttentionShape {
+                heads: hp.heads,
+                kv_heads: hp.kv_heads,
+                head_dim,
+                first,
+            };
+            outputs.push((shape, q, &segment.cache.layers[index], out));
+        }
+        if outputs.len() > 1 {
+            outputs.par_iter_mut().for_each(attend);
+        } else {
+            outputs.iter_mut().for_each(attend);
+        }
         s.quantized.quantize(&s.attended, m, hidden);
         s.projected.resize(m * hidden, 0.0);
         self.attention_output.matmul(&s.quantized, &mut s.projected);
@@ -261,6 +370,13 @@ impl Layer {
         self.down.matmul(&s.quantized, &mut s.projected);
         add_into(&mut s.residual, &s.projected);
     }
+}
+
+/// One segment's attention: its shape, queries, cache layer and output rows.
+type AttentionPart<'a> = (AttentionShape, &'a [f32], &'a LayerCache, &'a mut [f32]);
+
+fn attend((shape, queries, cache, out): &mut AttentionPart<'_>) {
+    math::attention(shape, queries, &cache.keys, &cache.values, out);
 }
 
 fn add_into(into: &mut [f32], add: &[f32]) {

@@ -1,7 +1,7 @@
 //! The CPU network against candle's llama on the test model and its Q4_0 and Q8_0 copies: close
 //! logits, the same greedy tokens, whether the prompt arrives at once or in chunks.
 
-use super::CpuLlama;
+use super::{CpuLlama, KvCache, Segment};
 use crate::test_support::{model_in_format, model_path};
 use candle_core::{
     Device, Tensor,
@@ -95,7 +95,8 @@ fn matches_candle(path: &Path, format: GgmlDType) {
     let (mut ours, mut candle) = load(path);
     let prompt = prompt(path);
     let mut expected = candle_logits(&mut candle, &prompt, 0);
-    let mut got = ours.forward(&prompt, 0).unwrap();
+    let mut cache = ours.new_cache();
+    let mut got = ours.forward(&prompt, &mut cache).unwrap();
     let mut greedy = Vec::new();
     for (step, position) in (prompt.len()..prompt.len() + 4).enumerate() {
         let (ours_centred, candle_centred) = (centred(&got), centred(&expected));
@@ -119,7 +120,7 @@ fn matches_candle(path: &Path, format: GgmlDType) {
         );
         greedy.push(next);
         expected = candle_logits(&mut candle, &[next], position);
-        got = ours.forward(&[next], position).unwrap();
+        got = ours.forward(&[next], &mut cache).unwrap();
     }
     let mut file = File::open(path).unwrap();
     let content = gguf_file::Content::read(&mut file).unwrap();
@@ -135,26 +136,71 @@ fn matches_candle(path: &Path, format: GgmlDType) {
 fn a_prompt_fed_in_chunks_gives_the_same_logits_as_at_once() {
     let (mut model, _) = load(&model_path());
     let prompt = prompt(&model_path());
-    let at_once = model.forward(&prompt, 0).unwrap();
-    model.reset();
-    model.forward(&prompt[..3], 0).unwrap();
-    let chunked = model.forward(&prompt[3..], 3).unwrap();
+    let at_once = model.forward(&prompt, &mut model.new_cache()).unwrap();
+    let mut cache = model.new_cache();
+    model.forward(&prompt[..3], &mut cache).unwrap();
+    let chunked = model.forward(&prompt[3..], &mut cache).unwrap();
+    assert_eq!(cache.len(), prompt.len());
     assert!(max_difference(&at_once, &chunked) < 1e-3);
 }
 
+/// Sequences batched together (one decoding, one prefilling, one starting) get exactly the
+/// logits each gets alone: every row is quantized and multiplied on its own, so a sequence's
+/// greedy output does not depend on what else runs.
 #[test]
-fn bad_tokens_and_positions_are_errors_not_panics() {
+fn a_batched_pass_gives_each_sequence_its_logits_alone() {
+    let (mut model, _) = load(&model_path());
+    let prompt = prompt(&model_path());
+    let alone = |model: &mut CpuLlama, feeds: &[&[u32]]| {
+        let mut cache = model.new_cache();
+        let mut logits = Vec::new();
+        for feed in feeds {
+            logits = model.forward(feed, &mut cache).unwrap();
+        }
+        (logits, cache)
+    };
+    let (expected_a, mut a) = alone(&mut model, &[&prompt, &[42]]);
+    let (expected_b, mut b) = alone(&mut model, &[&prompt[..2], &prompt[2..]]);
+    let (expected_c, _) = alone(&mut model, &[&[7, 8, 9, 10, 11]]);
+    for cache in [&mut a, &mut b] {
+        *cache = cache.prefix(cache.len() - 1);
+    }
+    let (last_a, last_b) = ([42], [prompt[prompt.len() - 1]]);
+    let mut c = model.new_cache();
+    let c_tokens = [7, 8, 9, 10, 11];
+    let batched = model
+        .forward_batch(&mut [
+            Segment {
+                tokens: &last_a,
+                cache: &mut a,
+            },
+            Segment {
+                tokens: &last_b,
+                cache: &mut b,
+            },
+            Segment {
+                tokens: &c_tokens,
+                cache: &mut c,
+            },
+        ])
+        .unwrap();
+    assert_eq!(batched, [expected_a, expected_b, expected_c]);
+    assert_eq!(
+        (a.len(), b.len(), c.len()),
+        (prompt.len() + 1, prompt.len(), 5)
+    );
+}
+
+#[test]
+fn bad_tokens_are_errors_not_panics() {
     let (mut model, _) = load(&model_path());
     let vocabulary = model.embedding.rows() as u32;
+    let mut cache = model.new_cache();
     assert_eq!(
-        model.forward(&[vocabulary], 0).unwrap_err(),
+        model.forward(&[vocabulary], &mut cache).unwrap_err(),
         format!("token {vocabulary} is outside the vocabulary of {vocabulary}")
     );
-    assert!(
-        model
-            .forward(&[1], 3)
-            .unwrap_err()
-            .contains("does not hold 3 positions")
-    );
-    assert!(model.forward(&[], 0).is_err());
+    assert!(model.forward(&[], &mut cache).is_err());
+    assert!(model.forward(&[1], &mut KvCache::default()).is_err());
+    assert_eq!(cache.len(), 0);
 }
