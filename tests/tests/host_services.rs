@@ -192,6 +192,7 @@ fn heartbeats_reach_the_hive_back_off_while_it_is_down_and_resume() {
     assert_eq!(ready[0].body["worker_id"], "w-1");
     assert_eq!(ready[0].body["plugin_id"], "echo-cpu");
     assert_eq!(ready[0].body["url"], host.url);
+    assert_eq!(ready[0].body["slots"], 1, "{}", ready[0].body);
     for field in [
         "model",
         "device",

@@ -5,8 +5,10 @@
 //! through the host (random weights: the compute does not depend on the values), and the tiny
 //! checkpoint's end-to-end time through the host. audio:
 //! Whisper tiny.en's real-time factor on a ~45 s clip, in-process, through the host, and
-//! faster-whisper on the same model file when it is installed.
+//! faster-whisper on the same model file when it is installed. llm with `--concurrency`: see
+//! [`concurrency`].
 
+mod concurrency;
 mod host;
 
 pub use host::host;
@@ -61,6 +63,10 @@ pub struct LlmBench<'a> {
     pub portable: bool,
     /// The kernel set to run (`RBEE_CPU_KERNELS`), if not the fastest.
     pub kernels: Option<&'a str>,
+    /// Numbers of concurrent clients: when given, run [`concurrency`] instead.
+    pub concurrency: &'a [usize],
+    /// With `concurrency`, a llama-server binary to serve the same file, interleaved.
+    pub compare_server: Option<&'a Path>,
 }
 
 impl LlmBench<'_> {
@@ -75,6 +81,9 @@ impl LlmBench<'_> {
 
 /// Runs the LLM benchmark and prints the tables.
 pub fn llm(bench: &LlmBench<'_>) -> Result<()> {
+    if !bench.concurrency.is_empty() {
+        return concurrency::concurrency(bench.concurrency, bench.runs, bench.compare_server);
+    }
     let runs = bench.runs;
     let models = models::provision()?;
     let plugins_dir = plugins::build_and_install(&PluginsArgs {

@@ -50,6 +50,14 @@ enum Task {
         /// the fastest this CPU has.
         #[arg(long)]
         kernels: Option<String>,
+        /// llm: numbers of concurrent streaming clients (e.g. 1,4,8,16), each level against a
+        /// release rbee-host with that many batch slots; replaces the single-stream tables.
+        #[arg(long, value_delimiter = ',')]
+        concurrency: Vec<usize>,
+        /// llm --concurrency: a llama-server binary to serve the same file with as many slots,
+        /// interleaved run by run.
+        #[arg(long)]
+        compare_server: Option<std::path::PathBuf>,
     },
     /// Type-check every plugin's cuda build and compile candle's CUDA kernels, with NVIDIA's
     /// compiler from PyPI (no GPU needed).
@@ -78,6 +86,8 @@ fn main() -> Result<()> {
             compare,
             portable,
             kernels,
+            concurrency,
+            compare_server,
         } => match what.as_str() {
             "sd" => bench::sd(runs),
             "audio" => bench::audio(runs),
@@ -87,6 +97,8 @@ fn main() -> Result<()> {
                 compare: compare.as_deref(),
                 portable,
                 kernels: kernels.as_deref(),
+                concurrency: &concurrency,
+                compare_server: compare_server.as_deref(),
             }),
         },
     }

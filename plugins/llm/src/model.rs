@@ -131,10 +131,7 @@ impl Model {
                 let SequenceCache::Cpu(cache) = &mut **cache else {
                     return Err(LlmError::Inference("a sequence from another model".into()));
                 };
-                cpu_segments.push(Segment {
-                    tokens: *tokens,
-                    cache,
-                });
+                cpu_segments.push(Segment { tokens, cache });
             }
             return m
                 .forward_batch(&mut cpu_segments)
