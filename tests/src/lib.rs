@@ -5,6 +5,7 @@ mod build;
 mod fixtures;
 mod hive;
 mod host;
+pub mod openai_fields;
 mod sse;
 
 pub use build::{host_bin, models_dir, plugin_file, plugins_dir, workspace_root};

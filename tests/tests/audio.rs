@@ -330,3 +330,27 @@ fn token_events_stream_a_text_event_per_token() {
     assert_eq!(pieces.len(), tokens, "{pieces:?}");
     assert!(pieces.len() > 5, "{pieces:?}");
 }
+
+/// README.md's harmless fields of the transcription route are accepted (200) by the real
+/// plugin. (The translation route's are the same `model`; tiny.en cannot translate at all.)
+#[test]
+fn harmless_transcription_fields_are_accepted() {
+    use rbee_tests::openai_fields::{harmless_value, route_fields, send_field};
+    let host = audio_host();
+    let (wav, _) = clip("hello_world");
+    let route = route_fields("/v1/audio/transcriptions");
+    assert!(!route.harmless.is_empty());
+    for field in &route.harmless {
+        let files = [("file", "clip.wav", wav.as_slice())];
+        let response = send_field(
+            &host,
+            &route,
+            &json!({}),
+            &files,
+            field,
+            &harmless_value(field),
+        );
+        let status = response.status();
+        assert_eq!(status, 200, "{field}: {}", response.text().unwrap());
+    }
+}

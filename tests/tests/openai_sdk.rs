@@ -19,6 +19,22 @@ try:
     embedding_error = None
 except openai.NotFoundError as error:
     embedding_error = error.body
+refused = {
+    "response_format": {"response_format": {"type": "json_object"}},
+    "tools": {"tools": [{"type": "function", "function": {"name": "now", "parameters": {"type": "object", "properties": {}}}}]},
+    "logprobs": {"logprobs": True, "top_logprobs": 2},
+    "logit_bias": {"logit_bias": {"50256": -100}},
+    "n": {"n": 2},
+    "reasoning_effort": {"reasoning_effort": "high"},
+}
+refusals = {}
+for name, fields in refused.items():
+    try:
+        client.chat.completions.create(model="smollm", messages=messages, max_tokens=2, **fields)
+        refusals[name] = "accepted"
+    except openai.BadRequestError as error:
+        body = error.body if isinstance(error.body, dict) else {}
+        refusals[name] = body.get("param", body.get("error", {}).get("param"))
 try:
     openai.OpenAI(base_url=os.environ["BASE_URL"] + "/v1", api_key="wrong").models.list()
     auth_error = None
@@ -36,6 +52,7 @@ print(json.dumps({
     "models": [m.id for m in client.models.list().data],
     "embedding_error": embedding_error,
     "auth_error": auth_error,
+    "refusals": refusals,
 }))
 "#;
 
@@ -87,4 +104,10 @@ fn the_openai_python_sdk_works_unchanged() {
         "{result}"
     );
     assert_eq!(result["auth_error"], 401);
+    for (field, param) in result["refusals"].as_object().unwrap() {
+        assert_eq!(
+            param, field,
+            "the SDK's {field} request was not refused naming it: {result}"
+        );
+    }
 }

@@ -500,3 +500,29 @@ fn a_hub_repository_that_cannot_be_reached_or_is_not_cached_is_a_clear_error() {
         );
     }
 }
+
+/// README.md's harmless fields of both image routes are accepted (200) by the real plugin.
+#[test]
+fn harmless_image_fields_are_accepted() {
+    use rbee_tests::openai_fields::{harmless_value, route_fields, send_field};
+    let host = sd_host();
+    let png = BASE64
+        .decode(png_of(64, 64, |x, y| [x as u8, y as u8, 9]))
+        .unwrap();
+    let base = json!({"prompt": "a cube", "size": "64x64", "steps": 1, "seed": 1});
+    for (path, files) in [
+        ("/v1/images/generations", vec![]),
+        (
+            "/v1/images/edits",
+            vec![("image", "image.png", png.as_slice())],
+        ),
+    ] {
+        let route = route_fields(path);
+        assert!(!route.harmless.is_empty());
+        for field in &route.harmless {
+            let response = send_field(&host, &route, &base, &files, field, &harmless_value(field));
+            let status = response.status();
+            assert_eq!(status, 200, "{path} {field}: {}", response.text().unwrap());
+        }
+    }
+}

@@ -309,3 +309,25 @@ fn a_model_dir_missing_a_file_stops_the_host_naming_the_file() {
         host.log()
     );
 }
+
+/// README.md's harmless fields of the embeddings route are accepted (200) by the real plugin.
+#[test]
+fn harmless_embedding_fields_are_accepted() {
+    use rbee_tests::openai_fields::{harmless_value, route_fields, send_field};
+    let served = serve();
+    let route = route_fields("/v1/embeddings");
+    assert!(!route.harmless.is_empty());
+    for field in &route.harmless {
+        let base = json!({"input": "a sentence"});
+        let response = send_field(
+            &served.host,
+            &route,
+            &base,
+            &[],
+            field,
+            &harmless_value(field),
+        );
+        let status = response.status();
+        assert_eq!(status, 200, "{field}: {}", response.text().unwrap());
+    }
+}

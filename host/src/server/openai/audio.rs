@@ -2,7 +2,7 @@
 //! task: a multipart upload becomes a job (the file as base64 `audio`, translation as the native
 //! `task: "translate"`), answered as json, text, verbose_json, srt or vtt.
 
-use super::{request, start_job};
+use super::{fields, request, start_job};
 use crate::{
     jobs::event::JobEvent,
     server::{ApiError, AppState, stream::JobEvents},
@@ -30,11 +30,16 @@ enum Mode {
 }
 
 impl Mode {
-    fn route(self) -> &'static str {
+    /// The route's fields, which give its path too.
+    fn fields(self) -> &'static fields::Route {
         match self {
-            Mode::Transcribe => "/v1/audio/transcriptions",
-            Mode::Translate => "/v1/audio/translations",
+            Mode::Transcribe => &fields::TRANSCRIPTIONS,
+            Mode::Translate => &fields::TRANSLATIONS,
         }
+    }
+
+    fn route(self) -> &'static str {
+        self.fields().path
     }
 
     /// The native `task` param, which verbose_json reports too.
@@ -45,6 +50,9 @@ impl Mode {
         }
     }
 }
+
+/// A read form: the job's params, the audio, and the answer format.
+type ReadForm = (Map<String, Value>, Vec<u8>, Format);
 
 /// The answer formats OpenAI defines.
 #[derive(Clone, Copy, PartialEq, Debug)]
@@ -100,10 +108,7 @@ async fn answer(
     Ok(respond(format, mode, text.trim(), &segments, &details))
 }
 
-async fn read_form(
-    mut multipart: Multipart,
-    mode: Mode,
-) -> Result<(Map<String, Value>, Vec<u8>, Format), ApiError> {
+async fn read_form(mut multipart: Multipart, mode: Mode) -> Result<ReadForm, ApiError> {
     let mut form = Form::new(mode);
     while let Some(field) = multipart
         .next_field()
@@ -148,17 +153,10 @@ impl Form {
         }
     }
 
-    /// A text field under OpenAI's name; names OpenAI defines but that change nothing here
-    /// (`model`) and unknown names are ignored.
+    /// A text field under OpenAI's name, checked against the route's fields first.
     fn text(&mut self, name: &str, value: &str) -> Result<(), ApiError> {
+        self.mode.fields().check(name, &fields::form_value(value))?;
         match name {
-            "language" if self.mode == Mode::Translate => {
-                return Err(request::bad(
-                    "language",
-                    "translations are always into English and take no 'language'; \
-                     use /v1/audio/transcriptions to name the spoken language",
-                ));
-            }
             "language" => {
                 self.params.insert(param::LANGUAGE.into(), value.into());
             }
@@ -181,7 +179,7 @@ impl Form {
     }
 
     /// The job's params and the answer format, once the form is read; 400 without a file.
-    fn finish(self) -> Result<(Map<String, Value>, Vec<u8>, Format), ApiError> {
+    fn finish(self) -> Result<ReadForm, ApiError> {
         let audio = self
             .audio
             .ok_or_else(|| request::bad("file", "'file' (the audio) is required"))?;
@@ -363,10 +361,7 @@ mod tests {
     }
 
     /// The form `fields` make, read by `mode` with a file.
-    fn form(
-        mode: Mode,
-        fields: &[(&str, &str)],
-    ) -> Result<(Map<String, Value>, Vec<u8>, Format), ApiError> {
+    fn form(mode: Mode, fields: &[(&str, &str)]) -> Result<ReadForm, ApiError> {
         let mut form = Form::new(mode);
         form.audio = Some(b"RIFF".to_vec());
         for (name, value) in fields {

@@ -1,6 +1,6 @@
 //! `POST /v1/chat/completions` and `POST /v1/completions` on the `text-generation` task.
 
-use super::{Collected, collect, model_name, now, request, start_job, usage};
+use super::{Collected, collect, fields, model_name, now, request, start_job, usage};
 use crate::{
     jobs::event::JobEvent,
     server::{
@@ -27,6 +27,7 @@ pub async fn chat_completions(
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let body = request::object(body)?;
+    fields::CHAT.check_all(&body)?;
     let messages = body
         .get("messages")
         .and_then(Value::as_array)
@@ -52,6 +53,7 @@ pub async fn completions(
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let body = request::object(body)?;
+    fields::COMPLETIONS.check_all(&body)?;
     let prompt = match body.get("prompt") {
         Some(Value::String(prompt)) => prompt.clone(),
         Some(Value::Array(prompts)) if prompts.len() == 1 && prompts[0].is_string() => {

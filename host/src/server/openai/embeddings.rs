@@ -1,6 +1,6 @@
 //! `POST /v1/embeddings` on the `embedding` task.
 
-use super::{collect, model_name, request, start_job};
+use super::{collect, fields, model_name, request, start_job};
 use crate::server::{ApiError, AppState};
 use axum::{
     Json,
@@ -17,6 +17,7 @@ pub async fn embeddings(
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let body = request::object(body)?;
+    fields::EMBEDDINGS.check_all(&body)?;
     let input = match body.get("input") {
         Some(text @ Value::String(_)) => text.clone(),
         Some(Value::Array(items)) if items.iter().all(Value::is_string) => {
@@ -39,12 +40,6 @@ pub async fn embeddings(
             ));
         }
     };
-    if body.get("dimensions").is_some_and(|d| !d.is_null()) {
-        return Err(request::bad(
-            "dimensions",
-            "choosing dimensions is not supported",
-        ));
-    }
     let params = Map::from_iter([(param::INPUT.to_string(), input)]);
     let (_, events) = start_job(&state, "/v1/embeddings", TASK, params, Vec::new()).await?;
     let mut collected = collect(events).await?;

@@ -6,7 +6,7 @@ mod transparency;
 
 pub use edits::edits;
 
-use super::{Collected, collect, now, request, start_job};
+use super::{Collected, collect, fields, now, request, start_job};
 use crate::server::{ApiError, AppState};
 use axum::{
     Json,
@@ -24,6 +24,7 @@ pub async fn generations(
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let body = request::object(body)?;
+    fields::IMAGE_GENERATIONS.check_all(&body)?;
     let (prompt, params) = job_params(&body, param::PASSED_THROUGH)?;
     let (_, events) = start_job(
         &state,

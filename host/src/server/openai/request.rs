@@ -25,8 +25,7 @@ pub fn wants_stream(body: &Map<String, Value>) -> bool {
 }
 
 /// The sampling fields shared by chat and text completions, mapped onto `text-generation`
-/// parameters. Fields that would change the output but are not supported are refused rather
-/// than ignored.
+/// parameters (what is refused, [`super::fields`] has refused before).
 pub fn sampling(body: &Map<String, Value>) -> Result<Map<String, Value>, ApiError> {
     let mut params = Map::new();
     let renamed = [
@@ -55,37 +54,6 @@ pub fn sampling(body: &Map<String, Value>) -> Result<Map<String, Value>, ApiErro
         }
         Some(_) => return Err(bad("stop", "'stop' must be a string or a list of strings")),
     }
-    if body
-        .get("n")
-        .is_some_and(|n| !n.is_null() && n.as_u64() != Some(1))
-    {
-        return Err(bad("n", "only n = 1 is supported"));
-    }
-    for penalty in ["frequency_penalty", "presence_penalty"] {
-        if body
-            .get(penalty)
-            .and_then(Value::as_f64)
-            .is_some_and(|v| v != 0.0)
-        {
-            return Err(bad(
-                penalty,
-                format!("'{penalty}' is not supported; use repeat_penalty"),
-            ));
-        }
-    }
-    if body
-        .get("logprobs")
-        .is_some_and(|v| v.as_bool() == Some(true) || v.is_number())
-    {
-        return Err(bad("logprobs", "logprobs are not supported"));
-    }
-    if body
-        .get("tools")
-        .and_then(Value::as_array)
-        .is_some_and(|tools| !tools.is_empty())
-    {
-        return Err(bad("tools", "tool calls are not supported"));
-    }
     Ok(params)
 }
 
@@ -111,20 +79,7 @@ mod tests {
     }
 
     #[test]
-    fn unsupported_fields_that_change_output_are_refused() {
-        for body in [
-            json!({"n": 2}),
-            json!({"presence_penalty": 0.5}),
-            json!({"logprobs": true}),
-            json!({"stop": 3}),
-        ] {
-            assert!(sampling(&map(body.clone())).is_err(), "{body}");
-        }
-        assert!(
-            sampling(&map(
-                json!({"n": 1, "presence_penalty": 0, "logprobs": false})
-            ))
-            .is_ok()
-        );
+    fn a_stop_that_is_neither_text_nor_a_list_is_refused() {
+        assert!(sampling(&map(json!({"stop": 3}))).is_err());
     }
 }

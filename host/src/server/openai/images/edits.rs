@@ -5,7 +5,7 @@
 use super::{answer, job_params, transparency};
 use crate::server::{
     ApiError, AppState,
-    openai::{collect, request, start_job},
+    openai::{collect, fields, request, start_job},
 };
 use axum::{
     Json,
@@ -28,15 +28,13 @@ enum Kind {
     Number,
 }
 
-/// The text fields the route reads: OpenAI's (`model` and `user` are accepted and change
-/// nothing: the worker has one model), then the plugin's own parameters as extensions.
-const TEXT_FIELDS: [(&str, Kind); 12] = [
+/// The text fields the route reads into the job: OpenAI's, then the plugin's own parameters as
+/// extensions (the others [`fields::IMAGE_EDITS`] accepts change nothing).
+const TEXT_FIELDS: [(&str, Kind); 10] = [
     ("prompt", Kind::Text),
     ("n", Kind::Integer),
     ("size", Kind::Text),
     ("response_format", Kind::Text),
-    ("model", Kind::Text),
-    ("user", Kind::Text),
     (param::NEGATIVE_PROMPT, Kind::Text),
     (param::STEPS, Kind::Integer),
     (param::GUIDANCE_SCALE, Kind::Number),
@@ -107,31 +105,22 @@ async fn read_form(mut form: Multipart) -> Result<Form, ApiError> {
             *slot = Some(bytes.to_vec());
             continue;
         }
-        let kind = TEXT_FIELDS
-            .iter()
-            .find(|(known, _)| *known == name)
-            .map(|(_, kind)| *kind)
-            .ok_or_else(|| unknown_field(&name))?;
         let text = field
             .text()
             .await
             .map_err(|e| request::bad(&name, e.body_text()))?;
+        fields::IMAGE_EDITS.check(&name, &fields::form_value(&text))?;
+        let Some(kind) = TEXT_FIELDS
+            .iter()
+            .find(|(known, _)| *known == name)
+            .map(|(_, kind)| *kind)
+        else {
+            continue;
+        };
         let value = parse(&name, kind, &text)?;
         read.fields.insert(name, value);
     }
     Ok(read)
-}
-
-/// Fields this route does not know would change the output if honoured, so they are refused.
-fn unknown_field(name: &str) -> ApiError {
-    let known: Vec<&str> = TEXT_FIELDS.iter().map(|(name, _)| *name).collect();
-    request::bad(
-        name,
-        format!(
-            "unknown field '{name}' (known: image, mask, {})",
-            known.join(", ")
-        ),
-    )
 }
 
 fn parse(name: &str, kind: Kind, text: &str) -> Result<Value, ApiError> {
@@ -171,9 +160,14 @@ mod tests {
     }
 
     #[test]
-    fn unknown_fields_are_refused_naming_the_known_ones() {
-        let error = format!("{:?}", unknown_field("quality"));
-        assert!(error.contains("unknown field 'quality'"), "{error}");
-        assert!(error.contains("strength"), "{error}");
+    fn every_field_read_into_the_job_is_one_the_route_implements() {
+        for (name, _) in TEXT_FIELDS {
+            let field = fields::IMAGE_EDITS.fields.iter().find(|f| f.name == name);
+            assert_eq!(
+                field.map(|f| f.handling),
+                Some(fields::Handling::Implemented),
+                "{name}"
+            );
+        }
     }
 }

@@ -1,0 +1,95 @@
+//! README.md's table of the OpenAI routes' fields, walked over HTTP: every refused field gets 400
+//! naming it on every route, and so does a field no route knows; on the text routes, with the
+//! real LLM plugin, every harmless field and every refused field at its neutral value gets 200.
+//! (The harmless fields of the embedding, image and audio routes are walked in
+//! `third_party_plugin.rs`, `sd.rs` and `audio.rs`, beside their plugins.)
+
+use rbee_tests::{
+    Host, models_dir,
+    openai_fields::{
+        asking_value, assert_refused, field_table, harmless_value, route_fields, send_field,
+    },
+    plugins_dir,
+};
+use serde_json::{Value, json};
+
+#[test]
+fn every_refused_or_unknown_field_gets_400_naming_it_on_every_route() {
+    let host = Host::start_echo(&[]);
+    for route in field_table() {
+        assert!(!route.refused.is_empty() || route.path == "/v1/embeddings");
+        for field in route
+            .refused
+            .iter()
+            .map(String::as_str)
+            .chain(["cache_prompt"])
+        {
+            let response = send_field(&host, &route, &json!({}), &[], field, &asking_value(field));
+            assert_refused(response, &route.path, field);
+        }
+    }
+}
+
+fn llm_host() -> Host {
+    let model = models_dir().join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    let dir = plugins_dir().to_str().unwrap().to_string();
+    Host::start_ready(&[
+        "--plugin",
+        "llm-cpu",
+        "--plugins-dir",
+        &dir,
+        "--model",
+        model.to_str().unwrap(),
+        "--threads",
+        "2",
+    ])
+}
+
+/// Refused fields at the values that ask for nothing beyond what is implemented.
+fn neutral_values(path: &str) -> Value {
+    let chat = path == "/v1/chat/completions";
+    let mut values = json!({"n": 1, "frequency_penalty": 0, "presence_penalty": 0,
+                            "logit_bias": {}});
+    let extra = if chat {
+        json!({"logprobs": false, "top_logprobs": 0, "response_format": {"type": "text"},
+               "tools": [], "tool_choice": "none", "functions": [], "function_call": "none",
+               "modalities": ["text"], "audio": null, "prediction": null})
+    } else {
+        json!({"best_of": 1, "echo": false, "logprobs": 0, "suffix": ""})
+    };
+    values
+        .as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    values
+}
+
+#[test]
+fn harmless_fields_and_neutral_values_are_accepted_on_the_text_routes() {
+    let host = llm_host();
+    for (path, base) in [
+        (
+            "/v1/chat/completions",
+            json!({"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}),
+        ),
+        (
+            "/v1/completions",
+            json!({"prompt": "Hello", "max_tokens": 2}),
+        ),
+    ] {
+        let route = route_fields(path);
+        for field in &route.harmless {
+            let response = send_field(&host, &route, &base, &[], field, &harmless_value(field));
+            let status = response.status();
+            assert_eq!(status, 200, "{path} {field}: {}", response.text().unwrap());
+        }
+        let mut neutral = base.clone();
+        neutral
+            .as_object_mut()
+            .unwrap()
+            .extend(neutral_values(path).as_object().unwrap().clone());
+        let response = host.post(path, &neutral);
+        let status = response.status();
+        assert_eq!(status, 200, "{path}: {}", response.text().unwrap());
+    }
+}
