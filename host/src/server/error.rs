@@ -8,6 +8,18 @@ use axum::{
 use rbee_plugin_api::PluginError;
 use serde_json::json;
 
+/// The longest field name an error message repeats: longer ones are cut, so that a huge
+/// unknown key does not come back as a huge answer.
+const SHOWN_NAME_CHARS: usize = 64;
+
+/// `name` as error messages show it: cut after [`SHOWN_NAME_CHARS`] characters, with `...`.
+pub fn clipped(name: &str) -> String {
+    match name.char_indices().nth(SHOWN_NAME_CHARS) {
+        Some((cut, _)) => format!("{}...", &name[..cut]),
+        None => name.to_string(),
+    }
+}
+
 /// An error answer.
 #[derive(Debug)]
 pub struct ApiError {

@@ -1,6 +1,6 @@
 //! Submitting, inspecting and cancelling jobs.
 
-use super::{ApiError, AppState, collect::collect, stream::open_stream};
+use super::{ApiError, AppState, clipped, collect::collect, stream::open_stream};
 use crate::{
     jobs::SubmitError,
     worker::{WorkerState, readiness::State as Life},
@@ -128,14 +128,28 @@ fn decode_base64(field: &str, text: &str) -> Result<Vec<u8>, ApiError> {
         .map_err(|e| ApiError::bad_field(field, format!("'{field}' is not valid base64: {e}")))
 }
 
+/// The longest time limit a job may have: 30 days.
+const MAX_TIME_LIMIT_SECS: f64 = 30.0 * 24.0 * 3600.0;
+
+/// The top-level fields of a `POST /v1/jobs` body.
+const SUBMISSION_FIELDS: [&str; 3] = ["task", "params", "timeout"];
+
 /// How long the job may take: the body's `timeout` (seconds) or the `X-Deadline` header (a Unix
-/// time in seconds). When it passes, the job ends with stop reason `deadline_exceeded`.
+/// time in seconds), at most [`MAX_TIME_LIMIT_SECS`] ahead. When it passes, the job ends with
+/// stop reason `deadline_exceeded`.
 fn time_limit(headers: &HeaderMap, body: &Value) -> Result<Option<Duration>, ApiError> {
+    let too_far = || format!("at most {MAX_TIME_LIMIT_SECS} seconds ahead (30 days)");
     if let Some(timeout) = body.get("timeout").filter(|t| !t.is_null()) {
         let seconds = timeout.as_f64().filter(|s| *s > 0.0 && s.is_finite());
         let seconds = seconds.ok_or_else(|| {
             ApiError::bad_field("timeout", "'timeout' must be a positive number of seconds")
         })?;
+        if seconds > MAX_TIME_LIMIT_SECS {
+            return Err(ApiError::bad_field(
+                "timeout",
+                format!("'timeout' must be {}", too_far()),
+            ));
+        }
         return Ok(Some(Duration::from_secs_f64(seconds)));
     }
     let Some(deadline) = headers.get("x-deadline") else {
@@ -153,6 +167,10 @@ fn time_limit(headers: &HeaderMap, body: &Value) -> Result<Option<Duration>, Api
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
     match at - now {
+        left if left > MAX_TIME_LIMIT_SECS => Err(ApiError::bad_field(
+            "X-Deadline",
+            format!("the deadline must be {}", too_far()),
+        )),
         left if left > 0.0 => Ok(Some(Duration::from_secs_f64(left))),
         _ => Err(ApiError::bad_field(
             "X-Deadline",
@@ -168,6 +186,20 @@ fn parse_submission(
     body: &Value,
     time_limit: Option<Duration>,
 ) -> Result<Job, ApiError> {
+    if let Some(unknown) = body.as_object().and_then(|fields| {
+        fields
+            .keys()
+            .find(|k| !SUBMISSION_FIELDS.contains(&k.as_str()))
+    }) {
+        let name = clipped(unknown);
+        return Err(ApiError::bad_field(
+            &name,
+            format!(
+                "unknown field '{name}' (known: {}; job parameters go in 'params')",
+                SUBMISSION_FIELDS.join(", ")
+            ),
+        ));
+    }
     let task = body
         .get("task")
         .and_then(Value::as_str)

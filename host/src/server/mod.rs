@@ -4,6 +4,7 @@ mod auth;
 mod collect;
 mod error;
 mod jobs;
+mod json_errors;
 mod openai;
 mod state;
 mod status;
@@ -11,7 +12,7 @@ mod stream;
 #[cfg(test)]
 mod tests;
 
-pub use error::ApiError;
+pub use error::{ApiError, clipped};
 pub use state::AppState;
 
 use axum::{
@@ -33,7 +34,9 @@ use tracing::Level;
 /// `X-Request-Id`), a span per request, the body limit, CORS and the API key.
 pub fn app(state: Arc<AppState>) -> Router {
     let http = state.http().clone();
-    let mut router = routes(state).layer(DefaultBodyLimit::max(http.max_body_bytes));
+    let mut router = routes(state)
+        .layer(DefaultBodyLimit::max(http.max_body_bytes))
+        .layer(middleware::map_response(json_errors::ensure_json));
     if let Some(key) = http.api_key {
         router = router.layer(middleware::from_fn_with_state(
             Arc::new(key),

@@ -42,7 +42,10 @@ pub fn open_stream(worker: &WorkerState, id: &str) -> Result<JobEvents, ApiError
         StreamError::AlreadyTaken => ApiError::new(
             StatusCode::CONFLICT,
             "stream_taken",
-            format!("another client is reading job '{id}'"),
+            format!(
+                "the events of job '{id}' were already taken by a client (each job has one \
+                 stream, which is not reopened); GET /v1/jobs/{id} shows its state"
+            ),
         ),
     })?;
     Ok(JobEvents::new(

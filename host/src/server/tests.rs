@@ -202,3 +202,54 @@ async fn an_unknown_job_is_a_404() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"]["message"], "no job 'job-missing'");
 }
+
+#[tokio::test]
+async fn time_limits_beyond_thirty_days_are_400_not_a_panic() {
+    let (_, router) = loading(None);
+    for timeout in ["1e20", "2e19", "18446744073709551616", "2592001"] {
+        let body = format!(r#"{{"task": "echo", "timeout": {timeout}}}"#);
+        let (status, _, answer) = send(&router, post_json("/v1/jobs", &body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{timeout}: {answer}");
+        assert_eq!(answer["error"]["field"], "timeout", "{timeout}");
+    }
+    let mut request = post_json("/v1/jobs", r#"{"task": "echo"}"#);
+    request
+        .headers_mut()
+        .insert("x-deadline", "1e20".parse().unwrap());
+    let (status, _, answer) = send(&router, request).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(answer["error"]["field"], "X-Deadline");
+}
+
+#[tokio::test]
+async fn unknown_submission_fields_are_400_and_long_names_are_cut() {
+    let (_, router) = loading(None);
+    let (status, _, answer) = send(
+        &router,
+        post_json("/v1/jobs", r#"{"task": "echo", "text": "hi"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(answer["error"]["field"], "text");
+    let long = "k".repeat(100_000);
+    let body = format!(r#"{{"task": "echo", "{long}": 1}}"#);
+    let (status, _, answer) = send(&router, post_json("/v1/jobs", &body)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        answer.to_string().len() < 1000,
+        "{} bytes",
+        answer.to_string().len()
+    );
+}
+
+#[tokio::test]
+async fn errors_made_outside_the_handlers_have_the_json_error_shape() {
+    let (_, router) = loading(None);
+    let (status, headers, answer) = send(&router, get("/v1/jobs")).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(answer["error"]["code"], "method_not_allowed", "{answer}");
+    assert!(headers.contains_key(header::ALLOW));
+    let (status, _, answer) = send(&router, get("/v1/jobs/%FF")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(answer["error"]["message"].is_string(), "{answer}");
+}

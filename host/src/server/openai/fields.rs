@@ -4,7 +4,7 @@
 //! table, and a test holds the two together.
 
 use super::request;
-use crate::server::ApiError;
+use crate::server::{ApiError, clipped};
 use rbee_plugin_api::tasks::image::param as image;
 use serde_json::Value;
 
@@ -301,8 +301,9 @@ impl Route {
     pub fn check(&self, name: &str, value: &Value) -> Result<(), ApiError> {
         let Some(field) = self.fields.iter().find(|f| f.name == name) else {
             let known: Vec<&str> = self.fields.iter().map(|f| f.name).collect();
+            let name = clipped(name);
             return Err(request::bad(
-                name,
+                &name,
                 format!(
                     "unknown field '{name}' for {} (known: {})",
                     self.path,
