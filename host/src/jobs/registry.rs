@@ -2,12 +2,13 @@
 
 use super::queue::{EventReceiver, EventSender, event_queue};
 use super::{event::JobEvent, stop::StopFlag};
+use crate::services::metrics::Metrics;
 use rbee_plugin_api::{Job, tasks::stop_reason};
 use serde::Serialize;
 use serde_json::json;
 use std::{
     collections::{HashMap, HashSet, VecDeque},
-    sync::{Condvar, Mutex, MutexGuard},
+    sync::{Arc, Condvar, Mutex, MutexGuard},
     time::Instant,
 };
 
@@ -108,6 +109,7 @@ pub struct Jobs {
     inner: Mutex<Inner>,
     wake: Condvar,
     capacity: usize,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Jobs {
@@ -117,7 +119,15 @@ impl Jobs {
             inner: Mutex::default(),
             wake: Condvar::new(),
             capacity,
+            metrics: None,
         }
+    }
+
+    /// The registry, counting jobs that end while queued (cancelled, expired, drained) in
+    /// `metrics` (the engine counts the ones that ran).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -238,18 +248,23 @@ impl Jobs {
             how(&record.stop);
         }
         if record.state == JobState::Queued {
-            Self::end_queued(&mut inner, id);
+            self.end_queued(&mut inner, id);
         }
         Self::view_of(&inner, id)
     }
 
-    fn end_queued(inner: &mut Inner, id: &str) {
+    fn end_queued(&self, inner: &mut Inner, id: &str) {
         inner.queue.retain(|queued| queued != id);
         let Some(record) = inner.records.get(id) else {
             return;
         };
+        let stop_reason = record.stop.stop_reason();
+        if let Some(metrics) = &self.metrics {
+            let waited = record.submitted.elapsed().as_secs_f64();
+            metrics.job_finished(stop_reason, waited, 0, 0.0);
+        }
         let terminal = JobEvent::End {
-            stop_reason: record.stop.stop_reason().into(),
+            stop_reason: stop_reason.into(),
             details: json!({}),
         };
         record.events.send(terminal.clone(), || true);
@@ -287,7 +302,7 @@ impl Jobs {
             if let Some(record) = inner.records.get(&id) {
                 record.stop.cancel();
             }
-            Self::end_queued(&mut inner, &id);
+            self.end_queued(&mut inner, &id);
         }
     }
 
@@ -321,6 +336,22 @@ mod tests {
         assert_eq!(jobs.submit(echo("{}")).unwrap().1, 1);
         assert_eq!(jobs.submit(echo("{}")), Err(SubmitError::QueueFull));
         assert_eq!(jobs.counts(), (2, 0));
+    }
+
+    #[test]
+    fn jobs_that_end_while_queued_are_counted_by_outcome() {
+        let metrics = Arc::new(Metrics::new("tiny", false));
+        let jobs = Jobs::new(8).with_metrics(metrics.clone());
+        let ids: Vec<String> = (0..3).map(|_| jobs.submit(echo("{}")).unwrap().0).collect();
+        jobs.cancel(&ids[0]);
+        jobs.expire(&ids[1]);
+        jobs.drain();
+        let text = metrics.render(0, 0, 0.0);
+        for (outcome, count) in [("cancelled", 2), ("deadline_exceeded", 1)] {
+            let line =
+                format!(r#"rbee_jobs_total{{model_name="tiny",outcome="{outcome}"}} {count}"#);
+            assert!(text.contains(&line), "{line} missing:\n{text}");
+        }
     }
 
     #[test]

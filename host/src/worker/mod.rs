@@ -45,7 +45,7 @@ impl WorkerState {
             model,
             device,
             readiness: Arc::new(Readiness::default()),
-            jobs: Arc::new(Jobs::new(queue_size)),
+            jobs: Arc::new(Jobs::new(queue_size).with_metrics(metrics.clone())),
             metrics,
             slots: OnceLock::new(),
         }
