@@ -32,6 +32,26 @@ fn init_logging(format: LogFormat) {
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Json => {
+            builder.json().init();
+            std::panic::set_hook(Box::new(log_panic));
+        }
     }
+}
+
+/// Reports a panic (the host's or a plugin's, before it is caught) as one log line, so that
+/// JSON logs stay JSON; the backtrace is a field when `RUST_BACKTRACE` asks for one.
+fn log_panic(info: &std::panic::PanicHookInfo<'_>) {
+    let payload = info.payload();
+    let message = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(a non-text payload)");
+    let location = info
+        .location()
+        .map(|l| format!("{}:{}", l.file(), l.line()))
+        .unwrap_or_default();
+    let backtrace = std::backtrace::Backtrace::capture();
+    tracing::error!(target: "panic", location, backtrace = %backtrace, "panicked: {message}");
 }

@@ -1,8 +1,8 @@
 //! The plugin author's side: a plain Rust trait, a panic guard, and the export macro.
 
 use crate::{
-    ExtensionRef, HostApiRef, Job, JobEnd, JobSink, LoadRequest, Manifest, PluginError, PluginMod,
-    PluginModRef, Worker, WorkerBox, WorkerStatus, error_code,
+    ExtensionRef, HostApiRef, Job, JobEnd, JobSink, LoadRequest, LogLevel, Manifest, PluginError,
+    PluginMod, PluginModRef, Worker, WorkerBox, WorkerStatus, error_code,
 };
 use abi_stable::{
     prefix_type::PrefixTypeTrait,
@@ -142,8 +142,36 @@ pub fn __load_entry<W: PluginWorker>(
     request: LoadRequest,
     host: HostApiRef,
 ) -> RResult<WorkerBox, PluginError> {
+    log_panics_to(host.clone());
     catch_panic(|| load(request, host).map(|w| WorkerBox::from_value(WorkerAdapter(w), TD_Opaque)))
         .into()
+}
+
+/// Reports the plugin's panics through the host's log. The plugin's copy of the standard
+/// library has a panic hook of its own, which would print past the host's logger (breaking JSON
+/// logs); the message, its location and, when `RUST_BACKTRACE` asks, the backtrace become one
+/// error line instead. The panic itself is still caught and becomes `plugin_panic`.
+fn log_panics_to(host: HostApiRef) {
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("(a non-text payload)");
+        let location = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let backtrace = std::backtrace::Backtrace::capture();
+        let text = match backtrace.status() {
+            std::backtrace::BacktraceStatus::Captured => {
+                format!("panicked{location}: {message}\n{backtrace}")
+            }
+            _ => format!("panicked{location}: {message}"),
+        };
+        host.log(LogLevel::Error, "panic".into(), text.as_str().into());
+    }));
 }
 
 #[doc(hidden)]

@@ -324,4 +324,19 @@ fn json_logs_carry_request_ids_and_plugin_lines_with_the_plugin_id() {
         })
         .unwrap_or_else(|| panic!("the plugin's log line is missing:\n{log}"));
     assert_eq!(plugin_line["fields"]["plugin"], "echo-cpu");
+
+    let panicking = host.submit("echo", json!({"text": "a b c", "panic_after": 1}));
+    assert_eq!(
+        host.stream(&panicking).collect_all().last().unwrap().name,
+        "error"
+    );
+    wait_until("the panic's log line", Duration::from_secs(10), || {
+        host.log().contains("panicked")
+    });
+    for line in host.log().lines() {
+        assert!(
+            serde_json::from_str::<Value>(line).is_ok(),
+            "not JSON: {line}"
+        );
+    }
 }
