@@ -126,6 +126,10 @@ pub struct ServeArgs {
     /// The largest request body accepted, in bytes.
     #[arg(long, default_value_t = 64 * 1024 * 1024, value_name = "BYTES")]
     pub max_body_bytes: usize,
+    /// Cancel a job submitted with POST /v1/jobs whose event stream no client opens within this
+    /// many seconds (0: never), so that unread jobs do not hold a slot for ever.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub unread_timeout: u64,
     /// Also publish the gateway gauges under another engine's names.
     #[arg(long, value_enum, default_value_t = MetricsCompat::None)]
     pub metrics_compat: MetricsCompat,
@@ -224,6 +228,8 @@ impl ServeArgs {
                 api_key,
                 cors_origins: self.cors_origins,
                 max_body_bytes: self.max_body_bytes,
+                unread_timeout: (self.unread_timeout > 0)
+                    .then(|| std::time::Duration::from_secs(self.unread_timeout)),
             },
             vllm_metrics: self.metrics_compat == MetricsCompat::Vllm,
             heartbeat,

@@ -45,6 +45,9 @@ pub struct HttpSettings {
     pub cors_origins: Vec<String>,
     /// The largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// How long a submitted job waits for a client to open its stream before it is cancelled;
+    /// `None` waits for ever.
+    pub unread_timeout: Option<std::time::Duration>,
 }
 
 /// Where and how often to send heartbeats.

@@ -260,3 +260,16 @@ fn a_job_past_its_timeout_or_deadline_ends_with_deadline_exceeded() {
     );
     assert_eq!(bad.json::<Value>().unwrap()["error"]["field"], "timeout");
 }
+
+#[test]
+fn a_job_whose_stream_nobody_opens_is_cancelled_after_the_unread_timeout() {
+    let host = Host::start_echo(&["--unread-timeout", "1", "--parallel", "2"]);
+    let text = "word ".repeat(40);
+    let params = json!({"text": text, "delay_ms": 100});
+    let unread = host.submit("echo", params.clone());
+    let read = host.submit("echo", params);
+    let events = host.stream(&read).collect_all();
+    assert_eq!(events.last().unwrap().data["stop_reason"], "completed");
+    let view: Value = host.get(&format!("/v1/jobs/{unread}")).json().unwrap();
+    assert_eq!(view["stop_reason"], "cancelled", "{view}");
+}

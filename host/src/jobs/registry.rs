@@ -222,6 +222,14 @@ impl Jobs {
         }
     }
 
+    /// Whether job `id` exists and nobody has taken its event stream yet.
+    pub fn stream_unopened(&self, id: &str) -> bool {
+        self.lock()
+            .records
+            .get(id)
+            .is_some_and(|record| record.stream.is_some())
+    }
+
     /// Takes the event stream of a job; only one client may hold it.
     pub fn take_stream(&self, id: &str) -> Result<EventReceiver, StreamError> {
         let mut inner = self.lock();

@@ -55,6 +55,16 @@ pub async fn submit(
             jobs.expire(&id);
         });
     }
+    if let (Some(limit), false) = (state.http().unread_timeout, query.wait) {
+        let (jobs, id) = (worker.jobs.clone(), job_id.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(limit).await;
+            if jobs.stream_unopened(&id) {
+                tracing::info!(job = id, "nobody opened the job's stream; cancelling it");
+                jobs.cancel(&id);
+            }
+        });
+    }
     if query.wait {
         let events = open_stream(worker, &job_id)?;
         let collected = collect(events)

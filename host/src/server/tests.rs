@@ -29,6 +29,7 @@ fn loading(api_key: Option<&str>) -> (Arc<WorkerState>, Router) {
         api_key: api_key.map(str::to_string),
         cors_origins: Vec::new(),
         max_body_bytes: 1 << 20,
+        unread_timeout: None,
     };
     let router = app(Arc::new(AppState::new(worker.clone(), http)));
     (worker, router)
