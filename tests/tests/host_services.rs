@@ -122,6 +122,23 @@ fn oversized_bodies_get_413_in_json() {
     );
     assert_eq!(response.status(), 413);
     assert_eq!(response.json::<Value>().unwrap()["error"]["field"], "body");
+
+    // A Content-Length over the limit is answered at once, without waiting for the body.
+    use std::io::{Read, Write};
+    let address = host.url.trim_start_matches("http://");
+    let mut socket = std::net::TcpStream::connect(address).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        socket,
+        "POST /v1/jobs HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\ncontent-length: 73400320\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = [0u8; 512];
+    let read = socket.read(&mut answer).expect("an answer before the body");
+    let head = String::from_utf8_lossy(&answer[..read]);
+    assert!(head.starts_with("HTTP/1.1 413"), "{head}");
 }
 
 #[test]

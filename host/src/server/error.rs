@@ -78,6 +78,14 @@ impl ApiError {
         }
     }
 
+    /// 413 for a body larger than the limit (`Content-Length` says so before it is sent).
+    pub fn body_too_large(message: impl Into<String>) -> Self {
+        Self {
+            field: Some("body".into()),
+            ..Self::new(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request", message)
+        }
+    }
+
     /// 503 with a Retry-After header: try again later.
     pub fn unavailable(code: &str, message: impl Into<String>, retry_after_secs: u32) -> Self {
         Self {

@@ -3,7 +3,10 @@
 
 use super::ApiError;
 use axum::{
-    http::header::{CONTENT_LENGTH, CONTENT_TYPE},
+    http::{
+        StatusCode,
+        header::{CONTENT_LENGTH, CONTENT_TYPE},
+    },
     response::{IntoResponse, Response},
 };
 
@@ -34,7 +37,11 @@ pub async fn ensure_json(response: Response) -> Response {
         text
     };
     let code = reason.to_lowercase().replace([' ', '-'], "_");
-    let mut answer = ApiError::new(status, &code, message).into_response();
+    let error = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::body_too_large(message),
+        _ => ApiError::new(status, &code, message),
+    };
+    let mut answer = error.into_response();
     for (name, value) in &parts.headers {
         if name != CONTENT_TYPE && name != CONTENT_LENGTH {
             answer.headers_mut().insert(name.clone(), value.clone());

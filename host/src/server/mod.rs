@@ -25,6 +25,7 @@ use axum::{
 use std::sync::Arc;
 use tower_http::{
     cors::{AllowOrigin, Any, CorsLayer},
+    limit::RequestBodyLimitLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     trace::{DefaultOnResponse, TraceLayer},
 };
@@ -36,6 +37,7 @@ pub fn app(state: Arc<AppState>) -> Router {
     let http = state.http().clone();
     let mut router = routes(state)
         .layer(DefaultBodyLimit::max(http.max_body_bytes))
+        .layer(RequestBodyLimitLayer::new(http.max_body_bytes))
         .layer(middleware::map_response(json_errors::ensure_json));
     if let Some(key) = http.api_key {
         router = router.layer(middleware::from_fn_with_state(
