@@ -177,6 +177,20 @@ pub fn send_field(
     }
 }
 
+/// Sends each of the route's refused fields (asking for something) and one unknown field, and
+/// asserts a 400 naming it each time.
+pub fn assert_refuses_all(host: &Host, route: &RouteFields) {
+    for field in route
+        .refused
+        .iter()
+        .map(String::as_str)
+        .chain(["cache_prompt"])
+    {
+        let response = send_field(host, route, &json!({}), &[], field, &asking_value(field));
+        assert_refused(response, &route.path, field);
+    }
+}
+
 /// Asserts that `response` is a 400 whose OpenAI error names `field`.
 pub fn assert_refused(response: Response, route: &str, field: &str) {
     let status = response.status();

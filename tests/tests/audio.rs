@@ -331,15 +331,18 @@ fn token_events_stream_a_text_event_per_token() {
     assert!(pieces.len() > 5, "{pieces:?}");
 }
 
-/// README.md's harmless fields of the transcription route are accepted (200) by the real
-/// plugin. (The translation route's are the same `model`; tiny.en cannot translate at all.)
+/// README.md's fields of both audio routes, walked with the real plugin: refused and unknown
+/// ones get 400 naming them, and the transcription route's harmless ones are accepted (200).
+/// (The translation route's harmless field is the same `model`; tiny.en cannot translate.)
 #[test]
-fn harmless_transcription_fields_are_accepted() {
-    use rbee_tests::openai_fields::{harmless_value, route_fields, send_field};
+fn the_audio_routes_accept_harmless_fields_and_refuse_the_rest() {
+    use rbee_tests::openai_fields::{assert_refuses_all, harmless_value, route_fields, send_field};
     let host = audio_host();
+    assert_refuses_all(&host, &route_fields("/v1/audio/translations"));
     let (wav, _) = clip("hello_world");
     let route = route_fields("/v1/audio/transcriptions");
     assert!(!route.harmless.is_empty());
+    assert_refuses_all(&host, &route);
     for field in &route.harmless {
         let files = [("file", "clip.wav", wav.as_slice())];
         let response = send_field(

@@ -501,10 +501,11 @@ fn a_hub_repository_that_cannot_be_reached_or_is_not_cached_is_a_clear_error() {
     }
 }
 
-/// README.md's harmless fields of both image routes are accepted (200) by the real plugin.
+/// README.md's fields of both image routes, walked with the real plugin: harmless ones are
+/// accepted (200); refused and unknown ones get 400 naming them.
 #[test]
-fn harmless_image_fields_are_accepted() {
-    use rbee_tests::openai_fields::{harmless_value, route_fields, send_field};
+fn the_image_routes_accept_harmless_fields_and_refuse_the_rest() {
+    use rbee_tests::openai_fields::{assert_refuses_all, harmless_value, route_fields, send_field};
     let host = sd_host();
     let png = BASE64
         .decode(png_of(64, 64, |x, y| [x as u8, y as u8, 9]))
@@ -519,6 +520,7 @@ fn harmless_image_fields_are_accepted() {
     ] {
         let route = route_fields(path);
         assert!(!route.harmless.is_empty());
+        assert_refuses_all(&host, &route);
         for field in &route.harmless {
             let response = send_field(&host, &route, &base, &files, field, &harmless_value(field));
             let status = response.status();

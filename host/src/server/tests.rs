@@ -254,3 +254,22 @@ async fn errors_made_outside_the_handlers_have_the_json_error_shape() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(answer["error"]["message"].is_string(), "{answer}");
 }
+
+#[tokio::test]
+async fn an_upload_to_a_route_the_plugin_does_not_serve_is_refused_before_it_is_read() {
+    let (_, router) = loading(None);
+    for uri in ["/v1/audio/transcriptions", "/v1/images/edits"] {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(uri)
+            .header(
+                header::CONTENT_TYPE,
+                "multipart/form-data; boundary=never-read",
+            )
+            .body(Body::from("not even a valid form"))
+            .unwrap();
+        let (status, _, answer) = send(&router, request).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{uri}: {answer}");
+        assert_eq!(answer["error"]["code"], "unsupported_route", "{uri}");
+    }
+}

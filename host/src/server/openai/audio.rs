@@ -2,7 +2,7 @@
 //! task: a multipart upload becomes a job (the file as base64 `audio`, translation as the native
 //! `task: "translate"`), answered as json, text, verbose_json, srt or vtt.
 
-use super::{fields, request, start_job};
+use super::{fields, request, require_task, start_job};
 use crate::{
     jobs::event::JobEvent,
     server::{ApiError, AppState, stream::JobEvents},
@@ -97,6 +97,7 @@ async fn answer(
     mode: Mode,
     form: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
+    require_task(state, mode.route(), &[TASK])?;
     let form = form.map_err(|e| request::bad("file", e.body_text()))?;
     let (params, audio, format) = read_form(form, mode).await?;
     let inputs = vec![Input {

@@ -41,6 +41,28 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/audio/translations", post(audio::translations))
 }
 
+/// 404 naming the tasks the plugin does serve, unless it serves one of `tasks` (checked before
+/// a route reads an upload, so that nothing is read for a route that cannot answer).
+fn require_task(state: &AppState, route: &str, tasks: &[&str]) -> Result<(), ApiError> {
+    let worker = state.worker();
+    if tasks
+        .iter()
+        .any(|task| worker.tasks.iter().any(|served| served == task))
+    {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::NOT_FOUND,
+        "unsupported_route",
+        format!(
+            "{route} needs a plugin serving '{}'; this worker serves: {}",
+            tasks.join("' or '"),
+            worker.tasks.join(", ")
+        ),
+    )
+    .openai())
+}
+
 /// Checks that the plugin serves `task` (404 naming what it does serve), then queues the job
 /// (its binary `inputs` as bytes) and returns its events.
 async fn start_job(
@@ -50,18 +72,8 @@ async fn start_job(
     params: Map<String, Value>,
     inputs: Vec<Input>,
 ) -> Result<(String, JobEvents), ApiError> {
+    require_task(state, route, &[task])?;
     let worker = state.worker();
-    if !worker.tasks.iter().any(|served| served == task) {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unsupported_route",
-            format!(
-                "{route} needs a plugin serving '{task}'; this worker serves: {}",
-                worker.tasks.join(", ")
-            ),
-        )
-        .openai());
-    }
     let job = job_for(task, params, inputs).map_err(ApiError::openai)?;
     let (id, _) = enqueue(worker, job).await.map_err(ApiError::openai)?;
     let events = open_stream(worker, &id).map_err(ApiError::openai)?;

@@ -5,7 +5,7 @@
 use super::{answer, job_params, transparency};
 use crate::server::{
     ApiError, AppState,
-    openai::{collect, fields, request, start_job},
+    openai::{collect, fields, request, require_task, start_job},
 };
 use axum::{
     Json,
@@ -13,7 +13,10 @@ use axum::{
 };
 use rbee_plugin_api::{
     Input,
-    tasks::image::param::{self, INIT_IMAGE, MASK_IMAGE, PASSED_THROUGH, STRENGTH},
+    tasks::image::{
+        INPAINTING, TO_IMAGE,
+        param::{self, INIT_IMAGE, MASK_IMAGE, PASSED_THROUGH, STRENGTH},
+    },
 };
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -57,6 +60,7 @@ pub async fn edits(
     State(state): State<Arc<AppState>>,
     form: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    require_task(&state, ROUTE, &[INPAINTING, TO_IMAGE])?;
     let form = read_form(form.map_err(|e| request::bad("image", e.body_text()))?).await?;
     let image = form
         .image
