@@ -39,19 +39,8 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-/// Reports a panic (the host's or a plugin's, before it is caught) as one log line, so that
-/// JSON logs stay JSON; the backtrace is a field when `RUST_BACKTRACE` asks for one.
+/// Reports a panic of the host's as one log line, so that JSON logs stay JSON (plugins report
+/// theirs through the host's log the same way).
 fn log_panic(info: &std::panic::PanicHookInfo<'_>) {
-    let payload = info.payload();
-    let message = payload
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("(a non-text payload)");
-    let location = info
-        .location()
-        .map(|l| format!("{}:{}", l.file(), l.line()))
-        .unwrap_or_default();
-    let backtrace = std::backtrace::Backtrace::capture();
-    tracing::error!(target: "panic", location, backtrace = %backtrace, "panicked: {message}");
+    tracing::error!(target: "panic", "{}", rbee_plugin_api::panic_report(info));
 }

@@ -149,29 +149,35 @@ pub fn __load_entry<W: PluginWorker>(
 
 /// Reports the plugin's panics through the host's log. The plugin's copy of the standard
 /// library has a panic hook of its own, which would print past the host's logger (breaking JSON
-/// logs); the message, its location and, when `RUST_BACKTRACE` asks, the backtrace become one
-/// error line instead. The panic itself is still caught and becomes `plugin_panic`.
+/// logs); [`panic_report`] becomes one error line instead. The panic itself is still caught and
+/// becomes `plugin_panic`.
 fn log_panics_to(host: HostApiRef) {
     std::panic::set_hook(Box::new(move |info| {
-        let payload = info.payload();
-        let message = payload
-            .downcast_ref::<&str>()
-            .copied()
-            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-            .unwrap_or("(a non-text payload)");
-        let location = info
-            .location()
-            .map(|l| format!(" at {}:{}", l.file(), l.line()))
-            .unwrap_or_default();
-        let backtrace = std::backtrace::Backtrace::capture();
-        let text = match backtrace.status() {
-            std::backtrace::BacktraceStatus::Captured => {
-                format!("panicked{location}: {message}\n{backtrace}")
-            }
-            _ => format!("panicked{location}: {message}"),
-        };
-        host.log(LogLevel::Error, "panic".into(), text.as_str().into());
+        let report = panic_report(info);
+        host.log(LogLevel::Error, "panic".into(), report.as_str().into());
     }));
+}
+
+/// What a panic hook reports of a panic, the host's or a plugin's: `panicked at FILE:LINE:
+/// MESSAGE`, then the backtrace when `RUST_BACKTRACE` asks for one.
+pub fn panic_report(info: &std::panic::PanicHookInfo<'_>) -> String {
+    let payload = info.payload();
+    let message = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(a non-text payload)");
+    let location = info
+        .location()
+        .map(|l| format!(" at {}:{}", l.file(), l.line()))
+        .unwrap_or_default();
+    let backtrace = std::backtrace::Backtrace::capture();
+    match backtrace.status() {
+        std::backtrace::BacktraceStatus::Captured => {
+            format!("panicked{location}: {message}\n{backtrace}")
+        }
+        _ => format!("panicked{location}: {message}"),
+    }
 }
 
 #[doc(hidden)]

@@ -88,7 +88,7 @@ pub use error::{PluginError, error_code};
 pub use events::{Artifact, EventSink, EventSink_TO, EventSinkExt, Flow, JobSink, StopReason};
 #[doc(hidden)]
 pub use export::{__load_entry, __manifest_entry, __root_module, COMPILED_CPU_FEATURES};
-pub use export::{PluginWorker, catch_panic};
+pub use export::{PluginWorker, catch_panic, panic_report};
 pub use extension::{Capability, Extension, ExtensionRef};
 pub use host_api::{HostApi, HostApi_TO, HostApiRef, LogLevel};
 pub use manifest::{DeviceSpec, LoadRequest, Manifest};

@@ -11,6 +11,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+/// The LLM test model's file name in the models dir.
+pub const LLM_TEST_MODEL: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+
 /// A running `rbee-host`, killed when dropped.
 pub struct Host {
     child: Child,
@@ -90,6 +93,35 @@ impl Host {
             .expect("a UTF-8 path")
             .to_string();
         let mut args = vec!["--plugin", "echo-cpu", "--plugins-dir", dir.as_str()];
+        args.extend_from_slice(extra);
+        Self::start_ready(&args)
+    }
+
+    /// Starts `rbee-host` serving the installed llm plugin on the provisioned test model
+    /// (SmolLM2-135M-Instruct, Q4_1 GGUF) with 2 threads and `extra` flags, and waits until it
+    /// is ready.
+    pub fn start_llm(extra: &[&str]) -> Host {
+        let dir = crate::plugins_dir()
+            .to_str()
+            .expect("a UTF-8 path")
+            .to_string();
+        let model = crate::models_dir().join(LLM_TEST_MODEL);
+        assert!(
+            model.is_file(),
+            "the test model is missing at {}: run `cargo xtask models`",
+            model.display()
+        );
+        let model = model.to_str().expect("a UTF-8 path").to_string();
+        let mut args = vec![
+            "--plugin",
+            "llm-cpu",
+            "--plugins-dir",
+            dir.as_str(),
+            "--model",
+            model.as_str(),
+            "--threads",
+            "2",
+        ];
         args.extend_from_slice(extra);
         Self::start_ready(&args)
     }

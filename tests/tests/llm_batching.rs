@@ -1,30 +1,13 @@
 //! Many users on one LLM worker (SmolLM2-135M-Instruct, Q4_1 GGUF): continuous batching, the
 //! shared key/value pool and prefix caching, through a running host over HTTP.
 
-use rbee_tests::{Host, SseEvent, models_dir, plugins_dir, streamed_text};
+use rbee_tests::{Host, SseEvent, streamed_text};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
-const MODEL: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
-
 /// The host on the test model with `extra` arguments, ready.
 fn llm_host(extra: &[&str]) -> Host {
-    let dir = plugins_dir().to_str().unwrap().to_string();
-    let model = models_dir().join(MODEL).to_str().unwrap().to_string();
-    let mut args = vec![
-        "--plugin",
-        "llm-cpu",
-        "--plugins-dir",
-        &dir,
-        "--model",
-        &model,
-        "--threads",
-        "2",
-    ];
-    args.extend(extra);
-    let host = Host::start(&args);
-    host.wait_ready(Duration::from_secs(120));
-    host
+    Host::start_llm(extra)
 }
 
 /// A greedy chat asking `question`, with a plain system prompt.

@@ -6,9 +6,8 @@
 //! walked in `third_party_plugin.rs`, `sd.rs` and `audio.rs`, beside their plugins.)
 
 use rbee_tests::{
-    Host, models_dir,
+    Host,
     openai_fields::{assert_refuses_all, field_table, harmless_value, route_fields, send_field},
-    plugins_dir,
 };
 use serde_json::{Value, json};
 
@@ -21,21 +20,6 @@ fn every_refused_or_unknown_field_gets_400_naming_it_on_every_json_route() {
         assert!(!route.refused.is_empty());
         assert_refuses_all(&host, route);
     }
-}
-
-fn llm_host() -> Host {
-    let model = models_dir().join("SmolLM2-135M-Instruct.Q4_1.gguf");
-    let dir = plugins_dir().to_str().unwrap().to_string();
-    Host::start_ready(&[
-        "--plugin",
-        "llm-cpu",
-        "--plugins-dir",
-        &dir,
-        "--model",
-        model.to_str().unwrap(),
-        "--threads",
-        "2",
-    ])
 }
 
 /// Refused fields at the values that ask for nothing beyond what is implemented.
@@ -59,7 +43,7 @@ fn neutral_values(path: &str) -> Value {
 
 #[test]
 fn harmless_fields_and_neutral_values_are_accepted_on_the_text_routes() {
-    let host = llm_host();
+    let host = Host::start_llm(&[]);
     for (path, base) in [
         (
             "/v1/chat/completions",

@@ -1,6 +1,6 @@
 //! The official `openai` Python package against a running host with the real LLM plugin.
 
-use rbee_tests::{Host, models_dir, plugins_dir};
+use rbee_tests::Host;
 use serde_json::Value;
 use std::process::Command;
 
@@ -58,19 +58,7 @@ print(json.dumps({
 
 #[test]
 fn the_openai_python_sdk_works_unchanged() {
-    let model = models_dir().join("SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(model.is_file(), "run `cargo xtask models` first");
-    let dir = plugins_dir().to_str().unwrap().to_string();
-    let host = Host::start_ready(&[
-        "--plugin",
-        "llm-cpu",
-        "--plugins-dir",
-        &dir,
-        "--model",
-        model.to_str().unwrap(),
-        "--api-key",
-        "test-key",
-    ]);
+    let host = Host::start_llm(&["--api-key", "test-key"]);
     let output = Command::new("python3")
         .args(["-c", CLIENT])
         .env("BASE_URL", &host.url)

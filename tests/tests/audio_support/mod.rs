@@ -4,7 +4,7 @@
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use rbee_tests::{Host, models_dir, plugins_dir};
-use reqwest::blocking::{Client, Response};
+use reqwest::blocking::Response;
 use std::path::PathBuf;
 
 /// The test model: Whisper tiny.en in CTranslate2 layout, under the models dir.
@@ -73,28 +73,6 @@ pub fn upload_to(
     filename: &str,
     fields: &[(&str, &str)],
 ) -> Response {
-    const BOUNDARY: &str = "rbee-test-boundary-7d1f";
-    let mut body = Vec::new();
-    for (name, value) in fields {
-        body.extend_from_slice(
-            format!(
-                "--{BOUNDARY}\r\ncontent-disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
-            )
-            .as_bytes(),
-        );
-    }
-    body.extend_from_slice(
-        format!("--{BOUNDARY}\r\ncontent-disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\ncontent-type: application/octet-stream\r\n\r\n").as_bytes(),
-    );
-    body.extend_from_slice(file);
-    body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
-    Client::new()
-        .post(format!("{}{route}", host.url))
-        .header(
-            "content-type",
-            format!("multipart/form-data; boundary={BOUNDARY}"),
-        )
-        .body(body)
-        .send()
-        .expect("POST")
+    let fields: Vec<(&str, String)> = fields.iter().map(|(k, v)| (*k, v.to_string())).collect();
+    rbee_tests::openai_fields::post_form(host, route, &fields, &[("file", filename, file)])
 }

@@ -86,34 +86,44 @@ const NO_SPEAKERS: &str = "speaker diarization is not supported";
 const MODEL: Field = harmless("model");
 const USER: Field = harmless("user");
 
+/// The text routes' fields: the input (`$input`), the fields both share, then the route's own.
+macro_rules! text_fields {
+    ($input:expr; $($own:expr),* $(,)?) => {
+        &[
+            $input,
+            MODEL,
+            USER,
+            implemented("max_tokens"),
+            implemented("temperature"),
+            implemented("top_p"),
+            implemented("seed"),
+            implemented("stop"),
+            implemented("stream"),
+            implemented("stream_options"),
+            implemented("top_k"),
+            implemented("min_p"),
+            implemented("repeat_penalty"),
+            implemented("repeat_last_n"),
+            refused("n", Some("1"), ONE_CHOICE),
+            refused("frequency_penalty", Some("0"), PENALTIES),
+            refused("presence_penalty", Some("0"), PENALTIES),
+            refused("logit_bias", Some("{}"), NO_BIAS),
+            $($own),*
+        ]
+    };
+}
+
 /// `POST /v1/chat/completions`.
 pub const CHAT: Route = Route {
     path: "/v1/chat/completions",
-    fields: &[
-        implemented("messages"),
-        MODEL,
-        implemented("max_tokens"),
+    fields: text_fields![
+        implemented("messages");
         implemented("max_completion_tokens"),
-        implemented("temperature"),
-        implemented("top_p"),
-        implemented("seed"),
-        implemented("stop"),
-        implemented("stream"),
-        implemented("stream_options"),
-        implemented("top_k"),
-        implemented("min_p"),
-        implemented("repeat_penalty"),
-        implemented("repeat_last_n"),
-        USER,
         harmless("metadata"),
         harmless("store"),
         harmless("service_tier"),
         harmless("safety_identifier"),
         harmless("prompt_cache_key"),
-        refused("n", Some("1"), ONE_CHOICE),
-        refused("frequency_penalty", Some("0"), PENALTIES),
-        refused("presence_penalty", Some("0"), PENALTIES),
-        refused("logit_bias", Some("{}"), NO_BIAS),
         refused("logprobs", Some("false"), NO_LOGPROBS),
         refused("top_logprobs", Some("0"), NO_LOGPROBS),
         refused("response_format", Some(r#"{"type":"text"}"#), NO_STRUCTURE),
@@ -127,7 +137,7 @@ pub const CHAT: Route = Route {
         refused(
             "prediction",
             None,
-            "predicted outputs are not supported; send the request without one",
+            "predicted outputs are not supported; send the request without one"
         ),
         refused("reasoning_effort", None, NOT_A_REASONING_MODEL),
         refused("verbosity", None, NOT_A_REASONING_MODEL),
@@ -138,36 +148,19 @@ pub const CHAT: Route = Route {
 /// `POST /v1/completions`.
 pub const COMPLETIONS: Route = Route {
     path: "/v1/completions",
-    fields: &[
-        implemented("prompt"),
-        MODEL,
-        implemented("max_tokens"),
-        implemented("temperature"),
-        implemented("top_p"),
-        implemented("seed"),
-        implemented("stop"),
-        implemented("stream"),
-        implemented("stream_options"),
-        implemented("top_k"),
-        implemented("min_p"),
-        implemented("repeat_penalty"),
-        implemented("repeat_last_n"),
-        USER,
-        refused("n", Some("1"), ONE_CHOICE),
+    fields: text_fields![
+        implemented("prompt");
         refused("best_of", Some("1"), ONE_CHOICE),
         refused(
             "echo",
             Some("false"),
-            "the answer holds the completion only; prepend the prompt yourself",
+            "the answer holds the completion only; prepend the prompt yourself"
         ),
-        refused("frequency_penalty", Some("0"), PENALTIES),
-        refused("presence_penalty", Some("0"), PENALTIES),
-        refused("logit_bias", Some("{}"), NO_BIAS),
         refused("logprobs", Some("0"), NO_LOGPROBS),
         refused(
             "suffix",
             Some(r#""""#),
-            "insertion is not supported; send the text before the gap as the prompt",
+            "insertion is not supported; send the text before the gap as the prompt"
         ),
     ],
 };
