@@ -70,3 +70,127 @@ fn harmless_fields_and_neutral_values_are_accepted_on_the_text_routes() {
         assert_eq!(status, 200, "{path}: {}", response.text().unwrap());
     }
 }
+
+/// One chat completion's text, finish reason and completion tokens.
+fn chat(host: &Host, extra: Value) -> (String, String, u64) {
+    let mut body = json!({"messages": [{"role": "system", "content": "You are a helpful assistant."},
+                                       {"role": "user", "content": "Tell me a story about a dragon."}],
+                          "max_tokens": 12, "temperature": 0});
+    body.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    let response = host.post("/v1/chat/completions", &body);
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().unwrap();
+    (
+        answer["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+        answer["choices"][0]["finish_reason"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+        answer["usage"]["completion_tokens"].as_u64().unwrap(),
+    )
+}
+
+/// Every field README.md lists as implemented on the chat route has its effect, checked on the
+/// real model; a field added to the table without a check here fails the test.
+#[test]
+fn implemented_chat_fields_have_their_effect() {
+    let host = Host::start_llm(&[]);
+    let (greedy, _, _) = chat(&host, json!({}));
+    let sampled = |extra: Value| chat(&host, extra).0;
+    let mut checked = Vec::new();
+    let mut check = |field: &'static str, holds: bool, what: &str| {
+        assert!(holds, "{field}: {what}");
+        checked.push(field);
+    };
+    check("messages", !greedy.is_empty(), "an answer");
+    check(
+        "temperature",
+        sampled(json!({"temperature": 1.5, "seed": 3})) != greedy,
+        "1.5 differs from greedy",
+    );
+    check(
+        "top_k",
+        sampled(json!({"temperature": 1.5, "top_k": 1, "seed": 1})) == greedy,
+        "1 is greedy at any temperature",
+    );
+    check(
+        "top_p",
+        sampled(json!({"temperature": 1.5, "top_k": 0, "top_p": 0.000001, "seed": 2})) == greedy,
+        "a tiny nucleus is greedy",
+    );
+    check(
+        "min_p",
+        sampled(json!({"temperature": 1.5, "top_k": 0, "top_p": 1.0, "min_p": 1.0, "seed": 4}))
+            == greedy,
+        "1.0 keeps only the likeliest token",
+    );
+    let seeded = json!({"temperature": 1.2, "seed": 77});
+    check(
+        "seed",
+        sampled(seeded.clone()) == sampled(seeded),
+        "the same seed repeats",
+    );
+    let penalised = sampled(json!({"repeat_penalty": 2.0, "max_tokens": 40}));
+    check(
+        "repeat_penalty",
+        penalised != sampled(json!({"max_tokens": 40})),
+        "2.0 changes a greedy story",
+    );
+    check(
+        "repeat_last_n",
+        sampled(json!({"repeat_penalty": 2.0, "repeat_last_n": 0, "max_tokens": 40}))
+            == sampled(json!({"max_tokens": 40})),
+        "a window of 0 turns the penalty off",
+    );
+    check(
+        "max_tokens",
+        chat(&host, json!({"max_tokens": 3})).2 == 3,
+        "3 tokens",
+    );
+    check(
+        "max_completion_tokens",
+        chat(
+            &host,
+            json!({"max_tokens": null, "max_completion_tokens": 4}),
+        )
+        .2 == 4,
+        "4 tokens",
+    );
+    let word = greedy.split_whitespace().nth(2).unwrap().to_string();
+    let (stopped, reason, _) = chat(&host, json!({"stop": [word.clone()]}));
+    check(
+        "stop",
+        reason == "stop" && !stopped.contains(&word),
+        "ends before the stop text",
+    );
+    let streamed = host
+        .post(
+            "/v1/chat/completions",
+            &json!({"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 3,
+                    "stream": true, "stream_options": {"include_usage": true}}),
+        )
+        .text()
+        .unwrap();
+    check(
+        "stream",
+        streamed.contains("data: [DONE]"),
+        "server-sent chunks",
+    );
+    check(
+        "stream_options",
+        streamed.contains("\"completion_tokens\":3"),
+        "include_usage adds the usage chunk",
+    );
+    let route = route_fields("/v1/chat/completions");
+    for field in &route.implemented {
+        assert!(
+            checked.contains(&field.as_str()),
+            "{field} is in README's table but not checked here"
+        );
+    }
+}
