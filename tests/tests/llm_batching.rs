@@ -202,28 +202,39 @@ fn a_pool_too_small_for_two_sequences_queues_the_second_instead_of_failing() {
     let host = llm_host(&["--plugin-options", r#"{"kv_cache_tokens": 600}"#]);
     let params = json!({"prompt": "Once upon a time, in a land far away,", "max_tokens": 400,
                         "temperature": 0});
-    let first = host.submit("text-generation", params.clone());
-    let second = host.submit("text-generation", params);
-    let (first, second) = std::thread::scope(|scope| {
-        let a = scope.spawn(|| follow(&host, &first));
-        let b = scope.spawn(|| follow(&host, &second));
-        (a.join().unwrap(), b.join().unwrap())
+    let jobs = [
+        host.submit("text-generation", params.clone()),
+        host.submit("text-generation", params),
+    ];
+    let followed: Vec<Followed> = std::thread::scope(|scope| {
+        let threads: Vec<_> = jobs
+            .iter()
+            .map(|job| scope.spawn(|| follow(&host, job)))
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
     });
-    for followed in [&first, &second] {
-        assert_ne!(end_of(&followed.events)["stop_reason"], "cancelled");
+    for job in &followed {
+        assert_ne!(end_of(&job.events)["stop_reason"], "cancelled");
     }
-    let queued = second
+    // Both jobs run on the host's threads at once; whichever reaches the engine second waits.
+    let is_queued = |job: &Followed| job.events.iter().any(|e| e.name == "queued");
+    let (waited, ran): (Vec<&Followed>, Vec<&Followed>) =
+        followed.iter().partition(|j| is_queued(j));
+    let ([waited], [ran]) = (waited.as_slice(), ran.as_slice()) else {
+        panic!("exactly one of the two jobs should have waited");
+    };
+    let queued = waited
         .events
         .iter()
         .position(|e| e.name == "queued")
-        .expect("the second job was told it waits");
-    assert_eq!(second.events[queued].data["queue_position"], 0);
-    let first_token = second.events.iter().position(|e| e.name == "token");
+        .unwrap();
+    assert_eq!(waited.events[queued].data["queue_position"], 0);
+    let first_token = waited.events.iter().position(|e| e.name == "token");
     assert!(first_token.is_none_or(|t| t > queued));
-    if let Some(token_at) = second.first_token {
-        assert!(token_at > first.ended - Duration::from_millis(100));
+    if let Some(token_at) = waited.first_token {
+        assert!(token_at > ran.ended - Duration::from_millis(100));
     }
-    assert_eq!(streamed_text(&first.events), streamed_text(&second.events));
+    assert_eq!(streamed_text(&ran.events), streamed_text(&waited.events));
 
     let too_big = host.submit(
         "text-generation",
