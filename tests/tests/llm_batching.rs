@@ -47,6 +47,17 @@ fn follow(host: &Host, job: &str) -> Followed {
     }
 }
 
+/// Follows every job at once, each on a thread of its own.
+fn follow_all(host: &Host, jobs: &[String]) -> Vec<Followed> {
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = jobs
+            .iter()
+            .map(|job| scope.spawn(|| follow(host, job)))
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    })
+}
+
 fn end_of(events: &[SseEvent]) -> &Value {
     let end = events.last().expect("events");
     assert_eq!(end.name, "end", "{events:?}");
@@ -67,13 +78,7 @@ fn four_chats_at_once_all_progress_and_each_answers_as_it_would_alone() {
         .iter()
         .map(|q| host.submit("text-generation", chat(q, 40)))
         .collect();
-    let followed: Vec<Followed> = std::thread::scope(|scope| {
-        let threads: Vec<_> = jobs
-            .iter()
-            .map(|job| scope.spawn(|| follow(&host, job)))
-            .collect();
-        threads.into_iter().map(|t| t.join().unwrap()).collect()
-    });
+    let followed = follow_all(&host, &jobs);
     let last_first_token = followed
         .iter()
         .map(|f| f.first_token.expect("a token"))
@@ -206,13 +211,7 @@ fn a_pool_too_small_for_two_sequences_queues_the_second_instead_of_failing() {
         host.submit("text-generation", params.clone()),
         host.submit("text-generation", params),
     ];
-    let followed: Vec<Followed> = std::thread::scope(|scope| {
-        let threads: Vec<_> = jobs
-            .iter()
-            .map(|job| scope.spawn(|| follow(&host, job)))
-            .collect();
-        threads.into_iter().map(|t| t.join().unwrap()).collect()
-    });
+    let followed = follow_all(&host, &jobs);
     for job in &followed {
         assert_ne!(end_of(&job.events)["stop_reason"], "cancelled");
     }
