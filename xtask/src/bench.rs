@@ -321,7 +321,7 @@ fn through_host(
     let (runs, compare) = (bench.runs, bench.compare);
     let (host, url) = start_host("llm-cpu", plugins_dir, model, &bench.kernel_env())?;
     let (mut plugin_runs, mut client_runs, mut llama_runs) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..runs {
+    for run in 0..runs {
         if let Some(llama_bench) = compare {
             llama_runs.push(llama_bench_run(
                 llama_bench,
@@ -329,7 +329,7 @@ fn through_host(
                 in_process.prompt_tokens,
             )?);
         }
-        let (plugin, client) = one_hosted_job(&url)?;
+        let (plugin, client) = one_hosted_job(&url, run)?;
         plugin_runs.push(plugin);
         client_runs.push(client);
     }
@@ -403,9 +403,11 @@ fn submit_and_follow(url: &str, task: &str, params: Value) -> Result<(Arrivals, 
     bail!("the stream ended without an end event")
 }
 
-/// One LLM job over HTTP: the plugin's own figures (from `end`) and the client's view.
-fn one_hosted_job(url: &str) -> Result<(Figures, Figures)> {
-    let params = json!({"prompt": prompt(), "temperature": 0, "max_tokens": DECODE_TOKENS});
+/// One LLM job over HTTP: the plugin's own figures (from `end`) and the client's view. Each run's
+/// prompt starts with its number, so that no run reuses another's prompt from the prefix cache.
+fn one_hosted_job(url: &str, run: usize) -> Result<(Figures, Figures)> {
+    let prompt = format!("Run {run}. {}", prompt());
+    let params = json!({"prompt": prompt, "temperature": 0, "max_tokens": DECODE_TOKENS});
     let (events, end, submitted) = submit_and_follow(url, "text-generation", params)?;
     let tokens: Vec<Instant> = events
         .iter()

@@ -28,8 +28,10 @@ fn main() {
     let path = model_in_format(format);
     println!("{}", path.display());
     let worker = load_worker(&path, 2);
-    let params = json!({"prompt": prompt, "temperature": 0, "max_tokens": max_tokens});
     for run in 0..runs {
+        // A prompt of its own per run: a repeated one would come from the prefix cache.
+        let prompt = format!("Run {run}. {prompt}");
+        let params = json!({"prompt": prompt, "temperature": 0, "max_tokens": max_tokens});
         let job = Job::new(
             &format!("bench-{run}"),
             rbee_plugin_llm::TASK,
