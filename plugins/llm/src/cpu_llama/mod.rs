@@ -257,8 +257,9 @@ impl CpuLlama {
         for (row, &token) in s.residual.chunks_exact_mut(hidden).zip(tokens) {
             self.embedding.dequantize_row(token as usize, row);
         }
+        let firsts: Vec<usize> = segments.iter().map(|s| s.cache.len()).collect();
         for (index, layer) in self.layers.iter().enumerate() {
-            layer.forward(hp, &mut self.rope, s, segments, index);
+            layer.forward(hp, &mut self.rope, s, (segments, &firsts), index);
         }
         let mut last_row = 0;
         let last_rows: Vec<usize> = segments
@@ -288,14 +289,15 @@ impl CpuLlama {
 }
 
 impl Layer {
-    /// Runs the layer over the rows of every segment (stacked in `s.residual`), appending each
-    /// segment's keys and values to layer `index` of its cache.
+    /// Runs the layer over the rows of every segment (stacked in `s.residual`; each segment's
+    /// first position in `firsts`), appending each segment's keys and values to layer `index`
+    /// of its cache.
     fn forward(
         &self,
         hp: &Hyperparameters,
         rope: &mut Rope,
         s: &mut Scratch,
-        segments: &mut [Segment<'_>],
+        (segments, firsts): (&mut [Segment<'_>], &[usize]),
         index: usize,
     ) {
         let (hidden, kv_dim, head_dim) = (hp.hidden, hp.kv_dim(), hp.head_dim);
@@ -313,11 +315,8 @@ impl Layer {
             .qkv
             .chunks_exact_mut(qkv_width)
             .zip(s.queries.chunks_exact_mut(hidden));
-        let mut firsts = Vec::with_capacity(segments.len());
-        for segment in segments.iter_mut() {
+        for (segment, &first) in segments.iter_mut().zip(firsts) {
             let cache = &mut segment.cache.layers[index];
-            let first = cache.keys[0].len() / head_dim;
-            firsts.push(first);
             for (position, (row, queries)) in
                 (first..).zip(rows.by_ref().take(segment.tokens.len()))
             {
@@ -337,7 +336,7 @@ impl Layer {
         s.attended.resize(m * hidden, 0.0);
         let mut outputs = Vec::with_capacity(segments.len());
         let (mut queries, mut attended) = (&s.queries[..], &mut s.attended[..]);
-        for (segment, &first) in segments.iter().zip(&firsts) {
+        for (segment, &first) in segments.iter().zip(firsts) {
             let rows = segment.tokens.len() * hidden;
             let (q, rest_q) = queries.split_at(rows);
             let (out, rest_out) = attended.split_at_mut(rows);
