@@ -1,7 +1,10 @@
 //! Command-line flags (raw values) and their turning into validated settings.
 
 use crate::{
-    config::{HeartbeatConfig, HttpSettings, ServeConfig},
+    config::{
+        HeartbeatConfig, HttpSettings, ModelConfig, ModelDefaults, ServeConfig, model_id,
+        models_dir, models_file,
+    },
     error::HostError,
     plugin::discovery::SearchDirs,
     services::device::DeviceArg,
@@ -9,7 +12,8 @@ use crate::{
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::{net::IpAddr, path::PathBuf, time::Duration};
 
-/// rbee-host: serves one plugin worker (LLM, image generation, ...) over HTTP.
+/// rbee-host: serves plugin workers (LLM, image generation, ...) over HTTP: one model, or many
+/// from a models file, loaded on demand.
 #[derive(Debug, Parser)]
 #[command(
     name = "rbee-host",
@@ -76,11 +80,27 @@ pub struct SearchArgs {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// The plugin to serve, by id (`<kind>-<backend>`, e.g. llm-cpu, sd-cuda).
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", conflicts_with_all = ["models", "models_dir"])]
     pub plugin: Option<String>,
     /// The model: a local path or a hub reference (org/repo[:file]); default: the plugin's.
-    #[arg(long, value_name = "PATH|REPO")]
+    #[arg(long, value_name = "PATH|REPO", conflicts_with_all = ["models", "models_dir"])]
     pub model: Option<String>,
+    /// Serve every model a TOML models file lists (see README), routed by the requests'
+    /// `model`, loaded on demand and unloaded when idle.
+    #[arg(long, value_name = "FILE", conflicts_with = "models_dir")]
+    pub models: Option<PathBuf>,
+    /// Serve every model in a directory (.gguf files, Stable Diffusion and CTranslate2 Whisper
+    /// directories), each named after its file.
+    #[arg(long, value_name = "DIR")]
+    pub models_dir: Option<PathBuf>,
+    /// The backend of the plugins --models-dir uses (`<kind>-<backend>`).
+    #[arg(long, default_value = "cpu", value_name = "BACKEND")]
+    pub backend: String,
+    /// The most memory loaded models may hold together (bytes, or e.g. 8GiB, 512MB); the least
+    /// recently used unpinned model is unloaded to make room. Default: 90% of the memory
+    /// available at start-up.
+    #[arg(long, value_name = "SIZE")]
+    pub max_memory: Option<bytesize::ByteSize>,
     /// The device: cpu, cuda[:N] or metal[:N]; default: the plugin's backend, device 0.
     #[arg(long, value_name = "DEVICE")]
     pub device: Option<DeviceArg>,
@@ -171,9 +191,6 @@ pub enum LogFormat {
 impl ServeArgs {
     /// Checks the flags and resolves defaults.
     pub fn validate(self) -> Result<ServeConfig, HostError> {
-        let plugin = self.plugin.ok_or_else(|| {
-            HostError::Usage("--plugin <ID> is required (see `rbee-host plugins list`)".into())
-        })?;
         let plugin_options = match self.plugin_options {
             Some(text) => match serde_json::from_str::<serde_json::Value>(&text) {
                 Ok(serde_json::Value::Object(_)) => text,
@@ -223,7 +240,33 @@ impl ServeArgs {
                 .unwrap_or_else(|| format!("worker-{}", uuid::Uuid::new_v4().simple())),
             advertise_url: self.advertise_url.clone(),
         });
+        let defaults = ModelDefaults {
+            device: self.device,
+            threads: self.threads,
+            parallel: self.parallel,
+            queue_size: self.queue_size as usize,
+            plugin_options,
+        };
+        let models = match (self.plugin, &self.models, &self.models_dir) {
+            (_, Some(file), _) => models_file::read(file, &defaults).map_err(HostError::Usage)?,
+            (_, _, Some(dir)) => {
+                models_dir::scan(dir, &self.backend, &defaults).map_err(HostError::Usage)?
+            }
+            (Some(plugin), None, None) => vec![single_model(plugin, self.model, &defaults)],
+            (None, None, None) => {
+                return Err(HostError::Usage(
+                    "say what to serve: --plugin <ID> (see `rbee-host plugins list`), \
+                     --models <FILE> or --models-dir <DIR>"
+                        .into(),
+                ));
+            }
+        };
         Ok(ServeConfig {
+            models,
+            max_memory: match self.max_memory {
+                Some(size) => Some(size.as_u64()),
+                None => default_memory_budget(),
+            },
             http: HttpSettings {
                 api_key,
                 cors_origins: self.cors_origins,
@@ -233,17 +276,28 @@ impl ServeArgs {
             },
             vllm_metrics: self.metrics_compat == MetricsCompat::Vllm,
             heartbeat,
-            plugin,
-            model: self.model.unwrap_or_default(),
-            device: self.device,
             bind: (self.host, self.port),
             threads: self.threads,
-            parallel: self.parallel,
-            queue_size: self.queue_size as usize,
-            plugin_options,
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
             cache_dir,
             search: SearchDirs::new(&self.search.plugins_dirs)?,
         })
     }
+}
+
+/// The `--plugin`/`--model` case: one pinned entry that never unloads, named after its model.
+fn single_model(plugin: String, model: Option<String>, defaults: &ModelDefaults) -> ModelConfig {
+    let model = model.unwrap_or_default();
+    let mut entry = defaults.entry(model_id(&model), plugin, model);
+    entry.pinned = true;
+    entry.keep_alive = None;
+    entry
+}
+
+/// 90% of the memory available now (Linux's `MemAvailable`); `None` where it cannot be read.
+fn default_memory_budget() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024 / 10 * 9)
 }

@@ -6,7 +6,7 @@
 //! walked in `third_party_plugin.rs`, `sd.rs` and `audio.rs`, beside their plugins.)
 
 use rbee_tests::{
-    Host,
+    Host, LLM_TEST_MODEL,
     openai_fields::{assert_refuses_all, field_table, harmless_value, route_fields, send_field},
 };
 use serde_json::{Value, json};
@@ -108,6 +108,18 @@ fn implemented_chat_fields_have_their_effect() {
         checked.push(field);
     };
     check("messages", !greedy.is_empty(), "an answer");
+    let named: Value = host
+        .post(
+            "/v1/chat/completions",
+            &json!({"model": "any-name", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}),
+        )
+        .json()
+        .unwrap();
+    check(
+        "model",
+        named["model"] == LLM_TEST_MODEL.trim_end_matches(".gguf"),
+        "a host of one model serves any name, as that model",
+    );
     check(
         "temperature",
         sampled(json!({"temperature": 1.5, "seed": 3})) != greedy,

@@ -59,6 +59,7 @@ fn run(worker: &WorkerBox, queued: QueuedJob, jobs: &Jobs, metrics: &Arc<Metrics
         stop,
         events,
         submitted,
+        validated,
     } = queued;
     let id = job.id.to_string();
     let sink = HostSink::new(&id, events, stop.clone(), metrics.clone(), submitted);
@@ -72,7 +73,13 @@ fn run(worker: &WorkerBox, queued: QueuedJob, jobs: &Jobs, metrics: &Arc<Metrics
         return;
     }
     let started = std::time::Instant::now();
-    let outcome = catch_unwind(AssertUnwindSafe(|| worker.execute(job, sink.handle())));
+    let outcome = catch_unwind(AssertUnwindSafe(|| match validated {
+        true => worker.execute(job, sink.handle()),
+        false => match worker.validate(&job) {
+            RResult::ROk(()) => worker.execute(job, sink.handle()),
+            RResult::RErr(error) => RResult::RErr(error),
+        },
+    }));
     let terminal = match outcome {
         Ok(RResult::ROk(end)) => JobEvent::End {
             stop_reason: match end.stop_reason.as_str() {

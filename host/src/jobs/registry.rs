@@ -62,6 +62,9 @@ pub struct QueuedJob {
     pub events: EventSender,
     /// When it was submitted.
     pub submitted: Instant,
+    /// Whether the worker has checked it (a job queued while its model loads is checked by
+    /// the engine thread, before it runs).
+    pub validated: bool,
 }
 
 /// Why a job was not accepted.
@@ -92,9 +95,9 @@ struct Record {
     job: Option<Job>,
     stop_reason: Option<String>,
     error: Option<serde_json::Value>,
+    validated: bool,
 }
 
-#[derive(Default)]
 struct Inner {
     records: HashMap<String, Record>,
     queue: VecDeque<String>,
@@ -102,6 +105,25 @@ struct Inner {
     running: HashSet<String>,
     draining: bool,
     closed: bool,
+    /// The engine threads are told to exit (the worker is unloading); queued jobs stay.
+    parked: bool,
+    /// When a job was last submitted or ended.
+    last_activity: Instant,
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        Self {
+            records: HashMap::new(),
+            queue: VecDeque::new(),
+            finished: VecDeque::new(),
+            running: HashSet::new(),
+            draining: false,
+            closed: false,
+            parked: false,
+            last_activity: Instant::now(),
+        }
+    }
 }
 
 /// All jobs: the queue, the running ones, and recently finished ones.
@@ -135,7 +157,25 @@ impl Jobs {
     }
 
     /// Queues a validated job under a new id; returns the id and how many jobs wait ahead of it.
-    pub fn submit(&self, mut job: Job) -> Result<(String, usize), SubmitError> {
+    pub fn submit(&self, job: Job) -> Result<(String, usize), SubmitError> {
+        self.queue(job, true)
+    }
+
+    /// Queues a job the worker has not checked yet (its model is not loaded), with `note` as
+    /// its stream's first event; the engine thread checks it before running it.
+    pub fn submit_unvalidated(
+        &self,
+        job: Job,
+        note: &JobEvent,
+    ) -> Result<(String, usize), SubmitError> {
+        let queued = self.queue(job, false)?;
+        if let Some(record) = self.lock().records.get(&queued.0) {
+            record.events.send(note.clone(), || true);
+        }
+        Ok(queued)
+    }
+
+    fn queue(&self, mut job: Job, validated: bool) -> Result<(String, usize), SubmitError> {
         let mut inner = self.lock();
         if inner.draining {
             return Err(SubmitError::Draining);
@@ -156,7 +196,9 @@ impl Jobs {
             job: Some(job),
             stop_reason: None,
             error: None,
+            validated,
         };
+        inner.last_activity = Instant::now();
         inner.records.insert(id.clone(), record);
         inner.queue.push_back(id.clone());
         let position = inner.queue.len() - 1;
@@ -165,10 +207,14 @@ impl Jobs {
     }
 
     /// Blocks until a job is queued and hands it to an engine thread, marked running; `None`
-    /// once the registry is closed and the queue is empty. Several engine threads may wait.
+    /// once the registry is closed and the queue is empty, or the engines are parked. Several
+    /// engine threads may wait.
     pub fn next_blocking(&self) -> Option<QueuedJob> {
         let mut inner = self.lock();
         loop {
+            if inner.parked {
+                return None;
+            }
             if let Some(id) = inner.queue.pop_front() {
                 let record = inner.records.get_mut(&id)?;
                 record.state = JobState::Running;
@@ -177,6 +223,7 @@ impl Jobs {
                     stop: record.stop.clone(),
                     events: record.events.clone(),
                     submitted: record.submitted,
+                    validated: record.validated,
                 };
                 inner.running.insert(id);
                 return Some(job);
@@ -192,6 +239,7 @@ impl Jobs {
     pub fn finish(&self, id: &str, terminal: &JobEvent) {
         let mut inner = self.lock();
         inner.running.remove(id);
+        inner.last_activity = Instant::now();
         Self::record_end(&mut inner, id, terminal);
         self.wake.notify_all();
     }
@@ -322,6 +370,60 @@ impl Jobs {
         }
     }
 
+    /// How long nothing has been queued or running; `None` while something is.
+    pub fn idle_for(&self) -> Option<std::time::Duration> {
+        let inner = self.lock();
+        let idle = inner.queue.is_empty() && inner.running.is_empty();
+        idle.then(|| inner.last_activity.elapsed())
+    }
+
+    /// Tells the engine threads to exit once their current job ends; queued jobs stay for the
+    /// next engines.
+    pub fn park_engines(&self) {
+        self.lock().parked = true;
+        self.wake.notify_all();
+    }
+
+    /// Lets engine threads take jobs again, before new ones start; this counts as activity,
+    /// so that a model just loaded is not idle.
+    pub fn unpark_engines(&self) {
+        let mut inner = self.lock();
+        inner.parked = false;
+        inner.last_activity = Instant::now();
+    }
+
+    /// Sends `event` to every queued job's stream, dropping it where the stream is full (load
+    /// progress: a later one follows).
+    pub fn tell_queued(&self, event: &JobEvent) {
+        let inner = self.lock();
+        for record in inner.queue.iter().filter_map(|id| inner.records.get(id)) {
+            record.events.send(event.clone(), || true);
+        }
+    }
+
+    /// Ends every queued job with the error `code` (their model failed to load).
+    pub fn fail_queued(&self, code: &str, message: &str) {
+        let mut inner = self.lock();
+        let terminal = JobEvent::Error {
+            code: code.into(),
+            message: message.into(),
+        };
+        for id in std::mem::take(&mut inner.queue) {
+            if let Some(record) = inner.records.get(&id) {
+                if let Some(metrics) = &self.metrics {
+                    metrics.job_finished(
+                        "failed",
+                        record.submitted.elapsed().as_secs_f64(),
+                        0,
+                        0.0,
+                    );
+                }
+                record.events.send(terminal.clone(), || true);
+            }
+            Self::record_end(&mut inner, &id, &terminal);
+        }
+    }
+
     /// Lets the engine threads exit once the queue is empty.
     pub fn close(&self) {
         self.lock().closed = true;
@@ -332,6 +434,7 @@ impl Jobs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::services::metrics::MetricsRegistry;
 
     fn echo(params: &str) -> Job {
         Job::new("", "echo", params)
@@ -348,18 +451,47 @@ mod tests {
 
     #[test]
     fn jobs_that_end_while_queued_are_counted_by_outcome() {
-        let metrics = Arc::new(Metrics::new("tiny", false));
+        let registry = MetricsRegistry::new(false);
+        let metrics = Arc::new(registry.for_model("tiny"));
         let jobs = Jobs::new(8).with_metrics(metrics.clone());
-        let ids: Vec<String> = (0..3).map(|_| jobs.submit(echo("{}")).unwrap().0).collect();
+        let ids: Vec<String> = (0..4).map(|_| jobs.submit(echo("{}")).unwrap().0).collect();
         jobs.cancel(&ids[0]);
         jobs.expire(&ids[1]);
-        jobs.drain();
-        let text = metrics.render(0, 0, 0.0);
-        for (outcome, count) in [("cancelled", 2), ("deadline_exceeded", 1)] {
+        jobs.fail_queued("model_load_failed", "no weights");
+        let text = registry.render(&[]);
+        for (outcome, count) in [("cancelled", 1), ("deadline_exceeded", 1), ("failed", 2)] {
             let line =
                 format!(r#"rbee_jobs_total{{model_name="tiny",outcome="{outcome}"}} {count}"#);
             assert!(text.contains(&line), "{line} missing:\n{text}");
         }
+    }
+
+    #[test]
+    fn parked_engines_leave_the_queue_for_the_next_ones_and_queued_jobs_hear_of_the_load() {
+        let jobs = Jobs::new(4);
+        let loading = |progress| JobEvent::Custom {
+            name: "loading".into(),
+            data: json!({"progress": progress}),
+        };
+        let (id, _) = jobs.submit_unvalidated(echo("{}"), &loading(0.0)).unwrap();
+        let mut stream = jobs.take_stream(&id).unwrap();
+        jobs.tell_queued(&loading(0.5));
+        assert_eq!(stream.try_recv().unwrap(), loading(0.0));
+        assert_eq!(stream.try_recv().unwrap(), loading(0.5));
+        assert!(jobs.idle_for().is_none(), "a queued job is not idle");
+        jobs.park_engines();
+        assert!(jobs.next_blocking().is_none());
+        jobs.unpark_engines();
+        let next = jobs.next_blocking().unwrap();
+        assert!(!next.validated);
+        jobs.finish(
+            &id,
+            &JobEvent::End {
+                stop_reason: "completed".into(),
+                details: json!({}),
+            },
+        );
+        assert!(jobs.idle_for().is_some());
     }
 
     #[test]

@@ -233,7 +233,8 @@ mod tests {
     fn sink() -> (HostSink, StopFlag, EventReceiver) {
         let (tx, rx) = event_queue();
         let stop = StopFlag::default();
-        let metrics = Arc::new(Metrics::new("m", false));
+        let metrics =
+            Arc::new(crate::services::metrics::MetricsRegistry::new(false).for_model("m"));
         let sink = HostSink::new("job-1", tx, stop.clone(), metrics, Instant::now());
         (sink, stop, rx)
     }

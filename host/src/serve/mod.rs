@@ -1,22 +1,23 @@
-//! Serving: pick and check the plugin, bind, load the model in the background, serve until a
-//! signal, then drain.
+//! Serving: open and check the plugins, bind, load the pinned models in the background, serve
+//! until a signal, then drain.
 
-mod load;
 mod shutdown;
 
 use crate::{
-    config::ServeConfig,
+    config::{ModelConfig, ServeConfig},
     error::HostError,
+    fleet::Fleet,
     plugin::loader::{self, OpenPlugin},
     server::{AppState, app},
     services::{
         device::{self, DeviceArg},
         heartbeat,
-        metrics::Metrics,
+        metrics::MetricsRegistry,
     },
     worker::WorkerState,
 };
 use std::{
+    collections::HashMap,
     sync::{Arc, OnceLock},
     time::{Duration, Instant},
 };
@@ -25,45 +26,96 @@ use tokio::{
     sync::{oneshot, watch},
 };
 
-/// Serves the configured plugin until SIGINT/SIGTERM; fails if the model cannot be loaded.
+/// A checked plugin, and how long opening it took.
+struct Opened {
+    plugin: OpenPlugin,
+    seconds: f64,
+}
+
+/// Serves the configured models until SIGINT/SIGTERM; fails if a pinned model cannot be loaded.
 pub fn serve(config: ServeConfig) -> Result<(), HostError> {
-    let opening = Instant::now();
-    let candidate = config.search.find(&config.plugin)?;
-    let plugin = loader::probe_and_open(&candidate.path)?;
-    let plugin_load_seconds = opening.elapsed().as_secs_f64();
-    if plugin.manifest.id.as_str() != config.plugin {
-        return Err(HostError::PluginIdMismatch {
-            path: candidate.path,
-            asked: config.plugin,
-            declared: plugin.manifest.id.to_string(),
-        });
+    let mut plugins: HashMap<String, Opened> = HashMap::new();
+    for entry in &config.models {
+        if !plugins.contains_key(&entry.plugin) {
+            plugins.insert(entry.plugin.clone(), open(&config, &entry.plugin)?);
+        }
     }
-    let device = device::choose(
-        &config.plugin,
-        &plugin.manifest.backend,
-        config.device.as_ref(),
-    )?;
-    let description = device::probe(&device)?;
-    tracing::info!(
-        plugin = config.plugin,
-        version = plugin.manifest.version.as_str(),
-        path = %plugin.path.display(),
-        device = description,
-        "plugin checked"
-    );
+    let registry = MetricsRegistry::new(config.vllm_metrics);
+    let mut models = Vec::new();
+    for entry in config.models.clone() {
+        let opened = &plugins[&entry.plugin];
+        models.push(Arc::new(served_model(entry, opened, &registry)?));
+    }
     export_thread_count(config.threads);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let model_name = match config.model.as_str() {
-        "" => plugin.manifest.default_model.to_string(),
-        model => model.to_string(),
-    };
-    let metrics = Arc::new(Metrics::new(&model_name, config.vllm_metrics));
-    metrics.plugin_loaded(plugin_load_seconds);
-    runtime.block_on(run(config, plugin, device, metrics))
+    let fleet = Arc::new(Fleet::new(
+        models,
+        config.max_memory,
+        config.cache_dir.clone(),
+        registry,
+    ));
+    runtime.block_on(run(config, fleet))
 }
 
+/// Finds, probes and opens the plugin `id`, checking that it is the plugin it claims to be.
+fn open(config: &ServeConfig, id: &str) -> Result<Opened, HostError> {
+    let opening = Instant::now();
+    let candidate = config.search.find(id)?;
+    let plugin = loader::probe_and_open(&candidate.path)?;
+    if plugin.manifest.id.as_str() != id {
+        return Err(HostError::PluginIdMismatch {
+            path: candidate.path,
+            asked: id.to_string(),
+            declared: plugin.manifest.id.to_string(),
+        });
+    }
+    tracing::info!(
+        plugin = id,
+        version = plugin.manifest.version.as_str(),
+        path = %plugin.path.display(),
+        "plugin checked"
+    );
+    Ok(Opened {
+        plugin,
+        seconds: opening.elapsed().as_secs_f64(),
+    })
+}
+
+/// The model `entry` names, on its device (checked against the plugin's backend), named after
+/// the plugin's default model when it names none.
+fn served_model(
+    mut entry: ModelConfig,
+    opened: &Opened,
+    registry: &MetricsRegistry,
+) -> Result<WorkerState, HostError> {
+    let manifest = &opened.plugin.manifest;
+    let device: DeviceArg =
+        device::choose(&entry.plugin, &manifest.backend, entry.device.as_ref())?;
+    let description = device::probe(&device)?;
+    if entry.id.is_empty() {
+        entry.id = match manifest.default_model.as_str() {
+            "" => entry.plugin.clone(),
+            default => crate::config::model_id(default),
+        };
+    }
+    tracing::info!(
+        model = entry.id,
+        plugin = entry.plugin,
+        device = description,
+        "serving"
+    );
+    let metrics = registry.for_model(&entry.id);
+    metrics.plugin_loaded(opened.seconds);
+    Ok(WorkerState::new(
+        entry,
+        manifest,
+        opened.plugin.module.load(),
+        device,
+        metrics,
+    ))
+}
 /// Exports `--threads` for the compute libraries plugins use, which size their pools from the
 /// environment (see `LoadRequest::threads`).
 fn export_thread_count(threads: u32) {
@@ -79,12 +131,7 @@ fn export_thread_count(threads: u32) {
     }
 }
 
-async fn run(
-    config: ServeConfig,
-    plugin: OpenPlugin,
-    device: DeviceArg,
-    metrics: Arc<Metrics>,
-) -> Result<(), HostError> {
+async fn run(config: ServeConfig, fleet: Arc<Fleet>) -> Result<(), HostError> {
     let listener = TcpListener::bind(config.bind).await.map_err(|e| {
         HostError::Usage(format!(
             "cannot listen on {}:{}: {e}",
@@ -93,32 +140,27 @@ async fn run(
     })?;
     let address = listener.local_addr()?;
     tracing::info!("listening on http://{address}");
-    let worker = Arc::new(WorkerState::new(
-        &plugin.manifest,
-        config.model.clone(),
-        device.to_string(),
-        config.queue_size,
-        metrics,
-    ));
-    let state = Arc::new(AppState::new(worker.clone(), config.http.clone()));
+    let state = Arc::new(AppState::new(fleet.clone(), config.http.clone()));
     let (stop_heartbeat, heartbeat_stopped) = watch::channel(false);
     let heartbeat = config.heartbeat.clone().map(|hb| {
         heartbeat::spawn(
             hb,
-            worker.clone(),
+            fleet.clone(),
             format!("http://{address}"),
             heartbeat_stopped,
         )
     });
     let (fatal_tx, fatal_rx) = oneshot::channel();
-    load::spawn(&config, &plugin, &device, worker.clone(), fatal_tx);
+    fleet.load_pinned(fatal_tx);
+    let keep_alive = fleet.spawn_keep_alive();
     let outcome = Arc::new(OnceLock::new());
     let shutdown = {
-        let (worker, outcome) = (worker.clone(), outcome.clone());
+        let (fleet, outcome) = (fleet.clone(), outcome.clone());
         async move {
             let fatal = shutdown::wait_for_stop(fatal_rx).await;
+            keep_alive.abort();
             if fatal.is_none() {
-                shutdown::drain(&worker, config.shutdown_timeout).await;
+                shutdown::drain(fleet.models(), config.shutdown_timeout).await;
             }
             let _ = outcome.set(fatal);
         }
@@ -126,7 +168,9 @@ async fn run(
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await?;
-    worker.jobs.close();
+    for model in fleet.models() {
+        model.jobs.close();
+    }
     let _ = stop_heartbeat.send(true);
     if let Some(task) = heartbeat {
         let _ = tokio::time::timeout(Duration::from_secs(6), task).await;

@@ -1,8 +1,9 @@
-//! Stopping: waiting for a signal (or a fatal load error), then draining the worker.
+//! Stopping: waiting for a signal (or a fatal load error), then draining every model.
 
 use crate::worker::WorkerState;
 use std::{
     future::pending,
+    sync::Arc,
     time::{Duration, Instant},
 };
 use tokio::sync::oneshot;
@@ -42,19 +43,23 @@ async fn signal() {
 
 /// Stops taking jobs, cancels queued ones, lets the running ones finish up to `timeout`, then
 /// cancels them and waits for them to stop.
-pub async fn drain(state: &WorkerState, timeout: Duration) {
-    state.jobs.drain();
-    state.readiness.drain();
-    if !wait_idle(state, timeout).await {
+pub async fn drain(models: &[Arc<WorkerState>], timeout: Duration) {
+    for model in models {
+        model.jobs.drain();
+        model.readiness.drain();
+    }
+    if !wait_idle(models, timeout).await {
         tracing::warn!("shutdown timeout reached; cancelling the running jobs");
-        state.jobs.cancel_running();
-        wait_idle(state, CANCEL_GRACE).await;
+        for model in models {
+            model.jobs.cancel_running();
+        }
+        wait_idle(models, CANCEL_GRACE).await;
     }
 }
 
-async fn wait_idle(state: &WorkerState, timeout: Duration) -> bool {
+async fn wait_idle(models: &[Arc<WorkerState>], timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
-    while state.jobs.counts().1 > 0 {
+    while models.iter().any(|model| model.jobs.counts().1 > 0) {
         if Instant::now() >= deadline {
             return false;
         }

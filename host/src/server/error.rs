@@ -44,6 +44,14 @@ impl ApiError {
         }
     }
 
+    /// The same error, naming the request field at fault.
+    pub fn on_field(self, field: &str) -> Self {
+        Self {
+            field: Some(field.into()),
+            ..self
+        }
+    }
+
     /// The same error in OpenAI's shape: `{"error": {message, type, param, code}}`.
     pub fn openai(self) -> Self {
         Self {

@@ -1,8 +1,10 @@
 //! Submitting, inspecting and cancelling jobs.
 
-use super::{ApiError, AppState, clipped, collect::collect, stream::open_stream};
+use super::{ApiError, AppState, clipped, collect::collect, models, stream::open_stream};
 use crate::{
+    fleet::{Fleet, LOAD_FAILED},
     jobs::SubmitError,
+    services::host_services::loading_event,
     worker::{WorkerState, readiness::State as Life},
 };
 use abi_stable::std_types::ROption;
@@ -33,9 +35,11 @@ pub struct SubmitQuery {
     wait: bool,
 }
 
-/// `POST /v1/jobs` with `{"task": ..., "params": {...}}`: validates, queues, answers 202 with
-/// the job id, its stream URL and its queue position; with `?wait=true`, answers 200 with the
-/// collected result when the job ends (for short jobs: embeddings, rerank).
+/// `POST /v1/jobs` with `{"model": ..., "task": ..., "params": {...}}` (`model` may be left out
+/// when one model serves the task): validates, queues, answers 202 with the job id, its stream
+/// URL and its queue position; with `?wait=true`, answers 200 with the collected result when
+/// the job ends (for short jobs: embeddings, rerank). A job for a model that is not loaded
+/// waits in its queue while the model loads; its stream tells of the load.
 pub async fn submit(
     State(state): State<Arc<AppState>>,
     query: Result<Query<SubmitQuery>, QueryRejection>,
@@ -44,19 +48,18 @@ pub async fn submit(
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_field("wait", e.body_text()))?;
     let Json(body) = body.map_err(ApiError::rejected)?;
-    let worker = state.worker();
     let time_limit = time_limit(&headers, &body)?;
-    let job = parse_submission(worker, &body, time_limit)?;
-    let (job_id, queue_position) = enqueue(worker, job).await?;
+    let (model, job) = parse_submission(state.fleet(), &body, time_limit)?;
+    let (job_id, queue_position) = enqueue(state.fleet(), &model, job, WhileLoading::Queue).await?;
     if let Some(limit) = time_limit {
-        let (jobs, id) = (worker.jobs.clone(), job_id.clone());
+        let (jobs, id) = (model.jobs.clone(), job_id.clone());
         tokio::spawn(async move {
             tokio::time::sleep(limit).await;
             jobs.expire(&id);
         });
     }
     if let (Some(limit), false) = (state.http().unread_timeout, query.wait) {
-        let (jobs, id) = (worker.jobs.clone(), job_id.clone());
+        let (jobs, id) = (model.jobs.clone(), job_id.clone());
         tokio::spawn(async move {
             tokio::time::sleep(limit).await;
             if jobs.stream_unopened(&id) {
@@ -66,7 +69,7 @@ pub async fn submit(
         });
     }
     if query.wait {
-        let events = open_stream(worker, &job_id)?;
+        let events = open_stream(&model, &job_id)?;
         let collected = collect(events)
             .await
             .map_err(|failed| ApiError::job_failed(&failed.code, failed.message))?;
@@ -78,16 +81,58 @@ pub async fn submit(
     Ok((StatusCode::ACCEPTED, Json(accepted)).into_response())
 }
 
-/// Validates a job with the worker, on a blocking thread (a plugin may decode an upload), and
-/// queues it: its id and queue position.
-pub async fn enqueue(worker: &WorkerState, job: Job) -> Result<(String, usize), ApiError> {
-    let serving = serving_worker(worker)?;
-    let validated =
-        tokio::task::spawn_blocking(move || serving.validate(&job).into_result().map(|()| job))
+/// What a request for a model that is not loaded does while the model loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhileLoading {
+    /// Waits for the load, then queues the job checked (the OpenAI routes).
+    Wait,
+    /// Queues the job at once, to be checked when the model is loaded; its stream tells of
+    /// the load (the native route).
+    Queue,
+}
+
+/// Validates a job with the model's worker, on a blocking thread (a plugin may decode an
+/// upload), and queues it: its id and queue position. A model that is not loaded is loaded
+/// first (see [`WhileLoading`]).
+pub async fn enqueue(
+    fleet: &Arc<Fleet>,
+    model: &Arc<WorkerState>,
+    job: Job,
+    while_loading: WhileLoading,
+) -> Result<(String, usize), ApiError> {
+    loop {
+        if let Some(serving) = serving_worker(model)? {
+            let validated = tokio::task::spawn_blocking(move || {
+                serving.validate(&job).into_result().map(|()| job)
+            })
             .await
             .map_err(|_| ApiError::job_failed(error_code::PANIC, "validating the job crashed"))?;
-    let job = validated.map_err(ApiError::from_plugin)?;
-    worker.jobs.submit(job).map_err(|e| match e {
+            let job = validated.map_err(ApiError::from_plugin)?;
+            return model.jobs.submit(job).map_err(submit_error);
+        }
+        if while_loading == WhileLoading::Queue {
+            let note = match model.readiness.state() {
+                Life::Loading { progress, message } => {
+                    loading_event(model.id(), progress, &message)
+                }
+                _ => loading_event(model.id(), 0.0, "queued for loading"),
+            };
+            let queued = model
+                .jobs
+                .submit_unvalidated(job, &note)
+                .map_err(submit_error)?;
+            fleet.request_load(model);
+            return Ok(queued);
+        }
+        fleet
+            .load_and_wait(model)
+            .await
+            .map_err(|message| ApiError::job_failed(LOAD_FAILED, message))?;
+    }
+}
+
+fn submit_error(error: SubmitError) -> ApiError {
+    match error {
         SubmitError::QueueFull => {
             ApiError::unavailable("queue_full", "the job queue is full; retry later", 1)
         }
@@ -96,7 +141,7 @@ pub async fn enqueue(worker: &WorkerState, job: Job) -> Result<(String, usize), 
             "this worker is shutting down; retry on another",
             5,
         ),
-    })
+    }
 }
 
 /// The job for `task` with `params`: the task's binary parameters
@@ -142,7 +187,7 @@ fn decode_base64(field: &str, text: &str) -> Result<Vec<u8>, ApiError> {
 const MAX_TIME_LIMIT_SECS: f64 = 30.0 * 24.0 * 3600.0;
 
 /// The top-level fields of a `POST /v1/jobs` body.
-const SUBMISSION_FIELDS: [&str; 3] = ["task", "params", "timeout"];
+const SUBMISSION_FIELDS: [&str; 4] = ["model", "task", "params", "timeout"];
 
 /// How long the job may take: the body's `timeout` (seconds) or the `X-Deadline` header (a Unix
 /// time in seconds), at most [`MAX_TIME_LIMIT_SECS`] ahead. When it passes, the job ends with
@@ -189,13 +234,13 @@ fn time_limit(headers: &HeaderMap, body: &Value) -> Result<Option<Duration>, Api
     }
 }
 
-/// Checks the submission's shape (a served task and a params object) and makes it a job,
-/// ending after `time_limit` if one was set.
+/// Checks the submission's shape (a served task, the model, a params object) and makes it a
+/// job for that model, ending after `time_limit` if one was set.
 fn parse_submission(
-    worker: &WorkerState,
+    fleet: &Fleet,
     body: &Value,
     time_limit: Option<Duration>,
-) -> Result<Job, ApiError> {
+) -> Result<(Arc<WorkerState>, Job), ApiError> {
     if let Some(unknown) = body.as_object().and_then(|fields| {
         fields
             .keys()
@@ -214,15 +259,12 @@ fn parse_submission(
         .get("task")
         .and_then(Value::as_str)
         .ok_or_else(|| ApiError::bad_field("task", "'task' (a string) is required"))?;
-    if !worker.tasks.iter().any(|served| served == task) {
-        return Err(ApiError::bad_field(
-            "task",
-            format!(
-                "task '{task}' is not served by this worker; it serves: {}",
-                worker.tasks.join(", ")
-            ),
-        ));
-    }
+    let name = match body.get("model") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(name)) => Some(name.as_str()),
+        Some(_) => return Err(ApiError::bad_field("model", "'model' must be a string")),
+    };
+    let model = models::pick(fleet, name, task)?;
     let params = match body.get("params") {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(params)) => params.clone(),
@@ -240,22 +282,31 @@ fn parse_submission(
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64)
     }));
-    Ok(job)
+    Ok((model, job))
 }
 
-/// The loaded worker, if it is ready to take jobs; a retryable 503 otherwise.
-fn serving_worker(worker: &WorkerState) -> Result<Arc<WorkerBox>, ApiError> {
-    worker.readiness.serving().map_err(|state| match state {
-        Life::Draining => ApiError::unavailable(
+/// The loaded worker if the model takes jobs; `None` if it is to be loaded on demand; a
+/// retryable 503 while the host drains or a pinned model is still loading at start-up.
+fn serving_worker(model: &WorkerState) -> Result<Option<Arc<WorkerBox>>, ApiError> {
+    match model.readiness.serving() {
+        Ok(worker) => Ok(Some(worker)),
+        Err(Life::Draining) => Err(ApiError::unavailable(
             "draining",
             "this worker is shutting down; retry on another",
             5,
-        ),
-        Life::Failed { message } => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "failed", message)
-        }
-        _ => ApiError::unavailable("loading", "the model is still loading; see /ready", 2),
-    })
+        )),
+        Err(Life::Failed { message }) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "failed",
+            message,
+        )),
+        Err(Life::Loading { .. }) if model.config.pinned => Err(ApiError::unavailable(
+            "loading",
+            "the model is still loading; see /ready",
+            2,
+        )),
+        Err(_) => Ok(None),
+    }
 }
 
 /// `GET /v1/jobs/{id}`: the job's state.
@@ -264,9 +315,9 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let view = state
-        .worker()
-        .jobs
-        .view(&id)
+        .fleet()
+        .model_of_job(&id)
+        .and_then(|model| model.jobs.view(&id))
         .ok_or_else(|| ApiError::not_found(format!("no job '{id}'")))?;
     Ok(Json(json!(view)))
 }
@@ -277,9 +328,9 @@ pub async fn cancel(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let view = state
-        .worker()
-        .jobs
-        .cancel(&id)
+        .fleet()
+        .model_of_job(&id)
+        .and_then(|model| model.jobs.cancel(&id))
         .ok_or_else(|| ApiError::not_found(format!("no job '{id}'")))?;
     Ok(Json(json!(view)))
 }

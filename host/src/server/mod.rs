@@ -5,6 +5,7 @@ mod collect;
 mod error;
 mod jobs;
 mod json_errors;
+mod models;
 mod openai;
 mod state;
 mod status;
@@ -81,6 +82,7 @@ fn routes(state: Arc<AppState>) -> Router {
         .route("/v1/jobs", post(jobs::submit))
         .route("/v1/jobs/{id}", get(jobs::get).delete(jobs::cancel))
         .route("/v1/jobs/{id}/stream", get(stream::stream))
+        .route("/v1/models/{*id}", get(models::show).post(models::act))
         .merge(openai::routes())
         .fallback(|| async { ApiError::not_found("no such route") })
         .with_state(state)

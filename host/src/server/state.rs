@@ -1,23 +1,23 @@
-//! What every handler can reach: the served worker and the HTTP policy.
+//! What every handler can reach: the served models and the HTTP policy.
 
-use crate::{config::HttpSettings, worker::WorkerState};
+use crate::{config::HttpSettings, fleet::Fleet};
 use std::sync::Arc;
 
 /// The state behind the router.
 pub struct AppState {
-    worker: Arc<WorkerState>,
+    fleet: Arc<Fleet>,
     http: HttpSettings,
 }
 
 impl AppState {
-    /// The API for `worker`, under the `http` policy.
-    pub fn new(worker: Arc<WorkerState>, http: HttpSettings) -> Self {
-        Self { worker, http }
+    /// The API for the models of `fleet`, under the `http` policy.
+    pub fn new(fleet: Arc<Fleet>, http: HttpSettings) -> Self {
+        Self { fleet, http }
     }
 
-    /// The worker requests go to.
-    pub fn worker(&self) -> &WorkerState {
-        &self.worker
+    /// The models requests go to.
+    pub fn fleet(&self) -> &Arc<Fleet> {
+        &self.fleet
     }
 
     /// Authentication, CORS and size limits.

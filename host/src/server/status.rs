@@ -1,7 +1,7 @@
 //! Liveness, readiness and what this host serves.
 
 use super::AppState;
-use crate::worker::readiness::State;
+use crate::worker::{WorkerState, readiness::State};
 use axum::{
     Json,
     extract::State as Extract,
@@ -16,21 +16,43 @@ pub async fn health() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// `GET /ready`: 200 once the model is loaded; 503 with state and progress before that,
-/// after a failure, and while draining.
-pub async fn ready(Extract(state): Extract<Arc<AppState>>) -> (StatusCode, Json<State>) {
-    let current = state.worker().readiness.state();
+/// `GET /ready`: 200 once every pinned model is loaded; 503 with the state (and load progress)
+/// of the first that is not, and while draining. `models` gives each model's state.
+pub async fn ready(Extract(state): Extract<Arc<AppState>>) -> (StatusCode, Json<Value>) {
+    let fleet = state.fleet();
+    let current = fleet.state();
     let status = match current {
         State::Ready => StatusCode::OK,
         _ => StatusCode::SERVICE_UNAVAILABLE,
     };
-    (status, Json(current))
+    let mut body = json!(current);
+    body["models"] = fleet
+        .models()
+        .iter()
+        .map(|model| {
+            (
+                model.id().to_string(),
+                json!(model.readiness.state().word()),
+            )
+        })
+        .collect();
+    (status, Json(body))
 }
 
-/// `GET /v1/info`: the plugin's manifest, the model, the device, the state, the queue and the
-/// slots (how many jobs run at once; 0 until the model is loaded).
+/// `GET /v1/info`: every model as `GET /v1/models/{id}` shows it, under `models`; and at the
+/// top, for the first model (the only one with `--plugin`): the plugin's manifest, the model,
+/// the device, the state, the loaded worker's figures, the queue and the slots.
 pub async fn info(Extract(state): Extract<Arc<AppState>>) -> Json<Value> {
-    let served = state.worker();
+    let models = state.fleet().models();
+    let mut info = models
+        .first()
+        .map_or_else(|| json!({}), |first| model_info(first));
+    info["models"] = models.iter().map(|model| model.details()).collect();
+    Json(info)
+}
+
+/// One model's fields in `/v1/info`.
+fn model_info(served: &WorkerState) -> Value {
     let (waiting, running) = served.jobs.counts();
     let worker = served.readiness.worker().map(|worker| {
         let status = worker.status();
@@ -40,31 +62,25 @@ pub async fn info(Extract(state): Extract<Arc<AppState>>) -> Json<Value> {
             "cache_usage_ratio": status.cache_usage_ratio,
         })
     });
-    Json(json!({
+    json!({
+        "id": served.id(),
         "plugin": served.manifest,
-        "model": served.model,
-        "device": served.device,
+        "model": served.config.model,
+        "device": served.device.to_string(),
         "state": served.readiness.state(),
         "worker": worker,
         "queue": {"waiting": waiting, "running": running},
         "slots": served.slots(),
-    }))
+    })
 }
 
-/// `GET /metrics`: Prometheus / OpenMetrics text.
+/// `GET /metrics`: Prometheus / OpenMetrics text, every model's series.
 pub async fn metrics(Extract(state): Extract<Arc<AppState>>) -> impl IntoResponse {
-    let served = state.worker();
-    let (waiting, running) = served.jobs.counts();
-    let cache_usage = served
-        .readiness
-        .worker()
-        .map_or(0.0, |worker| worker.status().cache_usage_ratio as f64);
-    let text = served.metrics.render(waiting, running, cache_usage);
     (
         [(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        text,
+        state.fleet().render_metrics(),
     )
 }

@@ -24,7 +24,11 @@ pub async fn stream(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let events = open_stream(state.worker(), &id)?;
+    let model = state
+        .fleet()
+        .model_of_job(&id)
+        .ok_or_else(|| ApiError::not_found(format!("no job '{id}'")))?;
+    let events = open_stream(model, &id)?;
     let sse = stream::unfold(events, |mut events| async move {
         let event = events.next().await?;
         let sse = Event::default()

@@ -2,36 +2,36 @@
 //! drain), which is all the routes below need.
 
 use super::{AppState, app};
-use crate::{config::HttpSettings, services::metrics::Metrics, worker::WorkerState};
+use crate::{
+    config::HttpSettings,
+    fleet::Fleet,
+    services::metrics::MetricsRegistry,
+    worker::{WorkerState, testing::echo_model},
+};
 use axum::{
     Router,
     body::Body,
     http::{HeaderMap, Method, Request, StatusCode, header},
 };
 use http_body_util::BodyExt;
-use rbee_plugin_api::Manifest;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use tower::ServiceExt;
 
-/// An echo worker that is still loading, and the router in front of it.
+/// A pinned echo model still loading at start-up (as with `--plugin`), and the router in
+/// front of it.
 fn loading(api_key: Option<&str>) -> (Arc<WorkerState>, Router) {
-    let manifest = Manifest::new("echo", "cpu", "0.1.0", &["echo"]).default_model("tiny");
-    let metrics = Arc::new(Metrics::new("tiny", false));
-    let worker = Arc::new(WorkerState::new(
-        &manifest,
-        String::new(),
-        "cpu".into(),
-        4,
-        metrics,
-    ));
+    let registry = MetricsRegistry::new(false);
+    let worker = Arc::new(echo_model("tiny", true, &registry));
+    worker.readiness.start_loading();
+    let fleet = Fleet::new(vec![worker.clone()], None, ".".into(), registry);
     let http = HttpSettings {
         api_key: api_key.map(str::to_string),
         cors_origins: Vec::new(),
         max_body_bytes: 1 << 20,
         unread_timeout: None,
     };
-    let router = app(Arc::new(AppState::new(worker.clone(), http)));
+    let router = app(Arc::new(AppState::new(Arc::new(fleet), http)));
     (worker, router)
 }
 
@@ -72,14 +72,14 @@ async fn ready_is_503_with_the_load_progress() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(
         body,
-        json!({"status": "loading", "progress": 0.0, "message": "starting"})
+        json!({"status": "loading", "progress": 0.0, "message": "starting", "models": {"tiny": "loading"}})
     );
     worker.readiness.progress(0.5, "downloading");
     let (status, _, body) = send(&router, get("/ready")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(
         body,
-        json!({"status": "loading", "progress": 0.5, "message": "downloading"})
+        json!({"status": "loading", "progress": 0.5, "message": "downloading", "models": {"tiny": "loading"}})
     );
 }
 
@@ -124,7 +124,10 @@ async fn a_job_submitted_while_draining_or_after_a_failed_load_is_a_503() {
     );
     let (status, _, body) = send(&router, get("/ready")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(body, json!({"status": "failed", "message": "no weights"}));
+    assert_eq!(
+        body,
+        json!({"status": "failed", "message": "no weights", "models": {"tiny": "failed"}})
+    );
 }
 
 #[tokio::test]
@@ -145,7 +148,7 @@ async fn a_bad_job_body_is_a_400_naming_the_field() {
     let (_, _, answer) = send(&router, post_json("/v1/jobs", r#"{"task": "paint"}"#)).await;
     assert_eq!(
         answer["error"]["message"],
-        "task 'paint' is not served by this worker; it serves: echo"
+        "task 'paint' is not served here; the tasks served are: echo"
     );
 }
 
@@ -191,7 +194,7 @@ async fn info_shows_the_plugin_the_state_the_queue_and_the_slots() {
     assert_eq!(body["worker"], Value::Null);
     assert_eq!(body["queue"], json!({"waiting": 0, "running": 0}));
     assert_eq!(body["slots"], 0, "unknown until loaded");
-    worker.set_slots(3);
+    worker.loaded((0..3).map(|_| std::thread::spawn(|| {})).collect(), 0);
     let (_, _, body) = send(&router, get("/v1/info")).await;
     assert_eq!(body["slots"], 3);
 }

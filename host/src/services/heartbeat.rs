@@ -4,6 +4,7 @@
 
 use crate::{
     config::HeartbeatConfig,
+    fleet::Fleet,
     worker::{WorkerState, readiness::State},
 };
 use rand::Rng;
@@ -22,7 +23,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Starts the heartbeat task; it sends the `stopping` heartbeat and ends when `stop` turns true.
 pub fn spawn(
     config: HeartbeatConfig,
-    state: Arc<WorkerState>,
+    state: Arc<Fleet>,
     url: String,
     stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
@@ -32,7 +33,7 @@ pub fn spawn(
 
 async fn run(
     config: HeartbeatConfig,
-    state: Arc<WorkerState>,
+    state: Arc<Fleet>,
     url: String,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -43,7 +44,7 @@ async fn run(
     let (mut ready_sent, mut failures) = (false, 0u32);
     let mut next_beat = Instant::now();
     loop {
-        let ready = matches!(state.readiness.state(), State::Ready);
+        let ready = matches!(state.state(), State::Ready);
         let due = if ready && !ready_sent {
             Some("ready")
         } else {
@@ -113,61 +114,93 @@ async fn post(
     }
 }
 
-/// The worker's state as the hive sees it.
-fn snapshot(
-    config: &HeartbeatConfig,
-    state: &WorkerState,
-    url: &str,
-    forced: Option<&str>,
-) -> Value {
-    let (waiting, running) = state.jobs.counts();
-    let status = state.readiness.worker().map(|worker| worker.status());
-    let life = match (state.readiness.state(), running) {
+/// The host's state as the hive sees it: the first model's figures at the top (the one-model
+/// case), and every model in `models`.
+fn snapshot(config: &HeartbeatConfig, fleet: &Fleet, url: &str, forced: Option<&str>) -> Value {
+    let models: Vec<Value> = fleet
+        .models()
+        .iter()
+        .map(|model| model_figures(model))
+        .collect();
+    let first = fleet.models().first();
+    let (waiting, running) = first.map_or((0, 0), |model| model.jobs.counts());
+    let life = match (fleet.state(), running) {
         (State::Loading { progress: 0.0, .. }, _) => "starting",
-        (State::Loading { .. }, _) => "loading",
+        (State::Loading { .. } | State::Unloaded | State::Unloading, _) => "loading",
         (State::Ready, 0) => "ready",
         (State::Ready, _) => "busy",
         (State::Draining, _) => "draining",
         (State::Failed { .. }, _) => "failed",
     };
+    let figures = first.map(|model| model_figures(model)).unwrap_or_default();
     json!({
         "worker_id": config.worker_id,
-        "plugin_id": state.manifest["id"],
-        "plugin_version": state.manifest["version"],
-        "model": status.as_ref().map_or(state.model.clone(), |s| s.model.to_string()),
-        "device": state.device,
+        "plugin_id": figures["plugin_id"],
+        "plugin_version": figures["plugin_version"],
+        "model": figures["model"],
+        "device": figures["device"],
         "state": forced.unwrap_or(life),
         "queue_depth": waiting,
         "jobs_running": running,
-        "slots": state.slots(),
-        "memory_bytes": status.as_ref().map_or(0, |s| s.memory_bytes),
+        "slots": figures["slots"],
+        "memory_bytes": figures["memory_bytes"],
+        "models": models,
         "url": url,
         "timestamp": SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+    })
+}
+
+/// One model's figures in a heartbeat.
+fn model_figures(model: &WorkerState) -> Value {
+    let (waiting, running) = model.jobs.counts();
+    let loaded_name = model
+        .readiness
+        .worker()
+        .map(|worker| worker.status().model.to_string());
+    json!({
+        "id": model.id(),
+        "plugin_id": model.manifest["id"],
+        "plugin_version": model.manifest["version"],
+        "model": loaded_name.filter(|name| !name.is_empty()).unwrap_or_else(|| model.config.model.clone()),
+        "device": model.device.to_string(),
+        "state": model.readiness.state().word(),
+        "queue_depth": waiting,
+        "jobs_running": running,
+        "slots": model.slots(),
+        "memory_bytes": model.memory_bytes(),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::services::metrics::Metrics;
-    use rbee_plugin_api::Manifest;
+    use crate::{services::metrics::MetricsRegistry, worker::testing::echo_model};
 
     #[test]
-    fn the_snapshot_carries_the_slots_once_loaded() {
-        let manifest = Manifest::new("echo", "cpu", "0.1.0", &["echo"]);
-        let metrics = Arc::new(Metrics::new("tiny", false));
-        let state = WorkerState::new(&manifest, "tiny".into(), "cpu".into(), 4, metrics);
+    fn the_snapshot_carries_each_model_and_the_first_ones_slots() {
+        let registry = MetricsRegistry::new(false);
+        let first = Arc::new(echo_model("tiny", true, &registry));
+        let second = Arc::new(echo_model("other", false, &registry));
+        first.readiness.start_loading();
+        let fleet = Fleet::new(vec![first.clone(), second], None, ".".into(), registry);
         let config = HeartbeatConfig {
             hive_url: "http://hive".into(),
             interval: Duration::from_secs(30),
             worker_id: "w-1".into(),
             advertise_url: None,
         };
-        let loading = snapshot(&config, &state, "http://w", None);
+        let loading = snapshot(&config, &fleet, "http://w", None);
         assert_eq!(loading["state"], "starting");
         assert_eq!(loading["slots"], 0, "unknown until loaded");
-        state.set_slots(2);
-        let stopping = snapshot(&config, &state, "http://w", Some("stopping"));
+        let states: Vec<(&str, &str)> = loading["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| (m["id"].as_str().unwrap(), m["state"].as_str().unwrap()))
+            .collect();
+        assert_eq!(states, [("tiny", "loading"), ("other", "unloaded")]);
+        first.loaded((0..2).map(|_| std::thread::spawn(|| {})).collect(), 0);
+        let stopping = snapshot(&config, &fleet, "http://w", Some("stopping"));
         assert_eq!(stopping["state"], "stopping");
         assert_eq!(stopping["slots"], 2);
     }

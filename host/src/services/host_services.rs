@@ -1,5 +1,6 @@
 //! The host's side of `HostApi`: plugin logs into tracing, the cache dir, load progress.
 
+use crate::jobs::{Jobs, event::JobEvent};
 use crate::worker::readiness::Readiness;
 use abi_stable::std_types::{ROption, RStr, RString, RVec};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -12,10 +13,14 @@ use std::{path::PathBuf, sync::Arc};
 pub struct HostServices {
     /// The plugin's id, attached to every log line it sends.
     pub plugin_id: String,
+    /// The model being loaded.
+    pub model_id: String,
     /// Where it should cache models.
     pub cache_dir: PathBuf,
     /// Where load progress goes.
     pub readiness: Arc<Readiness>,
+    /// The model's queue: jobs waiting for the load hear of its progress.
+    pub jobs: Arc<Jobs>,
     /// How load progress is shown on the terminal and in the logs.
     pub display: Arc<ProgressDisplay>,
 }
@@ -43,7 +48,8 @@ impl Default for ProgressDisplay {
 }
 
 impl ProgressDisplay {
-    fn show(&self, plugin: &str, fraction: f32, message: &str) {
+    /// Shows the progress; whether it is news (another tenth done, or another message).
+    fn show(&self, model: &str, fraction: f32, message: &str) -> bool {
         if let Some(bar) = &self.bar {
             bar.set_position((fraction.clamp(0.0, 1.0) * 1000.0) as u64);
             bar.set_message(message.to_string());
@@ -53,10 +59,20 @@ impl ProgressDisplay {
         }
         let tenth = (fraction * 10.0).floor() as i32;
         let mut last = self.last_logged.lock().unwrap_or_else(|e| e.into_inner());
-        if last.0 != tenth || last.1 != message {
+        let news = last.0 != tenth || last.1 != message;
+        if news {
             *last = (tenth, message.to_string());
-            tracing::info!(plugin, "loading: {:.0}% {message}", fraction * 100.0);
+            tracing::info!(model, "loading: {:.0}% {message}", fraction * 100.0);
         }
+        news
+    }
+}
+
+/// The `loading` event jobs waiting for their model's load receive.
+pub fn loading_event(model: &str, progress: f32, message: &str) -> JobEvent {
+    JobEvent::Custom {
+        name: "loading".into(),
+        data: serde_json::json!({"model": model, "progress": progress, "message": message}),
     }
 }
 
@@ -85,9 +101,14 @@ impl HostApi for HostServices {
     }
 
     fn load_progress(&self, fraction: f32, message: RStr<'_>) {
-        self.display
-            .show(&self.plugin_id, fraction, message.as_str());
+        let news = self
+            .display
+            .show(&self.model_id, fraction, message.as_str());
         self.readiness.progress(fraction, message.as_str());
+        if news {
+            self.jobs
+                .tell_queued(&loading_event(&self.model_id, fraction, message.as_str()));
+        }
     }
 
     fn extension(&self, _name: RStr<'_>) -> ROption<ExtensionRef> {

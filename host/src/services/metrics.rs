@@ -1,4 +1,4 @@
-//! Prometheus metrics, every series labelled with `model_name`: queue and running gauges (the
+//! Prometheus metrics, every series labelled with the `model_name` of the model it is about: queue and running gauges (the
 //! ones Kubernetes' inference gateway balances on), jobs by outcome, durations, tokens, steps,
 //! load times. Optionally the same gauges under vLLM's names, which the endpoint picker reads
 //! by default.
@@ -28,10 +28,33 @@ struct OutcomeLabels {
 
 type FloatGauge = Gauge<f64, AtomicU64>;
 
-/// All metrics of this host.
-pub struct Metrics {
+/// The series of every model this host serves, and their exposition.
+pub struct MetricsRegistry {
     registry: Registry,
+    families: Families,
+}
+
+/// One model's handle on the series: everything it records carries its `model_name`.
+#[derive(Clone)]
+pub struct Metrics {
     label: ModelLabel,
+    families: Families,
+}
+
+/// The gauges of one model at the moment `/metrics` is read.
+pub struct ModelGauges<'a> {
+    /// The model's handle.
+    pub metrics: &'a Metrics,
+    /// Jobs waiting.
+    pub waiting: usize,
+    /// Jobs running.
+    pub running: usize,
+    /// Cache usage, 0 to 1.
+    pub cache_usage: f64,
+}
+
+#[derive(Clone)]
+struct Families {
     waiting: Family<ModelLabel, Gauge>,
     running: Family<ModelLabel, Gauge>,
     cache_usage: Family<ModelLabel, FloatGauge>,
@@ -49,14 +72,11 @@ fn seconds_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.005, 2.0, 16))
 }
 
-impl Metrics {
-    /// Metrics for `model_name`; with `vllm_compat`, the gateway gauges also under vLLM's names.
-    pub fn new(model_name: &str, vllm_compat: bool) -> Self {
+impl MetricsRegistry {
+    /// The series, registered; with `vllm_compat`, the gateway gauges also under vLLM's names.
+    pub fn new(vllm_compat: bool) -> Self {
         let mut registry = Registry::default();
-        let metrics = Self {
-            label: ModelLabel {
-                model_name: model_name.to_string(),
-            },
+        let m = Families {
             waiting: Family::default(),
             running: Family::default(),
             cache_usage: Family::default(),
@@ -68,9 +88,7 @@ impl Metrics {
             steps: Family::default(),
             plugin_load: Family::default(),
             model_load: Family::default(),
-            registry: Registry::default(),
         };
-        let m = &metrics;
         registry.register(
             "rbee_num_requests_waiting",
             "Jobs waiting in the queue",
@@ -146,33 +164,76 @@ impl Metrics {
         }
         Self {
             registry,
-            ..metrics
+            families: m,
         }
     }
 
+    /// The handle a model records through, its series labelled `model_name`.
+    pub fn for_model(&self, model_name: &str) -> Metrics {
+        Metrics {
+            label: ModelLabel {
+                model_name: model_name.to_string(),
+            },
+            families: self.families.clone(),
+        }
+    }
+
+    /// The text exposition, with each model's gauges set to its current figures.
+    pub fn render(&self, models: &[ModelGauges<'_>]) -> String {
+        for gauges in models {
+            let (families, label) = (&gauges.metrics.families, &gauges.metrics.label);
+            families
+                .waiting
+                .get_or_create(label)
+                .set(gauges.waiting as i64);
+            families
+                .running
+                .get_or_create(label)
+                .set(gauges.running as i64);
+            families
+                .cache_usage
+                .get_or_create(label)
+                .set(gauges.cache_usage);
+        }
+        let mut text = String::new();
+        encode(&mut text, &self.registry).expect("writing to a String cannot fail");
+        text
+    }
+}
+
+impl Metrics {
     /// Records how long opening the plugin took.
     pub fn plugin_loaded(&self, seconds: f64) {
-        self.plugin_load.get_or_create(&self.label).set(seconds);
+        self.families
+            .plugin_load
+            .get_or_create(&self.label)
+            .set(seconds);
     }
 
     /// Records how long loading the model took.
     pub fn model_loaded(&self, seconds: f64) {
-        self.model_load.get_or_create(&self.label).set(seconds);
+        self.families
+            .model_load
+            .get_or_create(&self.label)
+            .set(seconds);
     }
 
     /// Records a job's first output, `seconds` after submission.
     pub fn first_event(&self, seconds: f64) {
-        self.first_event.get_or_create(&self.label).observe(seconds);
+        self.families
+            .first_event
+            .get_or_create(&self.label)
+            .observe(seconds);
     }
 
     /// Counts one streamed text token.
     pub fn token(&self) {
-        self.tokens.get_or_create(&self.label).inc();
+        self.families.tokens.get_or_create(&self.label).inc();
     }
 
     /// Counts one progress step.
     pub fn step(&self) {
-        self.steps.get_or_create(&self.label).inc();
+        self.families.steps.get_or_create(&self.label).inc();
     }
 
     /// Records a finished job: its outcome, its duration since submission, and for text jobs
@@ -182,25 +243,17 @@ impl Metrics {
             model_name: self.label.model_name.clone(),
             outcome: outcome.to_string(),
         };
-        self.jobs.get_or_create(&labels).inc();
-        self.job_duration
+        self.families.jobs.get_or_create(&labels).inc();
+        self.families
+            .job_duration
             .get_or_create(&self.label)
             .observe(seconds);
         if tokens > 0 && running_seconds > 0.0 {
-            self.tokens_per_second
+            self.families
+                .tokens_per_second
                 .get_or_create(&self.label)
                 .set(tokens as f64 / running_seconds);
         }
-    }
-
-    /// The text exposition, with the gauges set to the current queue and cache figures.
-    pub fn render(&self, waiting: usize, running: usize, cache_usage: f64) -> String {
-        self.waiting.get_or_create(&self.label).set(waiting as i64);
-        self.running.get_or_create(&self.label).set(running as i64);
-        self.cache_usage.get_or_create(&self.label).set(cache_usage);
-        let mut text = String::new();
-        encode(&mut text, &self.registry).expect("writing to a String cannot fail");
-        text
     }
 }
 
@@ -210,10 +263,21 @@ mod tests {
 
     #[test]
     fn renders_labelled_series_and_vllm_names() {
-        let metrics = Metrics::new("smol", true);
-        metrics.token();
-        metrics.job_finished("completed", 0.5, 10, 0.25);
-        let text = metrics.render(3, 1, 0.25);
+        let registry = MetricsRegistry::new(true);
+        let (smol, other) = (registry.for_model("smol"), registry.for_model("other"));
+        smol.token();
+        smol.job_finished("completed", 0.5, 10, 0.25);
+        let gauges = |metrics, waiting| ModelGauges {
+            metrics,
+            waiting,
+            running: 1,
+            cache_usage: 0.25,
+        };
+        let text = registry.render(&[gauges(&smol, 3), gauges(&other, 5)]);
+        assert!(
+            text.contains(r#"rbee_num_requests_waiting{model_name="other"} 5"#),
+            "{text}"
+        );
         assert!(
             text.contains(r#"rbee_num_requests_waiting{model_name="smol"} 3"#),
             "{text}"
@@ -230,10 +294,6 @@ mod tests {
             text.contains(r#"rbee_tokens_per_second{model_name="smol"} 40"#),
             "{text}"
         );
-        assert!(
-            !Metrics::new("smol", false)
-                .render(0, 0, 0.0)
-                .contains("vllm:")
-        );
+        assert!(!MetricsRegistry::new(false).render(&[]).contains("vllm:"));
     }
 }

@@ -1,5 +1,5 @@
-//! The worker's life cycle as `/ready` reports it: loading, ready, failed, draining. Being
-//! ready means holding the loaded worker, so the two cannot disagree.
+//! A model's life cycle: unloaded, loading, ready, unloading, and at the end failed or
+//! draining. Being ready means holding the loaded worker, so the two cannot disagree.
 
 use rbee_plugin_api::WorkerBox;
 use serde::Serialize;
@@ -12,6 +12,8 @@ use std::{
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum State {
+    /// Not in memory; the next request loads it.
+    Unloaded,
     /// The model is loading.
     Loading {
         /// 0 to 1, as the plugin reports it.
@@ -21,7 +23,9 @@ pub enum State {
     },
     /// Serving.
     Ready,
-    /// The model failed to load; the host is about to exit.
+    /// The running jobs finish, then the worker is dropped.
+    Unloading,
+    /// A model the host must serve failed to load; the host is about to exit.
     Failed {
         /// Why.
         message: String,
@@ -30,13 +34,29 @@ pub enum State {
     Draining,
 }
 
+impl State {
+    /// The word `/v1/models` shows for it.
+    pub fn word(&self) -> &'static str {
+        match self {
+            State::Unloaded => "unloaded",
+            State::Loading { .. } => "loading",
+            State::Ready => "loaded",
+            State::Unloading => "unloading",
+            State::Failed { .. } => "failed",
+            State::Draining => "draining",
+        }
+    }
+}
+
 /// A [`State`] with the worker it serves, once loaded.
 enum Phase {
+    Unloaded,
     Loading {
         progress: f32,
         message: String,
     },
     Ready(Arc<WorkerBox>),
+    Unloading,
     Failed {
         message: String,
     },
@@ -49,10 +69,7 @@ pub struct Readiness(RwLock<Phase>);
 
 impl Default for Readiness {
     fn default() -> Self {
-        Self(RwLock::new(Phase::Loading {
-            progress: 0.0,
-            message: "starting".into(),
-        }))
+        Self(RwLock::new(Phase::Unloaded))
     }
 }
 
@@ -66,6 +83,8 @@ impl Readiness {
     /// The current state.
     pub fn state(&self) -> State {
         match &*self.0.read().unwrap_or_else(|e| e.into_inner()) {
+            Phase::Unloaded => State::Unloaded,
+            Phase::Unloading => State::Unloading,
             Phase::Loading { progress, message } => State::Loading {
                 progress: *progress,
                 message: message.clone(),
@@ -92,6 +111,36 @@ impl Readiness {
             return Ok(worker.clone());
         }
         Err(self.state())
+    }
+
+    /// Starts loading, if unloaded; whether it did (so one caller starts the load).
+    pub fn start_loading(&self) -> bool {
+        let mut current = self.write();
+        let unloaded = matches!(*current, Phase::Unloaded);
+        if unloaded {
+            *current = Phase::Loading {
+                progress: 0.0,
+                message: "starting".into(),
+            };
+        }
+        unloaded
+    }
+
+    /// Starts unloading, if ready: the worker, which the caller drops once its jobs end.
+    pub fn start_unloading(&self) -> Option<Arc<WorkerBox>> {
+        let mut current = self.write();
+        if !matches!(*current, Phase::Ready(_)) {
+            return None;
+        }
+        match std::mem::replace(&mut *current, Phase::Unloading) {
+            Phase::Ready(worker) => Some(worker),
+            _ => None,
+        }
+    }
+
+    /// Becomes unloaded again, after an unload or a load that failed (unless draining).
+    pub fn unloaded(&self) {
+        self.advance(|_| Phase::Unloaded);
     }
 
     /// Reports load progress, while still loading.
@@ -141,39 +190,12 @@ impl Readiness {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use abi_stable::{
-        sabi_trait::TD_Opaque,
-        std_types::{ROption, RResult, RStr},
-    };
-    use rbee_plugin_api::{ExtensionRef, Job, JobEnd, JobSink, PluginError, Worker, WorkerStatus};
-
-    struct Idle;
-
-    impl Worker for Idle {
-        fn max_concurrent_jobs(&self) -> u32 {
-            1
-        }
-        fn validate(&self, _job: &Job) -> RResult<(), PluginError> {
-            RResult::ROk(())
-        }
-        fn execute(&self, _job: Job, _sink: JobSink) -> RResult<JobEnd, PluginError> {
-            RResult::ROk(JobEnd::completed())
-        }
-        fn status(&self) -> WorkerStatus {
-            WorkerStatus::default()
-        }
-        fn extension(&self, _name: RStr<'_>) -> ROption<ExtensionRef> {
-            ROption::RNone
-        }
-    }
-
-    fn worker() -> Arc<WorkerBox> {
-        Arc::new(WorkerBox::from_value(Idle, TD_Opaque))
-    }
+    use crate::worker::testing::idle_worker as worker;
 
     #[test]
     fn draining_is_final() {
         let readiness = Readiness::default();
+        assert!(readiness.start_loading());
         readiness.progress(0.5, "half");
         assert!(matches!(readiness.state(), State::Loading { progress, .. } if progress == 0.5));
         readiness.ready(worker());
@@ -184,8 +206,24 @@ mod tests {
     }
 
     #[test]
+    fn a_model_loads_unloads_and_loads_again() {
+        let readiness = Readiness::default();
+        assert_eq!(readiness.state(), State::Unloaded);
+        assert!(readiness.start_unloading().is_none());
+        assert!(readiness.start_loading());
+        assert!(!readiness.start_loading(), "one load at a time");
+        readiness.ready(worker());
+        assert!(readiness.start_unloading().is_some());
+        assert_eq!(readiness.state(), State::Unloading);
+        assert!(readiness.worker().is_none());
+        readiness.unloaded();
+        assert!(readiness.start_loading());
+    }
+
+    #[test]
     fn the_worker_is_there_exactly_when_loaded() {
         let readiness = Readiness::default();
+        readiness.start_loading();
         assert!(readiness.worker().is_none());
         assert!(matches!(readiness.serving(), Err(State::Loading { .. })));
         readiness.ready(worker());

@@ -52,7 +52,7 @@ impl Mode {
 }
 
 /// A read form: the job's params, the audio, and the answer format.
-type ReadForm = (Map<String, Value>, Vec<u8>, Format);
+type ReadForm = (Map<String, Value>, Vec<u8>, Format, Option<String>);
 
 /// The answer formats OpenAI defines.
 #[derive(Clone, Copy, PartialEq, Debug)]
@@ -74,7 +74,7 @@ struct Segment {
 }
 
 /// Transcribes the uploaded `file`; `language`, `prompt`, `temperature` and `response_format`
-/// as OpenAI defines them (`model` is accepted and ignored: the worker has one model).
+/// as OpenAI defines them; `model` picks the model.
 pub async fn transcriptions(
     State(state): State<Arc<AppState>>,
     form: Result<Multipart, MultipartRejection>,
@@ -99,13 +99,13 @@ async fn answer(
 ) -> Result<Response, ApiError> {
     require_task(state, mode.route(), &[TASK])?;
     let form = form.map_err(|e| request::bad("file", e.body_text()))?;
-    let (params, audio, format) = read_form(form, mode).await?;
+    let (params, audio, format, model) = read_form(form, mode).await?;
     let inputs = vec![Input {
         name: param::AUDIO.into(),
         data: audio.into(),
     }];
-    let (_, events) = start_job(state, mode.route(), TASK, params, inputs).await?;
-    let (text, segments, details) = gather(events).await?;
+    let started = start_job(state, mode.route(), model.as_deref(), TASK, params, inputs).await?;
+    let (text, segments, details) = gather(started.events).await?;
     Ok(respond(format, mode, text.trim(), &segments, &details))
 }
 
@@ -140,6 +140,7 @@ struct Form {
     params: Map<String, Value>,
     audio: Option<Vec<u8>>,
     format: Format,
+    model: Option<String>,
 }
 
 impl Form {
@@ -151,6 +152,7 @@ impl Form {
             params,
             audio: None,
             format: Format::Json,
+            model: None,
         }
     }
 
@@ -174,6 +176,7 @@ impl Form {
                     .insert(param::TEMPERATURE.into(), temperature.into());
             }
             "response_format" => self.format = parse_format(value)?,
+            "model" => self.model = Some(value.to_string()),
             _ => {}
         }
         Ok(())
@@ -184,7 +187,7 @@ impl Form {
         let audio = self
             .audio
             .ok_or_else(|| request::bad("file", "'file' (the audio) is required"))?;
-        Ok((self.params, audio, self.format))
+        Ok((self.params, audio, self.format, self.model))
     }
 }
 
@@ -378,13 +381,14 @@ mod tests {
             ("prompt", "Hi."),
             ("temperature", "0.2"),
         ];
-        let (params, audio, format) = form(Mode::Translate, &fields).unwrap();
+        let (params, audio, format, model) = form(Mode::Translate, &fields).unwrap();
+        assert_eq!(model.as_deref(), Some("whisper-1"));
         assert_eq!(
             Value::Object(params),
             json!({"task": "translate", "initial_prompt": "Hi.", "temperature": 0.2})
         );
         assert_eq!((audio.as_slice(), format), (&b"RIFF"[..], Format::Json));
-        let (params, _, _) = form(Mode::Transcribe, &[("language", "fr")]).unwrap();
+        let (params, _, _, _) = form(Mode::Transcribe, &[("language", "fr")]).unwrap();
         assert_eq!(
             (params["task"].clone(), params["language"].clone()),
             (json!("transcribe"), json!("fr"))

@@ -1,6 +1,6 @@
 //! `POST /v1/chat/completions` and `POST /v1/completions` on the `text-generation` task.
 
-use super::{Collected, collect, fields, model_name, now, request, start_job, usage};
+use super::{Collected, collect, fields, now, request, requested_model, start_job, usage};
 use crate::{
     jobs::event::JobEvent,
     server::{
@@ -181,14 +181,23 @@ async fn respond(
         Flavor::Chat => "/v1/chat/completions",
         Flavor::Text => "/v1/completions",
     };
-    let (job_id, events) = start_job(state, route, TASK, params, Vec::new()).await?;
+    let started = start_job(
+        state,
+        route,
+        requested_model(body),
+        TASK,
+        params,
+        Vec::new(),
+    )
+    .await?;
+    let events = started.events;
     let prefix = match flavor {
         Flavor::Chat => "chatcmpl",
         Flavor::Text => "cmpl",
     };
     let completion = Completion {
-        id: format!("{prefix}-{job_id}"),
-        model: model_name(state),
+        id: format!("{prefix}-{}", started.id),
+        model: started.model,
         created: now(),
         flavor,
     };

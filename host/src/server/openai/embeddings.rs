@@ -1,6 +1,6 @@
 //! `POST /v1/embeddings` on the `embedding` task.
 
-use super::{collect, fields, model_name, request, start_job};
+use super::{collect, fields, request, requested_model, start_job};
 use crate::server::{ApiError, AppState};
 use axum::{
     Json,
@@ -41,8 +41,16 @@ pub async fn embeddings(
         }
     };
     let params = Map::from_iter([(param::INPUT.to_string(), input)]);
-    let (_, events) = start_job(&state, "/v1/embeddings", TASK, params, Vec::new()).await?;
-    let mut collected = collect(events).await?;
+    let started = start_job(
+        &state,
+        "/v1/embeddings",
+        requested_model(&body),
+        TASK,
+        params,
+        Vec::new(),
+    )
+    .await?;
+    let mut collected = collect(started.events).await?;
     collected.embeddings.sort_by_key(|(index, _)| *index);
     let data: Vec<Value> = collected
         .embeddings
@@ -63,7 +71,7 @@ pub async fn embeddings(
         })
         .collect();
     Ok(Json(
-        json!({"object": "list", "data": data, "model": model_name(&state), "usage": usage(&collected.details)}),
+        json!({"object": "list", "data": data, "model": started.model, "usage": usage(&collected.details)}),
     ))
 }
 

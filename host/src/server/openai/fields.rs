@@ -82,8 +82,9 @@ const NO_IMAGE_STREAM: &str = "image streams are not supported; wait for the ans
 const NO_QUALITY: &str = "use the steps and guidance_scale extensions instead";
 const NO_SPEAKERS: &str = "speaker diarization is not supported";
 
-/// Metadata fields every route accepts.
-const MODEL: Field = harmless("model");
+/// The model the request goes to (any name, on a host of one model).
+const MODEL: Field = implemented("model");
+/// Metadata every route accepts.
 const USER: Field = harmless("user");
 
 /// The text routes' fields: the input (`$input`), the fields both share, then the route's own.

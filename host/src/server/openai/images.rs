@@ -6,7 +6,7 @@ mod transparency;
 
 pub use edits::edits;
 
-use super::{Collected, collect, fields, now, request, start_job};
+use super::{Collected, collect, fields, now, request, requested_model, start_job};
 use crate::server::{ApiError, AppState};
 use axum::{
     Json,
@@ -26,15 +26,16 @@ pub async fn generations(
     let body = request::object(body)?;
     fields::IMAGE_GENERATIONS.check_all(&body)?;
     let (prompt, params) = job_params(&body, param::PASSED_THROUGH)?;
-    let (_, events) = start_job(
+    let started = start_job(
         &state,
         "/v1/images/generations",
+        requested_model(&body),
         image::GENERATION,
         params,
         Vec::new(),
     )
     .await?;
-    Ok(answer(collect(events).await?, &prompt))
+    Ok(answer(collect(started.events).await?, &prompt))
 }
 
 /// The prompt and the job parameters the OpenAI fields both routes share map onto: `prompt`,

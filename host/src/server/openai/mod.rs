@@ -13,7 +13,8 @@ mod request;
 use super::{
     ApiError, AppState,
     collect::Collected,
-    jobs::{enqueue, job_for},
+    jobs::{WhileLoading, enqueue, job_for},
+    models as native_models,
     stream::{JobEvents, open_stream},
 };
 use axum::{
@@ -41,43 +42,64 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/audio/translations", post(audio::translations))
 }
 
-/// 404 naming the tasks the plugin does serve, unless it serves one of `tasks` (checked before
-/// a route reads an upload, so that nothing is read for a route that cannot answer).
+/// 404 naming the tasks that are served, unless some model serves one of `tasks` (checked
+/// before a route reads an upload, so that nothing is read for a route that cannot answer).
 fn require_task(state: &AppState, route: &str, tasks: &[&str]) -> Result<(), ApiError> {
-    let worker = state.worker();
-    if tasks
-        .iter()
-        .any(|task| worker.tasks.iter().any(|served| served == task))
-    {
+    if state.fleet().serves_any(tasks) {
         return Ok(());
     }
     Err(ApiError::new(
         StatusCode::NOT_FOUND,
         "unsupported_route",
         format!(
-            "{route} needs a plugin serving '{}'; this worker serves: {}",
+            "{route} needs a plugin serving '{}'; this host serves: {}",
             tasks.join("' or '"),
-            worker.tasks.join(", ")
+            state.fleet().served_tasks().join(", ")
         ),
     )
     .openai())
 }
 
-/// Checks that the plugin serves `task` (404 naming what it does serve), then queues the job
-/// (its binary `inputs` as bytes) and returns its events.
+/// A job an OpenAI route started: its id, its events, and the id of the model running it
+/// (what answers carry as `model`).
+struct Started {
+    id: String,
+    events: JobEvents,
+    model: String,
+}
+
+/// Picks the model `model` names for `task` (404 naming what is served or available), loads it
+/// if needed and waits, then queues the job (its binary `inputs` as bytes) and returns its
+/// events.
 async fn start_job(
     state: &Arc<AppState>,
     route: &str,
+    model: Option<&str>,
     task: &str,
     params: Map<String, Value>,
     inputs: Vec<Input>,
-) -> Result<(String, JobEvents), ApiError> {
+) -> Result<Started, ApiError> {
     require_task(state, route, &[task])?;
-    let worker = state.worker();
+    let fleet = state.fleet();
+    let served = fleet
+        .pick(model, task)
+        .cloned()
+        .map_err(|error| native_models::pick_error(error).openai())?;
     let job = job_for(task, params, inputs).map_err(ApiError::openai)?;
-    let (id, _) = enqueue(worker, job).await.map_err(ApiError::openai)?;
-    let events = open_stream(worker, &id).map_err(ApiError::openai)?;
-    Ok((id, events))
+    let (id, _) = enqueue(fleet, &served, job, WhileLoading::Wait)
+        .await
+        .map_err(ApiError::openai)?;
+    let events = open_stream(&served, &id).map_err(ApiError::openai)?;
+    Ok(Started {
+        id,
+        events,
+        model: served.id().to_string(),
+    })
+}
+
+/// The `model` a JSON request body names, if any.
+fn requested_model(body: &Map<String, Value>) -> Option<&str> {
+    body.get("model").and_then(Value::as_str)
 }
 
 /// Reads a job to its end; a job error becomes a 500 in OpenAI's shape.
@@ -85,22 +107,6 @@ async fn collect(events: JobEvents) -> Result<Collected, ApiError> {
     super::collect::collect(events)
         .await
         .map_err(|failed| ApiError::job_failed(&failed.code, failed.message).openai())
-}
-
-/// The model name answers carry: what the worker reports as loaded.
-fn model_name(state: &AppState) -> String {
-    let served = state.worker();
-    served
-        .readiness
-        .worker()
-        .map(|worker| worker.status().model.into_string())
-        .filter(|name| !name.is_empty())
-        .unwrap_or_else(|| {
-            served.manifest["default_model"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string()
-        })
 }
 
 /// Seconds since the epoch, for `created` fields.

@@ -1,16 +1,12 @@
-//! `GET /v1/models`: the one loaded model.
+//! `GET /v1/models`: every model the host serves, loaded or not.
 
-use super::{model_name, now};
 use crate::server::AppState;
 use axum::{Json, extract::State};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-/// Lists the loaded model.
+/// Lists every model with its plugin, tasks and state (loaded, loading, unloading, unloaded).
 pub async fn list(State(state): State<Arc<AppState>>) -> Json<Value> {
-    let id = model_name(&state);
-    let owner = state.worker().manifest["id"].clone();
-    Json(
-        json!({"object": "list", "data": [{"id": id, "object": "model", "created": now(), "owned_by": owner}]}),
-    )
+    let data: Vec<Value> = state.fleet().models().iter().map(|m| m.summary()).collect();
+    Json(json!({"object": "list", "data": data}))
 }

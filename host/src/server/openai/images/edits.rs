@@ -33,7 +33,8 @@ enum Kind {
 
 /// The text fields the route reads into the job: OpenAI's, then the plugin's own parameters as
 /// extensions (the others [`fields::IMAGE_EDITS`] accepts change nothing).
-const TEXT_FIELDS: [(&str, Kind); 10] = [
+const TEXT_FIELDS: [(&str, Kind); 11] = [
+    ("model", Kind::Text),
     ("prompt", Kind::Text),
     ("n", Kind::Integer),
     ("size", Kind::Text),
@@ -77,8 +78,9 @@ pub async fn edits(
             data: mask.into(),
         });
     }
-    let (_, events) = start_job(&state, ROUTE, edit.task, params, inputs).await?;
-    Ok(answer(collect(events).await?, &prompt))
+    let model = form.fields.get("model").and_then(Value::as_str);
+    let started = start_job(&state, ROUTE, model, edit.task, params, inputs).await?;
+    Ok(answer(collect(started.events).await?, &prompt))
 }
 
 async fn read_form(mut form: Multipart) -> Result<Form, ApiError> {
