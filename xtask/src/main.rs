@@ -65,8 +65,12 @@ enum Task {
     /// Provision the default model, build rbee-host and the plugins, and serve.
     Serve {
         /// The plugin to serve.
-        #[arg(long, default_value = "llm-cpu")]
+        #[arg(long, default_value = "llm-cpu", conflicts_with = "all")]
         plugin: String,
+        /// Serve every test model at once (echo, SmolLM2, Whisper tiny.en, a tiny SD
+        /// checkpoint) from one models file, each loaded on its first request.
+        #[arg(long)]
+        all: bool,
         /// Extra arguments for rbee-host (e.g. --port 9000).
         #[arg(trailing_var_arg = true)]
         host_args: Vec<String>,
@@ -79,7 +83,11 @@ fn main() -> Result<()> {
         Task::Models => models::provision().map(drop),
         Task::Test { cargo_args } => run::test(&cargo_args),
         Task::CheckCuda => cuda::check(),
-        Task::Serve { plugin, host_args } => run::serve(&plugin, &host_args),
+        Task::Serve {
+            plugin,
+            all,
+            host_args,
+        } => run::serve(&plugin, all, &host_args),
         Task::Bench {
             what,
             runs,

@@ -5,7 +5,10 @@ use crate::{
     plugins::{self, PluginsArgs, run},
 };
 use anyhow::{Context, Result};
-use std::process::Command;
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
 
 /// Out-of-tree plugin crates (their own workspaces) whose unit tests also run.
 pub const EXAMPLE_PLUGINS: &[&str] = &["examples/embeddings-plugin", "examples/plugin-template"];
@@ -72,24 +75,76 @@ fn ensure_python_package(module: &str, requirement: &str) -> Result<()> {
 }
 
 /// Builds and serves `plugin`; without --model, llm plugins serve the provisioned SmolLM2 file
-/// and audio plugins the provisioned Whisper tiny.en.
-pub fn serve(plugin: &str, host_args: &[String]) -> Result<()> {
+/// and audio plugins the provisioned Whisper tiny.en. With `all`, serves every test model at
+/// once from a models file instead.
+pub fn serve(plugin: &str, all: bool, host_args: &[String]) -> Result<()> {
     let models = models::provision()?;
     let plugins_dir = plugins::build_and_install(&PluginsArgs::default())?;
     run(Command::new(env!("CARGO"))
         .current_dir(paths::root())
         .args(["build", "-p", "rbee-host"]))?;
     let mut host = Command::new(paths::target().join("debug").join("rbee-host"));
-    host.args(["--plugin", plugin, "--plugins-dir"])
-        .arg(&plugins_dir);
-    let local_model = match plugin.split('-').next() {
-        Some("llm") => Some(models::SMOLLM2_GGUF),
-        Some("audio") => Some(models::WHISPER_TINY_EN),
-        _ => None,
-    };
-    if let Some(model) = local_model.filter(|_| !host_args.iter().any(|arg| arg == "--model")) {
-        host.arg("--model").arg(models.join(model));
+    host.arg("--plugins-dir").arg(&plugins_dir);
+    if all {
+        host.arg("--models").arg(all_models_file(&models)?);
+    } else {
+        host.args(["--plugin", plugin]);
+        let local_model = match plugin.split('-').next() {
+            Some("llm") => Some(models::SMOLLM2_GGUF),
+            Some("audio") => Some(models::WHISPER_TINY_EN),
+            _ => None,
+        };
+        if let Some(model) = local_model.filter(|_| !host_args.iter().any(|arg| arg == "--model")) {
+            host.arg("--model").arg(models.join(model));
+        }
     }
     host.args(host_args);
     run(&mut host).context("rbee-host stopped with an error")
+}
+
+/// Writes a models file naming every test model (echo, SmolLM2, Whisper tiny.en and a tiny
+/// random-weight Stable Diffusion checkpoint, written here) and returns its path.
+fn all_models_file(models: &Path) -> Result<PathBuf> {
+    let dir = paths::target().join("serve-all");
+    let tiny_sd = dir.join("tiny-sd");
+    run(plugins::cargo_for_plugins("cpu")
+        .args([
+            "run",
+            "--quiet",
+            "-p",
+            "rbee-plugin-sd",
+            "--features",
+            "test-support",
+            "--example",
+            "write_tiny_checkpoint",
+            "--",
+        ])
+        .arg(&tiny_sd))?;
+    let entries = [
+        ("echo", "echo-cpu", None),
+        (
+            "smollm2",
+            "llm-cpu",
+            Some(models.join(models::SMOLLM2_GGUF)),
+        ),
+        (
+            "whisper-tiny.en",
+            "audio-cpu",
+            Some(models.join(models::WHISPER_TINY_EN)),
+        ),
+        ("tiny-sd", "sd-cpu", Some(tiny_sd)),
+    ];
+    let mut text = String::new();
+    for (id, plugin, model) in entries {
+        text.push_str(&format!(
+            "[[models]]\nid = \"{id}\"\nplugin = \"{plugin}\"\n"
+        ));
+        if let Some(model) = model {
+            text.push_str(&format!("model = {:?}\n", model.display().to_string()));
+        }
+        text.push('\n');
+    }
+    let file = dir.join("models.toml");
+    std::fs::write(&file, text).with_context(|| format!("writing {}", file.display()))?;
+    Ok(file)
 }
