@@ -150,6 +150,13 @@ pub struct ServeArgs {
     /// many seconds (0: never), so that unread jobs do not hold a slot for ever.
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     pub unread_timeout: u64,
+    /// Close a connection whose request headers are not all sent within this many seconds
+    /// (also the most a keep-alive connection stays idle).
+    #[arg(long, default_value_t = 30, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout: u64,
+    /// Answer 408 when a client pauses for this many seconds while sending a request body.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_timeout: u64,
     /// Also publish the gateway gauges under another engine's names.
     #[arg(long, value_enum, default_value_t = MetricsCompat::None)]
     pub metrics_compat: MetricsCompat,
@@ -273,6 +280,8 @@ impl ServeArgs {
                 max_body_bytes: self.max_body_bytes,
                 unread_timeout: (self.unread_timeout > 0)
                     .then(|| std::time::Duration::from_secs(self.unread_timeout)),
+                header_timeout: Duration::from_secs(self.header_timeout),
+                body_timeout: Duration::from_secs(self.body_timeout),
             },
             vllm_metrics: self.metrics_compat == MetricsCompat::Vllm,
             heartbeat,

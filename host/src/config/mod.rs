@@ -110,7 +110,7 @@ pub fn model_id(model: &str) -> String {
 }
 
 /// HTTP policy: who may call, from which origins, with how large a body.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct HttpSettings {
     /// The bearer key every non-probe route requires, if any.
     pub api_key: Option<String>,
@@ -121,6 +121,11 @@ pub struct HttpSettings {
     /// How long a submitted job waits for a client to open its stream before it is cancelled;
     /// `None` waits for ever.
     pub unread_timeout: Option<std::time::Duration>,
+    /// How long a client may take to send a request's headers (also the most a keep-alive
+    /// connection stays idle).
+    pub header_timeout: Duration,
+    /// How long a client may pause while sending a request body.
+    pub body_timeout: Duration,
 }
 
 /// Where and how often to send heartbeats.

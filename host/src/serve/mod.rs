@@ -1,6 +1,7 @@
 //! Serving: open and check the plugins, bind, load the pinned models in the background, serve
 //! until a signal, then drain.
 
+mod connections;
 mod shutdown;
 
 use crate::{
@@ -26,6 +27,9 @@ use tokio::{
     sync::{oneshot, watch},
 };
 
+/// How long connections still open after the drain may take to end before they are closed.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
 /// A checked plugin, and how long opening it took.
 struct Opened {
     plugin: OpenPlugin,
@@ -34,6 +38,7 @@ struct Opened {
 
 /// Serves the configured models until SIGINT/SIGTERM; fails if a pinned model cannot be loaded.
 pub fn serve(config: ServeConfig) -> Result<(), HostError> {
+    crate::fleet::memory::prefer_returning_memory();
     let mut plugins: HashMap<String, Opened> = HashMap::new();
     for entry in &config.models {
         if !plugins.contains_key(&entry.plugin) {
@@ -165,9 +170,8 @@ async fn run(config: ServeConfig, fleet: Arc<Fleet>) -> Result<(), HostError> {
             let _ = outcome.set(fatal);
         }
     };
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let header_timeout = config.http.header_timeout;
+    connections::serve(listener, app(state), header_timeout, CLOSE_GRACE, shutdown).await;
     for model in fleet.models() {
         model.jobs.close();
     }

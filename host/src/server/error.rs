@@ -20,6 +20,18 @@ pub fn clipped(name: &str) -> String {
     }
 }
 
+/// Whether `error` comes from the body timeout (the client paused too long while sending).
+fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if error.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        current = error.source();
+    }
+    false
+}
+
 /// An error answer.
 #[derive(Debug)]
 pub struct ApiError {
@@ -78,11 +90,16 @@ impl ApiError {
         }
     }
 
-    /// A request body axum could not read: too large (413), not JSON (400), ...
+    /// A request body axum could not read: too large (413), sent too slowly (408), not JSON
+    /// (400), ...
     pub fn rejected(rejection: axum::extract::rejection::JsonRejection) -> Self {
+        let status = match timed_out(&rejection) {
+            true => StatusCode::REQUEST_TIMEOUT,
+            false => rejection.status(),
+        };
         Self {
             field: Some("body".into()),
-            ..Self::new(rejection.status(), "invalid_request", rejection.body_text())
+            ..Self::new(status, "invalid_request", rejection.body_text())
         }
     }
 

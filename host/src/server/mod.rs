@@ -28,17 +28,19 @@ use tower_http::{
     cors::{AllowOrigin, Any, CorsLayer},
     limit::RequestBodyLimitLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    timeout::RequestBodyTimeoutLayer,
     trace::{DefaultOnResponse, TraceLayer},
 };
 use tracing::Level;
 
 /// The router with every route of the API, and its middleware: request ids (honouring
-/// `X-Request-Id`), a span per request, the body limit, CORS and the API key.
+/// `X-Request-Id`), a span per request, the body's size and time limits, CORS and the API key.
 pub fn app(state: Arc<AppState>) -> Router {
     let http = state.http().clone();
     let mut router = routes(state)
         .layer(DefaultBodyLimit::max(http.max_body_bytes))
         .layer(RequestBodyLimitLayer::new(http.max_body_bytes))
+        .layer(RequestBodyTimeoutLayer::new(http.body_timeout))
         .layer(middleware::map_response(json_errors::ensure_json));
     if let Some(key) = http.api_key {
         router = router.layer(middleware::from_fn_with_state(

@@ -30,6 +30,8 @@ fn loading(api_key: Option<&str>) -> (Arc<WorkerState>, Router) {
         cors_origins: Vec::new(),
         max_body_bytes: 1 << 20,
         unread_timeout: None,
+        header_timeout: std::time::Duration::from_secs(30),
+        body_timeout: std::time::Duration::from_secs(60),
     };
     let router = app(Arc::new(AppState::new(Arc::new(fleet), http)));
     (worker, router)
@@ -194,6 +196,10 @@ async fn info_shows_the_plugin_the_state_the_queue_and_the_slots() {
     assert_eq!(body["worker"], Value::Null);
     assert_eq!(body["queue"], json!({"waiting": 0, "running": 0}));
     assert_eq!(body["slots"], 0, "unknown until loaded");
+    assert_eq!(
+        body["models"][0]["params_schema"], body["plugin"]["params_schema"],
+        "each model carries its plugin's schema, for forms"
+    );
     worker.loaded((0..3).map(|_| std::thread::spawn(|| {})).collect(), 0);
     let (_, _, body) = send(&router, get("/v1/info")).await;
     assert_eq!(body["slots"], 3);
