@@ -1,4 +1,4 @@
-//! Building (once per test process) and finding the binaries the tests run.
+//! Building (once per test process) and finding the binaries and fixtures the tests run.
 
 use std::{
     path::{Path, PathBuf},
@@ -76,4 +76,39 @@ pub fn models_dir() -> PathBuf {
         .unwrap_or_else(|| {
             PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/rbee/models")
         })
+}
+
+/// The tiny random-weight Stable Diffusion checkpoint in diffusers layout (no real SD weights can
+/// be fetched here), written once per test process with the SD plugin's own writer. It loads
+/// through the same code path as a real checkpoint; only the configs are small.
+pub fn tiny_sd_checkpoint() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let target = target_dir();
+        let dir = target.join("fixtures").join("tiny-sd");
+        let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cargo
+            .current_dir(workspace_root())
+            .args([
+                "run",
+                "--quiet",
+                "-p",
+                "rbee-plugin-sd",
+                "--features",
+                "test-support",
+                "--example",
+                "write_tiny_checkpoint",
+                "--",
+            ])
+            .arg(&dir)
+            .env("CARGO_TARGET_DIR", target.join("plugins").join("cpu"));
+        if cfg!(target_arch = "x86_64") {
+            cargo.env("RUSTFLAGS", "-C target-cpu=x86-64-v3");
+        }
+        assert!(
+            cargo.status().unwrap().success(),
+            "writing the tiny checkpoint failed"
+        );
+        dir
+    })
 }

@@ -147,6 +147,11 @@ impl Host {
         }
     }
 
+    /// The host process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything the host wrote to stderr so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
@@ -179,10 +184,13 @@ impl Host {
 
     /// Submits a job and returns its id, asserting a 202.
     pub fn submit(&self, task: &str, params: Value) -> String {
-        let response = self.post(
-            "/v1/jobs",
-            &serde_json::json!({"task": task, "params": params}),
-        );
+        self.submit_job(&serde_json::json!({"task": task, "params": params}))
+    }
+
+    /// Submits a job given its whole body (`task`, `params`, and `model` or other fields) and
+    /// returns its id, asserting a 202.
+    pub fn submit_job(&self, body: &Value) -> String {
+        let response = self.post("/v1/jobs", body);
         let status = response.status();
         let body: Value = response.json().expect("a JSON body");
         assert_eq!(status, 202, "submit failed: {body}");

@@ -5,13 +5,17 @@ mod build;
 mod fixtures;
 mod hive;
 mod host;
+mod models_file;
 pub mod openai_fields;
 mod sse;
 
-pub use build::{host_bin, models_dir, plugin_file, plugins_dir, workspace_root};
+pub use build::{
+    host_bin, models_dir, plugin_file, plugins_dir, tiny_sd_checkpoint, workspace_root,
+};
 pub use fixtures::{ApiChange, echo_built_against, host_built_against};
 pub use hive::{FakeHive, Received};
-pub use host::{Host, run_host};
+pub use host::{Host, LLM_TEST_MODEL, run_host};
+pub use models_file::ModelsFile;
 pub use sse::{SseEvent, SseStream, streamed_text};
 
 use std::time::{Duration, Instant};

@@ -3,44 +3,9 @@
 //! through the same code path as a real checkpoint; only the configs are small.
 
 use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
-use rbee_tests::{Host, SseEvent, plugins_dir, workspace_root};
+use rbee_tests::{Host, SseEvent, plugins_dir, tiny_sd_checkpoint};
 use serde_json::{Value, json};
-use std::{path::PathBuf, process::Command, sync::OnceLock};
-
-/// Writes the tiny checkpoint once per test process, with the plugin's own writer.
-fn tiny_checkpoint() -> &'static PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| workspace_root().join("target"));
-        let dir = target.join("fixtures").join("tiny-sd");
-        let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cargo
-            .current_dir(workspace_root())
-            .args([
-                "run",
-                "--quiet",
-                "-p",
-                "rbee-plugin-sd",
-                "--features",
-                "test-support",
-                "--example",
-                "write_tiny_checkpoint",
-                "--",
-            ])
-            .arg(&dir)
-            .env("CARGO_TARGET_DIR", target.join("plugins").join("cpu"));
-        if cfg!(target_arch = "x86_64") {
-            cargo.env("RUSTFLAGS", "-C target-cpu=x86-64-v3");
-        }
-        assert!(
-            cargo.status().unwrap().success(),
-            "writing the tiny checkpoint failed"
-        );
-        dir
-    })
-}
+use std::process::Command;
 
 fn sd_host() -> Host {
     let dir = plugins_dir().to_str().unwrap().to_string();
@@ -50,7 +15,7 @@ fn sd_host() -> Host {
         "--plugins-dir",
         &dir,
         "--model",
-        tiny_checkpoint().to_str().unwrap(),
+        tiny_sd_checkpoint().to_str().unwrap(),
     ])
 }
 
@@ -430,7 +395,7 @@ fn cache_with_the_tiny_checkpoint() -> tempfile::TempDir {
     std::fs::create_dir_all(repo.join("refs")).unwrap();
     std::fs::create_dir_all(repo.join("snapshots")).unwrap();
     std::fs::write(repo.join("refs/main"), "0123abcd").unwrap();
-    std::os::unix::fs::symlink(tiny_checkpoint(), repo.join("snapshots/0123abcd")).unwrap();
+    std::os::unix::fs::symlink(tiny_sd_checkpoint(), repo.join("snapshots/0123abcd")).unwrap();
     cache
 }
 

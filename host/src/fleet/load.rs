@@ -126,7 +126,10 @@ impl Fleet {
             Ok(RResult::RErr(error)) => return Err(error.to_string()),
             Err(_) => return Err("the plugin panicked while loading".into()),
         };
-        let added = memory::resident_bytes().saturating_sub(resident_before);
+        let size = match worker.status().memory_bytes {
+            0 => memory::resident_bytes().saturating_sub(resident_before),
+            reported => reported,
+        };
         let slots = engine::concurrency(worker.max_concurrent_jobs(), model.config.parallel);
         model.jobs.unpark_engines();
         let engines = engine::spawn(
@@ -135,7 +138,7 @@ impl Fleet {
             model.metrics.clone(),
             slots,
         );
-        model.loaded(engines, added);
+        model.loaded(engines, size);
         model.metrics.model_loaded(started.elapsed().as_secs_f64());
         model.readiness.ready(worker);
         tracing::info!(
@@ -160,7 +163,7 @@ impl Fleet {
                 .models
                 .iter()
                 .filter(|other| !Arc::ptr_eq(other, model) && holds_memory(other))
-                .map(|other| other.memory_bytes())
+                .map(|other| other.last_size())
                 .sum();
             if held + needed <= budget {
                 return;

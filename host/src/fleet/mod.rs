@@ -3,7 +3,7 @@
 
 mod load;
 pub use load::LOAD_FAILED;
-mod memory;
+pub mod memory;
 mod unload;
 
 use crate::{

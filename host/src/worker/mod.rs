@@ -48,10 +48,11 @@ pub struct WorkerState {
 }
 
 impl WorkerState {
-    /// Records a load: its engine threads, how many jobs run at once, and the memory it took.
-    pub fn loaded(&self, engines: Vec<JoinHandle<()>>, footprint: u64) {
+    /// Records a load: its engine threads (one per job run at once) and its size: what the
+    /// worker reports, or else what the load added to the process.
+    pub fn loaded(&self, engines: Vec<JoinHandle<()>>, size: u64) {
         self.slots.store(engines.len(), Ordering::Relaxed);
-        self.footprint.store(footprint, Ordering::Relaxed);
+        self.footprint.store(size, Ordering::Relaxed);
         *self.engines.lock().unwrap_or_else(|e| e.into_inner()) = engines;
         self.set_last_error(None);
     }
@@ -114,16 +115,21 @@ impl WorkerState {
     }
 
     /// The memory the loaded worker holds: what it reports, or else what its load added to
-    /// the process; the last load's figure while unloaded, 0 before any load.
+    /// the process; 0 while not loaded.
     pub fn memory_bytes(&self) -> u64 {
-        let reported = self
-            .readiness
-            .worker()
-            .map_or(0, |w| w.status().memory_bytes);
-        match reported {
-            0 => self.footprint.load(Ordering::Relaxed),
-            bytes => bytes,
+        match self.readiness.worker() {
+            Some(worker) => match worker.status().memory_bytes {
+                0 => self.footprint.load(Ordering::Relaxed),
+                reported => reported,
+            },
+            None => 0,
         }
+    }
+
+    /// What the last load took, counted as [`WorkerState::memory_bytes`] counts it; 0 before
+    /// any load.
+    pub fn last_size(&self) -> u64 {
+        self.footprint.load(Ordering::Relaxed)
     }
 
     /// Why the last load failed, if it did.
