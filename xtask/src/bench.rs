@@ -454,18 +454,7 @@ pub fn sd(runs: usize) -> Result<()> {
         .current_dir(paths::root())
         .args(["build", "--quiet", "-p", "rbee-host"]))?;
     let example = |name: &str, args: &[String]| -> Result<String> {
-        let output = plugins::cargo_for_plugins("cpu")
-            .args([
-                "run",
-                "--quiet",
-                "-p",
-                "rbee-plugin-sd",
-                "--features",
-                "test-support",
-                "--example",
-                name,
-                "--",
-            ])
+        let output = plugins::sd_example(name)
             .args(args)
             .stderr(Stdio::inherit())
             .output()

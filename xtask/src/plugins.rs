@@ -129,6 +129,24 @@ pub fn cargo_for_plugins(backend: &str) -> Command {
     cargo
 }
 
+/// `cargo run` of the SD plugin's example `name` (with its test-support feature) on the cpu
+/// build, its arguments still to add.
+pub fn sd_example(name: &str) -> Command {
+    let mut cargo = cargo_for_plugins("cpu");
+    cargo.args([
+        "run",
+        "--quiet",
+        "-p",
+        "rbee-plugin-sd",
+        "--features",
+        "test-support",
+        "--example",
+        name,
+        "--",
+    ]);
+    cargo
+}
+
 /// The `-p` and `--features` arguments selecting `crates` for `backend`.
 pub fn package_args(crates: &[PluginCrate], backend: &str) -> Vec<String> {
     let mut args: Vec<String> = crates

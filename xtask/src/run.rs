@@ -107,19 +107,7 @@ pub fn serve(plugin: &str, all: bool, host_args: &[String]) -> Result<()> {
 fn all_models_file(models: &Path) -> Result<PathBuf> {
     let dir = paths::target().join("serve-all");
     let tiny_sd = dir.join("tiny-sd");
-    run(plugins::cargo_for_plugins("cpu")
-        .args([
-            "run",
-            "--quiet",
-            "-p",
-            "rbee-plugin-sd",
-            "--features",
-            "test-support",
-            "--example",
-            "write_tiny_checkpoint",
-            "--",
-        ])
-        .arg(&tiny_sd))?;
+    run(plugins::sd_example("write_tiny_checkpoint").arg(&tiny_sd))?;
     let entries = [
         ("echo", "echo-cpu", None),
         (
