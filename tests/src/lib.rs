@@ -5,6 +5,7 @@ mod build;
 mod fixtures;
 mod hive;
 mod host;
+pub mod load;
 mod models_file;
 pub mod openai_fields;
 mod sse;

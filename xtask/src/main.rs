@@ -59,6 +59,14 @@ enum Task {
         #[arg(long)]
         compare_server: Option<std::path::PathBuf>,
     },
+    /// Drive the echo plugin with many concurrent clients (stream, cancel, disconnect, wait,
+    /// never read), twice, and print what was lost, the latencies and the host's memory and
+    /// open files.
+    Load {
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 1000)]
+        clients: usize,
+    },
     /// Type-check every plugin's cuda build and compile candle's CUDA kernels, with NVIDIA's
     /// compiler from PyPI (no GPU needed).
     CheckCuda,
@@ -83,6 +91,7 @@ fn main() -> Result<()> {
         Task::Models => models::provision().map(drop),
         Task::Test { cargo_args } => run::test(&cargo_args),
         Task::CheckCuda => cuda::check(),
+        Task::Load { clients } => run::load(clients),
         Task::Serve {
             plugin,
             all,

@@ -62,6 +62,20 @@ pub fn test(cargo_args: &[String]) -> Result<()> {
     run(&mut tests)
 }
 
+/// Runs the load test with `clients` concurrent clients, printing its tables.
+pub fn load(clients: usize) -> Result<()> {
+    let plugins_dir = plugins::build_and_install(&PluginsArgs {
+        only: vec!["echo".into()],
+        ..PluginsArgs::default()
+    })?;
+    run(Command::new(env!("CARGO"))
+        .current_dir(paths::root())
+        .args(["test", "-p", "rbee-tests", "--test", "load", "--", "--nocapture"])
+        .env("RBEE_LOAD_CLIENTS", clients.to_string())
+        .env("RBEE_TEST_PLUGINS_DIR", &plugins_dir))
+    .context("the load test failed")
+}
+
 /// Installs a Python package with pip unless it can already be imported.
 fn ensure_python_package(module: &str, requirement: &str) -> Result<()> {
     let present = Command::new("python3")
