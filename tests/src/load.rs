@@ -29,16 +29,52 @@ enum Behaviour {
     Wait,
     /// Never opens the stream (the host's unread timeout ends the job).
     Unread,
+    /// Reads the stream of a job whose plugin panics after two words.
+    Panic,
+    /// Reads the stream of a job whose plugin fails after two words.
+    Fail,
 }
 
-/// The mix: six in ten stream, one each cancels, disconnects, waits, never reads.
-fn behaviour(client: usize) -> Behaviour {
-    match client % 10 {
-        6 => Behaviour::Cancel,
-        7 => Behaviour::Disconnect,
-        8 => Behaviour::Wait,
-        9 => Behaviour::Unread,
-        _ => Behaviour::Stream,
+/// What a load run does.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Concurrent clients.
+    pub clients: usize,
+    /// Whether one client in ten asks for a job that panics and one for a job that fails.
+    pub faults: bool,
+    /// Send the host SIGTERM this long after the clients start; every client then streams
+    /// (what the others' jobs became cannot be asked of a host that has exited).
+    pub stop_after: Option<Duration>,
+    /// How long each of a job's eight words takes.
+    pub word_delay_ms: u64,
+}
+
+impl Plan {
+    /// `clients` clients in the usual mix, no faults, no stop.
+    pub fn clients(clients: usize) -> Self {
+        Self {
+            clients,
+            faults: false,
+            stop_after: None,
+            word_delay_ms: 10,
+        }
+    }
+
+    /// The mix: six in ten stream, one each cancels, disconnects, waits, never reads; with
+    /// faults, two of the streaming ones ask for a panic and a failure instead.
+    fn behaviour(&self, client: usize) -> Behaviour {
+        if self.stop_after.is_some() {
+            return Behaviour::Stream;
+        }
+        match (client % 10, self.faults) {
+            (4, true) => Behaviour::Panic,
+            (5, true) => Behaviour::Fail,
+            (6, _) => Behaviour::Cancel,
+            (7, _) => Behaviour::Disconnect,
+            (8, _) => Behaviour::Wait,
+            (9, _) => Behaviour::Unread,
+            _ => Behaviour::Stream,
+        }
     }
 }
 
@@ -49,6 +85,7 @@ struct Outcome {
     rejected: bool,
     failed: Option<String>,
     terminals: usize,
+    errored: bool,
     submit: Duration,
     first_event: Option<Duration>,
 }
@@ -66,6 +103,8 @@ pub struct LoadReport {
     pub lost: usize,
     /// Streams read to their end that did not carry exactly one terminal event last.
     pub bad_streams: usize,
+    /// Streams whose terminal event was `error` (the jobs asked to panic or fail).
+    pub error_ends: usize,
     /// Requests that failed otherwise (an unexpected status, a broken connection).
     pub errors: Vec<String>,
     /// Median and 99th percentile of the submit round trip.
@@ -102,9 +141,10 @@ fn percentiles(mut samples: Vec<Duration>) -> (f64, f64) {
     (at(0.5).as_secs_f64() * 1e3, at(0.99).as_secs_f64() * 1e3)
 }
 
-/// Runs `clients` clients at once against `host` (an echo host with an unread timeout of a few
+/// Runs the plan's clients at once against `host` (an echo host with an unread timeout of a few
 /// seconds), then waits for every accepted job to end, and reports.
-pub fn run_load(host: &Host, clients: usize) -> LoadReport {
+pub fn run_load(host: &Host, plan: &Plan) -> LoadReport {
+    let clients = plan.clients;
     let client = Client::builder()
         .timeout(Duration::from_secs(120))
         .pool_max_idle_per_host(clients)
@@ -129,14 +169,25 @@ pub fn run_load(host: &Host, clients: usize) -> LoadReport {
     let workers: Vec<_> = (0..clients)
         .map(|index| {
             let (client, url) = (client.clone(), host.url.clone());
+            let (behaviour, delay) = (plan.behaviour(index), plan.word_delay_ms);
             thread::Builder::new()
                 .stack_size(256 * 1024)
-                .spawn(move || one_client(&client, &url, behaviour(index)))
+                .spawn(move || one_client(&client, &url, behaviour, delay))
                 .expect("spawning a client thread")
         })
         .collect();
+    if let Some(delay) = plan.stop_after {
+        thread::sleep(delay);
+        host.terminate();
+    }
     let outcomes: Vec<Outcome> = workers.into_iter().map(|w| w.join().unwrap()).collect();
-    let lost = count_lost(host, &outcomes);
+    let lost = match plan.stop_after {
+        Some(_) => outcomes
+            .iter()
+            .filter(|o| o.accepted.is_some() && o.terminals == 0)
+            .count(),
+        None => count_lost(host, &outcomes),
+    };
     let seconds = started.elapsed().as_secs_f64();
     sampling.store(false, Ordering::Relaxed);
     sampler.join().unwrap();
@@ -152,6 +203,7 @@ pub fn run_load(host: &Host, clients: usize) -> LoadReport {
             .iter()
             .filter(|o| o.failed.is_none() && o.terminals > 1)
             .count(),
+        error_ends: outcomes.iter().filter(|o| o.errored).count(),
         errors: outcomes.iter().filter_map(|o| o.failed.clone()).collect(),
         submit_ms: percentiles(outcomes.iter().map(|o| o.submit).collect()),
         first_event_ms: percentiles(outcomes.iter().filter_map(|o| o.first_event).collect()),
@@ -161,10 +213,17 @@ pub fn run_load(host: &Host, clients: usize) -> LoadReport {
     }
 }
 
-/// One client's job, done its way.
-fn one_client(client: &Client, url: &str, behaviour: Behaviour) -> Outcome {
+/// One client's job of eight words, `delay_ms` each, done its way.
+fn one_client(client: &Client, url: &str, behaviour: Behaviour, delay_ms: u64) -> Outcome {
     let mut outcome = Outcome::default();
-    let body = json!({"task": "echo", "params": {"text": "one two three four five six seven eight", "delay_ms": 10}});
+    let mut params =
+        json!({"text": "one two three four five six seven eight", "delay_ms": delay_ms});
+    match behaviour {
+        Behaviour::Panic => params["panic_after"] = json!(2),
+        Behaviour::Fail => params["fail_after"] = json!(2),
+        _ => {}
+    }
+    let body = json!({"task": "echo", "params": params});
     let query = if behaviour == Behaviour::Wait {
         "?wait=true"
     } else {
@@ -232,6 +291,7 @@ fn one_client(client: &Client, url: &str, behaviour: Behaviour) -> Outcome {
         }
         if matches!(event.name.as_str(), "end" | "error") {
             outcome.terminals += 1;
+            outcome.errored = event.name == "error";
         }
         last = event.name;
     }
