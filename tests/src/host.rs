@@ -152,6 +152,11 @@ impl Host {
         self.child.id()
     }
 
+    /// The host process's resident memory (`VmRSS`), in bytes.
+    pub fn resident_bytes(&self) -> u64 {
+        resident_bytes(self.pid())
+    }
+
     /// Everything the host wrote to stderr so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
@@ -262,4 +267,19 @@ pub fn run_host(args: &[&str]) -> Output {
         std::thread::sleep(Duration::from_millis(20));
     }
     child.wait_with_output().expect("collecting output")
+}
+
+/// Process `pid`'s resident memory (`VmRSS`), in bytes; 0 if it cannot be read.
+pub fn resident_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0, |kib| kib * 1024)
+}
+
+/// How many files process `pid` has open.
+pub fn open_files(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |dir| dir.count())
 }

@@ -8,6 +8,7 @@ mod host;
 pub mod load;
 mod models_file;
 pub mod openai_fields;
+pub mod soak;
 mod sse;
 
 pub use build::{
@@ -15,7 +16,7 @@ pub use build::{
 };
 pub use fixtures::{ApiChange, echo_built_against, host_built_against};
 pub use hive::{FakeHive, Received};
-pub use host::{Host, LLM_TEST_MODEL, run_host};
+pub use host::{Host, LLM_TEST_MODEL, open_files, resident_bytes, run_host};
 pub use models_file::ModelsFile;
 pub use sse::{SseEvent, SseStream, streamed_text};
 

@@ -3,7 +3,7 @@
 //! descriptors are sampled. The report says what was lost; `cargo xtask load` runs it at full
 //! scale, the `load` test at CI scale.
 
-use crate::{Host, SseStream};
+use crate::{Host, SseStream, open_files, resident_bytes};
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
 use std::{
@@ -121,15 +121,11 @@ pub struct LoadReport {
 
 /// The host's resident memory (MiB) and open file descriptors.
 fn host_usage(pid: u32) -> (f64, usize) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib: f64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0.0);
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |dir| dir.count());
-    (kib / 1024.0, fds)
+    (resident_bytes(pid) as f64 / MIB, open_files(pid))
 }
+
+/// Bytes in a MiB.
+const MIB: f64 = 1024.0 * 1024.0;
 
 /// Median and 99th percentile, in milliseconds.
 fn percentiles(mut samples: Vec<Duration>) -> (f64, f64) {

@@ -106,24 +106,6 @@ fn content(answer: &Value) -> &str {
         .unwrap_or_default()
 }
 
-/// The host process's resident memory (`VmRSS`), in bytes.
-fn rss(host: &Host) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", host.pid())).unwrap();
-    let kib = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|value| {
-            value
-                .trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<u64>()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("no VmRSS in:\n{status}"));
-    kib * 1024
-}
-
 const MIB: u64 = 1024 * 1024;
 
 #[test]
@@ -440,11 +422,11 @@ fn requests_to_different_models_run_at_the_same_time() {
 fn an_unloaded_worker_gives_its_memory_back() {
     let file = ModelsFile::new(&four_models(json!({})));
     let host = file.serve(&[]);
-    let before = rss(&host);
+    let before = host.resident_bytes();
     for round in 1..=2 {
         load_or_unload(&host, "smol", "load");
         assert!(!content(&chat(&host, Some("smol"))).is_empty());
-        let loaded = rss(&host);
+        let loaded = host.resident_bytes();
         let added = loaded.saturating_sub(before);
         assert!(
             added > 80 * MIB,
@@ -456,11 +438,11 @@ fn an_unloaded_worker_gives_its_memory_back() {
         assert_eq!(unloaded["state"], "unloaded", "{unloaded}");
         let allowed = (64 * MIB).max(added / 4);
         let deadline = Instant::now() + Duration::from_secs(5);
-        let mut after = rss(&host);
+        let mut after = host.resident_bytes();
         while after > before + allowed && Instant::now() < deadline {
             // Pacing between samples; the loop is bounded by `deadline`.
             std::thread::sleep(Duration::from_millis(100));
-            after = rss(&host);
+            after = host.resident_bytes();
         }
         assert!(
             after <= before + allowed,

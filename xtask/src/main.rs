@@ -66,6 +66,10 @@ enum Task {
         /// Concurrent clients.
         #[arg(long, default_value_t = 1000)]
         clients: usize,
+        /// Instead, chat with the real LLM from four clients for this many seconds, sampling
+        /// the host's memory (the soak test).
+        #[arg(long, value_name = "SECONDS")]
+        soak: Option<u64>,
     },
     /// Type-check every plugin's cuda build and compile candle's CUDA kernels, with NVIDIA's
     /// compiler from PyPI (no GPU needed).
@@ -91,7 +95,7 @@ fn main() -> Result<()> {
         Task::Models => models::provision().map(drop),
         Task::Test { cargo_args } => run::test(&cargo_args),
         Task::CheckCuda => cuda::check(),
-        Task::Load { clients } => run::load(clients),
+        Task::Load { clients, soak } => run::load(clients, soak),
         Task::Serve {
             plugin,
             all,

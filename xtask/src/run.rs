@@ -62,18 +62,25 @@ pub fn test(cargo_args: &[String]) -> Result<()> {
     run(&mut tests)
 }
 
-/// Runs the load test with `clients` concurrent clients, printing its tables.
-pub fn load(clients: usize) -> Result<()> {
+/// Runs the load test with `clients` concurrent clients, or with `soak` the soak test for that
+/// many seconds, printing their tables.
+pub fn load(clients: usize, soak: Option<u64>) -> Result<()> {
+    let models = models::provision()?;
+    let plugin = if soak.is_some() { "llm" } else { "echo" };
     let plugins_dir = plugins::build_and_install(&PluginsArgs {
-        only: vec!["echo".into()],
+        only: vec![plugin.into()],
         ..PluginsArgs::default()
     })?;
-    run(Command::new(env!("CARGO"))
-        .current_dir(paths::root())
-        .args(["test", "-p", "rbee-tests", "--test", "load", "--", "--nocapture"])
+    let mut test = Command::new(env!("CARGO"));
+    test.current_dir(paths::root())
+        .args(["test", "-p", "rbee-tests", "--test"])
+        .arg(if soak.is_some() { "soak" } else { "load" })
+        .args(["--", "--nocapture"])
         .env("RBEE_LOAD_CLIENTS", clients.to_string())
-        .env("RBEE_TEST_PLUGINS_DIR", &plugins_dir))
-    .context("the load test failed")
+        .env("RBEE_SOAK_SECS", soak.unwrap_or(0).to_string())
+        .env("RBEE_MODELS_DIR", &models)
+        .env("RBEE_TEST_PLUGINS_DIR", &plugins_dir);
+    run(&mut test).context("the load test failed")
 }
 
 /// Installs a Python package with pip unless it can already be imported.
