@@ -39,15 +39,23 @@ pub async fn ready(Extract(state): Extract<Arc<AppState>>) -> (StatusCode, Json<
     (status, Json(body))
 }
 
-/// `GET /v1/info`: every model as `GET /v1/models/{id}` shows it, under `models`; and at the
-/// top, for the first model (the only one with `--plugin`): the plugin's manifest, the model,
-/// the device, the state, the loaded worker's figures, the queue and the slots.
+/// `GET /v1/info`: every model as `GET /v1/models/{id}` shows it plus its plugin's
+/// `params_schema`, under `models`; and at the top, for the first model (the only one with
+/// `--plugin`): the plugin's manifest, the model, the device, the state, the loaded worker's
+/// figures, the queue and the slots.
 pub async fn info(Extract(state): Extract<Arc<AppState>>) -> Json<Value> {
     let models = state.fleet().models();
     let mut info = models
         .first()
         .map_or_else(|| json!({}), |first| model_info(first));
-    info["models"] = models.iter().map(|model| model.details()).collect();
+    info["models"] = models
+        .iter()
+        .map(|model| {
+            let mut details = model.details();
+            details["params_schema"] = model.manifest["params_schema"].clone();
+            details
+        })
+        .collect();
     Json(info)
 }
 
