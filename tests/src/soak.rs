@@ -27,12 +27,12 @@ pub struct SoakReport {
 }
 
 impl SoakReport {
-    /// The largest sample taken after `warm_up`, and the largest before it.
-    pub fn peaks_after(&self, warm_up: Duration) -> (f64, f64) {
-        let split = (warm_up.as_secs_f64() / self.every.as_secs_f64()).ceil() as usize;
-        let split = split.min(self.rss_mib.len());
+    /// How much higher the memory peaked in the last third of the run than in the middle
+    /// third (the first third is the warm-up: caches and the registry of finished jobs fill).
+    pub fn late_growth_mib(&self) -> f64 {
+        let third = self.rss_mib.len() / 3;
         let peak = |samples: &[f64]| samples.iter().copied().fold(0.0, f64::max);
-        (peak(&self.rss_mib[split..]), peak(&self.rss_mib[..split]))
+        peak(&self.rss_mib[2 * third..]) - peak(&self.rss_mib[third..2 * third])
     }
 }
 

@@ -1,7 +1,7 @@
 //! A minute (`RBEE_SOAK_SECS` sets another length; `cargo xtask load --soak 600` runs ten) of
 //! chat jobs from four clients on the real LLM, one in five cancelled after its first token:
-//! every job ends with exactly one terminal event, and after a 20-second warm-up the host's
-//! memory does not grow (its peak stays within 16 MiB of the warm-up's peak). The key/value
+//! every job ends with exactly one terminal event, and the host's memory does not grow once warm:
+//! its peak in the last third of the run is within 16 MiB of its peak in the middle third. The key/value
 //! pool is 2,048 tokens, which the prefix cache fills during the warm-up: the pool is meant to
 //! hold finished sequences up to its size (by default up to a quarter of the memory).
 
@@ -20,6 +20,5 @@ fn the_llm_host_does_not_grow_under_a_steady_mix_of_chats() {
     println!("{report}");
     assert_eq!(report.broken, 0, "{report}");
     assert!(report.jobs > 8, "{report}");
-    let (after, warm_up) = report.peaks_after(Duration::from_secs(20));
-    assert!(after <= warm_up + 16.0, "memory grew: {report}");
+    assert!(report.late_growth_mib() <= 16.0, "memory grew: {report}");
 }
