@@ -2,10 +2,12 @@
 
 mod bench;
 mod cuda;
+mod fuzz_api;
 mod models;
 mod paths;
 mod plugins;
 mod run;
+mod screenshots;
 mod speech;
 
 use anyhow::Result;
@@ -71,10 +73,24 @@ enum Task {
         #[arg(long, value_name = "SECONDS")]
         soak: Option<u64>,
     },
+    /// Fuzz the HTTP API with schemathesis at length: the echo, llm and tiny-SD plugins, each
+    /// behind a real host, every route and the job links, with a new seed each run.
+    FuzzApi {
+        /// Examples per operation (`cargo xtask test` runs 12).
+        #[arg(long, default_value_t = 300)]
+        examples: usize,
+        /// A seed to replay a run (a report prints its seed).
+        #[arg(long)]
+        seed: Option<u64>,
+    },
     /// Type-check every plugin's cuda build and compile candle's CUDA kernels, with NVIDIA's
     /// compiler from PyPI (no GPU needed).
     CheckCuda,
-    /// Provision the default model, build rbee-host and the plugins, and serve.
+    /// Screenshot the playground's views in both themes into docs/screenshots/ (headless
+    /// Chromium from `apt-get install chromium`, driven by the playwright Python package).
+    Screenshots,
+    /// Provision the default model, build rbee-host and the plugins, and serve (printing the
+    /// playground's URL).
     Serve {
         /// The plugin to serve.
         #[arg(long, default_value = "llm-cpu", conflicts_with = "all")]
@@ -95,7 +111,9 @@ fn main() -> Result<()> {
         Task::Models => models::provision().map(drop),
         Task::Test { cargo_args } => run::test(&cargo_args),
         Task::CheckCuda => cuda::check(),
+        Task::FuzzApi { examples, seed } => fuzz_api::fuzz(examples, seed),
         Task::Load { clients, soak } => run::load(clients, soak),
+        Task::Screenshots => screenshots::take(),
         Task::Serve {
             plugin,
             all,

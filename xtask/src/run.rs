@@ -19,6 +19,13 @@ const OPENAI_CLIENT: &str = "openai==3.54.0";
 /// libsndfile for Python: the audio tests encode their FLAC, Ogg Vorbis and MP3 clips with it.
 const SOUNDFILE: &str = "soundfile==0.14.0";
 
+/// The API fuzzer `tests/tests/openapi.rs` and `cargo xtask fuzz-api` run against the host.
+pub const SCHEMATHESIS: &str = "schemathesis==4.32.5";
+
+/// Drives the system Chromium in the playground's browser tests and screenshots (it downloads
+/// no browser).
+pub const PLAYWRIGHT: &str = "playwright==1.65.2";
+
 /// Provisions the models and the Python packages the tests use, builds the plugins, runs the plugins' own
 /// tests, checks the Kubernetes manifests, then every other test in the workspace
 /// (integration tests start the real host against the built plugins).
@@ -26,6 +33,8 @@ pub fn test(cargo_args: &[String]) -> Result<()> {
     let models = models::provision()?;
     ensure_python_package("openai", OPENAI_CLIENT)?;
     ensure_python_package("soundfile", SOUNDFILE)?;
+    ensure_python_package("schemathesis", SCHEMATHESIS)?;
+    ensure_python_package("playwright", PLAYWRIGHT)?;
     let plugins_dir = plugins::build_and_install(&PluginsArgs::default())?;
     let crates = plugins::plugin_crates("cpu")?;
     let shared = plugins::shared_plugin_crates()?;
@@ -84,7 +93,7 @@ pub fn load(clients: usize, soak: Option<u64>) -> Result<()> {
 }
 
 /// Installs a Python package with pip unless it can already be imported.
-fn ensure_python_package(module: &str, requirement: &str) -> Result<()> {
+pub fn ensure_python_package(module: &str, requirement: &str) -> Result<()> {
     let present = Command::new("python3")
         .args(["-c", &format!("import {module}")])
         .output();
@@ -120,12 +129,40 @@ pub fn serve(plugin: &str, all: bool, host_args: &[String]) -> Result<()> {
         }
     }
     host.args(host_args);
+    let port = std::env::var("PORT").ok();
+    eprintln!("the playground: {}", playground_url(host_args, port));
     run(&mut host).context("rbee-host stopped with an error")
+}
+
+/// Where the playground of a host run with `args` is: its `--host` and `--port` (else `$PORT`),
+/// or their defaults, with a wildcard address as loopback.
+fn playground_url(args: &[String], env_port: Option<String>) -> String {
+    let flag = |name: &str| {
+        let mut value = None;
+        for (at, arg) in args.iter().enumerate() {
+            if arg == name {
+                value = args.get(at + 1).cloned();
+            } else if let Some(given) = arg.strip_prefix(name).and_then(|r| r.strip_prefix('=')) {
+                value = Some(given.to_string());
+            }
+        }
+        value
+    };
+    let host = match flag("--host").as_deref() {
+        None | Some("0.0.0.0") => "127.0.0.1".to_string(),
+        Some("::") => "[::1]".to_string(),
+        Some(ipv6) if ipv6.contains(':') => format!("[{ipv6}]"),
+        Some(name) => name.to_string(),
+    };
+    match flag("--port").or(env_port).as_deref().unwrap_or("8080") {
+        "0" => format!("http://{host}:<the port it logs>/"),
+        port => format!("http://{host}:{port}/"),
+    }
 }
 
 /// Writes a models file naming every test model (echo, SmolLM2, Whisper tiny.en and a tiny
 /// random-weight Stable Diffusion checkpoint, written here) and returns its path.
-fn all_models_file(models: &Path) -> Result<PathBuf> {
+pub fn all_models_file(models: &Path) -> Result<PathBuf> {
     let dir = paths::target().join("serve-all");
     let tiny_sd = dir.join("tiny-sd");
     run(plugins::sd_example("write_tiny_checkpoint").arg(&tiny_sd))?;

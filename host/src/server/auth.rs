@@ -1,10 +1,10 @@
-//! Bearer-key authentication: every route but the probes and metrics needs
-//! `Authorization: Bearer <key>` when a key is set.
+//! Bearer-key authentication: every route but the probes, metrics and the playground's files
+//! needs `Authorization: Bearer <key>` when a key is set.
 
-use super::ApiError;
+use super::{ApiError, playground};
 use axum::{
     extract::{Request, State},
-    http::{HeaderValue, StatusCode, header},
+    http::{HeaderValue, Method, StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -14,11 +14,10 @@ use subtle::ConstantTimeEq;
 /// Routes that orchestrators poll without credentials.
 const OPEN_ROUTES: &[&str] = &["/health", "/ready", "/metrics"];
 
-/// The middleware: passes requests that carry the key (compared in constant time).
+/// The middleware: passes requests that carry the key (compared in constant time), and the
+/// open ones.
 pub async fn require_key(State(key): State<Arc<String>>, request: Request, next: Next) -> Response {
-    if OPEN_ROUTES.contains(&request.uri().path())
-        || request.method() == axum::http::Method::OPTIONS
-    {
+    if is_open(request.method(), request.uri().path()) {
         return next.run(request).await;
     }
     let offered = request
@@ -41,4 +40,39 @@ pub async fn require_key(State(key): State<Arc<String>>, request: Request, next:
         .headers_mut()
         .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     response
+}
+
+/// Whether a request needs no key: the probes and metrics, CORS preflights, and reading the
+/// playground's files (the page asks for the key and sends it on its API calls).
+fn is_open(method: &Method, path: &str) -> bool {
+    OPEN_ROUTES.contains(&path)
+        || method == Method::OPTIONS
+        || (matches!(*method, Method::GET | Method::HEAD) && playground::is_page(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reading_the_playground_is_open_and_every_api_route_is_not() {
+        for (method, path) in [
+            (Method::GET, "/"),
+            (Method::HEAD, "/ui/"),
+            (Method::GET, "/ui/app.js"),
+            (Method::GET, "/ready"),
+        ] {
+            assert!(is_open(&method, path), "{method} {path}");
+        }
+        for (method, path) in [
+            (Method::POST, "/"),
+            (Method::DELETE, "/ui/app.js"),
+            (Method::GET, "/v1/info"),
+            (Method::GET, "/v1/models"),
+            (Method::POST, "/v1/jobs"),
+            (Method::GET, "/ui/../v1/info"),
+        ] {
+            assert!(!is_open(&method, path), "{method} {path}");
+        }
+    }
 }

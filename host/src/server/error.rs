@@ -6,7 +6,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use rbee_plugin_api::PluginError;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 /// The longest field name an error message repeats: longer ones are cut, so that a huge
 /// unknown key does not come back as a huge answer.
@@ -132,28 +133,93 @@ impl ApiError {
     }
 }
 
+/// The body of every native error answer.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Error)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorBody {
+    /// What went wrong.
+    error: ErrorDetail,
+}
+
+/// A native error: a code, a message and the request field at fault, if one is.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorDetail {
+    /// A stable code, e.g. `invalid_request`, `not_found`, `queue_full`.
+    code: String,
+    /// What went wrong, for people.
+    message: String,
+    /// The request field at fault, when one is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<String>,
+}
+
+/// The body of every error answer of the OpenAI-compatible routes, in OpenAI's shape.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = OpenAiError)]
+#[serde(deny_unknown_fields)]
+pub struct OpenAiErrorBody {
+    /// What went wrong.
+    error: OpenAiErrorDetail,
+}
+
+/// An error as OpenAI's API gives it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpenAiErrorDetail {
+    /// What went wrong, for people.
+    message: String,
+    /// `invalid_request_error`, `authentication_error` or `server_error`.
+    #[serde(rename = "type")]
+    kind: OpenAiErrorType,
+    /// The request field at fault, or null.
+    #[schema(required = true)]
+    param: Option<String>,
+    /// A stable code, e.g. `invalid_request`, `unsupported_route`.
+    code: String,
+}
+
+/// The `type` of an OpenAI error, from its status.
+#[derive(Debug, Serialize, ToSchema)]
+pub enum OpenAiErrorType {
+    /// 401.
+    #[serde(rename = "authentication_error")]
+    Authentication,
+    /// Any other 4xx.
+    #[serde(rename = "invalid_request_error")]
+    InvalidRequest,
+    /// 5xx.
+    #[serde(rename = "server_error")]
+    Server,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let error = match self.openai {
-            true => json!({
-                "message": self.message,
-                "type": match self.status.as_u16() {
-                    401 => "authentication_error",
-                    400..=499 => "invalid_request_error",
-                    _ => "server_error",
+        let body = match self.openai {
+            true => Json(OpenAiErrorBody {
+                error: OpenAiErrorDetail {
+                    message: self.message,
+                    kind: match self.status.as_u16() {
+                        401 => OpenAiErrorType::Authentication,
+                        400..=499 => OpenAiErrorType::InvalidRequest,
+                        _ => OpenAiErrorType::Server,
+                    },
+                    param: self.field,
+                    code: self.code,
                 },
-                "param": self.field,
-                "code": self.code,
-            }),
-            false => {
-                let mut error = json!({"code": self.code, "message": self.message});
-                if let Some(field) = self.field {
-                    error["field"] = field.into();
-                }
-                error
-            }
+            })
+            .into_response(),
+            false => Json(ErrorBody {
+                error: ErrorDetail {
+                    code: self.code,
+                    message: self.message,
+                    field: self.field,
+                },
+            })
+            .into_response(),
         };
-        let mut response = (self.status, Json(json!({"error": error}))).into_response();
+        let mut response = (self.status, body).into_response();
         if let Some(seconds) = self.retry_after_secs {
             response
                 .headers_mut()

@@ -1,6 +1,8 @@
 //! Submitting, inspecting and cancelling jobs.
 
-use super::{ApiError, AppState, clipped, collect::collect, models, stream::open_stream};
+use super::{
+    ApiError, AppState, clipped, collect::collect, error::ErrorBody, models, stream::open_stream,
+};
 use crate::{
     fleet::{Fleet, LOAD_FAILED},
     jobs::SubmitError,
@@ -19,27 +21,69 @@ use axum::{
 };
 use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
 use rbee_plugin_api::{Input, Job, WorkerBox, error_code, tasks};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::{
     sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
+use utoipa::{IntoParams, ToSchema};
 
 /// The query of `POST /v1/jobs`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct SubmitQuery {
     /// Answer with the collected result once the job ends, instead of 202 and a stream URL.
     #[serde(default)]
     wait: bool,
 }
 
+/// The 202 answer to `POST /v1/jobs`: where the job's events are.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Accepted {
+    /// The job's id.
+    job_id: String,
+    /// `/v1/jobs/{job_id}/stream`.
+    stream_url: String,
+    /// Jobs ahead of it in its model's queue.
+    queue_position: usize,
+}
+
 /// `POST /v1/jobs` with `{"model": ..., "task": ..., "params": {...}}` (`model` may be left out
 /// when one model serves the task): validates, queues, answers 202 with the job id, its stream
 /// URL and its queue position; with `?wait=true`, answers 200 with the collected result when
 /// the job ends (for short jobs: embeddings, rerank). A job for a model that is not loaded
-/// waits in its queue while the model loads; its stream tells of the load.
+/// waits in its queue while the model loads, and its stream tells of the load; with
+/// `?wait=true` the request waits for the load instead, and the job is checked before it is
+/// queued.
+#[utoipa::path(
+    post,
+    path = "/v1/jobs",
+    operation_id = "submit_job",
+    tag = "jobs",
+    params(
+        SubmitQuery,
+        ("X-Deadline" = Option<String>, Header, description = "A Unix time in seconds by which the job must end (instead of `timeout`)"),
+    ),
+    request_body(content = ref("#/components/schemas/JobRequest"), description = "The job: its model, task and parameters (each model's parameters are its plugin's schema)"),
+    responses(
+        (status = 202, description = "Queued", body = Accepted, links(
+            ("GetJob" = (operation_id = "get_job", parameters(("id" = "$response.body#/job_id")))),
+            ("StreamJob" = (operation_id = "stream_job", parameters(("id" = "$response.body#/job_id")))),
+            ("CancelJob" = (operation_id = "cancel_job", parameters(("id" = "$response.body#/job_id")))),
+        )),
+        (status = 200, description = "With `?wait=true`: the job's collected result", body = ref("#/components/schemas/JobResult")),
+        (status = 400, description = "A field at fault", body = ErrorBody),
+        (status = 404, description = "No such model", body = ErrorBody),
+        (status = 408, description = "The body was sent too slowly", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
+        (status = 422, description = "The body is not valid JSON of the right shape", body = ErrorBody),
+        (status = 500, description = "With `?wait=true`: the job failed", body = ErrorBody),
+        (status = 503, description = "The queue is full, the model is loading at start-up, or the host drains; retry after `Retry-After` seconds", body = ErrorBody),
+    ),
+)]
 pub async fn submit(
     State(state): State<Arc<AppState>>,
     query: Result<Query<SubmitQuery>, QueryRejection>,
@@ -50,7 +94,13 @@ pub async fn submit(
     let Json(body) = body.map_err(ApiError::rejected)?;
     let time_limit = time_limit(&headers, &body)?;
     let (model, job) = parse_submission(state.fleet(), &body, time_limit)?;
-    let (job_id, queue_position) = enqueue(state.fleet(), &model, job, WhileLoading::Queue).await?;
+    // Whoever waits for the result may as well wait for the load: the job is then checked
+    // before it is queued, and bad parameters are a 400 rather than a failed job's 500.
+    let while_loading = match query.wait {
+        true => WhileLoading::Wait,
+        false => WhileLoading::Queue,
+    };
+    let (job_id, queue_position) = enqueue(&state, &model, job, while_loading).await?;
     if let Some(limit) = time_limit {
         let (jobs, id) = (model.jobs.clone(), job_id.clone());
         tokio::spawn(async move {
@@ -75,9 +125,11 @@ pub async fn submit(
             .map_err(|failed| ApiError::job_failed(&failed.code, failed.message))?;
         return Ok(Json(collected.to_json(&job_id)).into_response());
     }
-    let stream_url = format!("/v1/jobs/{job_id}/stream");
-    let accepted =
-        json!({"job_id": job_id, "stream_url": stream_url, "queue_position": queue_position});
+    let accepted = Accepted {
+        stream_url: format!("/v1/jobs/{job_id}/stream"),
+        job_id,
+        queue_position,
+    };
     Ok((StatusCode::ACCEPTED, Json(accepted)).into_response())
 }
 
@@ -95,13 +147,14 @@ pub enum WhileLoading {
 /// upload), and queues it: its id and queue position. A model that is not loaded is loaded
 /// first (see [`WhileLoading`]).
 pub async fn enqueue(
-    fleet: &Arc<Fleet>,
+    state: &AppState,
     model: &Arc<WorkerState>,
     job: Job,
     while_loading: WhileLoading,
 ) -> Result<(String, usize), ApiError> {
+    let fleet = state.fleet();
     loop {
-        if let Some(serving) = serving_worker(model)? {
+        if let Some(serving) = serving_worker(model, state)? {
             let validated = tokio::task::spawn_blocking(move || {
                 serving.validate(&job).into_result().map(|()| job)
             })
@@ -184,10 +237,10 @@ fn decode_base64(field: &str, text: &str) -> Result<Vec<u8>, ApiError> {
 }
 
 /// The longest time limit a job may have: 30 days.
-const MAX_TIME_LIMIT_SECS: f64 = 30.0 * 24.0 * 3600.0;
+pub const MAX_TIME_LIMIT_SECS: f64 = 30.0 * 24.0 * 3600.0;
 
 /// The top-level fields of a `POST /v1/jobs` body.
-const SUBMISSION_FIELDS: [&str; 4] = ["model", "task", "params", "timeout"];
+pub const SUBMISSION_FIELDS: [&str; 4] = ["model", "task", "params", "timeout"];
 
 /// How long the job may take: the body's `timeout` (seconds) or the `X-Deadline` header (a Unix
 /// time in seconds), at most [`MAX_TIME_LIMIT_SECS`] ahead. When it passes, the job ends with
@@ -287,7 +340,10 @@ fn parse_submission(
 
 /// The loaded worker if the model takes jobs; `None` if it is to be loaded on demand; a
 /// retryable 503 while the host drains or a pinned model is still loading at start-up.
-fn serving_worker(model: &WorkerState) -> Result<Option<Arc<WorkerBox>>, ApiError> {
+fn serving_worker(
+    model: &WorkerState,
+    state: &AppState,
+) -> Result<Option<Arc<WorkerBox>>, ApiError> {
     match model.readiness.serving() {
         Ok(worker) => Ok(Some(worker)),
         Err(Life::Draining) => Err(ApiError::unavailable(
@@ -300,16 +356,25 @@ fn serving_worker(model: &WorkerState) -> Result<Option<Arc<WorkerBox>>, ApiErro
             "failed",
             message,
         )),
-        Err(Life::Loading { .. }) if model.config.pinned => Err(ApiError::unavailable(
-            "loading",
-            "the model is still loading; see /ready",
-            2,
-        )),
+        Err(Life::Loading { .. }) if model.config.pinned && !state.started() => Err(
+            ApiError::unavailable("loading", "the model is still loading; see /ready", 2),
+        ),
         Err(_) => Ok(None),
     }
 }
 
 /// `GET /v1/jobs/{id}`: the job's state.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}",
+    operation_id = "get_job",
+    tag = "jobs",
+    params(("id" = String, Path, description = "The job's id")),
+    responses(
+        (status = 200, description = "The job", body = ref("#/components/schemas/JobView")),
+        (status = 404, description = "No such job", body = ErrorBody),
+    ),
+)]
 pub async fn get(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -323,6 +388,17 @@ pub async fn get(
 }
 
 /// `DELETE /v1/jobs/{id}`: cancels a queued or running job.
+#[utoipa::path(
+    delete,
+    path = "/v1/jobs/{id}",
+    operation_id = "cancel_job",
+    tag = "jobs",
+    params(("id" = String, Path, description = "The job's id")),
+    responses(
+        (status = 200, description = "The job, cancelled (or as it ended)", body = ref("#/components/schemas/JobView")),
+        (status = 404, description = "No such job", body = ErrorBody),
+    ),
+)]
 pub async fn cancel(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,

@@ -7,6 +7,8 @@ mod jobs;
 mod json_errors;
 mod models;
 mod openai;
+mod openapi;
+mod playground;
 mod state;
 mod status;
 mod stream;
@@ -81,11 +83,13 @@ fn routes(state: Arc<AppState>) -> Router {
         .route("/ready", get(status::ready))
         .route("/metrics", get(status::metrics))
         .route("/v1/info", get(status::info))
+        .route("/openapi.json", get(openapi::document))
         .route("/v1/jobs", post(jobs::submit))
         .route("/v1/jobs/{id}", get(jobs::get).delete(jobs::cancel))
         .route("/v1/jobs/{id}/stream", get(stream::stream))
-        .route("/v1/models/{*id}", get(models::show).post(models::act))
+        .route("/v1/models/{*id}", models::route())
         .merge(openai::routes())
+        .merge(playground::routes())
         .fallback(|| async { ApiError::not_found("no such route") })
         .with_state(state)
 }

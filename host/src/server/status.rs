@@ -12,12 +12,29 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 /// `GET /health`: 200 whenever the process is alive, also while loading.
+#[utoipa::path(
+    get,
+    path = "/health",
+    operation_id = "health",
+    tag = "operations",
+    responses((status = 200, description = "Alive", body = ref("#/components/schemas/Health"))),
+)]
 pub async fn health() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
 /// `GET /ready`: 200 once every pinned model is loaded; 503 with the state (and load progress)
 /// of the first that is not, and while draining. `models` gives each model's state.
+#[utoipa::path(
+    get,
+    path = "/ready",
+    operation_id = "ready",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Every pinned model is loaded", body = ref("#/components/schemas/Readiness")),
+        (status = 503, description = "Loading, draining or failed", body = ref("#/components/schemas/Readiness")),
+    ),
+)]
 pub async fn ready(Extract(state): Extract<Arc<AppState>>) -> (StatusCode, Json<Value>) {
     let fleet = state.fleet();
     let current = fleet.state();
@@ -43,6 +60,13 @@ pub async fn ready(Extract(state): Extract<Arc<AppState>>) -> (StatusCode, Json<
 /// `params_schema`, under `models`; and at the top, for the first model (the only one with
 /// `--plugin`): the plugin's manifest, the model, the device, the state, the loaded worker's
 /// figures, the queue and the slots.
+#[utoipa::path(
+    get,
+    path = "/v1/info",
+    operation_id = "info",
+    tag = "models",
+    responses((status = 200, description = "What this host serves", body = ref("#/components/schemas/Info"))),
+)]
 pub async fn info(Extract(state): Extract<Arc<AppState>>) -> Json<Value> {
     let models = state.fleet().models();
     let mut info = models
@@ -83,6 +107,13 @@ fn model_info(served: &WorkerState) -> Value {
 }
 
 /// `GET /metrics`: Prometheus / OpenMetrics text, every model's series.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "operations",
+    responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text", body = String)),
+)]
 pub async fn metrics(Extract(state): Extract<Arc<AppState>>) -> impl IntoResponse {
     (
         [(

@@ -2,7 +2,7 @@
 //! `error`; and [`JobEvents`], a job's events for any handler, cancelling the job when dropped
 //! before its end (the client went away).
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, error::ErrorBody};
 use crate::{
     jobs::{EventReceiver, Jobs, StreamError, event::JobEvent},
     worker::WorkerState,
@@ -20,6 +20,18 @@ use std::{convert::Infallible, sync::Arc, time::Duration};
 const KEEP_ALIVE: Duration = Duration::from_secs(1);
 
 /// Opens the stream of job `id`; one client per job.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}/stream",
+    operation_id = "stream_job",
+    tag = "jobs",
+    params(("id" = String, Path, description = "The job's id")),
+    responses(
+        (status = 200, description = "The job's events, ending with exactly one `end` or `error`", content_type = "text/event-stream", body = ref("#/components/schemas/JobEvent")),
+        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 409, description = "Another client took the job's events", body = ErrorBody),
+    ),
+)]
 pub async fn stream(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,

@@ -6,7 +6,10 @@ use crate::{
     config::HttpSettings,
     fleet::Fleet,
     services::metrics::MetricsRegistry,
-    worker::{WorkerState, testing::echo_model},
+    worker::{
+        WorkerState,
+        testing::{echo_model, idle_worker},
+    },
 };
 use axum::{
     Router,
@@ -104,6 +107,18 @@ async fn a_job_submitted_while_loading_is_a_retryable_503() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(headers[header::RETRY_AFTER], "2");
     assert_eq!(body["error"]["code"], "loading");
+}
+
+#[tokio::test]
+async fn a_pinned_model_loading_again_after_start_up_queues_jobs_instead_of_a_503() {
+    let (worker, router) = loading(None);
+    worker.readiness.ready(idle_worker());
+    let unload = post_json("/v1/models/tiny/unload", "");
+    assert_eq!(send(&router, unload).await.0, StatusCode::OK);
+    worker.readiness.start_loading();
+    let submit = post_json("/v1/jobs", r#"{"task": "echo", "params": {"text": "hi"}}"#);
+    let (status, _, answer) = send(&router, submit).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
 }
 
 #[tokio::test]
@@ -262,6 +277,31 @@ async fn errors_made_outside_the_handlers_have_the_json_error_shape() {
     let (status, _, answer) = send(&router, get("/v1/jobs/%FF")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(answer["error"]["message"].is_string(), "{answer}");
+}
+
+#[tokio::test]
+async fn a_wrong_method_on_a_model_path_names_the_methods_of_that_path() {
+    let (_, router) = loading(None);
+    let request = |method: Method, uri: &str| {
+        Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(Body::empty())
+            .unwrap()
+    };
+    for (method, uri, allow) in [
+        (Method::OPTIONS, "/v1/models/tiny", "GET,HEAD"),
+        (Method::POST, "/v1/models/tiny", "GET,HEAD"),
+        (Method::DELETE, "/v1/models/tiny/load", "POST"),
+        (Method::GET, "/v1/models/tiny/unload", "POST"),
+    ] {
+        let (status, headers, answer) = send(&router, request(method.clone(), uri)).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {uri}");
+        assert_eq!(headers[header::ALLOW], allow, "{method} {uri}");
+        assert_eq!(answer["error"]["code"], "method_not_allowed");
+    }
+    let (status, _, _) = send(&router, request(Method::GET, "/v1/models/other/load")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "no model 'other'");
 }
 
 #[tokio::test]

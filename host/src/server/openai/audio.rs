@@ -5,7 +5,7 @@
 use super::{fields, request, require_task, start_job};
 use crate::{
     jobs::event::JobEvent,
-    server::{ApiError, AppState, stream::JobEvents},
+    server::{ApiError, AppState, error::OpenAiErrorBody, stream::JobEvents},
 };
 use axum::{
     Json,
@@ -75,6 +75,27 @@ struct Segment {
 
 /// Transcribes the uploaded `file`; `language`, `prompt`, `temperature` and `response_format`
 /// as OpenAI defines them; `model` picks the model.
+#[utoipa::path(
+    post,
+    path = "/v1/audio/transcriptions",
+    operation_id = "create_transcription",
+    tag = "openai",
+    request_body(content = ref("#/components/schemas/TranscriptionRequest"), content_type = "multipart/form-data"),
+    responses(
+        (status = 200, description = "The text, in the `response_format` asked for", content(
+            (ref("#/components/schemas/Transcription") = "application/json"),
+            (String = "text/plain"),
+            (String = "application/x-subrip"),
+            (String = "text/vtt"),
+        )),
+        (status = 400, description = "A field at fault (`param`)", body = OpenAiErrorBody),
+        (status = 404, description = "No model serves the route's task, or no such model", body = OpenAiErrorBody),
+        (status = 408, description = "The body was sent too slowly", body = OpenAiErrorBody),
+        (status = 413, description = "The body is too large", body = OpenAiErrorBody),
+        (status = 500, description = "The job failed, or the model failed to load", body = OpenAiErrorBody),
+        (status = 503, description = "The queue is full or the host drains; retry after `Retry-After` seconds", body = OpenAiErrorBody),
+    ),
+)]
 pub async fn transcriptions(
     State(state): State<Arc<AppState>>,
     form: Result<Multipart, MultipartRejection>,
@@ -84,6 +105,27 @@ pub async fn transcriptions(
 
 /// Translates the speech in the uploaded `file` into English; the fields are transcriptions'
 /// without `language`.
+#[utoipa::path(
+    post,
+    path = "/v1/audio/translations",
+    operation_id = "create_translation",
+    tag = "openai",
+    request_body(content = ref("#/components/schemas/TranslationRequest"), content_type = "multipart/form-data"),
+    responses(
+        (status = 200, description = "The text, in the `response_format` asked for", content(
+            (ref("#/components/schemas/Transcription") = "application/json"),
+            (String = "text/plain"),
+            (String = "application/x-subrip"),
+            (String = "text/vtt"),
+        )),
+        (status = 400, description = "A field at fault (`param`)", body = OpenAiErrorBody),
+        (status = 404, description = "No model serves the route's task, or no such model", body = OpenAiErrorBody),
+        (status = 408, description = "The body was sent too slowly", body = OpenAiErrorBody),
+        (status = 413, description = "The body is too large", body = OpenAiErrorBody),
+        (status = 500, description = "The job failed, or the model failed to load", body = OpenAiErrorBody),
+        (status = 503, description = "The queue is full or the host drains; retry after `Retry-After` seconds", body = OpenAiErrorBody),
+    ),
+)]
 pub async fn translations(
     State(state): State<Arc<AppState>>,
     form: Result<Multipart, MultipartRejection>,

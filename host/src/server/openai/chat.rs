@@ -5,6 +5,7 @@ use crate::{
     jobs::event::JobEvent,
     server::{
         ApiError, AppState,
+        error::OpenAiErrorBody,
         stream::{JobEvents, keep_alive},
     },
 };
@@ -22,6 +23,27 @@ use serde_json::{Map, Value, json};
 use std::{convert::Infallible, sync::Arc};
 
 /// Chat completions: `messages` rendered with the model's chat template by the plugin.
+#[utoipa::path(
+    post,
+    path = "/v1/chat/completions",
+    operation_id = "create_chat_completion",
+    tag = "openai",
+    request_body(content = ref("#/components/schemas/ChatCompletionRequest")),
+    responses(
+        (status = 200, description = "The completion; with `stream: true`, its chunks then `[DONE]`", content(
+            (ref("#/components/schemas/ChatCompletion") = "application/json"),
+            (ref("#/components/schemas/StreamChunk") = "text/event-stream"),
+        )),
+        (status = 400, description = "A field at fault (`param`)", body = OpenAiErrorBody),
+        (status = 404, description = "No model serves the route's task, or no such model", body = OpenAiErrorBody),
+        (status = 408, description = "The body was sent too slowly", body = OpenAiErrorBody),
+        (status = 413, description = "The body is too large", body = OpenAiErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = OpenAiErrorBody),
+        (status = 422, description = "The body is not valid JSON of the right shape", body = OpenAiErrorBody),
+        (status = 500, description = "The job failed, or the model failed to load", body = OpenAiErrorBody),
+        (status = 503, description = "The queue is full or the host drains; retry after `Retry-After` seconds", body = OpenAiErrorBody),
+    ),
+)]
 pub async fn chat_completions(
     State(state): State<Arc<AppState>>,
     body: Result<Json<Value>, JsonRejection>,
@@ -48,6 +70,27 @@ pub async fn chat_completions(
 }
 
 /// Text completions: a plain `prompt`.
+#[utoipa::path(
+    post,
+    path = "/v1/completions",
+    operation_id = "create_completion",
+    tag = "openai",
+    request_body(content = ref("#/components/schemas/CompletionRequest")),
+    responses(
+        (status = 200, description = "The completion; with `stream: true`, its chunks then `[DONE]`", content(
+            (ref("#/components/schemas/TextCompletion") = "application/json"),
+            (ref("#/components/schemas/StreamChunk") = "text/event-stream"),
+        )),
+        (status = 400, description = "A field at fault (`param`)", body = OpenAiErrorBody),
+        (status = 404, description = "No model serves the route's task, or no such model", body = OpenAiErrorBody),
+        (status = 408, description = "The body was sent too slowly", body = OpenAiErrorBody),
+        (status = 413, description = "The body is too large", body = OpenAiErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = OpenAiErrorBody),
+        (status = 422, description = "The body is not valid JSON of the right shape", body = OpenAiErrorBody),
+        (status = 500, description = "The job failed, or the model failed to load", body = OpenAiErrorBody),
+        (status = 503, description = "The queue is full or the host drains; retry after `Retry-After` seconds", body = OpenAiErrorBody),
+    ),
+)]
 pub async fn completions(
     State(state): State<Arc<AppState>>,
     body: Result<Json<Value>, JsonRejection>,
@@ -181,10 +224,11 @@ async fn respond(
         Flavor::Chat => "/v1/chat/completions",
         Flavor::Text => "/v1/completions",
     };
+    let stream = request::stream(body)?;
     let started = start_job(
         state,
         route,
-        requested_model(body),
+        requested_model(body)?,
         TASK,
         params,
         Vec::new(),
@@ -201,14 +245,10 @@ async fn respond(
         created: now(),
         flavor,
     };
-    if !request::wants_stream(body) {
+    let Some(include_usage) = stream else {
         let collected = collect(events).await?;
         return Ok(Json(completion.full(&collected)).into_response());
-    }
-    let include_usage = body
-        .get("stream_options")
-        .and_then(|o| o.get("include_usage"))
-        == Some(&Value::Bool(true));
+    };
     Ok(stream_chunks(completion, events, include_usage).into_response())
 }
 

@@ -1,7 +1,7 @@
 //! `POST /v1/embeddings` on the `embedding` task.
 
 use super::{collect, fields, request, requested_model, start_job};
-use crate::server::{ApiError, AppState};
+use crate::server::{ApiError, AppState, error::OpenAiErrorBody};
 use axum::{
     Json,
     extract::{State, rejection::JsonRejection},
@@ -12,6 +12,24 @@ use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
 /// Embeds `input` (a string or a list of strings); `encoding_format` float or base64.
+#[utoipa::path(
+    post,
+    path = "/v1/embeddings",
+    operation_id = "create_embeddings",
+    tag = "openai",
+    request_body(content = ref("#/components/schemas/EmbeddingsRequest")),
+    responses(
+        (status = 200, description = "One vector per input", body = ref("#/components/schemas/Embeddings")),
+        (status = 400, description = "A field at fault (`param`)", body = OpenAiErrorBody),
+        (status = 404, description = "No model serves the route's task, or no such model", body = OpenAiErrorBody),
+        (status = 408, description = "The body was sent too slowly", body = OpenAiErrorBody),
+        (status = 413, description = "The body is too large", body = OpenAiErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = OpenAiErrorBody),
+        (status = 422, description = "The body is not valid JSON of the right shape", body = OpenAiErrorBody),
+        (status = 500, description = "The job failed, or the model failed to load", body = OpenAiErrorBody),
+        (status = 503, description = "The queue is full or the host drains; retry after `Retry-After` seconds", body = OpenAiErrorBody),
+    ),
+)]
 pub async fn embeddings(
     State(state): State<Arc<AppState>>,
     body: Result<Json<Value>, JsonRejection>,
@@ -30,7 +48,7 @@ pub async fn embeddings(
             ));
         }
     };
-    let base64 = match body.get("encoding_format").and_then(Value::as_str) {
+    let base64 = match request::text(&body, "encoding_format")? {
         None | Some("float") => false,
         Some("base64") => true,
         Some(other) => {
@@ -44,7 +62,7 @@ pub async fn embeddings(
     let started = start_job(
         &state,
         "/v1/embeddings",
-        requested_model(&body),
+        requested_model(&body)?,
         TASK,
         params,
         Vec::new(),

@@ -1,13 +1,13 @@
 //! The OpenAI image routes: `POST /v1/images/generations` on the `image-generation` task and
 //! `POST /v1/images/edits` on `inpainting` or `image-to-image`; images come back as b64_json.
 
-mod edits;
+pub(super) mod edits;
 mod transparency;
 
 pub use edits::edits;
 
 use super::{Collected, collect, fields, now, request, requested_model, start_job};
-use crate::server::{ApiError, AppState};
+use crate::server::{ApiError, AppState, error::OpenAiErrorBody};
 use axum::{
     Json,
     extract::{State, rejection::JsonRejection},
@@ -19,6 +19,24 @@ use std::sync::Arc;
 
 /// Generates images from `prompt`; `n`, `size` ("WxH") and the plugin's own parameters
 /// (`negative_prompt`, `steps`, `guidance_scale`, `seed`, `scheduler`) as extensions.
+#[utoipa::path(
+    post,
+    path = "/v1/images/generations",
+    operation_id = "create_images",
+    tag = "openai",
+    request_body(content = ref("#/components/schemas/ImageGenerationRequest")),
+    responses(
+        (status = 200, description = "The images, as base64 PNG", body = ref("#/components/schemas/Images")),
+        (status = 400, description = "A field at fault (`param`)", body = OpenAiErrorBody),
+        (status = 404, description = "No model serves the route's task, or no such model", body = OpenAiErrorBody),
+        (status = 408, description = "The body was sent too slowly", body = OpenAiErrorBody),
+        (status = 413, description = "The body is too large", body = OpenAiErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = OpenAiErrorBody),
+        (status = 422, description = "The body is not valid JSON of the right shape", body = OpenAiErrorBody),
+        (status = 500, description = "The job failed, or the model failed to load", body = OpenAiErrorBody),
+        (status = 503, description = "The queue is full or the host drains; retry after `Retry-After` seconds", body = OpenAiErrorBody),
+    ),
+)]
 pub async fn generations(
     State(state): State<Arc<AppState>>,
     body: Result<Json<Value>, JsonRejection>,
@@ -29,7 +47,7 @@ pub async fn generations(
     let started = start_job(
         &state,
         "/v1/images/generations",
-        requested_model(&body),
+        requested_model(&body)?,
         image::GENERATION,
         params,
         Vec::new(),
@@ -53,7 +71,7 @@ fn job_params(
     if let Some(n) = body.get("n").filter(|n| !n.is_null()) {
         params.insert(param::N.into(), n.clone());
     }
-    if let Some(size) = body.get("size").and_then(Value::as_str) {
+    if let Some(size) = request::text(body, "size")? {
         let (width, height) = size
             .split_once('x')
             .and_then(|(w, h)| Some((w.parse::<u64>().ok()?, h.parse::<u64>().ok()?)))
@@ -61,11 +79,7 @@ fn job_params(
         params.insert(param::WIDTH.into(), width.into());
         params.insert(param::HEIGHT.into(), height.into());
     }
-    if let Some(format) = body
-        .get("response_format")
-        .and_then(Value::as_str)
-        .filter(|f| *f != "b64_json")
-    {
+    if let Some(format) = request::text(body, "response_format")?.filter(|f| *f != "b64_json") {
         return Err(request::bad(
             "response_format",
             format!(

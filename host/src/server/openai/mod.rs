@@ -9,6 +9,7 @@ mod fields;
 mod images;
 mod models;
 mod request;
+mod schemas;
 
 use super::{
     ApiError, AppState,
@@ -28,6 +29,23 @@ use std::{
     sync::Arc,
     time::{SystemTime, UNIX_EPOCH},
 };
+use utoipa::OpenApi;
+
+/// The OpenAI routes' part of the OpenAPI document (their request bodies: [`schemas`]).
+#[derive(OpenApi)]
+#[openapi(paths(
+    models::list,
+    chat::chat_completions,
+    chat::completions,
+    embeddings::embeddings,
+    images::generations,
+    images::edits::edits,
+    audio::transcriptions,
+    audio::translations,
+))]
+pub struct Doc;
+
+pub use schemas::requests as request_schemas;
 
 /// The OpenAI routes.
 pub fn routes() -> Router<Arc<AppState>> {
@@ -86,7 +104,7 @@ async fn start_job(
         .cloned()
         .map_err(|error| native_models::pick_error(error).openai())?;
     let job = job_for(task, params, inputs).map_err(ApiError::openai)?;
-    let (id, _) = enqueue(fleet, &served, job, WhileLoading::Wait)
+    let (id, _) = enqueue(state, &served, job, WhileLoading::Wait)
         .await
         .map_err(ApiError::openai)?;
     let events = open_stream(&served, &id).map_err(ApiError::openai)?;
@@ -97,9 +115,9 @@ async fn start_job(
     })
 }
 
-/// The `model` a JSON request body names, if any.
-fn requested_model(body: &Map<String, Value>) -> Option<&str> {
-    body.get("model").and_then(Value::as_str)
+/// The `model` a JSON request body names, if any; 400 if it is not a string.
+fn requested_model(body: &Map<String, Value>) -> Result<Option<&str>, ApiError> {
+    request::text(body, "model")
 }
 
 /// Reads a job to its end; a job error becomes a 500 in OpenAI's shape.
