@@ -126,6 +126,29 @@ impl Host {
         Self::start_ready(&args)
     }
 
+    /// Starts `rbee-host` serving the installed SD plugin on the tiny random-weight checkpoint
+    /// (written once per test process), with `extra` flags, and waits until it is ready.
+    pub fn start_sd(extra: &[&str]) -> Host {
+        let dir = crate::plugins_dir()
+            .to_str()
+            .expect("a UTF-8 path")
+            .to_string();
+        let model = crate::tiny_sd_checkpoint()
+            .to_str()
+            .expect("a UTF-8 path")
+            .to_string();
+        let mut args = vec![
+            "--plugin",
+            "sd-cpu",
+            "--plugins-dir",
+            &dir,
+            "--model",
+            &model,
+        ];
+        args.extend_from_slice(extra);
+        Self::start_ready(&args)
+    }
+
     /// Starts `rbee-host` and waits until `/ready` answers 200.
     pub fn start_ready(args: &[&str]) -> Host {
         let host = Self::start(args);

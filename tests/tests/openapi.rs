@@ -8,7 +8,7 @@
 //! per operation (default 12), `RBEE_FUZZ_SEED` the seed (default fixed; `random` for a new one
 //! each run): `cargo xtask fuzz-api` runs the same tests at length.
 
-use rbee_tests::{Host, plugins_dir, tiny_sd_checkpoint, workspace_root};
+use rbee_tests::{Host, workspace_root};
 use serde_json::{Value, json};
 use std::{process::Command, sync::Mutex};
 
@@ -70,17 +70,7 @@ fn schemathesis_finds_nothing_on_the_llm() {
 
 #[test]
 fn schemathesis_finds_nothing_on_tiny_stable_diffusion() {
-    let dir = plugins_dir().to_str().unwrap().to_string();
-    schemathesis(&Host::start_ready(&[
-        "--plugin",
-        "sd-cpu",
-        "--plugins-dir",
-        &dir,
-        "--model",
-        tiny_sd_checkpoint().to_str().unwrap(),
-        "--queue-size",
-        "10000",
-    ]));
+    schemathesis(&Host::start_sd(&["--queue-size", "10000"]));
 }
 
 #[test]

@@ -8,7 +8,7 @@ mod audio_support;
 
 use audio_support::{MODEL_DIR, audio_host, provisioned};
 use rbee_tests::{
-    Host, LLM_TEST_MODEL, ModelsFile, models_dir, plugins_dir, tiny_sd_checkpoint, workspace_root,
+    Host, LLM_TEST_MODEL, ModelsFile, models_dir, tiny_sd_checkpoint, workspace_root,
 };
 use serde_json::json;
 use std::{
@@ -70,16 +70,7 @@ fn a_chat_on_smollm2_streams_and_the_stop_button_ends_the_job_as_cancelled() {
 
 #[test]
 fn stable_diffusion_shows_progress_previews_and_the_final_image_and_inpaints() {
-    let dir = plugins_dir().to_str().unwrap().to_string();
-    let host = Host::start_ready(&[
-        "--plugin",
-        "sd-cpu",
-        "--plugins-dir",
-        &dir,
-        "--model",
-        tiny_sd_checkpoint().to_str().unwrap(),
-    ]);
-    browse(&host, "sd", &[]);
+    browse(&Host::start_sd(&[]), "sd", &[]);
 }
 
 #[test]

@@ -8,15 +8,7 @@ use serde_json::{Value, json};
 use std::process::Command;
 
 fn sd_host() -> Host {
-    let dir = plugins_dir().to_str().unwrap().to_string();
-    Host::start_ready(&[
-        "--plugin",
-        "sd-cpu",
-        "--plugins-dir",
-        &dir,
-        "--model",
-        tiny_sd_checkpoint().to_str().unwrap(),
-    ])
+    Host::start_sd(&[])
 }
 
 fn run(host: &Host, task: &str, params: Value) -> Vec<SseEvent> {
