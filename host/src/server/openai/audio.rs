@@ -3,9 +3,10 @@
 //! `task: "translate"`), answered as json, text, verbose_json, srt or vtt.
 
 use super::{fields, request, require_task, start_job};
+use crate::server::openai::errors::FormRouteErrors;
 use crate::{
     jobs::event::JobEvent,
-    server::{ApiError, AppState, error::OpenAiErrorBody, stream::JobEvents},
+    server::{ApiError, AppState, stream::JobEvents},
 };
 use axum::{
     Json,
@@ -88,12 +89,7 @@ struct Segment {
             (String = "application/x-subrip"),
             (String = "text/vtt"),
         )),
-        (status = 400, description = "A field at fault (`param`)", body = OpenAiErrorBody),
-        (status = 404, description = "No model serves the route's task, or no such model", body = OpenAiErrorBody),
-        (status = 408, description = "The body was sent too slowly", body = OpenAiErrorBody),
-        (status = 413, description = "The body is too large", body = OpenAiErrorBody),
-        (status = 500, description = "The job failed, or the model failed to load", body = OpenAiErrorBody),
-        (status = 503, description = "The queue is full or the host drains; retry after `Retry-After` seconds", body = OpenAiErrorBody),
+        FormRouteErrors,
     ),
 )]
 pub async fn transcriptions(
@@ -118,12 +114,7 @@ pub async fn transcriptions(
             (String = "application/x-subrip"),
             (String = "text/vtt"),
         )),
-        (status = 400, description = "A field at fault (`param`)", body = OpenAiErrorBody),
-        (status = 404, description = "No model serves the route's task, or no such model", body = OpenAiErrorBody),
-        (status = 408, description = "The body was sent too slowly", body = OpenAiErrorBody),
-        (status = 413, description = "The body is too large", body = OpenAiErrorBody),
-        (status = 500, description = "The job failed, or the model failed to load", body = OpenAiErrorBody),
-        (status = 503, description = "The queue is full or the host drains; retry after `Retry-After` seconds", body = OpenAiErrorBody),
+        FormRouteErrors,
     ),
 )]
 pub async fn translations(

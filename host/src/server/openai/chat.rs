@@ -1,11 +1,11 @@
 //! `POST /v1/chat/completions` and `POST /v1/completions` on the `text-generation` task.
 
 use super::{Collected, collect, fields, now, request, requested_model, start_job, usage};
+use crate::server::openai::errors::JsonRouteErrors;
 use crate::{
     jobs::event::JobEvent,
     server::{
         ApiError, AppState,
-        error::OpenAiErrorBody,
         stream::{JobEvents, keep_alive},
     },
 };
@@ -34,14 +34,7 @@ use std::{convert::Infallible, sync::Arc};
             (ref("#/components/schemas/ChatCompletion") = "application/json"),
             (ref("#/components/schemas/StreamChunk") = "text/event-stream"),
         )),
-        (status = 400, description = "A field at fault (`param`)", body = OpenAiErrorBody),
-        (status = 404, description = "No model serves the route's task, or no such model", body = OpenAiErrorBody),
-        (status = 408, description = "The body was sent too slowly", body = OpenAiErrorBody),
-        (status = 413, description = "The body is too large", body = OpenAiErrorBody),
-        (status = 415, description = "The body is not `application/json`", body = OpenAiErrorBody),
-        (status = 422, description = "The body is not valid JSON of the right shape", body = OpenAiErrorBody),
-        (status = 500, description = "The job failed, or the model failed to load", body = OpenAiErrorBody),
-        (status = 503, description = "The queue is full or the host drains; retry after `Retry-After` seconds", body = OpenAiErrorBody),
+        JsonRouteErrors,
     ),
 )]
 pub async fn chat_completions(
@@ -81,14 +74,7 @@ pub async fn chat_completions(
             (ref("#/components/schemas/TextCompletion") = "application/json"),
             (ref("#/components/schemas/StreamChunk") = "text/event-stream"),
         )),
-        (status = 400, description = "A field at fault (`param`)", body = OpenAiErrorBody),
-        (status = 404, description = "No model serves the route's task, or no such model", body = OpenAiErrorBody),
-        (status = 408, description = "The body was sent too slowly", body = OpenAiErrorBody),
-        (status = 413, description = "The body is too large", body = OpenAiErrorBody),
-        (status = 415, description = "The body is not `application/json`", body = OpenAiErrorBody),
-        (status = 422, description = "The body is not valid JSON of the right shape", body = OpenAiErrorBody),
-        (status = 500, description = "The job failed, or the model failed to load", body = OpenAiErrorBody),
-        (status = 503, description = "The queue is full or the host drains; retry after `Retry-After` seconds", body = OpenAiErrorBody),
+        JsonRouteErrors,
     ),
 )]
 pub async fn completions(

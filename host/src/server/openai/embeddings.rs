@@ -1,7 +1,8 @@
 //! `POST /v1/embeddings` on the `embedding` task.
 
 use super::{collect, fields, request, requested_model, start_job};
-use crate::server::{ApiError, AppState, error::OpenAiErrorBody};
+use crate::server::openai::errors::JsonRouteErrors;
+use crate::server::{ApiError, AppState};
 use axum::{
     Json,
     extract::{State, rejection::JsonRejection},
@@ -20,14 +21,7 @@ use std::sync::Arc;
     request_body(content = ref("#/components/schemas/EmbeddingsRequest")),
     responses(
         (status = 200, description = "One vector per input", body = ref("#/components/schemas/Embeddings")),
-        (status = 400, description = "A field at fault (`param`)", body = OpenAiErrorBody),
-        (status = 404, description = "No model serves the route's task, or no such model", body = OpenAiErrorBody),
-        (status = 408, description = "The body was sent too slowly", body = OpenAiErrorBody),
-        (status = 413, description = "The body is too large", body = OpenAiErrorBody),
-        (status = 415, description = "The body is not `application/json`", body = OpenAiErrorBody),
-        (status = 422, description = "The body is not valid JSON of the right shape", body = OpenAiErrorBody),
-        (status = 500, description = "The job failed, or the model failed to load", body = OpenAiErrorBody),
-        (status = 503, description = "The queue is full or the host drains; retry after `Retry-After` seconds", body = OpenAiErrorBody),
+        JsonRouteErrors,
     ),
 )]
 pub async fn embeddings(

@@ -7,7 +7,8 @@ mod transparency;
 pub use edits::edits;
 
 use super::{Collected, collect, fields, now, request, requested_model, start_job};
-use crate::server::{ApiError, AppState, error::OpenAiErrorBody};
+use crate::server::openai::errors::JsonRouteErrors;
+use crate::server::{ApiError, AppState};
 use axum::{
     Json,
     extract::{State, rejection::JsonRejection},
@@ -27,14 +28,7 @@ use std::sync::Arc;
     request_body(content = ref("#/components/schemas/ImageGenerationRequest")),
     responses(
         (status = 200, description = "The images, as base64 PNG", body = ref("#/components/schemas/Images")),
-        (status = 400, description = "A field at fault (`param`)", body = OpenAiErrorBody),
-        (status = 404, description = "No model serves the route's task, or no such model", body = OpenAiErrorBody),
-        (status = 408, description = "The body was sent too slowly", body = OpenAiErrorBody),
-        (status = 413, description = "The body is too large", body = OpenAiErrorBody),
-        (status = 415, description = "The body is not `application/json`", body = OpenAiErrorBody),
-        (status = 422, description = "The body is not valid JSON of the right shape", body = OpenAiErrorBody),
-        (status = 500, description = "The job failed, or the model failed to load", body = OpenAiErrorBody),
-        (status = 503, description = "The queue is full or the host drains; retry after `Retry-After` seconds", body = OpenAiErrorBody),
+        JsonRouteErrors,
     ),
 )]
 pub async fn generations(

@@ -5,6 +5,7 @@
 mod audio;
 mod chat;
 mod embeddings;
+mod errors;
 mod fields;
 mod images;
 mod models;

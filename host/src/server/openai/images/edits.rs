@@ -3,9 +3,9 @@
 //! [`super::transparency`]); the answer has the generations route's shape.
 
 use super::{answer, job_params, transparency};
+use crate::server::openai::errors::FormRouteErrors;
 use crate::server::{
     ApiError, AppState,
-    error::OpenAiErrorBody,
     openai::{collect, fields, request, require_task, start_job},
 };
 use axum::{
@@ -66,12 +66,7 @@ struct Form {
     request_body(content = ref("#/components/schemas/ImageEditRequest"), content_type = "multipart/form-data"),
     responses(
         (status = 200, description = "The images, as base64 PNG", body = ref("#/components/schemas/Images")),
-        (status = 400, description = "A field at fault (`param`)", body = OpenAiErrorBody),
-        (status = 404, description = "No model serves the route's task, or no such model", body = OpenAiErrorBody),
-        (status = 408, description = "The body was sent too slowly", body = OpenAiErrorBody),
-        (status = 413, description = "The body is too large", body = OpenAiErrorBody),
-        (status = 500, description = "The job failed, or the model failed to load", body = OpenAiErrorBody),
-        (status = 503, description = "The queue is full or the host drains; retry after `Retry-After` seconds", body = OpenAiErrorBody),
+        FormRouteErrors,
     ),
 )]
 pub async fn edits(
