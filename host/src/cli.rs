@@ -65,6 +65,13 @@ pub enum PluginsAction {
         /// The plugin file.
         path: PathBuf,
     },
+    /// Load and run one plugin file in this process for a host started with --isolate, which
+    /// talks to it over stdin and stdout.
+    #[command(hide = true)]
+    Isolated {
+        /// The plugin file.
+        path: PathBuf,
+    },
 }
 
 /// Where to look for plugins.
@@ -172,6 +179,11 @@ pub struct ServeArgs {
     /// The URL clients reach this worker at, sent in heartbeats (default: http://HOST:PORT).
     #[arg(long, value_name = "URL")]
     pub advertise_url: Option<String>,
+    /// Run each model's plugin in a supervised child process: a plugin that segfaults, aborts
+    /// or overflows its stack fails its running jobs (`plugin_crashed`) and is restarted,
+    /// instead of taking the host down.
+    #[arg(long)]
+    pub isolate: bool,
     /// Where to look for plugins.
     #[command(flatten)]
     pub search: SearchArgs,
@@ -288,6 +300,7 @@ impl ServeArgs {
             bind: (self.host, self.port),
             threads: self.threads,
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
+            isolate: self.isolate,
             cache_dir,
             search: SearchDirs::new(&self.search.plugins_dirs)?,
         })

@@ -3,6 +3,7 @@
 use crate::{
     cli::{Cli, Command, LogFormat, PluginsAction},
     error::HostError,
+    isolate,
     plugin::{commands, discovery::SearchDirs, loader},
     serve,
 };
@@ -20,6 +21,9 @@ pub fn run(cli: Cli) -> Result<(), HostError> {
         Some(Command::Plugins {
             action: PluginsAction::Probe { path },
         }) => loader::open(&path).map(drop).map_err(HostError::from),
+        Some(Command::Plugins {
+            action: PluginsAction::Isolated { path },
+        }) => isolate::child::run(&path),
         None => serve::serve(cli.serve.validate()?),
     }
 }

@@ -7,6 +7,7 @@ pub mod command;
 pub mod config;
 pub mod error;
 pub mod fleet;
+pub mod isolate;
 pub mod jobs;
 pub mod plugin;
 pub mod serve;

@@ -3,7 +3,8 @@
 //! disconnect, wait for the answer or never read. No job is lost and every stream read to its
 //! end carries exactly one terminal event: in the plain mix (run twice: the open files come back
 //! down after each run, and the second leaves the host no larger than the first did), with
-//! jobs that panic or fail among them, through a SIGTERM, and when the hive goes away.
+//! jobs that panic or fail among them (in process and with `--isolate`), through a SIGTERM,
+//! and when the hive goes away.
 
 use rbee_tests::{
     FakeHive, Host,
@@ -64,8 +65,19 @@ fn assert_nothing_lost(report: &LoadReport) {
 
 #[test]
 fn jobs_that_panic_or_fail_under_load_end_only_themselves() {
+    faults_end_only_their_jobs(&[]);
+}
+
+#[test]
+fn the_same_holds_with_the_plugin_in_a_process_of_its_own() {
+    faults_end_only_their_jobs(&["--isolate"]);
+}
+
+/// One client in ten asks for a job that panics and one for a job that fails: those end in
+/// an error, and every other job as usual.
+fn faults_end_only_their_jobs(extra: &[&str]) {
     let clients = clients();
-    let host = load_host(clients, &[]);
+    let host = load_host(clients, extra);
     let plan = Plan {
         faults: true,
         ..Plan::clients(clients)

@@ -30,6 +30,8 @@ pub struct ServeConfig {
     pub vllm_metrics: bool,
     /// Heartbeats to a hive, if one was given.
     pub heartbeat: Option<HeartbeatConfig>,
+    /// Whether plugins run in supervised child processes (`--isolate`).
+    pub isolate: bool,
 }
 
 /// One model the host serves: which plugin runs it, on what, and how long it stays loaded.

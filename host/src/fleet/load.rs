@@ -3,9 +3,10 @@
 
 use super::{Fleet, memory};
 use crate::{
+    isolate,
     jobs::engine,
     services::host_services::{HostServices, ProgressDisplay},
-    worker::{WorkerState, readiness::State},
+    worker::{Loader, WorkerState, readiness::State},
 };
 use abi_stable::{
     sabi_trait::TD_Opaque,
@@ -34,14 +35,18 @@ impl Fleet {
         let (fleet, model) = (self.clone(), model.clone());
         std::thread::Builder::new()
             .name("rbee-model-load".into())
-            .spawn(move || {
-                if let Err(message) = fleet.load_blocking(&model) {
-                    model.set_last_error(Some(message.clone()));
-                    model.readiness.unloaded();
-                    model.jobs.fail_queued(LOAD_FAILED, &message);
-                }
-            })
+            .spawn(move || fleet.load_or_fail_queued(&model))
             .expect("spawning a model-load thread");
+    }
+
+    /// Loads `model` (which is in the loading state) on this thread; if that fails, records
+    /// why, marks it unloaded and fails the jobs waiting for it.
+    pub(super) fn load_or_fail_queued(self: &Arc<Self>, model: &Arc<WorkerState>) {
+        if let Err(message) = self.load_blocking(model) {
+            model.set_last_error(Some(message.clone()));
+            model.readiness.unloaded();
+            model.jobs.fail_queued(LOAD_FAILED, &message);
+        }
     }
 
     /// Loads every pinned model, one after the other, on a thread of its own; the first that
@@ -119,12 +124,19 @@ impl Fleet {
         };
         let started = Instant::now();
         let resident_before = memory::resident_bytes();
-        let load = model.load;
         let host = HostApi_TO::from_ptr(RArc::new(services), TD_Opaque);
-        let worker = match catch_unwind(AssertUnwindSafe(|| load(request, host))) {
-            Ok(RResult::ROk(worker)) => Arc::new(worker),
-            Ok(RResult::RErr(error)) => return Err(error.to_string()),
-            Err(_) => return Err("the plugin panicked while loading".into()),
+        let worker = match &model.loader {
+            Loader::InProcess(load) => match catch_unwind(AssertUnwindSafe(|| load(request, host)))
+            {
+                Ok(RResult::ROk(worker)) => Arc::new(worker),
+                Ok(RResult::RErr(error)) => return Err(error.to_string()),
+                Err(_) => return Err("the plugin panicked while loading".into()),
+            },
+            Loader::Isolated(plugin) => {
+                let on_crash = self.restart_on_crash(model);
+                let worker = isolate::load(plugin, &request, host, on_crash);
+                Arc::new(worker.map_err(|error| error.to_string())?)
+            }
         };
         let size = match worker.status().memory_bytes {
             0 => memory::resident_bytes().saturating_sub(resident_before),

@@ -2,6 +2,7 @@
 //! room under the memory budget), and unloading it when idle or asked to.
 
 mod load;
+mod restart;
 pub use load::LOAD_FAILED;
 pub mod memory;
 mod unload;

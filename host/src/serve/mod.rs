@@ -15,7 +15,7 @@ use crate::{
         heartbeat,
         metrics::MetricsRegistry,
     },
-    worker::WorkerState,
+    worker::{Loader, WorkerState},
 };
 use std::{
     collections::HashMap,
@@ -49,7 +49,12 @@ pub fn serve(config: ServeConfig) -> Result<(), HostError> {
     let mut models = Vec::new();
     for entry in config.models.clone() {
         let opened = &plugins[&entry.plugin];
-        models.push(Arc::new(served_model(entry, opened, &registry)?));
+        models.push(Arc::new(served_model(
+            entry,
+            opened,
+            &registry,
+            config.isolate,
+        )?));
     }
     export_thread_count(config.threads);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -94,6 +99,7 @@ fn served_model(
     mut entry: ModelConfig,
     opened: &Opened,
     registry: &MetricsRegistry,
+    isolate: bool,
 ) -> Result<WorkerState, HostError> {
     let manifest = &opened.plugin.manifest;
     let device: DeviceArg =
@@ -113,13 +119,11 @@ fn served_model(
     );
     let metrics = registry.for_model(&entry.id);
     metrics.plugin_loaded(opened.seconds);
-    Ok(WorkerState::new(
-        entry,
-        manifest,
-        opened.plugin.module.load(),
-        device,
-        metrics,
-    ))
+    let loader = match isolate {
+        true => Loader::Isolated(opened.plugin.path.clone()),
+        false => Loader::InProcess(opened.plugin.module.load()),
+    };
+    Ok(WorkerState::new(entry, manifest, loader, device, metrics))
 }
 /// Exports `--threads` for the compute libraries plugins use, which size their pools from the
 /// environment (see `LoadRequest::threads`).

@@ -5,6 +5,7 @@ use super::{
 };
 use crate::{
     fleet::{Fleet, LOAD_FAILED},
+    isolate::PLUGIN_CRASHED,
     jobs::SubmitError,
     services::host_services::loading_event,
     worker::{WorkerState, readiness::State as Life},
@@ -133,6 +134,10 @@ pub async fn submit(
     Ok((StatusCode::ACCEPTED, Json(accepted)).into_response())
 }
 
+/// How often a job whose check met a crashed plugin process looks again: the model is about
+/// to restart, and the job waits for it like any job for a load.
+const RESTART_POLL: std::time::Duration = std::time::Duration::from_millis(25);
+
 /// What a request for a model that is not loaded does while the model loads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WhileLoading {
@@ -149,19 +154,28 @@ pub enum WhileLoading {
 pub async fn enqueue(
     state: &AppState,
     model: &Arc<WorkerState>,
-    job: Job,
+    mut job: Job,
     while_loading: WhileLoading,
 ) -> Result<(String, usize), ApiError> {
     let fleet = state.fleet();
     loop {
         if let Some(serving) = serving_worker(model, state)? {
-            let validated = tokio::task::spawn_blocking(move || {
-                serving.validate(&job).into_result().map(|()| job)
+            let checked = tokio::task::spawn_blocking(move || {
+                let outcome = serving.validate(&job).into_result();
+                (job, outcome)
             })
             .await
             .map_err(|_| ApiError::job_failed(error_code::PANIC, "validating the job crashed"))?;
-            let job = validated.map_err(ApiError::from_plugin)?;
-            return model.jobs.submit(job).map_err(submit_error);
+            let outcome;
+            (job, outcome) = checked;
+            match outcome {
+                Ok(()) => return model.jobs.submit(job).map_err(submit_error),
+                Err(error) if error.code.as_str() == PLUGIN_CRASHED => {
+                    tokio::time::sleep(RESTART_POLL).await;
+                    continue;
+                }
+                Err(error) => return Err(ApiError::from_plugin(error)),
+            }
         }
         if while_loading == WhileLoading::Queue {
             let note = match model.readiness.state() {

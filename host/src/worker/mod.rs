@@ -17,18 +17,36 @@ use std::{
         atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     thread::JoinHandle,
+    time::{Duration, Instant},
 };
 
 /// A plugin's `load` entry point.
 pub type LoadFn = extern "C" fn(LoadRequest, HostApiRef) -> RResult<WorkerBox, PluginError>;
 
+/// Where a model's worker runs.
+pub enum Loader {
+    /// In the host's process, loaded by the plugin's entry point.
+    InProcess(LoadFn),
+    /// In a supervised child process that opens the plugin file at this path (`--isolate`).
+    Isolated(std::path::PathBuf),
+}
+
+/// The first wait before a crashed plugin process is started again; it doubles with each
+/// crash that follows within [`CRASH_MEMORY`], up to [`MAX_RESTART_DELAY`].
+const FIRST_RESTART_DELAY: Duration = Duration::from_millis(500);
+
+/// The longest wait before a restart.
+const MAX_RESTART_DELAY: Duration = Duration::from_secs(30);
+
+/// How long a crash counts towards the next restart's back-off.
+const CRASH_MEMORY: Duration = Duration::from_secs(60);
+
 /// Everything that belongs to one model, shared by its handlers, engine threads and heartbeats.
 pub struct WorkerState {
     /// What the host was told to serve.
     pub config: ModelConfig,
-    /// The plugin's entry point that loads it (the plugin is opened once, for every model it
-    /// serves).
-    pub load: LoadFn,
+    /// How its worker is loaded (the plugin is opened once, for every model it serves).
+    pub loader: Loader,
     /// The plugin's manifest, as JSON for `/v1/info`.
     pub manifest: Value,
     /// The tasks the plugin serves.
@@ -45,6 +63,15 @@ pub struct WorkerState {
     footprint: AtomicU64,
     last_error: Mutex<Option<String>>,
     engines: Mutex<Vec<JoinHandle<()>>>,
+    crashes: Mutex<Crashes>,
+}
+
+/// How often a model's plugin process has crashed, and how recently.
+#[derive(Default)]
+struct Crashes {
+    total: u64,
+    in_a_row: u32,
+    last: Option<Instant>,
 }
 
 impl WorkerState {
@@ -65,15 +92,33 @@ impl WorkerState {
         }
         self.slots.store(0, Ordering::Relaxed);
     }
+
+    /// Records a crash of its plugin process; how long to wait before starting it again.
+    pub fn crashed(&self) -> Duration {
+        let mut crashes = self.crashes.lock().unwrap_or_else(|e| e.into_inner());
+        let recent = crashes
+            .last
+            .is_some_and(|last| last.elapsed() < CRASH_MEMORY);
+        crashes.in_a_row = if recent { crashes.in_a_row + 1 } else { 1 };
+        crashes.total += 1;
+        crashes.last = Some(Instant::now());
+        let doublings = (crashes.in_a_row - 1).min(16);
+        (FIRST_RESTART_DELAY * 2u32.pow(doublings)).min(MAX_RESTART_DELAY)
+    }
+
+    /// How many times its plugin process has crashed.
+    pub fn crashes(&self) -> u64 {
+        self.crashes.lock().unwrap_or_else(|e| e.into_inner()).total
+    }
 }
 
 impl WorkerState {
     /// The model `config` names, unloaded, run on `device` by the plugin `manifest` describes,
-    /// which `load` loads.
+    /// which `loader` loads.
     pub fn new(
         config: ModelConfig,
         manifest: &Manifest,
-        load: LoadFn,
+        loader: Loader,
         device: DeviceArg,
         metrics: Metrics,
     ) -> Self {
@@ -89,8 +134,9 @@ impl WorkerState {
             footprint: AtomicU64::new(0),
             last_error: Mutex::new(None),
             engines: Mutex::new(Vec::new()),
+            crashes: Mutex::new(Crashes::default()),
             config,
-            load,
+            loader,
         }
     }
 
@@ -168,6 +214,7 @@ impl WorkerState {
             "keep_alive_seconds": self.config.keep_alive.map(|k| k.as_secs_f64()),
             "memory_bytes": self.memory_bytes(),
             "last_error": self.last_error(),
+            "crashes": self.crashes(),
         });
         if let (Some(details), Value::Object(extra)) = (details.as_object_mut(), extra) {
             details.extend(extra);
@@ -267,7 +314,7 @@ pub mod testing {
         WorkerState::new(
             config,
             &manifest,
-            no_weights,
+            Loader::InProcess(no_weights),
             device,
             registry.for_model(id),
         )

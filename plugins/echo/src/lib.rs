@@ -1,12 +1,13 @@
 //! `echo-cpu`: a test worker that streams its input back word by word.
 //!
-//! It exists to exercise the host: switches make it sleep between words, fail, or panic, at
-//! load time or in the middle of a job, and run several jobs at once. It is a real plugin built
-//! like any other.
+//! It exists to exercise the host: switches make it sleep between words, fail, panic or crash
+//! its process, at load time or in the middle of a job, and run several jobs at once. It is a
+//! real plugin built like any other.
 
+mod crash;
 mod params;
 
-use params::{EchoParams, LoadOptions};
+use params::{Crash, EchoParams, LoadOptions};
 use rbee_plugin_api::{
     EventSinkExt, HostApiRef, Job, JobEnd, JobSink, LoadRequest, LogLevel, Manifest, PluginError,
     PluginWorker, WorkerStatus, export_plugin,
@@ -22,11 +23,14 @@ pub const TASK: &str = "echo";
 pub struct Echo {
     model: String,
     parallel: u32,
+    crash: Option<(String, Crash)>,
 }
 
 fn manifest() -> Manifest {
     Manifest::new("echo", "cpu", env!("CARGO_PKG_VERSION"), &[TASK])
-        .description("Streams its input back word by word; can sleep, fail or panic on request")
+        .description(
+            "Streams its input back word by word; can sleep, fail, panic or crash on request",
+        )
         .params_schema(EchoParams::schema())
         .default_model("echo")
 }
@@ -59,6 +63,7 @@ fn load(request: LoadRequest, host: HostApiRef) -> Result<Echo, PluginError> {
     Ok(Echo {
         model,
         parallel: options.parallel,
+        crash: options.crash_at_word.map(|word| (word, options.crash_with)),
     })
 }
 
@@ -81,9 +86,10 @@ impl PluginWorker for Echo {
             json!({"words": words, "deadline_unix_ms": job.deadline_unix_ms.into_option()});
         sink.started(started.to_string().as_str().into());
         if !params.from_thread {
-            return stream_words(&params, &sink);
+            return stream_words(&params, &sink, self.crash.clone());
         }
-        let streamed = thread::spawn(move || stream_words(&params, &sink)).join();
+        let crash = self.crash.clone();
+        let streamed = thread::spawn(move || stream_words(&params, &sink, crash)).join();
         streamed.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     }
 
@@ -96,11 +102,20 @@ impl PluginWorker for Echo {
     }
 }
 
-/// Streams the words of `params.text` into `sink`, misbehaving as `params` ask. A stopped job
-/// ends cancelled, saying which stop reason it saw.
-fn stream_words(params: &EchoParams, sink: &JobSink) -> Result<JobEnd, PluginError> {
+/// Streams the words of `params.text` into `sink`, misbehaving as `params` ask, and crashing
+/// at `crash`'s word. A stopped job ends cancelled, saying which stop reason it saw.
+fn stream_words(
+    params: &EchoParams,
+    sink: &JobSink,
+    crash: Option<(String, Crash)>,
+) -> Result<JobEnd, PluginError> {
     let words: Vec<&str> = params.text.split_inclusive(' ').collect();
     for (index, word) in words.iter().enumerate() {
+        if let Some((at, how)) = &crash
+            && word.trim() == at
+        {
+            crash::crash(*how);
+        }
         if params.panic_after == Some(index) {
             panic!("echo was asked to panic after {index} words");
         }

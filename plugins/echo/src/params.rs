@@ -64,6 +64,25 @@ pub struct LoadOptions {
     /// How many jobs to run at once.
     #[serde(default = "one")]
     pub parallel: u32,
+    /// Crash the whole process, as `crash_with` says, when a job's text reaches this word
+    /// (for testing the host's crash isolation).
+    pub crash_at_word: Option<String>,
+    /// How to crash at `crash_at_word`.
+    #[serde(default)]
+    pub crash_with: Crash,
+}
+
+/// The ways echo can crash its process, none of which a panic handler can catch.
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Crash {
+    /// Write to an unmapped address (SIGSEGV).
+    #[default]
+    Segfault,
+    /// `abort()` (SIGABRT).
+    Abort,
+    /// Recurse until the stack overflows.
+    StackOverflow,
 }
 
 fn one() -> u32 {

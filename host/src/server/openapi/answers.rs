@@ -66,8 +66,8 @@ fn native() -> Vec<(&'static str, Value)> {
     ];
     let mut details = json!({
         "type": "object",
-        "description": "`WorkerState::details`: the model's summary, device, queue, slots, keep-alive, memory and last load error",
-        "required": summary_required.iter().chain(&["model", "device", "queue", "slots", "keep_alive_seconds", "memory_bytes", "last_error"]).collect::<Vec<_>>(),
+        "description": "`WorkerState::details`: the model's summary, device, queue, slots, keep-alive, memory, last load error and plugin-process crashes",
+        "required": summary_required.iter().chain(&["model", "device", "queue", "slots", "keep_alive_seconds", "memory_bytes", "last_error", "crashes"]).collect::<Vec<_>>(),
         "properties": summary_properties.clone(),
     });
     let extra = json!({
@@ -78,6 +78,7 @@ fn native() -> Vec<(&'static str, Value)> {
         "keep_alive_seconds": {"type": ["number", "null"]},
         "memory_bytes": {"type": "integer", "minimum": 0},
         "last_error": {"type": ["string", "null"]},
+        "crashes": {"type": "integer", "minimum": 0, "description": "How often the model's plugin process crashed (`--isolate`)"},
         "params_schema": {"description": "In `/v1/info`: the plugin's job parameters (JSON Schema)"},
     });
     if let (Some(all), Some(extra)) = (details["properties"].as_object_mut(), extra.as_object()) {
