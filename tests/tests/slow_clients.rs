@@ -1,5 +1,6 @@
 //! Clients that send slowly, or nothing at all: they lose their connection after a time limit,
-//! so they can hold neither file descriptors nor the shutdown.
+//! so they can hold neither file descriptors nor the shutdown. And clients whose request head is
+//! too large: they get an answer in the error shape.
 
 use rbee_tests::Host;
 use serde_json::Value;
@@ -77,4 +78,38 @@ fn a_half_sent_request_does_not_hold_the_shutdown() {
         "exited {:?} after SIGTERM",
         asked.elapsed()
     );
+}
+
+#[test]
+fn an_over_long_uri_or_over_large_headers_get_414_or_431_in_the_error_shape() {
+    let host = Host::start_echo(&[]);
+    let long_uri = format!("GET /v1/jobs/{} HTTP/1.1\r\n", "a".repeat(20 * 1024));
+    let one_large_header = format!("X-Large: {}\r\n", "a".repeat(100 * 1024));
+    let many_headers: String = (0..200)
+        .map(|i| format!("X-Filler-{i}: {}\r\n", "a".repeat(500)))
+        .collect();
+    let (get_health, too_large) = (
+        "GET /health HTTP/1.1\r\n",
+        "request_header_fields_too_large",
+    );
+    for (request_line, headers, status, code) in [
+        (long_uri.as_str(), "", "414", "uri_too_long"),
+        (get_health, &one_large_header, "431", too_large),
+        (get_health, &many_headers, "431", too_large),
+    ] {
+        let mut stream = connect(&host, Duration::from_secs(20));
+        let request = format!("{request_line}Host: rbee\r\n{headers}Connection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).unwrap();
+        let answer = read_to_close(&mut stream);
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{}",
+            &answer[..answer.len().min(500)]
+        );
+        let body: Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap())
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {answer}"));
+        assert_eq!(body["error"]["code"], code, "{body}");
+        assert!(body["error"]["message"].is_string(), "{body}");
+    }
+    assert_eq!(host.get("/health").status(), 200);
 }

@@ -3,13 +3,17 @@
 //! gated repositories, `HF_HUB_OFFLINE` to use the cache alone), as in Hugging Face's own tools.
 
 use hf_hub::{
-    Cache,
+    Cache, Repo,
     api::{
         Progress,
-        sync::{Api, ApiBuilder, ApiError},
+        sync::{Api, ApiBuilder, ApiError, ApiRepo},
     },
 };
-use std::path::Path;
+use std::{
+    fs::File,
+    io::ErrorKind,
+    path::{Path, PathBuf},
+};
 
 /// Whether `HF_HUB_OFFLINE` forbids network access (the cache alone is used).
 pub fn offline() -> bool {
@@ -28,6 +32,54 @@ pub fn api(cache_dir: &Path) -> Result<Api, ApiError> {
         builder = builder.with_token(Some(token));
     }
     builder.build()
+}
+
+/// Downloads `file` of the hub repository `repo` (which `api` reaches) into `cache_dir`, the
+/// cache `api` was built on, telling `progress`; why not, for people. A download the disk cannot
+/// hold leaves no partial file behind (it would keep the disk full), and its error names the
+/// cache directory.
+pub fn download(
+    api: &ApiRepo,
+    repo: &str,
+    file: &str,
+    cache_dir: &Path,
+    progress: impl Progress,
+) -> Result<PathBuf, String> {
+    let error = match api.download_with_progress(file, progress) {
+        Ok(path) => return Ok(path),
+        Err(error) => error,
+    };
+    let full = match &error {
+        ApiError::IoError(e) if e.kind() == ErrorKind::StorageFull => "no space left on device",
+        ApiError::IoError(e) if e.kind() == ErrorKind::QuotaExceeded => "disk quota exceeded",
+        _ => return Err(error.to_string()),
+    };
+    let repo_dir = cache_dir.join(Repo::model(repo.to_string()).folder_name());
+    remove_partial_downloads(&repo_dir.join("blobs"));
+    Err(format!(
+        "{full} in the model cache {}: the partial download was removed; free space there, or \
+         choose another directory with --cache-dir",
+        cache_dir.display()
+    ))
+}
+
+/// Removes the partial downloads (`*.part`) in `blobs` that no download is writing: hf-hub
+/// holds the lock file beside each while it writes.
+fn remove_partial_downloads(blobs: &Path) {
+    let Ok(entries) = std::fs::read_dir(blobs) else {
+        return;
+    };
+    for part in entries.filter_map(|entry| Some(entry.ok()?.path())) {
+        if part.extension().is_none_or(|extension| extension != "part") {
+            continue;
+        }
+        let Ok(lock) = File::open(part.with_extension("lock")) else {
+            continue;
+        };
+        if lock.try_lock().is_ok() {
+            let _ = std::fs::remove_file(&part);
+        }
+    }
 }
 
 /// Forwards hf-hub's byte counts to `progress(fraction, message)`, at most once per percent of
@@ -71,5 +123,38 @@ impl Progress for DownloadProgress<'_> {
 
     fn finish(&mut self) {
         (self.progress)(1.0, &format!("downloaded {}", self.file));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_partial_downloads_nobody_writes_are_removed() {
+        let blobs = std::env::temp_dir().join(format!("rbee-hub-blobs-{}", std::process::id()));
+        std::fs::create_dir_all(&blobs).unwrap();
+        for name in [
+            "stale.part",
+            "stale.lock",
+            "written.part",
+            "written.lock",
+            "whole",
+        ] {
+            std::fs::write(blobs.join(name), "x").unwrap();
+        }
+        let writing = File::open(blobs.join("written.lock")).unwrap();
+        writing.lock().unwrap();
+        remove_partial_downloads(&blobs);
+        let mut left: Vec<String> = std::fs::read_dir(&blobs)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            ["stale.lock", "whole", "written.lock", "written.part"]
+        );
+        std::fs::remove_dir_all(&blobs).unwrap();
     }
 }

@@ -18,6 +18,12 @@ use tower::ServiceExt;
 /// How long accepting waits after an error (such as running out of file descriptors).
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
+/// The most header fields hyper reads in a request, well above the API's own limit (100), so
+/// that the router answers requests between the two with its JSON 431 rather than hyper with an
+/// empty one. hyper's other limits on a request head are its read buffer (about 400 KB) and a
+/// request target of 64 KiB, both also well above the API's.
+const HYPER_MAX_HEADERS: usize = 1000;
+
 /// Serves `app` on `listener` until `stop` resolves; then stops accepting, lets the open
 /// connections end their requests for up to `close_grace`, and closes the rest. A connection
 /// whose request headers take longer than `header_timeout` (including an idle keep-alive
@@ -32,7 +38,8 @@ pub async fn serve(
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout);
+        .header_read_timeout(header_timeout)
+        .max_headers(HYPER_MAX_HEADERS);
     let graceful = GracefulShutdown::new();
     let mut stop = std::pin::pin!(stop);
     loop {

@@ -36,7 +36,8 @@ use tower_http::{
 use tracing::Level;
 
 /// The router with every route of the API, and its middleware: request ids (honouring
-/// `X-Request-Id`), a span per request, the body's size and time limits, CORS and the API key.
+/// `X-Request-Id`), a span per request, the limits of the request head and the body's size and
+/// time limits, CORS and the API key.
 pub fn app(state: Arc<AppState>) -> Router {
     let http = state.http().clone();
     let mut router = routes(state)
@@ -50,6 +51,7 @@ pub fn app(state: Arc<AppState>) -> Router {
             auth::require_key,
         ));
     }
+    router = router.layer(middleware::from_fn(json_errors::limit_head));
     if !http.cors_origins.is_empty() {
         router = router.layer(cors(&http.cors_origins));
     }

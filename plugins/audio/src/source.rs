@@ -63,9 +63,11 @@ pub fn resolve(
     for file in files {
         let path = match cached.get(file) {
             Some(path) => path,
-            None => api_repo
-                .download_with_progress(file, rbee_hub::DownloadProgress::new(progress))
-                .map_err(|e| fail(format!("cannot download {file}: {e}")))?,
+            None => {
+                let progress = rbee_hub::DownloadProgress::new(progress);
+                rbee_hub::download(&api_repo, repo, file, cache_dir, progress)
+                    .map_err(|e| fail(format!("cannot download {file}: {e}")))?
+            }
         };
         dir = path.parent().map(Path::to_path_buf);
     }

@@ -60,8 +60,8 @@ fn download(
         if let Some(path) = cached.get(name) {
             return Ok(path);
         }
-        api_repo
-            .download_with_progress(name, rbee_hub::DownloadProgress::new(progress))
+        let progress = rbee_hub::DownloadProgress::new(progress);
+        rbee_hub::download(&api_repo, repo, name, cache_dir, progress)
             .map_err(|e| fail(format!("cannot download {name}: {e}")))
     };
     if let Some(file) = file {

@@ -95,7 +95,7 @@ impl Source {
                     done: 0,
                     reported: 0,
                 };
-                api.download_with_progress(file, progress)
+                rbee_hub::download(api, repo, file, cache.path(), progress)
                     .map(Some)
                     .map_err(|e| model_load(format!("cannot download {file} from {repo}: {e}")))
             }
