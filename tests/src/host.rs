@@ -175,9 +175,24 @@ impl Host {
         self.child.id()
     }
 
-    /// The host process's resident memory (`VmRSS`), in bytes.
+    /// The resident memory (`VmRSS`) of the host and its plugin processes, in bytes.
     pub fn resident_bytes(&self) -> u64 {
-        resident_bytes(self.pid())
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.pid()));
+        let children: u64 = tasks
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+            .flat_map(|pids| {
+                let pids: Vec<u32> = pids
+                    .split_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .collect();
+                pids
+            })
+            .map(resident_bytes)
+            .sum();
+        resident_bytes(self.pid()) + children
     }
 
     /// Everything the host wrote to stderr so far.

@@ -1,4 +1,4 @@
-//! Crash isolation (`--isolate`): the echo plugin runs in a child process and is told to
+//! Crash isolation (the default): the echo plugin runs in a child process and is told to
 //! segfault, abort or overflow its stack at a given word. The host never dies: the running
 //! jobs end with `plugin_crashed`, the plugin process restarts with a growing back-off, and
 //! queued jobs run once it is back. Jobs through the child stream, stop and end as in-process.
@@ -13,7 +13,7 @@ fn crashing_host(how: &str, parallel: u32) -> Host {
     let options = json!({
         "crash_at_word": "boom", "crash_with": how, "parallel": parallel, "load_delay_ms": 1000
     });
-    Host::start_echo(&["--isolate", "--plugin-options", &options.to_string()])
+    Host::start_echo(&["--plugin-options", &options.to_string()])
 }
 
 fn events(host: &Host, params: Value) -> Vec<SseEvent> {
@@ -146,7 +146,7 @@ fn events_after_restart(host: &Host) -> Vec<SseEvent> {
 
 #[test]
 fn isolated_jobs_stream_stop_and_end_as_in_process() {
-    let host = Host::start_echo(&["--isolate", "--plugin-options", r#"{"parallel": 2}"#]);
+    let host = Host::start_echo(&["--plugin-options", r#"{"parallel": 2}"#]);
     let done = events(&host, json!({"text": "the quick brown fox"}));
     assert_eq!(streamed_text(&done), "the quick brown fox");
     assert_eq!(terminal(&done).data["words"], 4);
@@ -177,7 +177,7 @@ fn isolated_jobs_stream_stop_and_end_as_in_process() {
 
 #[test]
 fn the_plugin_process_ends_with_the_host() {
-    let mut host = Host::start_echo(&["--isolate"]);
+    let mut host = Host::start_echo(&[]);
     let pid = plugin_pids(&host)[0];
     assert!(is_running(pid));
     host.terminate();
@@ -189,7 +189,7 @@ fn the_plugin_process_ends_with_the_host() {
 
 #[test]
 fn an_isolated_image_job_returns_its_png() {
-    let host = Host::start_sd(&["--isolate"]);
+    let host = Host::start_sd(&[]);
     let params = json!({"prompt": "a red cube", "steps": 2, "seed": 3, "width": 64, "height": 64});
     let events = host
         .stream(&host.submit("image-generation", params))

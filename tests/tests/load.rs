@@ -3,7 +3,7 @@
 //! disconnect, wait for the answer or never read. No job is lost and every stream read to its
 //! end carries exactly one terminal event: in the plain mix (run twice: the open files come back
 //! down after each run, and the second leaves the host no larger than the first did), with
-//! jobs that panic or fail among them (in process and with `--isolate`), through a SIGTERM,
+//! jobs that panic or fail among them (isolated and `--in-process`), through a SIGTERM,
 //! and when the hive goes away.
 
 use rbee_tests::{
@@ -69,8 +69,8 @@ fn jobs_that_panic_or_fail_under_load_end_only_themselves() {
 }
 
 #[test]
-fn the_same_holds_with_the_plugin_in_a_process_of_its_own() {
-    faults_end_only_their_jobs(&["--isolate"]);
+fn the_same_holds_with_the_plugin_in_the_hosts_own_process() {
+    faults_end_only_their_jobs(&["--in-process"]);
 }
 
 /// One client in ten asks for a job that panics and one for a job that fails: those end in

@@ -1,4 +1,5 @@
-//! `cargo xtask bench llm|sd|audio|host` (host: see [`host`]). llm: the LLM plugin's speed with the test model and its
+//! `cargo xtask bench llm|sd|audio|host|isolate` (host: see [`host`]; isolate: see
+//! [`isolate`]). llm: the LLM plugin's speed with the test model and its
 //! Q4_0 and Q8_0 copies on 2 threads, called in-process and through a running host over HTTP +
 //! SSE, with the host's cost per token, beside llama.cpp's llama-bench on the same files when
 //! one is given (`--compare`), and the portable build beside the native one (`--portable`). sd: seconds and peak memory of an SD 1.5 UNet pass and of a whole 512x512 image
@@ -10,8 +11,10 @@
 
 mod concurrency;
 mod host;
+mod isolate;
 
 pub use host::host;
+pub use isolate::isolate;
 
 use crate::{
     models, paths,

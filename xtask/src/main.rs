@@ -36,7 +36,7 @@ enum Task {
     /// Measure speed and print a table (record it in BENCHMARKS.md).
     Bench {
         /// What to measure.
-        #[arg(value_parser = ["llm", "sd", "audio", "host"])]
+        #[arg(value_parser = ["llm", "sd", "audio", "host", "isolate"])]
         what: String,
         /// Runs per figure (the median is printed).
         #[arg(long, default_value_t = 3)]
@@ -131,6 +131,7 @@ fn main() -> Result<()> {
             "sd" => bench::sd(runs),
             "audio" => bench::audio(runs),
             "host" => bench::host(runs, compare.as_deref()),
+            "isolate" => bench::isolate(runs),
             _ => bench::llm(&bench::LlmBench {
                 runs,
                 compare: compare.as_deref(),

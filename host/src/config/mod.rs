@@ -30,7 +30,7 @@ pub struct ServeConfig {
     pub vllm_metrics: bool,
     /// Heartbeats to a hive, if one was given.
     pub heartbeat: Option<HeartbeatConfig>,
-    /// Whether plugins run in supervised child processes (`--isolate`).
+    /// Whether plugins run in supervised child processes (the default; not `--in-process`).
     pub isolate: bool,
 }
 

@@ -1,4 +1,4 @@
-//! Restarting a model whose plugin process crashed (`--isolate`): its engine threads end (the
+//! Restarting a model whose plugin process crashed: its engine threads end (the
 //! running jobs have failed with `plugin_crashed`), then, after a back-off that grows with
 //! crashes in a row, the model loads again. `/ready` and `/v1/models` show it loading
 //! meanwhile; queued jobs wait for it.

@@ -1,6 +1,7 @@
-//! Crash isolation (`--isolate`): a model's plugin loads and runs in a supervised child process
-//! (`rbee-host plugins isolated <file>`), which the host talks to over the child's stdin and
-//! stdout. A segfault, abort or stack overflow in the plugin kills only that process: its
+//! Crash isolation, the default (`--in-process` turns it off): a model's plugin loads and runs
+//! in a supervised child process (`rbee-host plugins isolated <file>`), which the host talks to
+//! over the child's stdin and stdout. The child has a process group of its own, so a Ctrl-C on
+//! the terminal reaches only the host, which drains and then closes it. A segfault, abort or stack overflow in the plugin kills only that process: its
 //! running jobs end with a `plugin_crashed` error, and the host loads the model again.
 //!
 //! The host still opens the plugin file itself, after the probe, to read its manifest; the

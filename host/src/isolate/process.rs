@@ -7,6 +7,7 @@ use rbee_plugin_api::{HostApiRef, JobEnd, LogLevel, PluginError, WorkerStatus};
 use std::{
     collections::HashMap,
     io::{BufRead, BufReader, BufWriter},
+    os::unix::process::CommandExt,
     path::Path,
     process::{Child, ChildStdin, Command, ExitStatus, Stdio},
     sync::{
@@ -72,6 +73,7 @@ impl Process {
         let mut child = Command::new(exe)
             .args(["plugins", "isolated"])
             .arg(plugin)
+            .process_group(0)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -27,7 +27,7 @@ pub type LoadFn = extern "C" fn(LoadRequest, HostApiRef) -> RResult<WorkerBox, P
 pub enum Loader {
     /// In the host's process, loaded by the plugin's entry point.
     InProcess(LoadFn),
-    /// In a supervised child process that opens the plugin file at this path (`--isolate`).
+    /// In a supervised child process that opens the plugin file at this path (the default).
     Isolated(std::path::PathBuf),
 }
 

@@ -104,7 +104,7 @@ fn plugin_load_ms(build: &Build) -> Result<f64> {
 }
 
 /// Microseconds per token of a many-word echo job, from submission to its end event.
-fn per_token_us(url: &str) -> Result<f64> {
+pub(super) fn per_token_us(url: &str) -> Result<f64> {
     let text: String = (0..WORDS).map(|i| format!("w{i} ")).collect();
     let (events, _, submitted) = submit_and_follow(url, "echo", json!({"text": text}))?;
     if events.iter().filter(|(name, _)| name == "token").count() != WORDS {

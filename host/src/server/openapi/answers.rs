@@ -78,7 +78,7 @@ fn native() -> Vec<(&'static str, Value)> {
         "keep_alive_seconds": {"type": ["number", "null"]},
         "memory_bytes": {"type": "integer", "minimum": 0},
         "last_error": {"type": ["string", "null"]},
-        "crashes": {"type": "integer", "minimum": 0, "description": "How often the model's plugin process crashed (`--isolate`)"},
+        "crashes": {"type": "integer", "minimum": 0, "description": "How often the model's plugin process crashed"},
         "params_schema": {"description": "In `/v1/info`: the plugin's job parameters (JSON Schema)"},
     });
     if let (Some(all), Some(extra)) = (details["properties"].as_object_mut(), extra.as_object()) {
