@@ -2,6 +2,7 @@
 
 mod bench;
 mod cuda;
+mod fuzz;
 mod fuzz_api;
 mod models;
 mod paths;
@@ -83,6 +84,16 @@ enum Task {
         #[arg(long)]
         seed: Option<u64>,
     },
+    /// Fuzz the parsers of untrusted bytes (tests/fuzz, with cargo-fuzz on stable Rust): each
+    /// target for a while; fails naming the input of any crash, hang or out-of-memory.
+    Fuzz {
+        /// Seconds per target (`cargo xtask test` runs 15).
+        #[arg(long, default_value_t = 300)]
+        seconds: u64,
+        /// The targets (multipart, png, json, audio, gguf); without, all but gguf (which builds
+        /// candle).
+        targets: Vec<String>,
+    },
     /// Type-check every plugin's cuda build and compile candle's CUDA kernels, with NVIDIA's
     /// compiler from PyPI (no GPU needed).
     CheckCuda,
@@ -111,6 +122,7 @@ fn main() -> Result<()> {
         Task::Models => models::provision().map(drop),
         Task::Test { cargo_args } => run::test(&cargo_args),
         Task::CheckCuda => cuda::check(),
+        Task::Fuzz { seconds, targets } => fuzz::fuzz(seconds, &targets),
         Task::FuzzApi { examples, seed } => fuzz_api::fuzz(examples, seed),
         Task::Load { clients, soak } => run::load(clients, soak),
         Task::Screenshots => screenshots::take(),

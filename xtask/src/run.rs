@@ -1,7 +1,7 @@
 //! `cargo xtask test` and `cargo xtask serve`: everything set up, then the real thing.
 
 use crate::{
-    models, paths,
+    fuzz, models, paths,
     plugins::{self, PluginsArgs, run},
 };
 use anyhow::{Context, Result};
@@ -17,7 +17,7 @@ pub const EXAMPLE_PLUGINS: &[&str] = &["examples/embeddings-plugin", "examples/p
 const OPENAI_CLIENT: &str = "openai==3.54.0";
 
 /// libsndfile for Python: the audio tests encode their FLAC, Ogg Vorbis and MP3 clips with it.
-const SOUNDFILE: &str = "soundfile==0.14.0";
+pub const SOUNDFILE: &str = "soundfile==0.14.0";
 
 /// The API fuzzer `tests/tests/openapi.rs` and `cargo xtask fuzz-api` run against the host.
 pub const SCHEMATHESIS: &str = "schemathesis==4.32.5";
@@ -27,8 +27,9 @@ pub const SCHEMATHESIS: &str = "schemathesis==4.32.5";
 pub const PLAYWRIGHT: &str = "playwright==1.65.2";
 
 /// Provisions the models and the Python packages the tests use, builds the plugins, runs the plugins' own
-/// tests, checks the Kubernetes manifests, then every other test in the workspace
-/// (integration tests start the real host against the built plugins).
+/// tests, checks the Kubernetes manifests, fuzzes each parser of untrusted bytes (every target,
+/// `gguf` included) for [`fuzz::TEST_SECONDS`], then every other test in the workspace (integration tests start the
+/// real host against the built plugins).
 pub fn test(cargo_args: &[String]) -> Result<()> {
     let models = models::provision()?;
     ensure_python_package("openai", OPENAI_CLIENT)?;
@@ -49,6 +50,7 @@ pub fn test(cargo_args: &[String]) -> Result<()> {
         .arg(paths::root().join("deploy/k8s/check.sh"))
         .current_dir(paths::root()))
     .context("the Kubernetes manifests do not check out")?;
+    fuzz::fuzz(fuzz::TEST_SECONDS, &fuzz::every_target())?;
     for example in EXAMPLE_PLUGINS {
         let manifest = paths::root().join(example).join("Cargo.toml");
         run(plugins::cargo_for_plugins("cpu")

@@ -16,6 +16,7 @@ mod stream;
 mod tests;
 
 pub use error::{ApiError, clipped};
+pub use openai::untrusted;
 pub use state::AppState;
 
 use axum::{

@@ -13,6 +13,11 @@ use symphonia::core::{
 /// The sample rate Whisper expects.
 pub const SAMPLE_RATE: u32 = 16_000;
 
+/// The sample rates decoded: every real recording's. Outside them the resampler's FFTs grow with
+/// the rate's distance from [`SAMPLE_RATE`]: a 200-byte wav claiming 1 Hz took 40 s and 400 MB,
+/// one claiming 4294967291 Hz over 4 GB (found by the `audio` fuzz target).
+const SAMPLE_RATES: std::ops::RangeInclusive<u32> = 4_000..=384_000;
+
 /// Mono samples at some sample rate.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pcm {
@@ -33,6 +38,18 @@ impl Pcm {
 /// it to mono. Undecodable or empty audio is an `invalid_params` error on `audio`; so is audio
 /// longer than `max_seconds`, found out before all of it is decoded.
 pub fn decode(bytes: Vec<u8>, max_seconds: f64) -> Result<Pcm, AudioError> {
+    // symphonia 0.5 panics on some malformed files (a wav whose sample rate is 0, found by the
+    // `audio` fuzz target): they are refused like any other undecodable file.
+    std::panic::catch_unwind(|| decode_unguarded(bytes, max_seconds)).unwrap_or_else(|_| {
+        Err(AudioError::invalid_param(
+            param::AUDIO,
+            "cannot decode the audio (the decoder failed on it)",
+        ))
+    })
+}
+
+/// [`decode`], which symphonia may panic in.
+fn decode_unguarded(bytes: Vec<u8>, max_seconds: f64) -> Result<Pcm, AudioError> {
     let bad = |message: String| AudioError::invalid_param(param::AUDIO, message);
     let stream = MediaSourceStream::new(Box::new(Cursor::new(bytes)), Default::default());
     let probed = symphonia::default::get_probe()
@@ -56,6 +73,13 @@ pub fn decode(bytes: Vec<u8>, max_seconds: f64) -> Result<Pcm, AudioError> {
         .codec_params
         .sample_rate
         .ok_or_else(|| bad("the audio track has no sample rate".into()))?;
+    if !SAMPLE_RATES.contains(&sample_rate) {
+        return Err(bad(format!(
+            "the sample rate is {sample_rate} Hz; audio from {} to {} Hz is accepted",
+            SAMPLE_RATES.start(),
+            SAMPLE_RATES.end()
+        )));
+    }
     let too_long = |frames: u64| frames as f64 / sample_rate as f64 > max_seconds;
     if track.codec_params.n_frames.is_some_and(too_long) {
         return Err(too_long_error(max_seconds));
@@ -215,6 +239,22 @@ mod tests {
         let long = wav(&sine(440.0, 8_000, 3.0), 8_000, 1);
         let error = decode(long, 2.0).unwrap_err();
         assert!(error.to_string().contains("longer than"), "{error}");
+    }
+
+    #[test]
+    fn files_symphonia_panics_on_are_refused_on_audio() {
+        let error = decode(wav(&[0.1; 8], 0, 2), 60.0).unwrap_err();
+        assert_eq!(field(error), "audio");
+    }
+
+    #[test]
+    fn sample_rates_that_would_make_resampling_huge_are_refused() {
+        for rate in [1, 3_999, 1_000_003] {
+            let error = decode(wav(&[0.1; 8], rate, 1), 3600.0).unwrap_err();
+            assert!(error.to_string().contains("sample rate"), "{error}");
+            assert_eq!(field(error), "audio");
+        }
+        assert!(decode(wav(&[0.1; 8], 383_987, 1), 3600.0).is_ok());
     }
 
     #[test]

@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 /// Which of OpenAI's two audio routes a request came by: both run the `transcription` task.
 #[derive(Clone, Copy, PartialEq, Debug)]
-enum Mode {
+pub(super) enum Mode {
     /// Text in the spoken language.
     Transcribe,
     /// English text, whatever the spoken language.
@@ -57,7 +57,7 @@ type ReadForm = (Map<String, Value>, Vec<u8>, Format, Option<String>);
 
 /// The answer formats OpenAI defines.
 #[derive(Clone, Copy, PartialEq, Debug)]
-enum Format {
+pub(super) enum Format {
     Json,
     Text,
     VerboseJson,
@@ -142,7 +142,7 @@ async fn answer(
     Ok(respond(format, mode, text.trim(), &segments, &details))
 }
 
-async fn read_form(mut multipart: Multipart, mode: Mode) -> Result<ReadForm, ApiError> {
+pub(super) async fn read_form(mut multipart: Multipart, mode: Mode) -> Result<ReadForm, ApiError> {
     let mut form = Form::new(mode);
     while let Some(field) = multipart
         .next_field()

@@ -2,7 +2,7 @@
 //! `POST /v1/images/edits` on `inpainting` or `image-to-image`; images come back as b64_json.
 
 pub(super) mod edits;
-mod transparency;
+pub(super) mod transparency;
 
 pub use edits::edits;
 
@@ -52,7 +52,7 @@ pub async fn generations(
 
 /// The prompt and the job parameters the OpenAI fields both routes share map onto: `prompt`,
 /// `n`, `size` as `width` and `height`, `response_format` (b64_json only) and `extensions`.
-fn job_params(
+pub(super) fn job_params(
     body: &Map<String, Value>,
     extensions: &[&str],
 ) -> Result<(String, Map<String, Value>), ApiError> {

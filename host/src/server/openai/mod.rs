@@ -11,6 +11,7 @@ mod images;
 mod models;
 mod request;
 mod schemas;
+pub mod untrusted;
 
 use super::{
     ApiError, AppState,

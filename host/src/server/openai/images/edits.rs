@@ -50,9 +50,9 @@ const TEXT_FIELDS: [(&str, Kind); 11] = [
 
 /// The uploaded form.
 #[derive(Default)]
-struct Form {
-    image: Option<Vec<u8>>,
-    mask: Option<Vec<u8>>,
+pub(crate) struct Form {
+    pub(crate) image: Option<Vec<u8>>,
+    pub(crate) mask: Option<Vec<u8>>,
     fields: Map<String, Value>,
 }
 
@@ -95,7 +95,7 @@ pub async fn edits(
     Ok(answer(collect(started.events).await?, &prompt))
 }
 
-async fn read_form(mut form: Multipart) -> Result<Form, ApiError> {
+pub(crate) async fn read_form(mut form: Multipart) -> Result<Form, ApiError> {
     let mut read = Form::default();
     while let Some(field) = form
         .next_field()

@@ -19,6 +19,11 @@ pub struct Edit {
     pub mask_png: Option<Vec<u8>>,
 }
 
+/// The most pixels an upload may have (4096 x 4096). The buffer it decodes into is sized from
+/// its header alone, and a PNG of a few bytes can claim petabytes: allocating them aborted the
+/// host (found by the `multipart` fuzz target).
+const MAX_PIXELS: u64 = 4096 * 4096;
+
 /// A decoded PNG reduced to what the semantics need.
 struct Transparency {
     width: u32,
@@ -80,6 +85,25 @@ fn decode(field: &str, bytes: &[u8]) -> Result<Transparency, ApiError> {
     let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
     decoder.set_transformations(png::Transformations::normalize_to_color8());
     let mut reader = decoder.read_info().map_err(bad)?;
+    let (width, height) = reader.info().size();
+    if u64::from(width) * u64::from(height) > MAX_PIXELS {
+        return Err(request::bad(
+            field,
+            format!(
+                "'{field}' is {width}x{height}; images of at most {MAX_PIXELS} pixels are accepted"
+            ),
+        ));
+    }
+    // The png crate (0.17 and 0.18) panics expanding a palette that is not whole RGB entries or
+    // has over 256 of them, as the spec forbids (found by the `png` fuzz target).
+    if let Some(palette) = &reader.info().palette
+        && (palette.len() % 3 != 0 || palette.len() > 3 * 256)
+    {
+        return Err(request::bad(
+            field,
+            format!("'{field}' is not a valid PNG file: its palette is not 1 to 256 RGB entries"),
+        ));
+    }
     let mut pixels = vec![0; reader.output_buffer_size()];
     let frame = reader.next_frame(&mut pixels).map_err(bad)?;
     pixels.truncate(frame.buffer_size());
@@ -177,6 +201,58 @@ mod tests {
         ] {
             let error = format!("{:?}", plan(&rgba(0), Some(&mask)).unwrap_err());
             assert!(error.contains(words), "{error}");
+        }
+    }
+
+    /// The CRC-32 of a PNG chunk.
+    fn crc32(bytes: &[u8]) -> u32 {
+        !bytes.iter().fold(!0u32, |crc, &byte| {
+            (0..8).fold(crc ^ u32::from(byte), |c, _| {
+                (c >> 1) ^ (0xEDB8_8320 & (c & 1).wrapping_neg())
+            })
+        })
+    }
+
+    /// `png_bytes` with the data of its `kind` chunk replaced by `data`.
+    fn patched(png_bytes: &[u8], kind: &[u8], data: &[u8]) -> Vec<u8> {
+        let mut at = 8;
+        loop {
+            let len = u32::from_be_bytes(png_bytes[at..at + 4].try_into().unwrap()) as usize;
+            if &png_bytes[at + 4..at + 8] == kind {
+                let typed = [kind, data].concat();
+                let length = (data.len() as u32).to_be_bytes();
+                let crc = crc32(&typed).to_be_bytes();
+                let rest = &png_bytes[at + 12 + len..];
+                return [&png_bytes[..at], &length, &typed, &crc, rest].concat();
+            }
+            at += 12 + len;
+        }
+    }
+
+    #[test]
+    fn images_whose_header_claims_too_many_pixels_are_refused_before_decoding() {
+        let header = [0, 0x10, 0, 0, 0, 0x10, 0, 0, 8, 6, 0, 0, 0];
+        let huge = patched(&rgba(0), b"IHDR", &header);
+        let error = format!("{:?}", plan(&huge, None).unwrap_err());
+        assert!(error.contains("'image' is 1048576x1048576"), "{error}");
+        let error = format!("{:?}", plan(&rgba(0), Some(&huge)).unwrap_err());
+        assert!(error.contains("at most 16777216 pixels"), "{error}");
+    }
+
+    #[test]
+    fn palettes_the_png_crate_would_panic_on_are_refused() {
+        let mut bytes = Vec::new();
+        let mut encoder = png::Encoder::new(&mut bytes, 2, 1);
+        encoder.set_color(png::ColorType::Indexed);
+        encoder.set_palette(vec![0; 6]);
+        let mut writer = encoder.write_header().unwrap();
+        writer.write_image_data(&[0, 1]).unwrap();
+        drop(writer);
+        assert_eq!(plan(&bytes, None).unwrap().task, "image-to-image");
+        for length in [4, 3 * 257] {
+            let error = plan(&patched(&bytes, b"PLTE", &vec![7; length]), None).unwrap_err();
+            let error = format!("{error:?}");
+            assert!(error.contains("not 1 to 256 RGB entries"), "{error}");
         }
     }
 
