@@ -89,13 +89,19 @@ fn a_segfault_fails_the_running_jobs_and_the_plugin_restarts_for_the_queued_ones
         "{}",
         host.log()
     );
-    let after = host.stream(&queued).collect_all();
-    assert_eq!(
-        terminal(&after).data["stop_reason"],
-        "completed",
-        "{after:?}"
-    );
-    assert_eq!(streamed_text(&after), "after the restart");
+    let during = host.submit("echo", json!({"text": "during the restart"}));
+    for (id, text) in [
+        (&queued, "after the restart"),
+        (&during, "during the restart"),
+    ] {
+        let after = host.stream(id).collect_all();
+        assert_eq!(
+            terminal(&after).data["stop_reason"],
+            "completed",
+            "{after:?}"
+        );
+        assert_eq!(streamed_text(&after), text);
+    }
     host.wait_ready(Duration::from_secs(10));
     assert_eq!(crashes(&host), 1);
     assert!(!is_running(first_pid), "the crashed process is gone");

@@ -359,7 +359,12 @@ fn serving_worker(
     state: &AppState,
 ) -> Result<Option<Arc<WorkerBox>>, ApiError> {
     match model.readiness.serving() {
-        Ok(worker) => Ok(Some(worker)),
+        Ok(worker) => {
+            // Seen serving: a later load of a pinned model (a restart after a crash) is not
+            // the start-up's, and queues jobs instead of refusing them.
+            state.started();
+            Ok(Some(worker))
+        }
         Err(Life::Draining) => Err(ApiError::unavailable(
             "draining",
             "this worker is shutting down; retry on another",
