@@ -63,15 +63,25 @@ impl Worker for IsolatedWorker {
         let (job, payload) = JobWire::split(&job);
         self.process.send(&ToChild::Execute { call, job }, &payload);
         let (mut unacknowledged, mut stop_sent) = (0, false);
+        // Passes the host's stop (or its sink's `Flow::Stop`) on to the plugin, once.
+        let pass_stop_on = |stop_sent: &mut bool, flow_stopped: bool| {
+            let reason = sink.stop_reason();
+            if !*stop_sent && (flow_stopped || reason.is_stop()) {
+                *stop_sent = true;
+                self.process.send(
+                    &ToChild::Stop {
+                        call,
+                        reason: reason.0,
+                    },
+                    &[],
+                );
+            }
+        };
         loop {
             let reply = match answers.recv_timeout(STOP_POLL) {
                 Ok(reply) => reply,
                 Err(RecvTimeoutError::Timeout) => {
-                    if !stop_sent && sink.stop_reason().is_stop() {
-                        stop_sent = true;
-                        let reason = sink.stop_reason().0;
-                        self.process.send(&ToChild::Stop { call, reason }, &[]);
-                    }
+                    pass_stop_on(&mut stop_sent, false);
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => {
@@ -86,10 +96,8 @@ impl Worker for IsolatedWorker {
                         let events = std::mem::take(&mut unacknowledged);
                         self.process.send(&ToChild::Ack { call, events }, &[]);
                     }
-                    if flow.is_stop() && !stop_sent {
-                        stop_sent = true;
-                        let reason = sink.stop_reason().0;
-                        self.process.send(&ToChild::Stop { call, reason }, &[]);
+                    if flow.is_stop() {
+                        pass_stop_on(&mut stop_sent, true);
                     }
                 }
                 Reply::Ended(outcome) => return outcome.into(),
