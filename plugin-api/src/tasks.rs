@@ -72,7 +72,9 @@ pub mod text_generation {
     pub mod param {
         /// A raw prompt (string); exclusive with `messages`.
         pub const PROMPT: &str = "prompt";
-        /// A chat: a list of `{role, content}` with string content.
+        /// A chat: a list of `{role, content}` with string content. Since 2.2 an assistant
+        /// message may carry `tool_calls` (OpenAI's shape, content null) and a `tool` message
+        /// its `tool_call_id`.
         pub const MESSAGES: &str = "messages";
         /// The most tokens to generate.
         pub const MAX_TOKENS: &str = "max_tokens";
@@ -92,7 +94,40 @@ pub mod text_generation {
         pub const SEED: &str = "seed";
         /// Stop sequences: a list of strings.
         pub const STOP: &str = "stop";
+        /// Constrains the output (2.2): `{"type": "text"}`, `{"type": "json_object"}`,
+        /// `{"type": "json_schema", "json_schema": {"name", "schema", "strict"}}` as OpenAI
+        /// shapes it, or `{"type": "regex", "pattern": "..."}`. A constraint the plugin cannot
+        /// compile is an `invalid_params` error naming this field, before any token.
+        pub const RESPONSE_FORMAT: &str = "response_format";
+        /// A grammar the output must follow (2.2), in Lark syntax; exclusive with
+        /// [`RESPONSE_FORMAT`].
+        pub const GRAMMAR: &str = "grammar";
+        /// Functions the model may call (2.2), as OpenAI shapes them:
+        /// `[{"type": "function", "function": {"name", "description", "parameters"}}]`.
+        pub const TOOLS: &str = "tools";
+        /// Whether and which tool the model must call (2.2): `"auto"`, `"none"`, `"required"`
+        /// or `{"type": "function", "function": {"name"}}`.
+        pub const TOOL_CHOICE: &str = "tool_choice";
+        /// Whether the model may call more than one tool in a turn (2.2); default true.
+        pub const PARALLEL_TOOL_CALLS: &str = "parallel_tool_calls";
+        /// Report each sampled token's log probability (2.2) in [`super::TOKEN_LOGPROBS`]
+        /// events.
+        pub const LOGPROBS: &str = "logprobs";
+        /// How many of the most likely alternatives each [`super::TOKEN_LOGPROBS`] entry lists
+        /// (2.2), 0 to 20; needs [`LOGPROBS`].
+        pub const TOP_LOGPROBS: &str = "top_logprobs";
     }
+
+    /// The log probabilities of sampled tokens, a custom event (2.2) sent just before the
+    /// `token` event whose text those tokens make: `{"content": [{"token", "logprob", "bytes",
+    /// "top_logprobs": [{"token", "logprob", "bytes"}]}]}`. Tokens whose text never reaches a
+    /// `token` event (a stop sequence swallowed it) are not reported. The host merges it into
+    /// that `token` event as `logprobs` (the `content` list).
+    pub const TOKEN_LOGPROBS: &str = "token_logprobs";
+
+    /// A completed tool call the model made, a custom event (2.2): `{"index", "id", "name",
+    /// "arguments"}`, `arguments` being JSON text. Its text is not sent as `token` events.
+    pub const TOOL_CALL: &str = "tool_call";
 
     /// Stop reasons of this task.
     pub mod stop_reason {
@@ -102,6 +137,8 @@ pub mod text_generation {
         pub const STOP_SEQUENCE: &str = "stop_sequence";
         /// `max_tokens` were generated.
         pub const MAX_TOKENS: &str = "max_tokens";
+        /// The model ended its turn after calling tools ([`super::TOOL_CALL`] events); 2.2.
+        pub const TOOL_CALLS: &str = "tool_calls";
     }
 
     /// Keys of the `end` details.
@@ -131,9 +168,16 @@ pub mod text_generation {
             param::REPEAT_LAST_N,
             param::SEED,
             param::STOP,
+            param::RESPONSE_FORMAT,
+            param::GRAMMAR,
+            param::TOOLS,
+            param::TOOL_CHOICE,
+            param::PARALLEL_TOOL_CALLS,
+            param::LOGPROBS,
+            param::TOP_LOGPROBS,
         ],
         binary_params: &[],
-        events: &[event::TOKEN],
+        events: &[event::TOKEN, TOKEN_LOGPROBS, TOOL_CALL],
         end_keys: &[
             end::PROMPT_TOKENS,
             end::COMPLETION_TOKENS,
@@ -143,6 +187,7 @@ pub mod text_generation {
             stop_reason::EOS,
             stop_reason::STOP_SEQUENCE,
             stop_reason::MAX_TOKENS,
+            stop_reason::TOOL_CALLS,
         ],
     };
 }

@@ -301,17 +301,17 @@ fn a_model_that_fails_to_load_stops_the_host_with_the_reason() {
     }
 }
 
-/// Today's plugin-api plus what a 2.2 minor could add (`tests/fixtures/plugin-api-2.2-additions`).
-const API_2_2: ApiChange<'static> = ApiChange {
-    name: "api-2.2.0",
+/// Today's plugin-api plus what a 2.3 minor could add (`tests/fixtures/plugin-api-2.3-additions`).
+const API_2_3: ApiChange<'static> = ApiChange {
+    name: "api-2.3.0",
     source: "plugin-api/src",
-    version: "2.2.0",
+    version: "2.3.0",
     edit: Some(("lib.rs", "pub mod tasks;", "pub mod tasks;\npub mod later;")),
     added: &[(
         "later.rs",
-        "tests/fixtures/plugin-api-2.2-additions/later.rs",
+        "tests/fixtures/plugin-api-2.3-additions/later.rs",
     )],
-    plugin: "tests/fixtures/plugin-2.2/lib.rs",
+    plugin: "tests/fixtures/plugin-2.3/lib.rs",
     kit: false,
 };
 
@@ -332,7 +332,7 @@ fn a_plugin_built_against_the_oldest_promised_2x_release_still_loads_and_serves(
 
 #[test]
 fn a_plugin_of_a_later_minor_using_a_new_capability_loads_and_falls_back_on_this_host() {
-    let plugin = echo_built_against(&API_2_2);
+    let plugin = echo_built_against(&API_2_3);
     let dir = plugin.parent().unwrap().to_str().unwrap().to_string();
     let inspected = run_host(&["plugins", "inspect", plugin.to_str().unwrap()]);
     assert!(inspected.status.success(), "{}", stderr(&inspected));
@@ -342,7 +342,7 @@ fn a_plugin_of_a_later_minor_using_a_new_capability_loads_and_falls_back_on_this
             report["api_version"].clone(),
             report["capabilities"].clone()
         ),
-        (json!("2.2.0"), json!(["rbee.shout/1"]))
+        (json!("2.3.0"), json!(["rbee.shout/1"]))
     );
     let host = Host::start_ready(&["--plugin", "echo-cpu", "--plugins-dir", &dir]);
     let events = host.stream(&host.submit("echo", json!({}))).collect_all();
@@ -355,7 +355,7 @@ fn a_plugin_of_a_later_minor_using_a_new_capability_loads_and_falls_back_on_this
 
 #[test]
 fn a_host_of_a_later_minor_loads_and_serves_todays_plugins() {
-    let later_host = host_built_against(&API_2_2);
+    let later_host = host_built_against(&API_2_3);
     let dir = plugins_dir_with(&["echo-cpu"]);
     let inspected = std::process::Command::new(&later_host)
         .args(["plugins", "inspect"])
@@ -369,7 +369,7 @@ fn a_host_of_a_later_minor_loads_and_serves_todays_plugins() {
             report["host_api_version"].clone(),
             report["api_version"].clone()
         ),
-        (json!("2.2.0"), json!("2.1.0"))
+        (json!("2.3.0"), json!("2.2.0"))
     );
     let host = Host::start_bin(
         &later_host,

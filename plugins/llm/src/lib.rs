@@ -6,10 +6,12 @@
 //! benchmarks): `load` returns an [`LlmWorker`], whose [`PluginWorker::execute`] runs a job.
 
 mod chat_template;
+mod constraint;
 mod cpu_llama;
 mod engine;
 mod error;
 mod gguf_tokenizer;
+mod logprobs;
 mod model;
 mod options;
 mod params;
@@ -19,6 +21,7 @@ mod sampling;
 mod source;
 mod stream_text;
 mod tokenizer;
+mod tools;
 mod worker;
 
 /// The shared test model and worker, for the crate's tests and the benchmark example.

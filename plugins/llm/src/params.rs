@@ -1,11 +1,12 @@
 //! The `text-generation` job parameters: one type that validates them and publishes their JSON
 //! Schema, defaults and range checks.
 
-use crate::error::LlmError;
+use crate::{constraint::GrammarSpec, error::LlmError};
 use rbee_plugin_api::{PluginError, tasks::text_generation::param};
 use rbee_plugin_kit::params;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// The most stop sequences a job may give.
 pub const MAX_STOP_SEQUENCES: usize = 4;
@@ -23,6 +24,8 @@ const REPEAT_LAST_N_DEFAULT: u32 = 64;
 const REPEAT_LAST_N_MAX: u32 = 4096;
 const STOP_MAX_CHARS: usize = 256;
 const ROLES: [&str; 4] = ["system", "user", "assistant", "tool"];
+/// The most alternatives a `top_logprobs` request may ask for, as OpenAI allows.
+pub const TOP_LOGPROBS_MAX: u32 = 20;
 
 /// One chat message: who said it and what.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -32,8 +35,124 @@ pub struct ChatMessage {
     /// Who said it: `system`, `user`, `assistant` or `tool`.
     #[schemars(extend("enum" = ROLES))]
     pub role: String,
-    /// The text of the message.
-    pub content: String,
+    /// The text of the message; an assistant message with `tool_calls` may have none.
+    #[serde(default)]
+    pub content: Option<String>,
+    /// The tools an assistant message called.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<ToolCall>>,
+    /// The call a `tool` message answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+    /// The speaker's or the tool's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+impl ChatMessage {
+    /// A message of `role` saying `content`.
+    pub fn new(role: &str, content: &str) -> Self {
+        Self {
+            role: role.into(),
+            content: Some(content.into()),
+            tool_calls: None,
+            tool_call_id: None,
+            name: None,
+        }
+    }
+
+    /// The text, empty when there is none.
+    pub fn text(&self) -> &str {
+        self.content.as_deref().unwrap_or("")
+    }
+}
+
+/// A call of a tool, as OpenAI shapes it in chat history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(inline)]
+pub struct ToolCall {
+    /// The call's id, which the `tool` message answering it repeats.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Always `function`.
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+    /// The function called.
+    pub function: FunctionCall,
+}
+
+/// A function name and its arguments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(inline)]
+pub struct FunctionCall {
+    /// The function's name.
+    pub name: String,
+    /// The arguments, as JSON text.
+    pub arguments: String,
+}
+
+/// A function the model may call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(inline)]
+pub struct ToolDefinition {
+    /// Always `function`.
+    #[serde(rename = "type")]
+    #[schemars(extend("enum" = ["function"]))]
+    pub kind: String,
+    /// The function.
+    pub function: FunctionDefinition,
+}
+
+/// A function's name, purpose and parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(inline)]
+pub struct FunctionDefinition {
+    /// Its name.
+    pub name: String,
+    /// What it does, for the model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// A JSON Schema of its arguments object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<Value>,
+    /// Accepted; arguments always follow `parameters` when calls are constrained.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strict: Option<bool>,
+}
+
+/// Whether and which tool the model must call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ToolChoice {
+    /// Text or calls, as the model decides (unconstrained, parsed).
+    Auto,
+    /// Text only; the tools are not shown to the model.
+    None,
+    /// At least one call, constrained to the tools' schemas.
+    Required,
+    /// A call of this function, constrained to its schema.
+    Function(String),
+}
+
+/// The tools of a job and how they may be called.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolsParams {
+    /// The functions offered.
+    pub tools: Vec<ToolDefinition>,
+    /// Whether and which one must be called.
+    pub choice: ToolChoice,
+    /// Whether more than one call may be made in the turn.
+    pub parallel: bool,
+}
+
+/// What the output must follow, and which parameter asked for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputConstraint {
+    /// The grammar.
+    pub spec: GrammarSpec,
+    /// `response_format` or `grammar`, for error messages.
+    pub field: &'static str,
 }
 
 /// What the model continues: a raw prompt or a chat rendered with the model's template.
@@ -75,6 +194,12 @@ pub struct GenerationParams {
     pub sampling: SamplingParams,
     /// Texts that end generation; they are not emitted.
     pub stop: Vec<String>,
+    /// A grammar the output must follow.
+    pub constraint: Option<OutputConstraint>,
+    /// Tools the model may call.
+    pub tools: Option<ToolsParams>,
+    /// Report the sampled tokens' log probabilities with this many alternatives each.
+    pub top_logprobs: Option<u32>,
 }
 
 /// The parameters as clients send them; [`GenerationParams::parse`] reads and checks them and
@@ -134,6 +259,84 @@ struct Wire {
     seed: Option<u64>,
     /// Text that ends generation (not emitted): one string or a list.
     stop: Option<StopParam>,
+    /// Constrain the output: `{"type": "json_object"}`, `{"type": "json_schema", "json_schema":
+    /// {"name", "schema"}}` as OpenAI shapes it, or `{"type": "regex", "pattern"}`.
+    response_format: Option<ResponseFormat>,
+    /// A grammar in llguidance's Lark syntax the output must follow (not with response_format).
+    #[schemars(length(min = 1))]
+    grammar: Option<String>,
+    /// Functions the model may call, as OpenAI shapes them.
+    tools: Option<Vec<ToolDefinition>>,
+    /// `auto` (default with tools), `none`, `required`, or `{"type": "function", "function":
+    /// {"name"}}`.
+    tool_choice: Option<ToolChoiceWire>,
+    /// Whether the model may call several tools in one turn; default true.
+    parallel_tool_calls: Option<bool>,
+    /// Report each sampled token's log probability (`token_logprobs` events).
+    logprobs: Option<bool>,
+    /// How many of the most likely alternatives to list per token (needs logprobs).
+    #[schemars(range(max = TOP_LOGPROBS_MAX))]
+    top_logprobs: Option<u32>,
+}
+
+/// OpenAI's `response_format`, plus a regular expression.
+#[derive(Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[schemars(inline)]
+enum ResponseFormat {
+    /// Free text.
+    Text,
+    /// Any JSON object.
+    JsonObject,
+    /// JSON following a schema.
+    JsonSchema {
+        /// The schema and its name.
+        json_schema: JsonSchemaFormat,
+    },
+    /// Text matching a regular expression (Rust syntax; `\d` matches any Unicode digit).
+    Regex {
+        /// The expression the whole output matches.
+        pattern: String,
+    },
+}
+
+/// The `json_schema` of a `response_format`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(inline)]
+struct JsonSchemaFormat {
+    /// The schema's name.
+    #[serde(rename = "name")]
+    _name: Option<String>,
+    /// What the schema describes (for the client; the model does not see it).
+    #[serde(rename = "description")]
+    _description: Option<String>,
+    /// The JSON Schema; absent means any JSON value.
+    schema: Option<Value>,
+    /// Accepted; the schema is always enforced.
+    #[serde(rename = "strict")]
+    _strict: Option<bool>,
+}
+
+/// `tool_choice` as clients send it.
+#[derive(Deserialize, JsonSchema)]
+#[serde(untagged)]
+#[schemars(inline)]
+enum ToolChoiceWire {
+    Mode(#[schemars(extend("enum" = ["auto", "none", "required"]))] String),
+    Function {
+        #[serde(rename = "type")]
+        #[schemars(extend("enum" = ["function"]))]
+        kind: String,
+        function: NamedFunction,
+    },
+}
+
+/// The function a `tool_choice` names.
+#[derive(Deserialize, JsonSchema)]
+#[schemars(inline)]
+struct NamedFunction {
+    name: String,
 }
 
 /// One stop sequence or several.
@@ -186,6 +389,9 @@ impl GenerationParams {
                 Some(StopParam::One(stop)) => vec![stop],
                 Some(StopParam::Many(stops)) => stops,
             },
+            constraint: constraint(wire.response_format, wire.grammar)?,
+            tools: tools(wire.tools, wire.tool_choice, wire.parallel_tool_calls)?,
+            top_logprobs: logprobs(wire.logprobs, wire.top_logprobs)?,
         };
         params.check_ranges()?;
         Ok(params)
@@ -286,8 +492,135 @@ fn prompt_input(
                     ROLES.join(", ")
                 ),
             )),
-            None => Ok(PromptInput::Chat(messages)),
+            None => match messages.iter().position(|m| {
+                m.content.is_none() && !(m.role == "assistant" && m.tool_calls.is_some())
+            }) {
+                Some(at) => Err(LlmError::invalid_param(
+                    param::MESSAGES,
+                    format!(
+                        "messages[{at}] needs content (only an assistant message with tool_calls may omit it)"
+                    ),
+                )),
+                None => Ok(PromptInput::Chat(messages)),
+            },
         },
+    }
+}
+
+/// The grammar asked for by `response_format` or `grammar` (not both).
+fn constraint(
+    format: Option<ResponseFormat>,
+    grammar: Option<String>,
+) -> Result<Option<OutputConstraint>, LlmError> {
+    let from_format = |spec| {
+        Some(OutputConstraint {
+            spec,
+            field: param::RESPONSE_FORMAT,
+        })
+    };
+    let from_format = match format {
+        None | Some(ResponseFormat::Text) => None,
+        Some(ResponseFormat::JsonObject) => from_format(GrammarSpec::JsonObject),
+        Some(ResponseFormat::JsonSchema { json_schema }) => from_format(GrammarSpec::JsonSchema(
+            json_schema.schema.unwrap_or_else(|| serde_json::json!({})),
+        )),
+        Some(ResponseFormat::Regex { pattern }) => from_format(GrammarSpec::Regex(pattern)),
+    };
+    match (from_format, grammar) {
+        (Some(_), Some(_)) => Err(LlmError::invalid_param(
+            param::GRAMMAR,
+            "give either grammar or response_format, not both",
+        )),
+        (_, Some(grammar)) if grammar.contains("::=") => Err(LlmError::invalid_param(
+            param::GRAMMAR,
+            "GBNF grammars are not supported; write it in Lark syntax (`rule: ...`, see \
+             llguidance's syntax guide)",
+        )),
+        (_, Some(grammar)) => Ok(Some(OutputConstraint {
+            spec: GrammarSpec::Lark(grammar),
+            field: param::GRAMMAR,
+        })),
+        (constraint, None) => Ok(constraint),
+    }
+}
+
+/// The tools and how to call them; `tool_choice` must name an offered function.
+fn tools(
+    tools: Option<Vec<ToolDefinition>>,
+    choice: Option<ToolChoiceWire>,
+    parallel: Option<bool>,
+) -> Result<Option<ToolsParams>, LlmError> {
+    let tools = tools.unwrap_or_default();
+    let choice = match choice {
+        None => ToolChoice::Auto,
+        Some(ToolChoiceWire::Mode(mode)) => match mode.as_str() {
+            "auto" => ToolChoice::Auto,
+            "none" => ToolChoice::None,
+            "required" => ToolChoice::Required,
+            other => {
+                return Err(LlmError::invalid_param(
+                    param::TOOL_CHOICE,
+                    format!("unknown mode '{other}' (expected auto, none, required or a function)"),
+                ));
+            }
+        },
+        Some(ToolChoiceWire::Function { kind, function }) => {
+            check(
+                kind == "function",
+                param::TOOL_CHOICE,
+                "type must be \"function\"",
+            )?;
+            ToolChoice::Function(function.name)
+        }
+    };
+    if let Some(bad) = tools.iter().find(|tool| tool.kind != "function") {
+        return Err(LlmError::invalid_param(
+            param::TOOLS,
+            format!("tool type '{}' is not supported (only function)", bad.kind),
+        ));
+    }
+    if let ToolChoice::Function(name) = &choice
+        && !tools.iter().any(|tool| tool.function.name == *name)
+    {
+        return Err(LlmError::invalid_param(
+            param::TOOL_CHOICE,
+            format!("no tool named '{name}' is in tools"),
+        ));
+    }
+    if tools.is_empty() {
+        return match choice {
+            ToolChoice::Auto | ToolChoice::None => Ok(None),
+            _ => Err(LlmError::invalid_param(
+                param::TOOL_CHOICE,
+                "a tool call is required but no tools are given",
+            )),
+        };
+    }
+    if choice == ToolChoice::None {
+        return Ok(None);
+    }
+    Ok(Some(ToolsParams {
+        tools,
+        choice,
+        parallel: parallel.unwrap_or(true),
+    }))
+}
+
+/// How many alternatives each reported token lists, when log probabilities are asked for.
+fn logprobs(logprobs: Option<bool>, top: Option<u32>) -> Result<Option<u32>, LlmError> {
+    let top = top.unwrap_or(0);
+    check(
+        top <= TOP_LOGPROBS_MAX,
+        param::TOP_LOGPROBS,
+        format!("must be between 0 and {TOP_LOGPROBS_MAX}"),
+    )?;
+    match logprobs {
+        Some(true) => Ok(Some(top)),
+        _ if top > 0 => Err(LlmError::invalid_param(
+            param::TOP_LOGPROBS,
+            "needs logprobs: true",
+        )),
+        _ => Ok(None),
     }
 }
 
@@ -388,10 +721,71 @@ mod tests {
                 json!({"prompt": "x", "frequency_penalty": 1}),
                 "frequency_penalty",
             ),
+            (
+                json!({"prompt": "x", "response_format": {"type": "xml"}}),
+                "response_format",
+            ),
+            (
+                json!({"prompt": "x", "response_format": {"type": "json_object"}, "grammar": "start: \"a\""}),
+                "grammar",
+            ),
+            (
+                json!({"prompt": "x", "tool_choice": "sometimes"}),
+                "tool_choice",
+            ),
+            (
+                json!({"prompt": "x", "tool_choice": "required"}),
+                "tool_choice",
+            ),
+            (
+                json!({"prompt": "x", "tools": [{"type": "retrieval", "function": {"name": "f"}}]}),
+                "tools",
+            ),
+            (json!({"prompt": "x", "top_logprobs": 1}), "top_logprobs"),
+            (json!({"prompt": "x", "logprobs": 1}), "logprobs"),
+            (
+                json!({"messages": [{"role": "user", "content": null}]}),
+                "messages",
+            ),
         ];
         for (params, field) in cases {
             assert_eq!(error_field(params.clone()), field, "{params}");
         }
+    }
+
+    #[test]
+    fn constraints_tools_and_logprobs_are_read() {
+        let params = GenerationParams::parse(
+            &json!({"messages": [{"role": "user", "content": "hi"},
+                                 {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function",
+                                  "function": {"name": "f", "arguments": "{}"}}]},
+                                 {"role": "tool", "tool_call_id": "call_1", "content": "42"}],
+                    "tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": "required",
+                    "parallel_tool_calls": false, "logprobs": true, "top_logprobs": 5,
+                    "response_format": {"type": "regex", "pattern": "a+"}})
+            .to_string(),
+        )
+        .unwrap();
+        let tools = params.tools.unwrap();
+        assert_eq!(
+            (tools.choice, tools.parallel),
+            (ToolChoice::Required, false)
+        );
+        assert_eq!(params.top_logprobs, Some(5));
+        assert_eq!(
+            params.constraint.unwrap().spec,
+            GrammarSpec::Regex("a+".into())
+        );
+        let none = GenerationParams::parse(
+            &json!({"prompt": "x", "tools": [{"type": "function", "function": {"name": "f"}}],
+                    "tool_choice": "none", "response_format": {"type": "text"}, "logprobs": false})
+            .to_string(),
+        )
+        .unwrap();
+        assert_eq!(
+            (none.tools, none.constraint, none.top_logprobs),
+            (None, None, None)
+        );
     }
 
     #[test]

@@ -141,6 +141,26 @@ mod tests {
     }
 
     #[test]
+    fn masked_tokens_are_never_drawn_by_any_sampler() {
+        let masked = f32::NEG_INFINITY;
+        let logits = [masked, -9.0, masked, -9.5, masked];
+        for (temperature, top_k, top_p, min_p, penalty) in [
+            (0.0, 0, 1.0, 0.0, 1.0),
+            (1.0, 0, 1.0, 0.0, 1.0),
+            (2.0, 2, 0.5, 0.9, 1.0),
+            (0.7, 1, 0.1, 0.05, 2.0),
+        ] {
+            let mut sampling = params(temperature, top_k, top_p, min_p);
+            sampling.repeat_penalty = penalty;
+            let mut sampler = Sampler::new(&sampling, 3);
+            let drawn = (0..200)
+                .map(|_| sampler.sample(&mut logits.to_vec(), &[0, 1, 2]))
+                .collect::<HashSet<_>>();
+            assert!(drawn.is_subset(&HashSet::from([1, 3])), "{drawn:?}");
+        }
+    }
+
+    #[test]
     fn zero_temperature_is_greedy() {
         let mut sampler = Sampler::new(&params(0.0, 0, 1.0, 0.0), 1);
         assert_eq!(sampler.sample(&mut [0.1, 3.0, 2.9, -1.0], &[]), 1);

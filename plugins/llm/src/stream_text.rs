@@ -51,8 +51,8 @@ impl<'t> TextStream<'t> {
     }
 
     /// The text still held back, released when generation ends without a stop sequence.
-    pub fn finish(self) -> String {
-        self.stops.held
+    pub fn finish(&mut self) -> String {
+        std::mem::take(&mut self.stops.held)
     }
 }
 

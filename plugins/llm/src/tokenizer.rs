@@ -136,6 +136,37 @@ impl TextTokenizer {
         self.end_of_generation.binary_search(&token).is_ok()
     }
 
+    /// Every token that ends generation, in ascending order.
+    pub fn end_of_generation(&self) -> &[u32] {
+        &self.end_of_generation
+    }
+
+    /// Each token's bytes, special tokens marked with a leading 0xFF (llguidance's form). Only
+    /// byte-level and byte-fallback BPE tokenizers can say; others give an error.
+    pub fn token_bytes(&self) -> Result<Vec<Vec<u8>>, String> {
+        let json = self.inner.to_string(false).map_err(|e| e.to_string())?;
+        let json: Value = serde_json::from_str(&json).map_err(|e| e.to_string())?;
+        llguidance::token_bytes_from_tokenizer_json(&json).map_err(|e| e.to_string())
+    }
+
+    /// Each token's text as the vocabulary writes it, for tokenizers [`Self::token_bytes`]
+    /// cannot read.
+    pub fn token_texts(&self) -> Vec<Vec<u8>> {
+        let size = self.inner.get_vocab_size(true) as u32;
+        (0..size)
+            .map(|id| self.inner.id_to_token(id).unwrap_or_default().into_bytes())
+            .collect()
+    }
+
+    /// The id of the special token written `text`, which detokenizing leaves out.
+    pub fn special_token(&self, text: &str) -> Option<u32> {
+        self.inner
+            .get_added_tokens_decoder()
+            .into_iter()
+            .find(|(_, token)| token.special && token.content == text)
+            .map(|(id, _)| id)
+    }
+
     /// The text of the BOS token, for chat templates (empty if none).
     pub fn bos_text(&self) -> String {
         self.token_text(self.bos)

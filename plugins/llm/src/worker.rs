@@ -3,11 +3,14 @@
 
 use crate::{
     chat_template::ChatTemplate,
-    engine::{Engine, EngineConfig},
+    constraint::{Constraint, GrammarSpec, Grammars},
+    engine::{Engine, EngineConfig, Guidance},
     error::LlmError,
+    logprobs::{LogprobRecorder, TokenTexts},
     model::LoadedModel,
     params::{GenerationParams, PromptInput},
     tokenizer::TextTokenizer,
+    tools::{self, ToolCallFilter, ToolFormat},
 };
 use rbee_plugin_api::{
     Job, JobEnd, JobSink, PluginError, PluginWorker, WorkerStatus,
@@ -26,6 +29,9 @@ pub struct LlmWorker {
     engine: Engine,
     tokenizer: Arc<TextTokenizer>,
     chat_template: Option<ChatTemplate>,
+    /// Compiles grammars, or why this model's tokenizer cannot have them.
+    grammars: Result<Grammars, String>,
+    token_texts: Arc<TokenTexts>,
     model_name: String,
     memory_bytes: u64,
     context_len: usize,
@@ -42,11 +48,22 @@ impl LlmWorker {
             memory_bytes,
         } = loaded;
         let context_len = model.context_len();
+        let (grammars, token_texts) = match tokenizer.token_bytes() {
+            Ok(bytes) => (Grammars::new(&tokenizer, &bytes), TokenTexts::new(bytes)),
+            Err(error) => (
+                Err(format!(
+                    "constrained decoding is not available for this model's tokenizer ({error})"
+                )),
+                TokenTexts::new(tokenizer.token_texts()),
+            ),
+        };
         let tokenizer = Arc::new(tokenizer);
         Self {
             engine: Engine::start(model, tokenizer.clone(), config),
             tokenizer,
             chat_template,
+            grammars,
+            token_texts: Arc::new(token_texts),
             model_name,
             memory_bytes,
             context_len,
@@ -76,7 +93,7 @@ impl LlmWorker {
                         "this model has no chat template; send a prompt instead",
                     )
                 })?
-                .render(messages)?,
+                .render(messages, params.tools.as_ref().map(|t| t.tools.as_slice()))?,
         };
         let prompt = self.tokenizer.encode(&prompt_text)?;
         let max_tokens = params.max_tokens as usize;
@@ -109,14 +126,73 @@ impl LlmWorker {
         Ok(prompt)
     }
 
+    /// How the model writes tool calls.
+    fn tool_format(&self) -> ToolFormat {
+        self.chat_template
+            .as_ref()
+            .map_or(ToolFormat::Hermes, ChatTemplate::tool_format)
+    }
+
+    /// The grammar, tool-call parser and log-probability recorder a job asks for; a grammar
+    /// that does not compile is an error naming its parameter.
+    fn guidance(&self, params: &GenerationParams) -> Result<Guidance, LlmError> {
+        let tools = params.tools.as_ref();
+        if tools.is_some() && matches!(params.input, PromptInput::Text(_)) {
+            return Err(LlmError::invalid_param(
+                param::TOOLS,
+                "tools need a chat (messages), not a prompt",
+            ));
+        }
+        let format = self.tool_format();
+        let special_trigger = format
+            .trigger()
+            .and_then(|text| Some((self.tokenizer.special_token(text)?, text)));
+        let call_grammar = tools
+            .and_then(|tools| tools::call_grammar(tools, format, special_trigger.map(|t| t.0)));
+        let grammar = match (&params.constraint, call_grammar) {
+            (Some(constraint), _) if tools.is_some() => {
+                return Err(LlmError::invalid_param(
+                    constraint.field,
+                    "cannot be combined with tools, whose calls have their own format; set \
+                     tool_choice to \"none\" or send one of the two",
+                ));
+            }
+            (Some(constraint), _) => Some((constraint.spec.clone(), constraint.field)),
+            (None, Some(calls)) => Some((GrammarSpec::Lark(calls), param::TOOLS)),
+            (None, None) => None,
+        };
+        let constraint = match grammar {
+            None => None,
+            Some((spec, field)) => {
+                let grammars = self
+                    .grammars
+                    .as_ref()
+                    .map_err(|reason| LlmError::invalid_param(field, reason))?;
+                Some(Constraint::new(grammars.compile(&spec, field)?))
+            }
+        };
+        Ok(Guidance {
+            constraint,
+            tool_calls: tools.map(|tools| {
+                let names = tools.tools.iter().map(|t| t.function.name.clone());
+                ToolCallFilter::new(format, names.collect())
+            }),
+            special_trigger,
+            logprobs: params
+                .top_logprobs
+                .map(|top| LogprobRecorder::new(self.token_texts.clone(), top)),
+        })
+    }
+
     fn run(&self, params: GenerationParams, sink: JobSink) -> Result<JobEnd, LlmError> {
+        let guidance = self.guidance(&params)?;
         let prompt = self.prompt(&params)?;
         let seed = params.sampling.seed.unwrap_or_else(random_seed);
         let started = json!({"seed": seed, (end::PROMPT_TOKENS): prompt.len()}).to_string();
         if sink.started(started.as_str().into()).is_stop() {
             return Ok(JobEnd::cancelled());
         }
-        self.engine.run(prompt, params, seed, sink)
+        self.engine.run(prompt, params, seed, sink, guidance)
     }
 }
 
@@ -126,7 +202,7 @@ impl PluginWorker for LlmWorker {
     }
 
     fn validate(&self, job: &Job) -> Result<(), PluginError> {
-        parse(job)?;
+        self.guidance(&parse(job)?)?;
         Ok(())
     }
 
@@ -142,6 +218,19 @@ impl PluginWorker for LlmWorker {
             memory_bytes: self.memory_bytes,
             cache_usage_ratio: in_use / self.engine.config().kv_tokens.max(1) as f32,
         }
+    }
+}
+
+#[cfg(test)]
+impl LlmWorker {
+    /// The tokenizer, for the tests of the modules using it.
+    pub fn tokenizer(&self) -> &TextTokenizer {
+        &self.tokenizer
+    }
+
+    /// The grammar compiler, for the tests of the modules using it.
+    pub fn grammars(&self) -> &Grammars {
+        self.grammars.as_ref().expect("the test model has grammars")
     }
 }
 
@@ -163,7 +252,10 @@ mod tests {
     use super::*;
     use crate::test_support::{details, run};
     use rbee_plugin_api::{
-        tasks::{self, text_generation::stop_reason},
+        tasks::{
+            self,
+            text_generation::{self, stop_reason},
+        },
         testing::RecordingSink,
     };
     use serde_json::{Value, json};
@@ -259,7 +351,7 @@ mod tests {
         let params = json!({"prompt": "Write Grüße, 你好 and 🎉 in a sentence:", "temperature": 0.0, "max_tokens": 40});
         let (text, end) = generate(params);
         assert_eq!(end.stop_reason.as_str(), stop_reason::MAX_TOKENS);
-        let tokenizer = &crate::test_support::worker().tokenizer;
+        let tokenizer = crate::test_support::worker().tokenizer();
         let ids = tokenizer.encode(&text).unwrap();
         assert_eq!(tokenizer.decode(&ids).unwrap(), text);
         assert!(!text.contains('\u{FFFD}'), "{text:?}");
@@ -339,6 +431,181 @@ mod tests {
         let error = validate(TASK, r#"{"prompt": "x", "top_p": 0}"#).unwrap_err();
         assert_eq!(error.field.into_option().unwrap().as_str(), param::TOP_P);
         assert!(validate(TASK, r#"{"prompt": "x"}"#).is_ok());
+    }
+
+    fn chat(question: &str, extra: Value) -> Value {
+        let mut params = ask(question);
+        params["max_tokens"] = json!(80);
+        params
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        params
+    }
+
+    #[test]
+    fn a_json_schema_constrains_the_answer() {
+        let schema = json!({"type": "object", "properties": {
+            "city": {"type": "string", "maxLength": 20},
+            "country": {"enum": ["France", "Italy"]},
+            "population_millions": {"type": "integer", "minimum": 0, "maximum": 100}},
+            "required": ["city", "country", "population_millions"], "additionalProperties": false});
+        let (text, end) = generate(chat(
+            "What is the capital of France? Answer in JSON.",
+            json!({"response_format": {"type": "json_schema", "json_schema": {"name": "city", "schema": schema}}}),
+        ));
+        assert_eq!(end.stop_reason.as_str(), stop_reason::EOS, "{text}");
+        let answer: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+        assert!(
+            ["France", "Italy"].contains(&answer["country"].as_str().unwrap()),
+            "{answer}"
+        );
+        assert!(answer["population_millions"].is_u64(), "{answer}");
+        assert_eq!(answer.as_object().unwrap().len(), 3, "{answer}");
+    }
+
+    #[test]
+    fn a_regex_constrains_the_answer_and_max_tokens_still_cuts_it() {
+        let (text, end) = generate(chat(
+            "Give me a phone number.",
+            json!({"response_format": {"type": "regex", "pattern": "[0-9]{3}-[0-9]{4}"}}),
+        ));
+        assert_eq!(end.stop_reason.as_str(), stop_reason::EOS);
+        assert_eq!(text.len(), 8, "{text}");
+        assert!(
+            text.chars().enumerate().all(|(i, c)| if i == 3 {
+                c == '-'
+            } else {
+                c.is_ascii_digit()
+            }),
+            "{text}"
+        );
+        let (_, end) = generate(chat(
+            "Tell me about Paris.",
+            json!({"max_tokens": 3, "response_format": {"type": "json_schema", "json_schema": {"name": "long",
+                   "schema": {"type": "object", "properties": {"story": {"type": "string", "minLength": 100}},
+                              "required": ["story"]}}}}),
+        ));
+        assert_eq!(end.stop_reason.as_str(), stop_reason::MAX_TOKENS);
+    }
+
+    #[test]
+    fn grammars_that_do_not_compile_are_refused_before_the_job_runs() {
+        let worker = crate::test_support::worker();
+        let cases = [
+            (
+                json!({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "nope"}}}}),
+                param::RESPONSE_FORMAT,
+            ),
+            (
+                json!({"response_format": {"type": "regex", "pattern": "(ab"}}),
+                param::RESPONSE_FORMAT,
+            ),
+            (json!({"grammar": "start: missing_rule"}), param::GRAMMAR),
+            (json!({"grammar": "root ::= \"a\""}), param::GRAMMAR),
+            (
+                json!({"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "integer", "minimum": 3, "maximum": 1}}}], "tool_choice": "required"}),
+                param::TOOLS,
+            ),
+            (
+                json!({"tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": {"type": "function", "function": {"name": "g"}}}),
+                param::TOOL_CHOICE,
+            ),
+            (
+                json!({"tools": [{"type": "function", "function": {"name": "f"}}], "response_format": {"type": "json_object"}}),
+                param::RESPONSE_FORMAT,
+            ),
+            (json!({"top_logprobs": 2}), param::TOP_LOGPROBS),
+            (
+                json!({"logprobs": true, "top_logprobs": 21}),
+                param::TOP_LOGPROBS,
+            ),
+        ];
+        for (extra, field) in cases {
+            let job = Job::new("v", TASK, &chat("Hi", extra.clone()).to_string());
+            let error = worker.validate(&job).unwrap_err();
+            assert_eq!(
+                error.field.into_option().unwrap().as_str(),
+                field,
+                "{extra}"
+            );
+        }
+    }
+
+    fn weather_tools() -> Value {
+        json!([{"type": "function", "function": {"name": "get_weather", "description": "The current weather in a city",
+                 "parameters": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 30},
+                                "unit": {"enum": ["celsius", "fahrenheit"]}},
+                                "required": ["city", "unit"], "additionalProperties": false}}},
+               {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}}}])
+    }
+
+    #[test]
+    fn a_named_tool_choice_makes_a_call_whose_arguments_follow_the_schema() {
+        let sink = RecordingSink::new();
+        let end = run(
+            chat(
+                "What is the weather in Paris?",
+                json!({"tools": weather_tools(),
+                 "tool_choice": {"type": "function", "function": {"name": "get_weather"}}}),
+            ),
+            &sink,
+        )
+        .unwrap();
+        assert_eq!(end.stop_reason.as_str(), stop_reason::TOOL_CALLS);
+        let calls = sink.custom(text_generation::TOOL_CALL);
+        assert_eq!(calls.len(), 1, "{calls:?} {:?}", sink.text());
+        let call: Value = serde_json::from_str(&calls[0]).unwrap();
+        assert_eq!(
+            (call["index"].clone(), call["name"].clone()),
+            (json!(0), json!("get_weather"))
+        );
+        assert!(call["id"].as_str().unwrap().starts_with("call_"));
+        let arguments: Value = serde_json::from_str(call["arguments"].as_str().unwrap()).unwrap();
+        assert!(
+            arguments["city"].is_string() && arguments["unit"].is_string(),
+            "{arguments}"
+        );
+        assert_eq!(sink.text(), "", "a call's text is not sent as text");
+    }
+
+    #[test]
+    fn logprobs_come_before_each_text_and_cover_every_token() {
+        let sink = RecordingSink::new();
+        let end = run(
+            json!({"prompt": "The capital of France is", "temperature": 0, "max_tokens": 6,
+                   "logprobs": true, "top_logprobs": 3}),
+            &sink,
+        )
+        .unwrap();
+        let reports: Vec<Value> = sink
+            .custom(text_generation::TOKEN_LOGPROBS)
+            .iter()
+            .map(|r| serde_json::from_str(r).unwrap())
+            .collect();
+        let entries: Vec<&Value> = reports
+            .iter()
+            .flat_map(|r| r["content"].as_array().unwrap())
+            .collect();
+        assert_eq!(
+            entries.len() as u64,
+            details(&end)[end::COMPLETION_TOKENS].as_u64().unwrap()
+        );
+        let joined: String = entries
+            .iter()
+            .map(|e| e["token"].as_str().unwrap())
+            .collect();
+        assert_eq!(joined, sink.text());
+        for entry in entries {
+            let top = entry["top_logprobs"].as_array().unwrap();
+            assert_eq!(top.len(), 3);
+            assert_eq!(
+                top[0]["token"], entry["token"],
+                "greedy picks the most likely"
+            );
+            assert!(entry["logprob"].as_f64().unwrap() <= 0.0);
+        }
+        assert_eq!(reports.len(), sink.texts().len());
     }
 
     #[test]

@@ -7,7 +7,10 @@
 mod pool;
 mod sequence;
 
-use crate::{error::LlmError, model::Model, params::GenerationParams, tokenizer::TextTokenizer};
+use crate::{
+    constraint::Constraint, error::LlmError, logprobs::LogprobRecorder, model::Model,
+    params::GenerationParams, tokenizer::TextTokenizer, tools::ToolCallFilter,
+};
 use pool::KvPool;
 use rbee_plugin_api::{EventSinkExt, JobEnd, JobSink};
 use sequence::{Outcome, Sequence, Step};
@@ -40,6 +43,19 @@ pub struct EngineConfig {
     pub kv_tokens: usize,
 }
 
+/// What steers and reports a job's sampling beyond its parameters.
+#[derive(Default)]
+pub struct Guidance {
+    /// The grammar the output follows.
+    pub constraint: Option<Constraint>,
+    /// Finds tool calls in the output.
+    pub tool_calls: Option<ToolCallFilter>,
+    /// The special token that opens tool calls, and its text (which detokenizing drops).
+    pub special_trigger: Option<(u32, &'static str)>,
+    /// Records log probabilities.
+    pub logprobs: Option<LogprobRecorder>,
+}
+
 /// A job for the engine: the prompt's tokens and how to continue it.
 pub struct Request {
     /// The prompt, tokenized.
@@ -50,6 +66,8 @@ pub struct Request {
     pub seed: u64,
     /// Where the job's events go.
     pub sink: JobSink,
+    /// Grammar, tool calls and log probabilities.
+    pub guidance: Guidance,
     reply: Sender<Outcome>,
 }
 
@@ -96,6 +114,7 @@ impl Engine {
         params: GenerationParams,
         seed: u64,
         sink: JobSink,
+        guidance: Guidance,
     ) -> Outcome {
         let (reply, outcome) = mpsc::channel();
         let request = Request {
@@ -103,6 +122,7 @@ impl Engine {
             params,
             seed,
             sink,
+            guidance,
             reply,
         };
         let sent = self

@@ -1,14 +1,18 @@
 //! One job inside the engine: its tokens, its cache, how it samples and streams, and how it
 //! ends.
 
-use super::Request;
+use super::{Guidance, Request};
 use crate::{
-    error::LlmError, model::SequenceCache, sampling::Sampler, stream_text::TextStream,
+    error::LlmError,
+    model::SequenceCache,
+    sampling::Sampler,
+    stream_text::TextStream,
     tokenizer::TextTokenizer,
+    tools::{self, ParsedCall},
 };
 use rbee_plugin_api::{
     EventSinkExt, JobEnd, JobSink,
-    tasks::text_generation::{end, stop_reason},
+    tasks::text_generation::{TOKEN_LOGPROBS, TOOL_CALL, end, stop_reason},
 };
 use serde_json::json;
 use std::{sync::mpsc::Sender, time::Instant};
@@ -30,7 +34,9 @@ pub struct Sequence<'t> {
     cached_tokens: usize,
     sampler: Sampler,
     stream: TextStream<'t>,
+    guidance: Guidance,
     texts: u64,
+    calls: u64,
     seed: u64,
     admitted: Instant,
     prompt_done: Option<Instant>,
@@ -60,6 +66,7 @@ impl<'t> Sequence<'t> {
             seed,
             sink,
             reply,
+            guidance,
         } = request;
         Self {
             sink,
@@ -72,7 +79,9 @@ impl<'t> Sequence<'t> {
             cache,
             sampler: Sampler::new(&params.sampling, seed),
             stream: TextStream::new(tokenizer.inner(), params.stop),
+            guidance,
             texts: 0,
+            calls: 0,
             seed,
             admitted: Instant::now(),
             prompt_done: None,
@@ -106,7 +115,8 @@ impl<'t> Sequence<'t> {
     }
 
     /// Takes the logits of a pass that fed the sequence's pending tokens (or the first part of
-    /// them): once the whole prompt is in, samples a token and streams its text.
+    /// them): once the whole prompt is in, samples a token (within the grammar, if any),
+    /// records its log probability if asked, and streams its text and tool calls.
     pub fn advance(
         &mut self,
         logits: &mut [f32],
@@ -116,29 +126,99 @@ impl<'t> Sequence<'t> {
             return Ok(Step::Running);
         }
         self.prompt_done.get_or_insert_with(Instant::now);
+        let raw_logits = self.guidance.logprobs.as_ref().map(|_| logits.to_vec());
+        if let Some(constraint) = &mut self.guidance.constraint {
+            constraint.mask(logits)?;
+        }
         let token = self.sampler.sample(logits, &self.tokens);
+        if let (Some(recorder), Some(raw)) = (&mut self.guidance.logprobs, raw_logits) {
+            recorder.record(&raw, token);
+        }
         if tokenizer.is_end_of_generation(token) {
             return Ok(Step::Ended(stop_reason::EOS));
         }
+        if let Some(constraint) = &mut self.guidance.constraint {
+            constraint.consume(token)?;
+        }
         self.tokens.push(token);
-        let step = self.stream.push(token)?;
-        let stop = if step.text.is_empty() {
-            self.sink.is_cancelled()
-        } else {
-            self.texts += 1;
-            self.sink
-                .text(self.texts - 1, step.text.as_str().into())
-                .is_stop()
-        };
+        let mut step = self.stream.push(token)?;
+        if let Some((trigger, text)) = self.guidance.special_trigger
+            && trigger == token
+        {
+            step.text.insert_str(0, text);
+        }
+        let stop =
+            self.send(&step.text, false) || (step.text.is_empty() && self.sink.is_cancelled());
+        let grammar_done = self
+            .guidance
+            .constraint
+            .as_ref()
+            .is_some_and(|constraint| constraint.is_finished());
         Ok(if stop {
             Step::Cancelled
         } else if step.stopped {
             Step::Ended(stop_reason::STOP_SEQUENCE)
+        } else if grammar_done {
+            Step::Ended(stop_reason::EOS)
         } else if self.completion_tokens() == self.max_tokens {
             Step::Ended(stop_reason::MAX_TOKENS)
         } else {
             Step::Running
         })
+    }
+
+    /// Sends final text through the tool-call filter (if any), its log probabilities before
+    /// it; `last` ends the filter. Returns whether the client asked to stop.
+    fn send(&mut self, text: &str, last: bool) -> bool {
+        let (text, calls) = match self.guidance.tool_calls.as_mut() {
+            None => (text.to_string(), Vec::new()),
+            Some(filter) => {
+                let mut out = filter.push(text);
+                if last {
+                    let rest = self.guidance.tool_calls.take().map(|f| f.finish());
+                    if let Some(rest) = rest {
+                        out.text.push_str(&rest.text);
+                        out.calls.extend(rest.calls);
+                    }
+                }
+                (out.text, out.calls)
+            }
+        };
+        let mut stop = false;
+        if !text.is_empty() {
+            if let Some(report) = self.guidance.logprobs.as_mut().and_then(|r| r.take()) {
+                stop |= self
+                    .sink
+                    .custom(TOKEN_LOGPROBS.into(), report.as_str().into())
+                    .is_stop();
+            }
+            self.texts += 1;
+            stop |= self
+                .sink
+                .text(self.texts - 1, text.as_str().into())
+                .is_stop();
+        }
+        for call in calls {
+            stop |= self.send_call(call);
+        }
+        stop
+    }
+
+    fn send_call(&mut self, call: ParsedCall) -> bool {
+        if let Some(recorder) = self.guidance.logprobs.as_mut() {
+            recorder.discard();
+        }
+        let data = json!({
+            "index": self.calls,
+            "id": tools::new_call_id(),
+            "name": call.name,
+            "arguments": call.arguments,
+        })
+        .to_string();
+        self.calls += 1;
+        self.sink
+            .custom(TOOL_CALL.into(), data.as_str().into())
+            .is_stop()
     }
 
     fn completion_tokens(&self) -> usize {
@@ -147,13 +227,16 @@ impl<'t> Sequence<'t> {
 
     /// Ends the sequence as `step` says (or with `failure`), tells its job, and returns its
     /// reservation, its fed tokens and their cache for the pool.
-    pub fn end(self, outcome: Result<Step, LlmError>) -> (usize, Vec<u32>, SequenceCache) {
+    pub fn end(mut self, outcome: Result<Step, LlmError>) -> (usize, Vec<u32>, SequenceCache) {
         let details = self.usage();
         let result = match outcome {
             Ok(Step::Ended(reason)) => {
                 let rest = self.stream.finish();
-                let cut =
-                    !rest.is_empty() && self.sink.text(self.texts, rest.as_str().into()).is_stop();
+                let cut = self.send(&rest, true);
+                let reason = match reason {
+                    stop_reason::EOS if self.calls > 0 => stop_reason::TOOL_CALLS,
+                    reason => reason,
+                };
                 let end = if cut {
                     JobEnd::cancelled()
                 } else {
