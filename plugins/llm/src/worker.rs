@@ -570,6 +570,44 @@ mod tests {
     }
 
     #[test]
+    fn required_tool_calls_may_be_parallel_and_take_only_declared_arguments() {
+        let sink = RecordingSink::new();
+        let question = "Call get_weather twice: once for Paris and once for London.";
+        let end = run(
+            chat(
+                question,
+                json!({"tools": weather_tools(), "tool_choice": "required", "max_tokens": 120}),
+            ),
+            &sink,
+        )
+        .unwrap();
+        assert_eq!(end.stop_reason.as_str(), stop_reason::TOOL_CALLS);
+        let calls: Vec<Value> = sink
+            .custom(text_generation::TOOL_CALL)
+            .iter()
+            .map(|c| serde_json::from_str(c).unwrap())
+            .collect();
+        assert_eq!(calls.len(), 2, "{calls:?}");
+        let indices: Vec<&Value> = calls.iter().map(|c| &c["index"]).collect();
+        assert_eq!(indices, [&json!(0), &json!(1)]);
+        assert_ne!(calls[0]["id"], calls[1]["id"]);
+        assert_eq!(sink.text(), "", "nothing but the calls: {:?}", sink.text());
+        let sink = RecordingSink::new();
+        run(
+            chat(
+                "What time is it?",
+                json!({"tools": weather_tools(),
+                 "tool_choice": {"type": "function", "function": {"name": "get_time"}}}),
+            ),
+            &sink,
+        )
+        .unwrap();
+        let call: Value =
+            serde_json::from_str(&sink.custom(text_generation::TOOL_CALL)[0]).unwrap();
+        assert_eq!(call["arguments"], "{}", "get_time declares no arguments");
+    }
+
+    #[test]
     fn logprobs_come_before_each_text_and_cover_every_token() {
         let sink = RecordingSink::new();
         let end = run(

@@ -5,7 +5,8 @@ use super::ToolFormat;
 use crate::params::{ToolChoice, ToolsParams};
 use serde_json::{Value, json};
 
-/// The Lark grammar forcing a call, for `tool_choice` `required` or a named function; `None`
+/// The Lark grammar forcing a call (arguments take only the properties their schema declares,
+/// as in OpenAI's strict mode, unless the schema says otherwise), for `tool_choice` `required` or a named function; `None`
 /// for `auto`, whose output is parsed but free. `special_trigger` is the token id of the
 /// format's opening marker when the vocabulary has it as a special token.
 pub fn call_grammar(
@@ -26,11 +27,14 @@ pub fn call_grammar(
     let variants: Vec<Value> = offered
         .iter()
         .map(|tool| {
-            let parameters = tool
+            let mut parameters = tool
                 .function
                 .parameters
                 .clone()
                 .unwrap_or_else(|| json!({"type": "object"}));
+            if let Some(schema) = parameters.as_object_mut() {
+                schema.entry("additionalProperties").or_insert(false.into());
+            }
             json!({
                 "type": "object",
                 "properties": {"name": {"const": tool.function.name}, key: parameters},

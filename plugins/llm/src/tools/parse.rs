@@ -45,6 +45,8 @@ pub struct ToolCallFilter {
     names: Vec<String>,
     state: State,
     held: String,
+    /// Whitespace right after a call separates calls; it is not text.
+    after_call: bool,
 }
 
 impl ToolCallFilter {
@@ -60,6 +62,7 @@ impl ToolCallFilter {
             names,
             state,
             held: String::new(),
+            after_call: false,
         }
     }
 
@@ -94,6 +97,14 @@ impl ToolCallFilter {
                     out.text.push_str(&std::mem::take(&mut self.held));
                     return out;
                 }
+                State::Text if self.after_call => {
+                    let rest = self.held.trim_start().len();
+                    self.held.drain(..self.held.len() - rest);
+                    if self.held.is_empty() {
+                        return out;
+                    }
+                    self.after_call = false;
+                }
                 State::Text => match self.held.find(HERMES_OPEN) {
                     Some(at) => {
                         out.text.push_str(&self.held[..at]);
@@ -116,8 +127,7 @@ impl ToolCallFilter {
                         match self.parse(&body) {
                             Some(calls) => {
                                 out.calls.extend(calls);
-                                let rest = self.held.trim_start().len();
-                                self.held.drain(..self.held.len() - rest);
+                                self.after_call = true;
                             }
                             None => out
                                 .text
@@ -233,7 +243,9 @@ mod tests {
             &[
                 "Let me check. <tool",
                 "_call>\n{\"name\": \"get_weather\", \"argu",
-                "ments\": {\"city\": \"Paris\"}}\n</tool_call>\n<tool_call>\n",
+                "ments\": {\"city\": \"Paris\"}}\n</tool_call>",
+                "\n",
+                "<tool_call>\n",
                 "{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Rome\"}}\n</tool_call>",
             ],
         );
