@@ -2,7 +2,8 @@
 //! [`isolate`]). llm: the LLM plugin's speed with the test model and its
 //! Q4_0 and Q8_0 copies on 2 threads, called in-process and through a running host over HTTP +
 //! SSE, with the host's cost per token, beside llama.cpp's llama-bench on the same files when
-//! one is given (`--compare`), and the portable build beside the native one (`--portable`). sd: seconds and peak memory of an SD 1.5 UNet pass and of a whole 512x512 image
+//! one is given (`--compare`), decode with a JSON-schema constraint beside unconstrained
+//! ([`constrained`]), and the portable build beside the native one (`--portable`). sd: seconds and peak memory of an SD 1.5 UNet pass and of a whole 512x512 image
 //! through the host (random weights: the compute does not depend on the values), and the tiny
 //! checkpoint's end-to-end time through the host. audio:
 //! Whisper tiny.en's real-time factor on a ~45 s clip, in-process, through the host, and
@@ -10,6 +11,7 @@
 //! [`concurrency`].
 
 mod concurrency;
+mod constrained;
 mod host;
 mod isolate;
 
@@ -147,6 +149,7 @@ pub fn llm(bench: &LlmBench<'_>) -> Result<()> {
             "llama.cpp: llama-bench -t {THREADS} -p <prompt tokens> -n 0, and -p 0 -n {DECODE_TOKENS} -d <prompt tokens> (decoding after the same prompt)"
         );
     }
+    constrained::constrained(bench, &models)?;
     if bench.portable {
         let (_, portable) = in_process(bench, &models, "Q4_1", Build::Portable)?;
         let native = rows[0].1;
@@ -184,6 +187,20 @@ fn in_process(
     format: &str,
     build: Build,
 ) -> Result<(PathBuf, Figures)> {
+    let (model, runs) = in_process_runs(bench, models, format, build, &[])?;
+    let runs: Vec<Figures> = runs.iter().map(plugin_figures).collect();
+    Ok((model, median(&runs)))
+}
+
+/// Runs the in-process benchmark example with `env`; returns the model file and each job's
+/// `end` details.
+fn in_process_runs(
+    bench: &LlmBench<'_>,
+    models: &Path,
+    format: &str,
+    build: Build,
+    env: &[(&str, &str)],
+) -> Result<(PathBuf, Vec<Value>)> {
     let mut cargo = match build {
         Build::Native => plugins::cargo_for_plugins("cpu"),
         Build::Portable => {
@@ -215,6 +232,7 @@ fn in_process(
         .env("RBEE_BENCH_FORMAT", format)
         .env("CANDLE_NUM_THREADS", THREADS)
         .env("RAYON_NUM_THREADS", THREADS)
+        .envs(env.iter().copied())
         .stderr(Stdio::inherit())
         .output()
         .context("running the in-process benchmark")?;
@@ -228,12 +246,11 @@ fn in_process(
             .next()
             .context("the benchmark printed nothing")?,
     );
-    let runs: Vec<Figures> = stdout
+    let runs = stdout
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .map(|details| plugin_figures(&details))
         .collect();
-    Ok((model, median(&runs)))
+    Ok((model, runs))
 }
 
 fn plugin_figures(details: &Value) -> Figures {

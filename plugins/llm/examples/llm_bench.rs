@@ -1,12 +1,14 @@
 //! In-process benchmark: the test model (or its requantized copy in `RBEE_BENCH_FORMAT`:
 //! Q4_1, Q4_0 or Q8_0) on this CPU, called directly (no host, no HTTP). Prints the model's path,
-//! then one JSON line per run with the plugin's own prompt and decode speeds. Run by
-//! `cargo xtask bench llm`, which sets the thread count.
+//! then one JSON line per run with the plugin's own prompt and decode speeds. With
+//! `RBEE_BENCH_CONSTRAINED` set, each run is a pair: the job as usual, then the same job
+//! constrained by a JSON schema, each line marked `constrained`. Run by `cargo xtask bench llm`,
+//! which sets the thread count.
 
 use candle_core::quantized::GgmlDType;
 use rbee_plugin_api::{Job, PluginWorker, testing::RecordingSink};
 use rbee_plugin_llm::test_support::{details, load_worker, model_in_format};
-use serde_json::json;
+use serde_json::{Value, json};
 
 fn main() {
     let runs: usize = std::env::args()
@@ -25,6 +27,7 @@ fn main() {
         Ok("Q4_1") | Err(_) => GgmlDType::Q4_1,
         Ok(other) => panic!("RBEE_BENCH_FORMAT={other}: use Q4_1, Q4_0 or Q8_0"),
     };
+    let pairs = std::env::var_os("RBEE_BENCH_CONSTRAINED").is_some();
     let path = model_in_format(format);
     println!("{}", path.display());
     let worker = load_worker(&path, 2);
@@ -32,14 +35,39 @@ fn main() {
         // A prompt of its own per run: a repeated one would come from the prefix cache.
         let prompt = format!("Run {run}. {prompt}");
         let params = json!({"prompt": prompt, "temperature": 0, "max_tokens": max_tokens});
-        let job = Job::new(
-            &format!("bench-{run}"),
-            rbee_plugin_llm::TASK,
-            &params.to_string(),
-        );
-        let end = worker
-            .execute(job, RecordingSink::new().sink())
-            .expect("the benchmark job failed");
-        println!("{}", details(&end));
+        let kinds: &[bool] = if pairs { &[false, true] } else { &[false] };
+        for &constrained in kinds {
+            let mut params = params.clone();
+            if constrained {
+                params["prompt"] = format!("{prompt} Now list them as JSON.").into();
+                params["response_format"] = long_json_schema();
+            }
+            let job = Job::new(
+                &format!("bench-{run}-{constrained}"),
+                rbee_plugin_llm::TASK,
+                &params.to_string(),
+            );
+            let end = worker
+                .execute(job, RecordingSink::new().sink())
+                .expect("the benchmark job failed");
+            let mut details = details(&end);
+            if pairs {
+                details["constrained"] = constrained.into();
+            }
+            println!("{details}");
+        }
     }
+}
+
+/// A schema whose shortest valid answer (20 records) is longer than the token budget, so the
+/// constrained job decodes as many tokens as the unconstrained one.
+fn long_json_schema() -> Value {
+    let record = json!({"type": "object", "properties": {
+        "animal": {"type": "string", "maxLength": 24},
+        "legs": {"type": "integer", "minimum": 0, "maximum": 100},
+        "colour": {"enum": ["brown", "white", "black", "red", "grey"]}},
+        "required": ["animal", "legs", "colour"], "additionalProperties": false});
+    json!({"type": "json_schema", "json_schema": {"name": "animals", "schema": {
+        "type": "object", "properties": {"animals": {"type": "array", "items": record, "minItems": 20}},
+        "required": ["animals"], "additionalProperties": false}}})
 }
