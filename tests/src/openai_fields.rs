@@ -65,21 +65,15 @@ pub fn route_fields(path: &str) -> RouteFields {
 /// A value a client would send for refused `field`, asking for something the route does not do.
 pub fn asking_value(field: &str) -> Value {
     match field {
-        "n" | "best_of" => json!(2),
-        "response_format" => {
-            json!({"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}})
-        }
+        "best_of" => json!(2),
         "logit_bias" => json!({"50256": -100}),
-        "tools" | "functions" => {
-            json!([{"type": "function", "function": {"name": "get_time", "parameters": {"type": "object"}}}])
-        }
-        "tool_choice" | "function_call" => json!("auto"),
+        "functions" => json!([{"name": "get_time", "parameters": {"type": "object"}}]),
+        "function_call" => json!("auto"),
         "modalities" => json!(["text", "audio"]),
         "audio" => json!({"voice": "alloy", "format": "wav"}),
         "prediction" => json!({"type": "content", "content": "hello"}),
         "reasoning_effort" => json!("high"),
         "verbosity" => json!("low"),
-        "top_logprobs" | "logprobs" => json!(3),
         "frequency_penalty" | "presence_penalty" => json!(0.5),
         "suffix" => json!("the end"),
         "dimensions" | "partial_images" => json!(64),

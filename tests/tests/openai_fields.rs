@@ -1,7 +1,7 @@
 //! README.md's table of the OpenAI routes' fields, walked over HTTP: every refused field gets 400
 //! naming it on every JSON route, and so does a field no route knows; on the text routes, with
-//! the real LLM plugin, every harmless field and every refused field at its neutral value gets
-//! 200. (The multipart routes answer 404 before reading an upload when the plugin does not
+//! the real LLM plugin, every harmless field, every refused field at its neutral value and the
+//! implemented fields that ask for nothing at their defaults get 200. (The multipart routes answer 404 before reading an upload when the plugin does not
 //! serve them, so their fields, and the harmless fields of the embedding and image routes, are
 //! walked in `third_party_plugin.rs`, `sd.rs` and `audio.rs`, beside their plugins.)
 
@@ -22,17 +22,19 @@ fn every_refused_or_unknown_field_gets_400_naming_it_on_every_json_route() {
     }
 }
 
-/// Refused fields at the values that ask for nothing beyond what is implemented.
+/// Refused fields at the values that ask for nothing beyond what is implemented, and
+/// implemented fields at the values that ask for nothing (the host does not pass those on).
 fn neutral_values(path: &str) -> Value {
     let chat = path == "/v1/chat/completions";
     let mut values = json!({"n": 1, "frequency_penalty": 0, "presence_penalty": 0,
-                            "logit_bias": {}});
+                            "logit_bias": {}, "response_format": {"type": "text"},
+                            "grammar": null, "logprobs": null});
     let extra = if chat {
-        json!({"logprobs": false, "top_logprobs": 0, "response_format": {"type": "text"},
-               "tools": [], "tool_choice": "none", "functions": [], "function_call": "none",
-               "modalities": ["text"], "audio": null, "prediction": null})
+        json!({"logprobs": false, "tools": [], "tool_choice": "none", "functions": [],
+               "function_call": "none", "modalities": ["text"], "audio": null,
+               "prediction": null})
     } else {
-        json!({"best_of": 1, "echo": false, "logprobs": 0, "suffix": ""})
+        json!({"best_of": 1, "echo": false, "suffix": ""})
     };
     values
         .as_object_mut()
@@ -198,11 +200,36 @@ fn implemented_chat_fields_have_their_effect() {
         streamed.contains("\"completion_tokens\":3"),
         "include_usage adds the usage chunk",
     );
+    let choices: Value = host
+        .post(
+            "/v1/chat/completions",
+            &json!({"messages": [{"role": "user", "content": "Tell me a story."}], "n": 2,
+                    "max_tokens": 8, "temperature": 1.2, "seed": 9}),
+        )
+        .json()
+        .unwrap();
+    check(
+        "n",
+        choices["choices"][0]["message"] != choices["choices"][1]["message"],
+        "two choices, sampled with seeds 9 and 10",
+    );
     let route = route_fields("/v1/chat/completions");
     for field in &route.implemented {
         assert!(
-            checked.contains(&field.as_str()),
+            checked.contains(&field.as_str()) || CHECKED_WITH_THE_PLUGIN.contains(&field.as_str()),
             "{field} is in README's table but not checked here"
         );
     }
 }
+
+/// Implemented fields whose effect is the plugin's constraints, tools and log probabilities:
+/// checked beside them, in the llm plugin's black-box tests (`tests/tests/llm*.rs`).
+const CHECKED_WITH_THE_PLUGIN: [&str; 7] = [
+    "grammar",
+    "logprobs",
+    "top_logprobs",
+    "response_format",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+];

@@ -1,7 +1,7 @@
 //! The official `openai` Python package against a running host with the real LLM plugin.
 
 use rbee_tests::Host;
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::process::Command;
 
 const CLIENT: &str = r#"
@@ -19,13 +19,13 @@ try:
     embedding_error = None
 except openai.NotFoundError as error:
     embedding_error = error.body
+choices = client.chat.completions.create(model="smollm", messages=messages, max_tokens=6, temperature=1, seed=3, n=2)
 refused = {
-    "response_format": {"response_format": {"type": "json_object"}},
-    "tools": {"tools": [{"type": "function", "function": {"name": "now", "parameters": {"type": "object", "properties": {}}}}]},
-    "logprobs": {"logprobs": True, "top_logprobs": 2},
+    "functions": {"functions": [{"name": "now", "parameters": {"type": "object", "properties": {}}}]},
     "logit_bias": {"logit_bias": {"50256": -100}},
-    "n": {"n": 2},
     "reasoning_effort": {"reasoning_effort": "high"},
+    "top_logprobs": {"top_logprobs": 2},
+    "n": {"n": 9},
 }
 refusals = {}
 for name, fields in refused.items():
@@ -52,6 +52,8 @@ print(json.dumps({
     "models": [m.id for m in client.models.list().data],
     "embedding_error": embedding_error,
     "auth_error": auth_error,
+    "choices": [c.index for c in choices.choices],
+    "choices_usage": choices.usage.model_dump(),
     "refusals": refusals,
 }))
 "#;
@@ -92,6 +94,18 @@ fn the_openai_python_sdk_works_unchanged() {
         "{result}"
     );
     assert_eq!(result["auth_error"], 401);
+    assert_eq!(
+        result["choices"],
+        json!([0, 1]),
+        "n: 2 gives two choices: {result}"
+    );
+    let tokens = result["choices_usage"]["completion_tokens"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        (2..=12).contains(&tokens),
+        "two choices of 1 to 6 tokens: {result}"
+    );
     for (field, param) in result["refusals"].as_object().unwrap() {
         assert_eq!(
             param, field,

@@ -37,6 +37,9 @@ pub enum JobEvent {
         index: u64,
         /// The text.
         text: String,
+        /// The log probabilities of the tokens that make it, when the client asked for them:
+        /// the `content` list of the plugin's `token_logprobs` event sent just before it.
+        logprobs: Option<Value>,
     },
     /// A step of `total` done.
     Progress {
@@ -125,7 +128,17 @@ impl JobEvent {
     pub fn data(&self) -> Value {
         match self {
             JobEvent::Started(details) | JobEvent::Metrics(details) => details.clone(),
-            JobEvent::Token { index, text } => json!({"index": index, "text": text}),
+            JobEvent::Token {
+                index,
+                text,
+                logprobs,
+            } => {
+                let mut data = json!({"index": index, "text": text});
+                if let Some(logprobs) = logprobs {
+                    data["logprobs"] = logprobs.clone();
+                }
+                data
+            }
             JobEvent::Progress { step, total } => json!({"step": step, "total": total}),
             JobEvent::Preview(artifact) | JobEvent::Artifact(artifact) => artifact.to_json(),
             JobEvent::Embedding { index, vector } => json!({"index": index, "vector": vector}),
@@ -180,6 +193,27 @@ mod tests {
         assert_eq!(
             end.data(),
             json!({"stop_reason": "eos", "completion_tokens": 3})
+        );
+    }
+
+    #[test]
+    fn a_token_carries_logprobs_only_when_it_has_them() {
+        let plain = JobEvent::Token {
+            index: 2,
+            text: "hi".into(),
+            logprobs: None,
+        };
+        assert_eq!(plain.data(), json!({"index": 2, "text": "hi"}));
+        let entries =
+            json!([{"token": "hi", "logprob": -0.5, "bytes": [104, 105], "top_logprobs": []}]);
+        let with = JobEvent::Token {
+            index: 2,
+            text: "hi".into(),
+            logprobs: Some(entries.clone()),
+        };
+        assert_eq!(
+            with.data(),
+            json!({"index": 2, "text": "hi", "logprobs": entries})
         );
     }
 

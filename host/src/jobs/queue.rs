@@ -125,6 +125,7 @@ mod tests {
         JobEvent::Token {
             index,
             text: "x".into(),
+            logprobs: None,
         }
     }
 

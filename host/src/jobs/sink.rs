@@ -1,5 +1,6 @@
 //! The host's `EventSink`: turns a plugin's events into [`JobEvent`]s on the job's bounded
 //! channel. Shared by every thread the plugin hands it to, and inert once the job has ended.
+//! A `token_logprobs` event is not forwarded: its entries ride on the next `token` event.
 
 use super::queue::EventSender;
 use super::{
@@ -11,8 +12,11 @@ use abi_stable::{
     sabi_trait::TD_Opaque,
     std_types::{RArc, ROption, RSlice, RStr},
 };
-use rbee_plugin_api::{Artifact, EventSink, EventSink_TO, Flow, JobSink, StopReason};
-use serde_json::json;
+use rbee_plugin_api::{
+    Artifact, EventSink, EventSink_TO, Flow, JobSink, StopReason,
+    tasks::text_generation::TOKEN_LOGPROBS,
+};
+use serde_json::{Value, json};
 use std::{
     sync::{
         Arc, Mutex,
@@ -20,6 +24,10 @@ use std::{
     },
     time::Instant,
 };
+
+/// The most log probability entries held for one `token` event: a plugin that sends more
+/// without text cannot grow the host's memory (those beyond are dropped).
+const MAX_PENDING_LOGPROBS: usize = 4096;
 
 /// Receives one job's events, from whichever plugin threads hold it. Clones share one state.
 #[derive(Clone)]
@@ -35,6 +43,8 @@ struct SinkState {
     first_output: AtomicBool,
     tokens: AtomicU64,
     closed: AtomicBool,
+    /// Log probability entries waiting for the `token` event they belong to.
+    pending_logprobs: Mutex<Vec<Value>>,
 }
 
 impl HostSink {
@@ -57,6 +67,7 @@ impl HostSink {
             first_output: AtomicBool::new(false),
             tokens: AtomicU64::new(0),
             closed: AtomicBool::new(false),
+            pending_logprobs: Mutex::new(Vec::new()),
         }))
     }
 
@@ -73,6 +84,7 @@ impl HostSink {
     /// Ends the job: every later event from the plugin is dropped, then `terminal` is sent.
     pub fn close(&self, terminal: JobEvent) {
         self.0.closed.store(true, Ordering::SeqCst);
+        self.take_logprobs();
         self.ensure_started(None);
         self.deliver(terminal);
     }
@@ -142,6 +154,44 @@ impl HostSink {
         parsed
     }
 
+    /// Keeps the entries of a `token_logprobs` event for the next `token` event, up to
+    /// [`MAX_PENDING_LOGPROBS`]; data without a `content` list is dropped.
+    fn hold_logprobs(&self, mut data: Value) -> Flow {
+        if self.0.closed.load(Ordering::SeqCst) {
+            return Flow::Stop;
+        }
+        let Value::Array(entries) = data["content"].take() else {
+            tracing::warn!(
+                job = self.0.job_id,
+                "the plugin sent {TOKEN_LOGPROBS} without a 'content' list; dropped"
+            );
+            return self.flow();
+        };
+        let mut pending = self.pending();
+        let room = MAX_PENDING_LOGPROBS.saturating_sub(pending.len());
+        if entries.len() > room {
+            tracing::warn!(
+                job = self.0.job_id,
+                "the plugin sent more than {MAX_PENDING_LOGPROBS} {TOKEN_LOGPROBS} entries for one token; dropped the rest"
+            );
+        }
+        pending.extend(entries.into_iter().take(room));
+        self.flow()
+    }
+
+    /// The entries held for the next `token` event, if any.
+    fn take_logprobs(&self) -> Option<Value> {
+        let entries = std::mem::take(&mut *self.pending());
+        (!entries.is_empty()).then_some(Value::Array(entries))
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, Vec<Value>> {
+        self.0
+            .pending_logprobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
     fn artifact_data(&self, artifact: &Artifact<'_>) -> ArtifactData {
         let metadata = match artifact.metadata_json.is_empty() {
             true => Some(json!({})),
@@ -168,9 +218,11 @@ impl EventSink for HostSink {
     }
 
     fn text(&self, index: u64, text: RStr<'_>) -> Flow {
+        let logprobs = self.take_logprobs();
         self.send(JobEvent::Token {
             index,
             text: text.to_string(),
+            logprobs,
         })
     }
 
@@ -212,6 +264,7 @@ impl EventSink for HostSink {
             return self.flow();
         };
         match self.object("custom event data", data_json.as_str()) {
+            Some(data) if name == TOKEN_LOGPROBS => self.hold_logprobs(data),
             Some(data) => self.send(JobEvent::Custom { name, data }),
             None => self.flow(),
         }
@@ -281,6 +334,66 @@ mod tests {
             }
         );
         assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn logprobs_ride_on_the_next_token_and_leftovers_are_dropped() {
+        let (sink, _, mut rx) = sink();
+        let handle = sink.handle();
+        let entry =
+            |token: &str| json!({"token": token, "logprob": -1.0, "bytes": [], "top_logprobs": []});
+        let event = |tokens: &[&str]| {
+            let content: Vec<Value> = tokens.iter().map(|t| entry(t)).collect();
+            json!({"content": content}).to_string()
+        };
+        handle.custom(TOKEN_LOGPROBS.into(), event(&["He", "llo"]).as_str().into());
+        handle.text(0, "Hello".into());
+        handle.text(1, " there".into());
+        handle.custom(TOKEN_LOGPROBS.into(), event(&["!"]).as_str().into());
+        handle.custom(TOKEN_LOGPROBS.into(), r#"{"content": 3}"#.into());
+        handle.custom(TOKEN_LOGPROBS.into(), event(&["?"]).as_str().into());
+        handle.text(2, "!?".into());
+        handle.custom(TOKEN_LOGPROBS.into(), event(&["swallowed"]).as_str().into());
+        sink.close(JobEvent::End {
+            stop_reason: "stop_sequence".into(),
+            details: json!({}),
+        });
+        assert!(matches!(rx.try_recv().unwrap(), JobEvent::Started(_)));
+        let tokens: Vec<(String, Option<Value>)> = std::iter::from_fn(|| rx.try_recv().ok())
+            .take_while(|event| !event.is_terminal())
+            .map(|event| match event {
+                JobEvent::Token { text, logprobs, .. } => (text, logprobs),
+                other => panic!("only tokens reach the stream: {other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            tokens,
+            [
+                ("Hello".into(), Some(json!([entry("He"), entry("llo")]))),
+                (" there".into(), None),
+                ("!?".into(), Some(json!([entry("!"), entry("?")]))),
+            ]
+        );
+        assert!(rx.try_recv().is_err(), "the end came, and nothing after it");
+        assert_eq!(
+            sink.take_logprobs(),
+            None,
+            "what no token carried is dropped"
+        );
+    }
+
+    #[test]
+    fn a_plugin_cannot_hold_back_unbounded_logprobs() {
+        let (sink, _, _rx) = sink();
+        let handle = sink.handle();
+        let entries: Vec<Value> = (0..1000).map(|i| json!({"token": i})).collect();
+        let event = json!({"content": entries}).to_string();
+        for _ in 0..5 {
+            handle.custom(TOKEN_LOGPROBS.into(), event.as_str().into());
+        }
+        let held = sink.take_logprobs().unwrap();
+        assert_eq!(held.as_array().map(Vec::len), Some(MAX_PENDING_LOGPROBS));
+        assert_eq!(held[0]["token"], 0, "the first are kept");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use super::stream::JobEvents;
 use crate::jobs::event::{ArtifactData, JobEvent};
+use rbee_plugin_api::tasks::text_generation::TOOL_CALL;
 use serde_json::{Map, Value, json};
 
 /// Everything a job produced.
@@ -10,6 +11,10 @@ use serde_json::{Map, Value, json};
 pub struct Collected {
     /// The text events, joined.
     pub text: String,
+    /// The log probability entries the text events carried, in order.
+    pub logprobs: Vec<Value>,
+    /// The data of the `tool_call` events, in order (they are in `custom` too).
+    pub tool_calls: Vec<Value>,
     /// The embeddings, by input index.
     pub embeddings: Vec<(u64, Vec<f32>)>,
     /// The finished files.
@@ -35,10 +40,20 @@ pub async fn collect(mut events: JobEvents) -> Result<Collected, JobFailed> {
     let mut collected = Collected::default();
     while let Some(event) = events.next().await {
         match event {
-            JobEvent::Token { text, .. } => collected.text.push_str(&text),
+            JobEvent::Token { text, logprobs, .. } => {
+                collected.text.push_str(&text);
+                if let Some(Value::Array(entries)) = logprobs {
+                    collected.logprobs.extend(entries);
+                }
+            }
             JobEvent::Embedding { index, vector } => collected.embeddings.push((index, vector)),
             JobEvent::Artifact(artifact) => collected.artifacts.push(artifact),
-            JobEvent::Custom { name, data } => collected.custom.push((name, data)),
+            JobEvent::Custom { name, data } => {
+                if name == TOOL_CALL {
+                    collected.tool_calls.push(data.clone());
+                }
+                collected.custom.push((name, data));
+            }
             JobEvent::End {
                 stop_reason,
                 details,
@@ -55,8 +70,8 @@ pub async fn collect(mut events: JobEvents) -> Result<Collected, JobFailed> {
 
 impl Collected {
     /// The native API's one-response answer: the `end` event's fields, and what the job
-    /// produced (only the kinds it produced): `text`, `embeddings`, `artifacts` (base64) and
-    /// `events` (custom events by name).
+    /// produced (only the kinds it produced): `text`, `logprobs` (the entries of its tokens),
+    /// `embeddings`, `artifacts` (base64) and `events` (custom events by name).
     pub fn to_json(&self, job_id: &str) -> Value {
         let mut answer = match &self.details {
             Value::Object(details) => details.clone(),
@@ -66,6 +81,9 @@ impl Collected {
         answer.insert("stop_reason".into(), self.stop_reason.clone().into());
         if !self.text.is_empty() {
             answer.insert("text".into(), self.text.clone().into());
+        }
+        if !self.logprobs.is_empty() {
+            answer.insert("logprobs".into(), self.logprobs.clone().into());
         }
         if !self.embeddings.is_empty() {
             let embeddings = self
@@ -89,5 +107,46 @@ impl Collected {
             answer.insert("events".into(), Value::Object(events));
         }
         Value::Object(answer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{jobs::Jobs, server::stream::testing::running_job};
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn logprobs_are_flattened_in_order_and_tool_calls_kept() {
+        let jobs = Arc::new(Jobs::new(1));
+        let (job, events) = running_job(&jobs);
+        let token = |text: &str, logprobs: Option<Value>| JobEvent::Token {
+            index: 0,
+            text: text.into(),
+            logprobs,
+        };
+        let call = json!({"index": 0, "id": "call_1", "name": "now", "arguments": "{}"});
+        for event in [
+            token("a", Some(json!([{"token": "a"}]))),
+            token("bc", Some(json!([{"token": "b"}, {"token": "c"}]))),
+            JobEvent::Custom {
+                name: TOOL_CALL.into(),
+                data: call.clone(),
+            },
+            JobEvent::End {
+                stop_reason: "tool_calls".into(),
+                details: json!({}),
+            },
+        ] {
+            job.events.send(event, || false);
+        }
+        let collected = collect(events).await.ok().expect("an end");
+        assert_eq!(collected.text, "abc");
+        let tokens: Vec<&Value> = collected.logprobs.iter().map(|e| &e["token"]).collect();
+        assert_eq!(tokens, ["a", "b", "c"]);
+        assert_eq!(collected.tool_calls, std::slice::from_ref(&call));
+        let answer = collected.to_json("job-1");
+        assert_eq!(answer["logprobs"].as_array().map(Vec::len), Some(3));
+        assert_eq!(answer["events"]["tool_call"], json!([call]));
     }
 }

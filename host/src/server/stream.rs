@@ -114,3 +114,23 @@ impl Drop for JobEvents {
         }
     }
 }
+
+/// Jobs and their events for the host's unit tests.
+#[cfg(test)]
+pub mod testing {
+    use super::JobEvents;
+    use crate::jobs::{Jobs, QueuedJob};
+    use rbee_plugin_api::Job;
+    use std::sync::Arc;
+
+    /// A job of `jobs`, taken by an engine thread: the engine's end (to send its events and see
+    /// its stop flag) and the client's end.
+    pub fn running_job(jobs: &Arc<Jobs>) -> (QueuedJob, JobEvents) {
+        let (id, _) = jobs
+            .submit(Job::new("", "text-generation", "{}"))
+            .expect("room in the queue");
+        let running = jobs.next_blocking().expect("the job just queued");
+        let receiver = jobs.take_stream(&id).expect("an untaken stream");
+        (running, JobEvents::new(jobs.clone(), id, receiver))
+    }
+}

@@ -297,6 +297,19 @@ pub mod testing {
 
     /// An unloaded model of the echo plugin (task `echo`) named `id`, whose load fails.
     pub fn echo_model(id: &str, pinned: bool, registry: &MetricsRegistry) -> WorkerState {
+        let manifest = Manifest::new("echo", "cpu", "0.1.0", &["echo"]).default_model("tiny");
+        in_process_model(id, pinned, &manifest, no_weights, registry)
+    }
+
+    /// An unloaded model named `id` of the plugin `manifest` describes, loaded in the host's
+    /// process by `load`; its queue holds 4 jobs.
+    pub fn in_process_model(
+        id: &str,
+        pinned: bool,
+        manifest: &Manifest,
+        load: LoadFn,
+        registry: &MetricsRegistry,
+    ) -> WorkerState {
         let defaults = ModelDefaults {
             device: None,
             threads: 0,
@@ -304,17 +317,17 @@ pub mod testing {
             queue_size: 4,
             plugin_options: String::new(),
         };
-        let mut config = defaults.entry(id.into(), "echo-cpu".into(), String::new());
+        let plugin = format!("{}-{}", manifest.kind, manifest.backend);
+        let mut config = defaults.entry(id.into(), plugin, String::new());
         config.pinned = pinned;
-        let manifest = Manifest::new("echo", "cpu", "0.1.0", &["echo"]).default_model("tiny");
         let device = DeviceArg {
             kind: "cpu".into(),
             ordinal: 0,
         };
         WorkerState::new(
             config,
-            &manifest,
-            Loader::InProcess(no_weights),
+            manifest,
+            Loader::InProcess(load),
             device,
             registry.for_model(id),
         )

@@ -1,26 +1,20 @@
 //! `POST /v1/chat/completions` and `POST /v1/completions` on the `text-generation` task.
 
-use super::{Collected, collect, fields, now, request, requested_model, start_job, usage};
-use crate::server::openai::errors::JsonRouteErrors;
-use crate::{
-    jobs::event::JobEvent,
-    server::{
-        ApiError, AppState,
-        stream::{JobEvents, keep_alive},
-    },
+use super::{
+    choices, chunks,
+    completion::{Completion, Flavor},
+    errors::JsonRouteErrors,
+    fields, now, request, requested_model,
 };
+use crate::server::{ApiError, AppState};
 use axum::{
     Json,
     extract::{State, rejection::JsonRejection},
-    response::{
-        IntoResponse, Response,
-        sse::{Event, Sse},
-    },
+    response::{IntoResponse, Response},
 };
-use futures_util::{StreamExt, stream};
-use rbee_plugin_api::tasks::text_generation::{TASK, param, stop_reason};
+use rbee_plugin_api::tasks::text_generation::param;
 use serde_json::{Map, Value, json};
-use std::{convert::Infallible, sync::Arc};
+use std::sync::Arc;
 
 /// Chat completions: `messages` rendered with the model's chat template by the plugin.
 #[utoipa::path(
@@ -57,9 +51,10 @@ pub async fn chat_completions(
         .enumerate()
         .map(|(i, m)| plain_message(i, m))
         .collect::<Result<Vec<_>, _>>()?;
+    let logprobs = request::chat_logprobs(&body)?;
     let mut params = request::sampling(&body)?;
     params.insert(param::MESSAGES.into(), Value::Array(messages));
-    respond(&state, Flavor::Chat, params, &body).await
+    respond(&state, Flavor::Chat, params, logprobs, &body).await
 }
 
 /// Text completions: a plain `prompt`.
@@ -95,198 +90,94 @@ pub async fn completions(
             ));
         }
     };
+    let logprobs = request::completion_logprobs(&body)?;
     let mut params = request::sampling(&body)?;
     params.insert(param::PROMPT.into(), prompt.into());
-    respond(&state, Flavor::Text, params, &body).await
+    respond(&state, Flavor::Text, params, logprobs, &body).await
 }
 
-/// A message with its content as plain text (text parts joined); other parts are refused.
+/// What a message may carry beside its role and content, passed on as it is: an assistant's
+/// `tool_calls`, a tool result's `tool_call_id`, a participant's `name`.
+const MESSAGE_EXTRAS: [&str; 3] = ["tool_calls", "tool_call_id", "name"];
+
+/// A message with its content as plain text (text parts joined; other parts are refused) and
+/// its [`MESSAGE_EXTRAS`]. An assistant message that calls tools may have no content.
 fn plain_message(index: usize, message: &Value) -> Result<Value, ApiError> {
     let field = format!("messages[{index}]");
     let role = message["role"]
         .as_str()
         .ok_or_else(|| request::bad(&field, "each message needs a 'role'"))?;
+    let calls_tools = message["tool_calls"]
+        .as_array()
+        .is_some_and(|c| !c.is_empty());
     let content = match &message["content"] {
-        Value::String(text) => text.clone(),
-        Value::Null => String::new(),
+        Value::Null if calls_tools => Value::Null,
+        content => plain_text(&field, content)?.into(),
+    };
+    let mut plain = json!({"role": role, "content": content});
+    for extra in MESSAGE_EXTRAS {
+        let given = message
+            .get(extra)
+            .filter(|v| !v.is_null() && **v != json!([]));
+        if let Some(value) = given {
+            plain[extra] = value.clone();
+        }
+    }
+    Ok(plain)
+}
+
+/// A message's content as plain text: a string, null (empty) or text parts joined.
+fn plain_text(field: &str, content: &Value) -> Result<String, ApiError> {
+    match content {
+        Value::String(text) => Ok(text.clone()),
+        Value::Null => Ok(String::new()),
         Value::Array(parts) => parts
             .iter()
             .map(
                 |part| match (part["type"].as_str(), part["text"].as_str()) {
                     (Some("text"), Some(text)) => Ok(text),
-                    _ => Err(request::bad(
-                        &field,
-                        "only text content parts are supported",
-                    )),
+                    _ => Err(request::bad(field, "only text content parts are supported")),
                 },
             )
-            .collect::<Result<Vec<_>, _>>()?
-            .join(""),
-        _ => {
-            return Err(request::bad(
-                &field,
-                "'content' must be a string or a list of text parts",
-            ));
-        }
-    };
-    Ok(json!({"role": role, "content": content}))
-}
-
-/// Chat or plain-text completion: the two differ only in their object shapes.
-#[derive(Clone, Copy)]
-enum Flavor {
-    Chat,
-    Text,
-}
-
-/// What every chunk or response of one completion carries.
-struct Completion {
-    id: String,
-    model: String,
-    created: u64,
-    flavor: Flavor,
-}
-
-impl Completion {
-    fn object(&self, chunk: bool) -> &'static str {
-        match (self.flavor, chunk) {
-            (Flavor::Chat, false) => "chat.completion",
-            (Flavor::Chat, true) => "chat.completion.chunk",
-            (Flavor::Text, _) => "text_completion",
-        }
-    }
-
-    fn envelope(&self, chunk: bool, choices: Value) -> Value {
-        json!({"id": self.id, "object": self.object(chunk), "created": self.created, "model": self.model, "choices": choices})
-    }
-
-    fn chunk(&self, text: Option<&str>, finish_reason: Option<&str>) -> Value {
-        let choice = match self.flavor {
-            Flavor::Chat => {
-                let delta = text.map_or(json!({}), |text| json!({"content": text}));
-                json!({"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": null})
-            }
-            Flavor::Text => {
-                json!({"index": 0, "text": text.unwrap_or(""), "finish_reason": finish_reason, "logprobs": null})
-            }
-        };
-        self.envelope(true, json!([choice]))
-    }
-
-    fn full(&self, collected: &Collected) -> Value {
-        let finish_reason = finish_reason(&collected.stop_reason);
-        let choice = match self.flavor {
-            Flavor::Chat => json!({
-                "index": 0,
-                "message": {"role": "assistant", "content": collected.text},
-                "finish_reason": finish_reason,
-                "logprobs": null,
-            }),
-            Flavor::Text => {
-                json!({"index": 0, "text": collected.text, "finish_reason": finish_reason, "logprobs": null})
-            }
-        };
-        let mut response = self.envelope(false, json!([choice]));
-        response["usage"] = usage(&collected.details);
-        response
+            .collect::<Result<Vec<_>, _>>()
+            .map(|parts| parts.join("")),
+        _ => Err(request::bad(
+            field,
+            "'content' must be a string or a list of text parts",
+        )),
     }
 }
 
-/// OpenAI's finish reasons: `length` when max_tokens ended it, `stop` otherwise.
-fn finish_reason(stop_reason: &str) -> &'static str {
-    match stop_reason {
-        stop_reason::MAX_TOKENS => "length",
-        _ => "stop",
-    }
-}
-
+/// Answers a completion of `params` for `flavor`'s route: queues one job per choice, then
+/// answers with all of them at once or streams them.
 async fn respond(
     state: &Arc<AppState>,
     flavor: Flavor,
-    params: Map<String, Value>,
+    mut params: Map<String, Value>,
+    logprobs: Option<u64>,
     body: &Map<String, Value>,
 ) -> Result<Response, ApiError> {
-    let route = match flavor {
-        Flavor::Chat => "/v1/chat/completions",
-        Flavor::Text => "/v1/completions",
-    };
     let stream = request::stream(body)?;
-    let started = start_job(
-        state,
-        route,
-        requested_model(body)?,
-        TASK,
-        params,
-        Vec::new(),
-    )
-    .await?;
-    let events = started.events;
-    let prefix = match flavor {
-        Flavor::Chat => "chatcmpl",
-        Flavor::Text => "cmpl",
-    };
+    let n = request::choices(body)?;
+    request::pass_on(body, &mut params);
+    request::ask_logprobs(&mut params, logprobs);
+    let started = choices::start(state, flavor, requested_model(body)?, &params, n).await?;
     let completion = Completion {
-        id: format!("{prefix}-{}", started.id),
-        model: started.model,
+        id: format!("{}-{}", flavor.id_prefix(), started[0].id),
+        model: started[0].model.clone(),
         created: now(),
         flavor,
+        logprobs: logprobs.is_some(),
     };
-    let Some(include_usage) = stream else {
-        let collected = collect(events).await?;
-        return Ok(Json(completion.full(&collected)).into_response());
-    };
-    Ok(stream_chunks(completion, events, include_usage).into_response())
+    let events = started.into_iter().map(|job| job.events).collect();
+    match stream {
+        Some(include_usage) => Ok(chunks::sse(completion, events, include_usage).into_response()),
+        None => {
+            let collected = choices::collect_all(events).await?;
+            Ok(Json(completion.full(&collected)).into_response())
+        }
+    }
 }
 
-/// OpenAI's streaming form: `data:` chunks, then `data: [DONE]`.
-fn stream_chunks(
-    completion: Completion,
-    events: JobEvents,
-    include_usage: bool,
-) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
-    let opening = match completion.flavor {
-        Flavor::Chat => {
-            let mut first = completion.chunk(None, None);
-            first["choices"][0]["delta"] = json!({"role": "assistant", "content": ""});
-            vec![first.to_string()]
-        }
-        Flavor::Text => vec![],
-    };
-    let body = stream::unfold(Some((events, completion)), move |running| async move {
-        let (mut events, completion) = running?;
-        loop {
-            match events.next().await? {
-                JobEvent::Token { text, .. } => {
-                    let chunk = completion.chunk(Some(&text), None).to_string();
-                    return Some((vec![chunk], Some((events, completion))));
-                }
-                JobEvent::End {
-                    stop_reason,
-                    details,
-                } => {
-                    let mut last = vec![
-                        completion
-                            .chunk(None, Some(finish_reason(&stop_reason)))
-                            .to_string(),
-                    ];
-                    if include_usage {
-                        let mut usage_chunk = completion.envelope(true, json!([]));
-                        usage_chunk["usage"] = usage(&details);
-                        last.push(usage_chunk.to_string());
-                    }
-                    last.push("[DONE]".into());
-                    return Some((last, None));
-                }
-                JobEvent::Error { code, message } => {
-                    let error = json!({"error": {"message": message, "type": "server_error", "code": code}});
-                    return Some((vec![error.to_string(), "[DONE]".into()], None));
-                }
-                _ => continue,
-            }
-        }
-    });
-    let chunks = stream::iter(opening)
-        .chain(body.flat_map(stream::iter))
-        .map(|data| Ok(Event::default().data(data)));
-    Sse::new(chunks).keep_alive(keep_alive())
-}
+#[cfg(test)]
+mod tests;

@@ -68,13 +68,11 @@ const fn refused(
     }
 }
 
-const NO_TOOLS: &str = "tool calling is not supported yet; describe the tool in the prompt";
-const NO_LOGPROBS: &str = "log probabilities are not supported yet";
+const USE_TOOLS: &str =
+    "functions are OpenAI's deprecated form of tools; send tools and tool_choice";
 const NO_AUDIO_OUT: &str = "this route answers with text only";
-const ONE_CHOICE: &str = "send one request per choice, with different seeds";
 const PENALTIES: &str = "use repeat_penalty (and repeat_last_n) instead";
-const NO_BIAS: &str = "token biases are not supported; use stop sequences or the prompt";
-const NO_STRUCTURE: &str = "structured outputs are not supported yet; ask for JSON in the prompt";
+const NO_BIAS: &str = "token biases are not supported; use stop sequences, grammar or the prompt";
 const NOT_A_REASONING_MODEL: &str = "the served model has no reasoning settings";
 const NO_WEB: &str = "this server does not search the web";
 const PNG_ONLY: &str = "images are PNG, uncompressed by this setting, on an opaque background";
@@ -105,7 +103,8 @@ macro_rules! text_fields {
             implemented("min_p"),
             implemented("repeat_penalty"),
             implemented("repeat_last_n"),
-            refused("n", Some("1"), ONE_CHOICE),
+            implemented("n"),
+            implemented("grammar"),
             refused("frequency_penalty", Some("0"), PENALTIES),
             refused("presence_penalty", Some("0"), PENALTIES),
             refused("logit_bias", Some("{}"), NO_BIAS),
@@ -125,14 +124,14 @@ pub const CHAT: Route = Route {
         harmless("service_tier"),
         harmless("safety_identifier"),
         harmless("prompt_cache_key"),
-        refused("logprobs", Some("false"), NO_LOGPROBS),
-        refused("top_logprobs", Some("0"), NO_LOGPROBS),
-        refused("response_format", Some(r#"{"type":"text"}"#), NO_STRUCTURE),
-        refused("tools", Some("[]"), NO_TOOLS),
-        refused("tool_choice", Some(r#""none""#), NO_TOOLS),
-        refused("parallel_tool_calls", None, NO_TOOLS),
-        refused("functions", Some("[]"), NO_TOOLS),
-        refused("function_call", Some(r#""none""#), NO_TOOLS),
+        implemented("logprobs"),
+        implemented("top_logprobs"),
+        implemented("response_format"),
+        implemented("tools"),
+        implemented("tool_choice"),
+        implemented("parallel_tool_calls"),
+        refused("functions", Some("[]"), USE_TOOLS),
+        refused("function_call", Some(r#""none""#), USE_TOOLS),
         refused("modalities", Some(r#"["text"]"#), NO_AUDIO_OUT),
         refused("audio", None, NO_AUDIO_OUT),
         refused(
@@ -151,13 +150,18 @@ pub const COMPLETIONS: Route = Route {
     path: "/v1/completions",
     fields: text_fields![
         implemented("prompt");
-        refused("best_of", Some("1"), ONE_CHOICE),
+        implemented("logprobs"),
+        implemented("response_format"),
+        refused(
+            "best_of",
+            Some("1"),
+            "ask for n choices and pick the best yourself"
+        ),
         refused(
             "echo",
             Some("false"),
             "the answer holds the completion only; prepend the prompt yourself"
         ),
-        refused("logprobs", Some("0"), NO_LOGPROBS),
         refused(
             "suffix",
             Some(r#""""#),

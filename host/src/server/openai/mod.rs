@@ -4,10 +4,14 @@
 
 mod audio;
 mod chat;
+mod choices;
+mod chunks;
+mod completion;
 mod embeddings;
 mod errors;
 mod fields;
 mod images;
+mod logprobs;
 mod models;
 mod request;
 mod schemas;
@@ -136,13 +140,17 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Token counts from a text-generation job's end details, in OpenAI's `usage` shape; prompt
-/// tokens served from the plugin's prefix cache become `prompt_tokens_details.cached_tokens`.
-fn usage(details: &Value) -> Value {
-    let prompt = details[end::PROMPT_TOKENS].as_u64().unwrap_or(0);
-    let completion = details[end::COMPLETION_TOKENS].as_u64().unwrap_or(0);
+/// Token counts from the end details of a completion's text-generation jobs (one per choice),
+/// in OpenAI's `usage` shape: the prompt counted once, the completions summed; prompt tokens
+/// served from the plugin's prefix cache become `prompt_tokens_details.cached_tokens`.
+fn usage<'a>(choices: impl IntoIterator<Item = &'a Value>) -> Value {
+    let mut choices = choices.into_iter();
+    let first = choices.next().unwrap_or(&Value::Null);
+    let prompt = first[end::PROMPT_TOKENS].as_u64().unwrap_or(0);
+    let tokens = |details: &Value| details[end::COMPLETION_TOKENS].as_u64().unwrap_or(0);
+    let completion = tokens(first) + choices.map(tokens).sum::<u64>();
     let mut usage = json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion});
-    if let Some(cached) = details[end::CACHED_PROMPT_TOKENS].as_u64() {
+    if let Some(cached) = first[end::CACHED_PROMPT_TOKENS].as_u64() {
         usage["prompt_tokens_details"] = json!({"cached_tokens": cached});
     }
     usage
@@ -157,13 +165,13 @@ mod tests {
     fn usage_reports_prompt_tokens_from_the_prefix_cache_as_openai_does() {
         let plain = json!({"prompt_tokens": 12, "completion_tokens": 5});
         assert_eq!(
-            usage(&plain),
+            usage([&plain]),
             json!({"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17})
         );
         let cached =
             json!({"prompt_tokens": 12, "completion_tokens": 5, "cached_prompt_tokens": 8});
         assert_eq!(
-            usage(&cached),
+            usage([&cached]),
             json!({
                 "prompt_tokens": 12,
                 "completion_tokens": 5,
@@ -173,8 +181,20 @@ mod tests {
         );
         let none_cached = json!({"prompt_tokens": 3, "cached_prompt_tokens": 0});
         assert_eq!(
-            usage(&none_cached)["prompt_tokens_details"],
+            usage([&none_cached])["prompt_tokens_details"],
             json!({"cached_tokens": 0})
+        );
+    }
+
+    #[test]
+    fn usage_of_several_choices_counts_the_prompt_once_and_sums_the_completions() {
+        let choices = [
+            json!({"prompt_tokens": 12, "completion_tokens": 5}),
+            json!({"prompt_tokens": 12, "completion_tokens": 7}),
+        ];
+        assert_eq!(
+            usage(&choices),
+            json!({"prompt_tokens": 12, "completion_tokens": 12, "total_tokens": 24})
         );
     }
 

@@ -5,7 +5,7 @@
 
 use super::{
     fields::{self, Field, Handling, Route},
-    request::SAMPLING,
+    request::{MAX_CHOICES, MAX_TOP_LOGPROBS, PASSED_ON, SAMPLING},
 };
 use crate::{fleet::Fleet, server::openapi::params};
 use rbee_plugin_api::tasks::{
@@ -75,6 +75,10 @@ fn implemented(fleet: &Fleet, route: &Route, name: &str) -> Value {
     if let Some((_, to)) = SAMPLING.iter().find(|(from, _)| *from == name) {
         return params::of_task(fleet, text, to);
     }
+    let text_route = [fields::CHAT.path, fields::COMPLETIONS.path].contains(&route.path);
+    if text_route && PASSED_ON.contains(&name) {
+        return json!({"anyOf": [{"type": "null"}, params::of_task(fleet, text, name)]});
+    }
     let file =
         |media: &str| json!({"type": "string", "format": "binary", "contentMediaType": media});
     let string = json!({"type": "string"});
@@ -107,8 +111,37 @@ fn implemented(fleet: &Fleet, route: &Route, name: &str) -> Value {
                             "properties": {"type": {"const": "text"}, "text": {"type": "string"}},
                         }},
                     ]},
+                    "tool_calls": {
+                        "description": "An assistant's calls (its content may then be null)",
+                        "type": ["array", "null"],
+                        "items": {
+                            "type": "object",
+                            "required": ["id", "type", "function"],
+                            "properties": {
+                                "id": {"type": "string"},
+                                "type": {"const": "function"},
+                                "function": {
+                                    "type": "object",
+                                    "required": ["name", "arguments"],
+                                    "properties": {"name": {"type": "string"}, "arguments": {"type": "string"}},
+                                },
+                            },
+                        },
+                    },
+                    "tool_call_id": {"description": "The call a `tool` message answers", "type": ["string", "null"]},
+                    "name": {"type": ["string", "null"]},
                 },
             },
+        }),
+        ("/v1/chat/completions" | "/v1/completions", "n") => {
+            json!({"type": ["integer", "null"], "minimum": 1, "maximum": MAX_CHOICES})
+        }
+        ("/v1/chat/completions", "logprobs") => json!({"type": ["boolean", "null"]}),
+        ("/v1/completions", "logprobs") | (_, "top_logprobs") => json!({
+            "description": "How many alternatives each token lists",
+            "type": ["integer", "null"],
+            "minimum": 0,
+            "maximum": MAX_TOP_LOGPROBS,
         }),
         ("/v1/completions", "prompt") => json!({"anyOf": [
             string,

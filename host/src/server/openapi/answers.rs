@@ -157,6 +157,7 @@ fn native() -> Vec<(&'static str, Value)> {
                     "job_id": {"type": "string"},
                     "stop_reason": {"type": "string"},
                     "text": {"type": "string"},
+                    "logprobs": {"type": "array", "items": logprob_entry()},
                     "embeddings": {"type": "array", "items": {
                         "type": "object",
                         "required": ["index", "vector"],
@@ -204,7 +205,46 @@ fn usage() -> Value {
     })
 }
 
-/// A completion answer (`chat::Completion::full`) whose choices are `choice`.
+/// One token's log probability entry as the plugin reports it and chat answers carry it.
+fn logprob_entry() -> Value {
+    let bytes = json!({"type": ["array", "null"], "items": {"type": "integer", "minimum": 0, "maximum": 255}});
+    let alternative = json!({
+        "type": "object",
+        "required": ["token", "logprob"],
+        "properties": {"token": {"type": "string"}, "logprob": {"type": "number"}, "bytes": bytes},
+    });
+    let mut entry = alternative.clone();
+    entry["properties"]["top_logprobs"] = json!({"type": "array", "items": alternative});
+    entry
+}
+
+/// Chat's `logprobs` (`logprobs::chat`): null unless asked for.
+fn chat_logprobs() -> Value {
+    json!({"anyOf": [{"type": "null"}, {
+        "type": "object",
+        "required": ["content"],
+        "properties": {
+            "content": {"type": "array", "items": logprob_entry()},
+            "refusal": {"type": "null"},
+        },
+    }]})
+}
+
+/// Text completions' `logprobs` (`logprobs::text`): null unless asked for.
+fn text_logprobs() -> Value {
+    json!({"anyOf": [{"type": "null"}, {
+        "type": "object",
+        "required": ["tokens", "token_logprobs", "top_logprobs", "text_offset"],
+        "properties": {
+            "tokens": {"type": "array", "items": {"type": "string"}},
+            "token_logprobs": {"type": "array", "items": {"type": "number"}},
+            "top_logprobs": {"type": "array", "items": {"type": "object", "additionalProperties": {"type": "number"}}},
+            "text_offset": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+        },
+    }]})
+}
+
+/// A completion answer (`completion::Completion::full`) whose choices are `choice`.
 fn completion(object: &str, choice: Value) -> Value {
     json!({
         "type": "object",
@@ -222,7 +262,20 @@ fn completion(object: &str, choice: Value) -> Value {
 
 /// The answers of the OpenAI routes.
 fn openai() -> Vec<(&'static str, Value)> {
-    let finish_reason = json!({"enum": ["stop", "length"]});
+    let finish_reason = json!({"enum": ["stop", "length", "tool_calls"]});
+    let tool_call = json!({
+        "type": "object",
+        "required": ["id", "type", "function"],
+        "properties": {
+            "id": {"type": "string"},
+            "type": {"const": "function"},
+            "function": {
+                "type": "object",
+                "required": ["name", "arguments"],
+                "properties": {"name": {"type": "string"}, "arguments": {"type": "string", "contentMediaType": "application/json"}},
+            },
+        },
+    });
     vec![
         (
             "ChatCompletion",
@@ -235,11 +288,16 @@ fn openai() -> Vec<(&'static str, Value)> {
                         "index": {"type": "integer"},
                         "message": {
                             "type": "object",
+                            "description": "`content` is null when the model only called tools",
                             "required": ["role", "content"],
-                            "properties": {"role": {"const": "assistant"}, "content": {"type": "string"}},
+                            "properties": {
+                                "role": {"const": "assistant"},
+                                "content": {"type": ["string", "null"]},
+                                "tool_calls": {"type": "array", "items": tool_call},
+                            },
                         },
                         "finish_reason": finish_reason,
-                        "logprobs": {"type": "null"},
+                        "logprobs": chat_logprobs(),
                     },
                 }),
             ),
@@ -255,7 +313,7 @@ fn openai() -> Vec<(&'static str, Value)> {
                         "index": {"type": "integer"},
                         "text": {"type": "string"},
                         "finish_reason": finish_reason,
-                        "logprobs": {"type": "null"},
+                        "logprobs": text_logprobs(),
                     },
                 }),
             ),

@@ -65,12 +65,10 @@ fn refusal(route: &Route, name: &str, value: Value) -> Option<String> {
 #[test]
 fn refused_fields_pass_only_when_absent_null_or_neutral() {
     for (name, value) in [
-        ("n", json!(2)),
         ("presence_penalty", json!(0.5)),
-        ("response_format", json!({"type": "json_object"})),
         ("logit_bias", json!({"50256": -100})),
-        ("tool_choice", json!("auto")),
-        ("parallel_tool_calls", json!(false)),
+        ("functions", json!([{"name": "now"}])),
+        ("function_call", json!("auto")),
         ("modalities", json!(["text", "audio"])),
     ] {
         let error = refusal(&CHAT, name, value).expect(name);
@@ -80,16 +78,18 @@ fn refused_fields_pass_only_when_absent_null_or_neutral() {
         );
     }
     for (name, value) in [
-        ("n", json!(1)),
         ("presence_penalty", json!(0)),
         ("frequency_penalty", json!(0.0)),
-        ("logprobs", json!(false)),
-        ("tools", json!([])),
-        ("response_format", json!({"type": "text"})),
+        ("functions", json!([])),
+        ("function_call", json!("none")),
         ("audio", Value::Null),
     ] {
         assert_eq!(refusal(&CHAT, name, value), None, "{name}");
     }
+    let error = refusal(&CHAT, "functions", json!([{"name": "now"}])).unwrap();
+    assert!(error.contains("send tools"), "{error}");
+    assert!(refusal(&COMPLETIONS, "best_of", json!(2)).is_some());
+    assert_eq!(refusal(&COMPLETIONS, "best_of", json!(1)), None);
 }
 
 #[test]
@@ -97,6 +97,26 @@ fn harmless_and_implemented_fields_pass_and_unknown_ones_are_refused() {
     for name in ["user", "metadata", "store", "temperature", "top_k"] {
         assert_eq!(refusal(&CHAT, name, json!("x")), None, "{name}");
     }
+    let implemented = [
+        "n",
+        "logprobs",
+        "top_logprobs",
+        "response_format",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "grammar",
+    ];
+    for name in implemented {
+        assert_eq!(refusal(&CHAT, name, json!(2)), None, "{name}");
+    }
+    for name in ["n", "logprobs", "response_format", "grammar"] {
+        assert_eq!(refusal(&COMPLETIONS, name, json!(2)), None, "{name}");
+    }
+    assert!(
+        refusal(&COMPLETIONS, "tools", json!([])).is_some(),
+        "chat only"
+    );
     let error = refusal(&CHAT, "cache_prompt", json!(true)).unwrap();
     assert!(error.contains("unknown field 'cache_prompt'"), "{error}");
     assert!(refusal(&EMBEDDINGS, "dimensions", json!(64)).is_some());
