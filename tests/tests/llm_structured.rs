@@ -82,6 +82,16 @@ def parallel(stream):
 out["parallel"] = parallel(False)
 out["parallel_streamed"] = parallel(True)
 
+either = client.chat.completions.create(
+    model="smollm", temperature=0, max_tokens=80, tools=tools,
+    messages=[{"role": "system", "content": "You are a helpful assistant."},
+              {"role": "user", "content": "What is the capital of France?"}],
+    response_format={"type": "json_schema", "json_schema": {"name": "answer", "schema": {
+        "type": "object", "properties": {"answer": {"type": "string", "maxLength": 40}},
+        "required": ["answer"], "additionalProperties": False}}}).choices[0]
+out["either"] = {"finish": either.finish_reason, "content": either.message.content,
+                 "calls": len(either.message.tool_calls or [])}
+
 capital = [{"role": "system", "content": "You are a helpful assistant."},
            {"role": "user", "content": "What is the capital of France?"}]
 whole = client.chat.completions.create(model="smollm", messages=capital, temperature=0, max_tokens=12,
@@ -171,6 +181,15 @@ fn the_openai_sdk_gets_parsed_objects_tool_calls_and_logprobs() {
     }
     assert_eq!(out["parallel"]["calls"].as_array().unwrap().len(), 2);
 
+    let either = &out["either"];
+    if either["calls"] == 0 {
+        assert_eq!(either["finish"], "stop", "{either}");
+        let answer: Value = serde_json::from_str(either["content"].as_str().unwrap()).unwrap();
+        assert!(answer["answer"].is_string(), "{either}");
+    } else {
+        assert_eq!(either["finish"], "tool_calls", "{either}");
+    }
+
     let logprobs = out["logprobs"].as_array().unwrap();
     assert!(!logprobs.is_empty());
     assert_eq!(logprobs, out["logprobs_streamed"].as_array().unwrap());
@@ -226,7 +245,7 @@ fn what_cannot_be_enforced_is_refused_with_400_naming_the_field() {
         (json!({"grammar": "root ::= \"yes\" | \"no\""}), "grammar"),
         (json!({"grammar": "start: undefined_rule"}), "grammar"),
         (
-            json!({"tools": tool, "response_format": {"type": "json_object"}}),
+            json!({"tools": tool, "response_format": {"type": "regex", "pattern": "a+"}}),
             "response_format",
         ),
         (

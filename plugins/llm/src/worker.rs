@@ -147,29 +147,9 @@ impl LlmWorker {
         let special_trigger = format
             .trigger()
             .and_then(|text| Some((self.tokenizer.special_token(text)?, text)));
-        let call_grammar = tools
-            .and_then(|tools| tools::call_grammar(tools, format, special_trigger.map(|t| t.0)));
-        let grammar = match (&params.constraint, call_grammar) {
-            (Some(constraint), _) if tools.is_some() => {
-                return Err(LlmError::invalid_param(
-                    constraint.field,
-                    "cannot be combined with tools, whose calls have their own format; set \
-                     tool_choice to \"none\" or send one of the two",
-                ));
-            }
-            (Some(constraint), _) => Some((constraint.spec.clone(), constraint.field)),
-            (None, Some(calls)) => Some((GrammarSpec::Lark(calls), param::TOOLS)),
-            (None, None) => None,
-        };
-        let constraint = match grammar {
+        let constraint = match self.grammar(params, format, special_trigger.map(|t| t.0))? {
             None => None,
-            Some((spec, field)) => {
-                let grammars = self
-                    .grammars
-                    .as_ref()
-                    .map_err(|reason| LlmError::invalid_param(field, reason))?;
-                Some(Constraint::new(grammars.compile(&spec, field)?))
-            }
+            Some((spec, field)) => Some(Constraint::new(self.compile(&spec, field)?)),
         };
         Ok(Guidance {
             constraint,
@@ -182,6 +162,53 @@ impl LlmWorker {
                 .top_logprobs
                 .map(|top| LogprobRecorder::new(self.token_texts.clone(), top)),
         })
+    }
+
+    /// The grammar of a job's reply and the parameter it comes from: its `response_format` or
+    /// `grammar`, its forced tool calls, or (with `tool_choice` auto) a JSON answer or calls.
+    fn grammar(
+        &self,
+        params: &GenerationParams,
+        format: ToolFormat,
+        special_trigger: Option<u32>,
+    ) -> Result<Option<(GrammarSpec, &'static str)>, LlmError> {
+        let constraint = params.constraint.as_ref();
+        let Some(tools) = params.tools.as_ref() else {
+            return Ok(constraint.map(|c| (c.spec.clone(), c.field)));
+        };
+        let answer = match constraint {
+            None => None,
+            Some(constraint) => {
+                self.compile(&constraint.spec, constraint.field)?;
+                match &constraint.spec {
+                    GrammarSpec::JsonSchema(schema) => Some(schema.clone()),
+                    GrammarSpec::JsonObject => Some(json!({"type": "object"})),
+                    GrammarSpec::Regex(_) | GrammarSpec::Lark(_) => {
+                        return Err(LlmError::invalid_param(
+                            constraint.field,
+                            "with tools, only a JSON response_format can constrain the reply \
+                             (it is then that JSON or tool calls); set tool_choice to \"none\" \
+                             or send one of the two",
+                        ));
+                    }
+                }
+            }
+        };
+        let calls = tools::call_grammar(tools, format, special_trigger, answer);
+        Ok(calls.map(|calls| (GrammarSpec::Lark(calls), param::TOOLS)))
+    }
+
+    /// Compiles `spec`; errors name `field`.
+    fn compile(
+        &self,
+        spec: &GrammarSpec,
+        field: &str,
+    ) -> Result<crate::constraint::CompiledGrammar, LlmError> {
+        let grammars = self
+            .grammars
+            .as_ref()
+            .map_err(|reason| LlmError::invalid_param(field, reason))?;
+        grammars.compile(spec, field)
     }
 
     fn run(&self, params: GenerationParams, sink: JobSink) -> Result<JobEnd, LlmError> {
@@ -511,10 +538,6 @@ mod tests {
                 json!({"tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": {"type": "function", "function": {"name": "g"}}}),
                 param::TOOL_CHOICE,
             ),
-            (
-                json!({"tools": [{"type": "function", "function": {"name": "f"}}], "response_format": {"type": "json_object"}}),
-                param::RESPONSE_FORMAT,
-            ),
             (json!({"top_logprobs": 2}), param::TOP_LOGPROBS),
             (
                 json!({"logprobs": true, "top_logprobs": 21}),
@@ -523,7 +546,9 @@ mod tests {
         ];
         for (extra, field) in cases {
             let job = Job::new("v", TASK, &chat("Hi", extra.clone()).to_string());
-            let error = worker.validate(&job).unwrap_err();
+            let Err(error) = worker.validate(&job) else {
+                panic!("accepted: {extra}");
+            };
             assert_eq!(
                 error.field.into_option().unwrap().as_str(),
                 field,
@@ -605,6 +630,36 @@ mod tests {
         let call: Value =
             serde_json::from_str(&sink.custom(text_generation::TOOL_CALL)[0]).unwrap();
         assert_eq!(call["arguments"], "{}", "get_time declares no arguments");
+    }
+
+    #[test]
+    fn with_tools_and_a_json_response_format_the_reply_is_that_json_or_calls() {
+        let format = json!({"type": "json_schema", "json_schema": {"name": "answer", "schema": {
+            "type": "object", "properties": {"answer": {"type": "string", "maxLength": 40}},
+            "required": ["answer"], "additionalProperties": false}}});
+        for question in [
+            "What is the capital of France?",
+            "Call get_weather for Paris.",
+        ] {
+            let sink = RecordingSink::new();
+            let end = run(
+                chat(
+                    question,
+                    json!({"tools": weather_tools(), "response_format": format}),
+                ),
+                &sink,
+            )
+            .unwrap();
+            let calls = sink.custom(text_generation::TOOL_CALL);
+            if calls.is_empty() {
+                assert_eq!(end.stop_reason.as_str(), stop_reason::EOS);
+                let answer: Value = serde_json::from_str(&sink.text()).unwrap();
+                assert!(answer["answer"].is_string(), "{answer}");
+            } else {
+                assert_eq!(end.stop_reason.as_str(), stop_reason::TOOL_CALLS);
+                assert_eq!(sink.text(), "");
+            }
+        }
     }
 
     #[test]

@@ -5,18 +5,25 @@ use super::ToolFormat;
 use crate::params::{ToolChoice, ToolsParams};
 use serde_json::{Value, json};
 
-/// The Lark grammar forcing a call (arguments take only the properties their schema declares,
-/// as in OpenAI's strict mode, unless the schema says otherwise), for `tool_choice` `required` or a named function; `None`
-/// for `auto`, whose output is parsed but free. `special_trigger` is the token id of the
-/// format's opening marker when the vocabulary has it as a special token.
+/// The Lark grammar of a reply with tools, or `None` when it is free:
+/// - `tool_choice` `required` or a named function: calls only, their arguments following the
+///   function's parameter schema (properties it does not declare are not allowed, as in
+///   OpenAI's strict mode, unless the schema says otherwise);
+/// - `auto` with `answer` (the JSON Schema of `response_format`): either such an answer or
+///   calls; `auto` without one is free (its output is only parsed).
+///
+/// `special_trigger` is the token id of the format's opening marker when the vocabulary has it
+/// as a special token.
 pub fn call_grammar(
     tools: &ToolsParams,
     format: ToolFormat,
     special_trigger: Option<u32>,
+    answer: Option<Value>,
 ) -> Option<String> {
     let offered: Vec<_> = match &tools.choice {
-        ToolChoice::Auto | ToolChoice::None => return None,
-        ToolChoice::Required => tools.tools.iter().collect(),
+        ToolChoice::None => return None,
+        ToolChoice::Auto if answer.is_none() => return None,
+        ToolChoice::Auto | ToolChoice::Required => tools.tools.iter().collect(),
         ToolChoice::Function(name) => tools
             .tools
             .iter()
@@ -44,8 +51,8 @@ pub fn call_grammar(
         })
         .collect();
     let one_call = json!({"anyOf": variants});
-    let several = tools.parallel && tools.choice == ToolChoice::Required;
-    let grammar = match format {
+    let several = tools.parallel && !matches!(tools.choice, ToolChoice::Function(_));
+    let calls = match format {
         ToolFormat::Hermes => {
             let repeat = if several { " (\"\\n\" call)*" } else { "" };
             format!(
@@ -69,7 +76,14 @@ pub fn call_grammar(
             format!("start: {trigger} %json {}", strict(list))
         }
     };
-    Some(grammar)
+    Some(match answer {
+        None => calls,
+        Some(answer) => format!(
+            "{}\nstart: answer | calls\nanswer: %json {}",
+            calls.replacen("start:", "calls:", 1),
+            strict(answer)
+        ),
+    })
 }
 
 /// A schema for `%json` with no free whitespace, so sampling cannot loop on blanks.
@@ -105,12 +119,18 @@ mod tests {
     #[test]
     fn auto_is_free_and_a_named_function_is_the_only_one_allowed() {
         assert_eq!(
-            call_grammar(&tools(ToolChoice::Auto, true), ToolFormat::Hermes, None),
+            call_grammar(
+                &tools(ToolChoice::Auto, true),
+                ToolFormat::Hermes,
+                None,
+                None
+            ),
             None
         );
         let named = call_grammar(
             &tools(ToolChoice::Function("now".into()), true),
             ToolFormat::Hermes,
+            None,
             None,
         )
         .unwrap();
@@ -124,13 +144,19 @@ mod tests {
 
     #[test]
     fn required_allows_several_calls_only_when_parallel() {
-        let parallel =
-            call_grammar(&tools(ToolChoice::Required, true), ToolFormat::Hermes, None).unwrap();
+        let parallel = call_grammar(
+            &tools(ToolChoice::Required, true),
+            ToolFormat::Hermes,
+            None,
+            None,
+        )
+        .unwrap();
         assert!(parallel.contains("(\"\\n\" call)*"), "{parallel}");
         let single = call_grammar(
             &tools(ToolChoice::Required, false),
             ToolFormat::Mistral,
             Some(5),
+            None,
         )
         .unwrap();
         assert!(single.starts_with("start: <[5]> %json"), "{single}");
@@ -139,8 +165,30 @@ mod tests {
             &tools(ToolChoice::Required, false),
             ToolFormat::Llama3,
             None,
+            None,
         )
         .unwrap();
         assert!(llama.contains(r#""parameters""#), "{llama}");
+    }
+
+    #[test]
+    fn auto_with_a_response_format_is_that_answer_or_calls() {
+        let answer = json!({"type": "object", "properties": {"ok": {"type": "boolean"}}});
+        let either = call_grammar(
+            &tools(ToolChoice::Auto, true),
+            ToolFormat::Hermes,
+            None,
+            Some(answer),
+        )
+        .unwrap();
+        assert!(
+            either.starts_with("calls: call (\"\\n\" call)*"),
+            "{either}"
+        );
+        assert!(
+            either.contains("start: answer | calls\nanswer: %json {"),
+            "{either}"
+        );
+        assert!(either.contains(r#""ok""#), "{either}");
     }
 }
