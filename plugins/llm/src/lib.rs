@@ -20,6 +20,7 @@ mod requantize;
 mod sampling;
 mod source;
 mod stream_text;
+mod token_tables;
 mod tokenizer;
 mod tools;
 mod worker;

@@ -3,12 +3,13 @@
 
 use crate::{
     chat_template::ChatTemplate,
-    constraint::{Constraint, GrammarSpec, Grammars},
+    constraint::{Constraint, GrammarSpec},
     engine::{Engine, EngineConfig, Guidance},
     error::LlmError,
-    logprobs::{LogprobRecorder, TokenTexts},
+    logprobs::LogprobRecorder,
     model::LoadedModel,
     params::{GenerationParams, PromptInput},
+    token_tables::TokenTables,
     tokenizer::TextTokenizer,
     tools::{self, ToolCallFilter, ToolFormat},
 };
@@ -17,7 +18,7 @@ use rbee_plugin_api::{
     tasks::text_generation::{self, end, param},
 };
 use serde_json::json;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// The only task this worker serves.
 pub const TASK: &str = text_generation::TASK;
@@ -29,9 +30,7 @@ pub struct LlmWorker {
     engine: Engine,
     tokenizer: Arc<TextTokenizer>,
     chat_template: Option<ChatTemplate>,
-    /// Compiles grammars, or why this model's tokenizer cannot have them.
-    grammars: Result<Grammars, String>,
-    token_texts: Arc<TokenTexts>,
+    tables: OnceLock<TokenTables>,
     model_name: String,
     memory_bytes: u64,
     context_len: usize,
@@ -48,22 +47,12 @@ impl LlmWorker {
             memory_bytes,
         } = loaded;
         let context_len = model.context_len();
-        let (grammars, token_texts) = match tokenizer.token_bytes() {
-            Ok(bytes) => (Grammars::new(&tokenizer, &bytes), TokenTexts::new(bytes)),
-            Err(error) => (
-                Err(format!(
-                    "constrained decoding is not available for this model's tokenizer ({error})"
-                )),
-                TokenTexts::new(tokenizer.token_texts()),
-            ),
-        };
         let tokenizer = Arc::new(tokenizer);
         Self {
             engine: Engine::start(model, tokenizer.clone(), config),
             tokenizer,
             chat_template,
-            grammars,
-            token_texts: Arc::new(token_texts),
+            tables: OnceLock::new(),
             model_name,
             memory_bytes,
             context_len,
@@ -160,7 +149,7 @@ impl LlmWorker {
             special_trigger,
             logprobs: params
                 .top_logprobs
-                .map(|top| LogprobRecorder::new(self.token_texts.clone(), top)),
+                .map(|top| LogprobRecorder::new(self.tables().texts.clone(), top)),
         })
     }
 
@@ -198,6 +187,12 @@ impl LlmWorker {
         Ok(calls.map(|calls| (GrammarSpec::Lark(calls), param::TOOLS)))
     }
 
+    /// The vocabulary's tables, built on first use.
+    fn tables(&self) -> &TokenTables {
+        self.tables
+            .get_or_init(|| TokenTables::new(&self.tokenizer))
+    }
+
     /// Compiles `spec`; errors name `field`.
     fn compile(
         &self,
@@ -205,6 +200,7 @@ impl LlmWorker {
         field: &str,
     ) -> Result<crate::constraint::CompiledGrammar, LlmError> {
         let grammars = self
+            .tables()
             .grammars
             .as_ref()
             .map_err(|reason| LlmError::invalid_param(field, reason))?;
@@ -256,8 +252,11 @@ impl LlmWorker {
     }
 
     /// The grammar compiler, for the tests of the modules using it.
-    pub fn grammars(&self) -> &Grammars {
-        self.grammars.as_ref().expect("the test model has grammars")
+    pub fn grammars(&self) -> &crate::constraint::Grammars {
+        self.tables()
+            .grammars
+            .as_ref()
+            .expect("the test model has grammars")
     }
 }
 
