@@ -402,10 +402,55 @@ pub mod image {
     };
 }
 
-/// `rerank` (reserved; no route serves it yet): scores documents against a query.
+/// `rerank` (2.2): scores documents against a query, one [`SCORE`] event per document. A
+/// document longer than the model's window is truncated (the query is kept whole) and named in
+/// the `end` details' [`end::TRUNCATED`].
 pub mod rerank {
+    use super::TaskSpec;
+
     /// The task name.
     pub const TASK: &str = "rerank";
+
+    /// Parameter names.
+    pub mod param {
+        /// What the documents are ranked against (a string).
+        pub const QUERY: &str = "query";
+        /// The texts to score: a list of strings.
+        pub const DOCUMENTS: &str = "documents";
+    }
+
+    /// One document's relevance, a custom event: `{"index", "relevance_score"}`, `index` being
+    /// the document's position in [`param::DOCUMENTS`]; higher is more relevant. Events come in
+    /// the plugin's order, not necessarily by index or by score.
+    pub const SCORE: &str = "score";
+
+    /// Keys of a [`SCORE`] event.
+    pub mod score {
+        /// The document's position in [`super::param::DOCUMENTS`].
+        pub const INDEX: &str = "index";
+        /// How relevant the document is to the query (the plugin's scale: a probability for a
+        /// cross-encoder, a cosine similarity for a bi-encoder).
+        pub const RELEVANCE_SCORE: &str = "relevance_score";
+    }
+
+    /// Keys of the `end` details.
+    pub mod end {
+        /// Tokens read over all query-document pairs, special tokens included.
+        pub const PROMPT_TOKENS: &str = "prompt_tokens";
+        /// The indices of the documents that were cut to fit the model's window (a list,
+        /// ascending; empty when none was).
+        pub const TRUNCATED: &str = "truncated";
+    }
+
+    /// The task's specification.
+    pub const SPEC: TaskSpec = TaskSpec {
+        name: TASK,
+        params: &[param::QUERY, param::DOCUMENTS],
+        binary_params: &[],
+        events: &[SCORE],
+        end_keys: &[end::PROMPT_TOKENS, end::TRUNCATED],
+        stop_reasons: &[],
+    };
 }
 
 /// `text-to-speech` (reserved; no route serves it yet): speech from text, as `artifact`
@@ -423,6 +468,7 @@ pub const STANDARD: &[TaskSpec] = &[
     image::GENERATION_SPEC,
     image::TO_IMAGE_SPEC,
     image::INPAINTING_SPEC,
+    rerank::SPEC,
 ];
 
 /// The specification of standard task `name`, if it is one.
@@ -443,6 +489,10 @@ mod tests {
             assert_eq!(STANDARD.iter().filter(|s| s.name == spec.name).count(), 1);
         }
         assert_eq!(spec("transcription").unwrap().binary_params, ["audio"]);
+        assert_eq!(
+            spec("rerank").unwrap().end_keys,
+            ["prompt_tokens", "truncated"]
+        );
         assert!(spec("nope").is_none());
     }
 }

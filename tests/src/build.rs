@@ -3,7 +3,7 @@
 use std::{
     path::{Path, PathBuf},
     process::Command,
-    sync::OnceLock,
+    sync::{Mutex, OnceLock},
 };
 
 /// The workspace root.
@@ -111,4 +111,51 @@ pub fn tiny_sd_checkpoint() -> &'static Path {
         );
         dir
     })
+}
+
+/// A random-weight cross-encoder checkpoint of `kind` (`bert`, 2 layers; `minilm`, the
+/// architecture of ms-marco-MiniLM-L-6-v2) in Hugging Face layout, with all-MiniLM-L6-v2's
+/// tokenizer (no real reranker can be fetched here), written once per test process with the
+/// rerank plugin's own writer.
+pub fn tiny_rerank_checkpoint(kind: &str) -> PathBuf {
+    static WRITTEN: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let target = target_dir();
+    let dir = target.join("fixtures").join(format!("tiny-rerank-{kind}"));
+    let mut written = WRITTEN.lock().unwrap_or_else(|e| e.into_inner());
+    if written.iter().any(|k| k == kind) {
+        return dir;
+    }
+    let tokenizer = models_dir().join("all-MiniLM-L6-v2").join("tokenizer.json");
+    assert!(
+        tokenizer.is_file(),
+        "{} is missing: run `cargo xtask models`",
+        tokenizer.display()
+    );
+    let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cargo
+        .current_dir(workspace_root())
+        .args([
+            "run",
+            "--quiet",
+            "-p",
+            "rbee-plugin-rerank",
+            "--features",
+            "test-support",
+            "--example",
+            "write_tiny_cross_encoder",
+            "--",
+        ])
+        .arg(&dir)
+        .arg(&tokenizer)
+        .arg(kind)
+        .env("CARGO_TARGET_DIR", target.join("plugins").join("cpu"));
+    if cfg!(target_arch = "x86_64") {
+        cargo.env("RUSTFLAGS", "-C target-cpu=x86-64-v3");
+    }
+    assert!(
+        cargo.status().unwrap().success(),
+        "writing the tiny reranker failed"
+    );
+    written.push(kind.to_string());
+    dir
 }

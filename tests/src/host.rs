@@ -149,6 +149,26 @@ impl Host {
         Self::start_ready(&args)
     }
 
+    /// Starts `rbee-host` serving the installed rerank plugin on the model directory `model`,
+    /// with `extra` flags, and waits until it is ready.
+    pub fn start_rerank(model: &Path, extra: &[&str]) -> Host {
+        let dir = crate::plugins_dir()
+            .to_str()
+            .expect("a UTF-8 path")
+            .to_string();
+        let model = model.to_str().expect("a UTF-8 path");
+        let mut args = vec![
+            "--plugin",
+            "rerank-cpu",
+            "--plugins-dir",
+            &dir,
+            "--model",
+            model,
+        ];
+        args.extend_from_slice(extra);
+        Self::start_ready(&args)
+    }
+
     /// Starts `rbee-host` and waits until `/ready` answers 200.
     pub fn start_ready(args: &[&str]) -> Host {
         let host = Self::start(args);

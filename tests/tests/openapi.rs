@@ -1,8 +1,9 @@
-//! `GET /openapi.json`, checked by schemathesis against the running host for the echo, llm and
-//! tiny-SD plugins: generated requests (valid and invalid) on every route, and chains that
-//! follow the document's links (submit a job, then stream, get and cancel it). A run fails on a
-//! 5xx, a crash, an answer the document does not describe (status, content type, body, headers),
-//! an error body outside the promised shape, or an invalid request that is accepted.
+//! `GET /openapi.json`, checked by schemathesis against the running host for the echo, llm,
+//! tiny-SD and tiny rerank plugins: generated requests (valid and invalid) on every route, and
+//! chains that follow the document's links (submit a job, then stream, get and cancel it). A run
+//! fails on a 5xx, a crash, an answer the document does not describe (status, content type,
+//! body, headers), an error body outside the promised shape, or an invalid request that is
+//! accepted.
 //!
 //! The settings and hooks are in `tests/schemathesis/`. `RBEE_FUZZ_EXAMPLES` sets the examples
 //! per operation (default 12), `RBEE_FUZZ_SEED` the seed (default fixed; `random` for a new one
@@ -71,6 +72,12 @@ fn schemathesis_finds_nothing_on_the_llm() {
 #[test]
 fn schemathesis_finds_nothing_on_tiny_stable_diffusion() {
     schemathesis(&Host::start_sd(&["--queue-size", "10000"]));
+}
+
+#[test]
+fn schemathesis_finds_nothing_on_the_reranker() {
+    let model = rbee_tests::tiny_rerank_checkpoint("bert");
+    schemathesis(&Host::start_rerank(&model, &["--queue-size", "10000"]));
 }
 
 #[test]

@@ -14,9 +14,11 @@ mod concurrency;
 mod constrained;
 mod host;
 mod isolate;
+mod rerank;
 
 pub use host::host;
 pub use isolate::isolate;
+pub use rerank::rerank;
 
 use crate::{
     models, paths,

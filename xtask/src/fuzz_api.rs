@@ -8,13 +8,14 @@ use crate::{
 use anyhow::{Context, Result};
 use std::process::Command;
 
-/// Provisions the LLM test model and schemathesis, builds the echo, llm and sd plugins, and runs
-/// schemathesis against each with `examples` examples per operation, from `seed` or a new one.
+/// Provisions the test models and schemathesis, builds the echo, llm, sd and rerank plugins, and
+/// runs schemathesis against each with `examples` examples per operation, from `seed` or a new
+/// one.
 pub fn fuzz(examples: usize, seed: Option<u64>) -> Result<()> {
     let models = models::provision()?;
     ensure_python_package("schemathesis", SCHEMATHESIS)?;
     let plugins_dir = plugins::build_and_install(&PluginsArgs {
-        only: vec!["echo".into(), "llm".into(), "sd".into()],
+        only: vec!["echo".into(), "llm".into(), "sd".into(), "rerank".into()],
         ..PluginsArgs::default()
     })?;
     let seed = seed.map_or_else(|| "random".to_string(), |seed| seed.to_string());

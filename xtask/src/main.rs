@@ -37,7 +37,7 @@ enum Task {
     /// Measure speed and print a table (record it in BENCHMARKS.md).
     Bench {
         /// What to measure.
-        #[arg(value_parser = ["llm", "sd", "audio", "host", "isolate"])]
+        #[arg(value_parser = ["llm", "sd", "audio", "rerank", "host", "isolate"])]
         what: String,
         /// Runs per figure (the median is printed).
         #[arg(long, default_value_t = 3)]
@@ -142,6 +142,7 @@ fn main() -> Result<()> {
         } => match what.as_str() {
             "sd" => bench::sd(runs),
             "audio" => bench::audio(runs),
+            "rerank" => bench::rerank(runs),
             "host" => bench::host(runs, compare.as_deref()),
             "isolate" => bench::isolate(runs),
             _ => bench::llm(&bench::LlmBench {

@@ -186,6 +186,33 @@ pub const EMBEDDINGS: Route = Route {
     ],
 };
 
+/// `POST /v1/rerank` (also served at `/rerank` and `/v2/rerank`).
+pub const RERANK: Route = Route {
+    path: "/v1/rerank",
+    fields: &[
+        implemented("query"),
+        implemented("documents"),
+        MODEL,
+        implemented("top_n"),
+        implemented("return_documents"),
+        refused(
+            "rank_fields",
+            None,
+            "documents are strings or {\"text\"} objects; put what to rank in text",
+        ),
+        refused(
+            "max_chunks_per_doc",
+            None,
+            "a document longer than the model's window is truncated (marked truncated), not chunked",
+        ),
+        refused(
+            "max_tokens_per_doc",
+            None,
+            "documents are cut at the model's window; shorten them yourself to cut them sooner",
+        ),
+    ],
+};
+
 /// The image fields both image routes share.
 macro_rules! image_fields {
     ($($extra:expr),* $(,)?) => {
@@ -284,10 +311,11 @@ pub const TRANSLATIONS: Route = Route {
 
 /// Every route the table covers.
 #[cfg(test)]
-pub const ROUTES: [&Route; 7] = [
+pub const ROUTES: [&Route; 8] = [
     &CHAT,
     &COMPLETIONS,
     &EMBEDDINGS,
+    &RERANK,
     &IMAGE_GENERATIONS,
     &IMAGE_EDITS,
     &TRANSCRIPTIONS,

@@ -14,6 +14,7 @@ mod images;
 mod logprobs;
 mod models;
 mod request;
+mod rerank;
 mod schemas;
 pub mod untrusted;
 
@@ -44,6 +45,7 @@ use utoipa::OpenApi;
     chat::chat_completions,
     chat::completions,
     embeddings::embeddings,
+    rerank::rerank,
     images::generations,
     images::edits::edits,
     audio::transcriptions,
@@ -60,6 +62,9 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/completions", post(chat::completions))
         .route("/v1/embeddings", post(embeddings::embeddings))
+        .route("/v1/rerank", post(rerank::rerank))
+        .route("/v2/rerank", post(rerank::rerank))
+        .route("/rerank", post(rerank::rerank))
         .route("/v1/images/generations", post(images::generations))
         .route("/v1/images/edits", post(images::edits))
         .route("/v1/audio/transcriptions", post(audio::transcriptions))

@@ -16,10 +16,11 @@ use serde_json::{Map, Value, json};
 
 /// Every OpenAI request body, by component name.
 pub fn requests(fleet: &Fleet) -> Vec<(&'static str, Value)> {
-    let routes: [(&str, &Route, &[&str]); 7] = [
+    let routes: [(&str, &Route, &[&str]); 8] = [
         ("ChatCompletionRequest", &fields::CHAT, &["messages"]),
         ("CompletionRequest", &fields::COMPLETIONS, &["prompt"]),
         ("EmbeddingsRequest", &fields::EMBEDDINGS, &["input"]),
+        ("RerankRequest", &fields::RERANK, &["query", "documents"]),
         (
             "ImageGenerationRequest",
             &fields::IMAGE_GENERATIONS,
@@ -149,11 +150,34 @@ fn implemented(fleet: &Fleet, route: &Route, name: &str) -> Value {
         ]}),
         (_, "input") => json!({"anyOf": [string, {"type": "array", "items": string}]}),
         (_, "encoding_format") => json!({"enum": ["float", "base64", null]}),
+        ("/v1/rerank", _) => rerank_field(name),
         ("/v1/images/generations" | "/v1/images/edits", _) => image_field(fleet, name),
         (_, "file") => file("application/octet-stream"),
         (_, "response_format") => json!({"enum": ["json", "text", "verbose_json", "srt", "vtt"]}),
         (_, "temperature") => json!({"type": "number"}),
         _ => string,
+    }
+}
+
+/// An implemented field of the rerank route.
+fn rerank_field(name: &str) -> Value {
+    match name {
+        "query" => json!({"type": "string", "minLength": 1}),
+        "documents" => json!({
+            "type": "array",
+            "minItems": 1,
+            "items": {"anyOf": [
+                {"type": "string"},
+                {
+                    "type": "object",
+                    "required": ["text"],
+                    "additionalProperties": false,
+                    "properties": {"text": {"type": "string"}},
+                },
+            ]},
+        }),
+        "top_n" => json!({"type": ["integer", "null"], "minimum": 1}),
+        _ => json!({"type": ["boolean", "null"]}),
     }
 }
 

@@ -261,6 +261,40 @@ fn completion(object: &str, choice: Value) -> Value {
 }
 
 /// The answers of the OpenAI routes.
+/// The answer of `POST /v1/rerank` (`openai::rerank::rerank`).
+fn rerank() -> Value {
+    json!({
+        "type": "object",
+        "required": ["object", "model", "results", "usage"],
+        "properties": {
+            "object": {"const": "list"},
+            "model": {"type": "string"},
+            "results": {"type": "array", "items": {
+                "type": "object",
+                "required": ["index", "relevance_score", "truncated"],
+                "properties": {
+                    "index": {"type": "integer", "minimum": 0},
+                    "relevance_score": {"type": "number"},
+                    "truncated": {"type": "boolean", "description": "Whether the document was cut to fit the model's window"},
+                    "document": {
+                        "type": "object",
+                        "required": ["text"],
+                        "properties": {"text": {"type": "string"}},
+                    },
+                },
+            }},
+            "usage": {
+                "type": "object",
+                "required": ["prompt_tokens", "total_tokens"],
+                "properties": {
+                    "prompt_tokens": {"type": "integer", "minimum": 0},
+                    "total_tokens": {"type": "integer", "minimum": 0},
+                },
+            },
+        },
+    })
+}
+
 fn openai() -> Vec<(&'static str, Value)> {
     let finish_reason = json!({"enum": ["stop", "length", "tool_calls"]});
     let tool_call = json!({
@@ -277,6 +311,7 @@ fn openai() -> Vec<(&'static str, Value)> {
         },
     });
     vec![
+        ("Rerank", rerank()),
         (
             "ChatCompletion",
             completion(
