@@ -84,30 +84,11 @@ pub fn models_dir() -> PathBuf {
 pub fn tiny_sd_checkpoint() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let target = target_dir();
-        let dir = target.join("fixtures").join("tiny-sd");
-        let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cargo
-            .current_dir(workspace_root())
-            .args([
-                "run",
-                "--quiet",
-                "-p",
-                "rbee-plugin-sd",
-                "--features",
-                "test-support",
-                "--example",
-                "write_tiny_checkpoint",
-                "--",
-            ])
-            .arg(&dir)
-            .env("CARGO_TARGET_DIR", target.join("plugins").join("cpu"));
-        if cfg!(target_arch = "x86_64") {
-            cargo.env("RUSTFLAGS", "-C target-cpu=x86-64-v3");
-        }
-        assert!(
-            cargo.status().unwrap().success(),
-            "writing the tiny checkpoint failed"
+        let dir = target_dir().join("fixtures").join("tiny-sd");
+        run_plugin_example(
+            "rbee-plugin-sd",
+            "write_tiny_checkpoint",
+            &[dir.as_os_str()],
         );
         dir
     })
@@ -119,8 +100,9 @@ pub fn tiny_sd_checkpoint() -> &'static Path {
 /// rerank plugin's own writer.
 pub fn tiny_rerank_checkpoint(kind: &str) -> PathBuf {
     static WRITTEN: Mutex<Vec<String>> = Mutex::new(Vec::new());
-    let target = target_dir();
-    let dir = target.join("fixtures").join(format!("tiny-rerank-{kind}"));
+    let dir = target_dir()
+        .join("fixtures")
+        .join(format!("tiny-rerank-{kind}"));
     let mut written = WRITTEN.lock().unwrap_or_else(|e| e.into_inner());
     if written.iter().any(|k| k == kind) {
         return dir;
@@ -131,6 +113,19 @@ pub fn tiny_rerank_checkpoint(kind: &str) -> PathBuf {
         "{} is missing: run `cargo xtask models`",
         tokenizer.display()
     );
+    run_plugin_example(
+        "rbee-plugin-rerank",
+        "write_tiny_cross_encoder",
+        &[dir.as_os_str(), tokenizer.as_os_str(), kind.as_ref()],
+    );
+    written.push(kind.to_string());
+    dir
+}
+
+/// Runs a plugin crate's `example` (with its `test-support` feature) built as the cpu plugins
+/// are, panicking if it fails.
+fn run_plugin_example(package: &str, example: &str, args: &[&std::ffi::OsStr]) {
+    let target = target_dir();
     let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cargo
         .current_dir(workspace_root())
@@ -138,24 +133,18 @@ pub fn tiny_rerank_checkpoint(kind: &str) -> PathBuf {
             "run",
             "--quiet",
             "-p",
-            "rbee-plugin-rerank",
+            package,
             "--features",
             "test-support",
-            "--example",
-            "write_tiny_cross_encoder",
-            "--",
         ])
-        .arg(&dir)
-        .arg(&tokenizer)
-        .arg(kind)
+        .args(["--example", example, "--"])
+        .args(args)
         .env("CARGO_TARGET_DIR", target.join("plugins").join("cpu"));
     if cfg!(target_arch = "x86_64") {
         cargo.env("RUSTFLAGS", "-C target-cpu=x86-64-v3");
     }
     assert!(
         cargo.status().unwrap().success(),
-        "writing the tiny reranker failed"
+        "running {package}'s example {example} failed"
     );
-    written.push(kind.to_string());
-    dir
 }

@@ -24,6 +24,23 @@ pub struct Host {
 }
 
 impl Host {
+    /// Runs a Python `script` that talks to this host through the official `openai` package
+    /// (`BASE_URL` in its environment) and prints one JSON object; returns that object.
+    pub fn run_openai_client(&self, script: &str) -> Value {
+        let output = Command::new("python3")
+            .args(["-c", script])
+            .env("BASE_URL", &self.url)
+            .output()
+            .expect("python3");
+        assert!(
+            output.status.success(),
+            "the openai client failed (is the `openai` package installed? `cargo xtask test` installs it):\n{}\n{}",
+            String::from_utf8_lossy(&output.stderr),
+            self.log()
+        );
+        serde_json::from_slice(&output.stdout).expect("the client prints one JSON object")
+    }
+
     /// Starts `rbee-host` with `args` on a free port and waits until it listens.
     pub fn start(args: &[&str]) -> Host {
         Self::start_with_env(args, &[])

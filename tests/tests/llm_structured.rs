@@ -4,7 +4,6 @@
 
 use rbee_tests::{Host, SseEvent, streamed_text};
 use serde_json::{Value, json};
-use std::process::Command;
 
 /// The SDK's view of every feature, printed as one JSON object.
 const CLIENT: &str = r#"
@@ -111,25 +110,10 @@ out["legacy_text"] = legacy.choices[0].text
 print(json.dumps(out))
 "#;
 
-fn sdk(host: &Host) -> Value {
-    let output = Command::new("python3")
-        .args(["-c", CLIENT])
-        .env("BASE_URL", &host.url)
-        .output()
-        .expect("python3");
-    assert!(
-        output.status.success(),
-        "the openai client failed (`cargo xtask test` installs it):\n{}\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        host.log()
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
-}
-
 #[test]
 fn the_openai_sdk_gets_parsed_objects_tool_calls_and_logprobs() {
     let host = Host::start_llm(&[]);
-    let out = sdk(&host);
+    let out = host.run_openai_client(CLIENT);
 
     let parsed = &out["parsed"];
     assert_eq!(out["parsed_finish"], "stop", "{out}");

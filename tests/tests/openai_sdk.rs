@@ -1,8 +1,7 @@
 //! The official `openai` Python package against a running host with the real LLM plugin.
 
 use rbee_tests::Host;
-use serde_json::{Value, json};
-use std::process::Command;
+use serde_json::json;
 
 const CLIENT: &str = r#"
 import json, os, openai
@@ -61,17 +60,7 @@ print(json.dumps({
 #[test]
 fn the_openai_python_sdk_works_unchanged() {
     let host = Host::start_llm(&["--api-key", "test-key"]);
-    let output = Command::new("python3")
-        .args(["-c", CLIENT])
-        .env("BASE_URL", &host.url)
-        .output()
-        .expect("python3");
-    assert!(
-        output.status.success(),
-        "the openai client failed (is the `openai` package installed? `cargo xtask test` installs it):\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let result: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let result = host.run_openai_client(CLIENT);
     let content = result["content"].as_str().unwrap();
     assert!(content.contains("Paris"), "{result}");
     assert_eq!(

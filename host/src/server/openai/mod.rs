@@ -53,7 +53,7 @@ use utoipa::OpenApi;
 ))]
 pub struct Doc;
 
-pub use schemas::requests as request_schemas;
+pub use schemas::{requests as request_schemas, tool_call as tool_call_schema};
 
 /// The OpenAI routes.
 pub fn routes() -> Router<Arc<AppState>> {

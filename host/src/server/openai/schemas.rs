@@ -115,19 +115,7 @@ fn implemented(fleet: &Fleet, route: &Route, name: &str) -> Value {
                     "tool_calls": {
                         "description": "An assistant's calls (its content may then be null)",
                         "type": ["array", "null"],
-                        "items": {
-                            "type": "object",
-                            "required": ["id", "type", "function"],
-                            "properties": {
-                                "id": {"type": "string"},
-                                "type": {"const": "function"},
-                                "function": {
-                                    "type": "object",
-                                    "required": ["name", "arguments"],
-                                    "properties": {"name": {"type": "string"}, "arguments": {"type": "string"}},
-                                },
-                            },
-                        },
+                        "items": tool_call(),
                     },
                     "tool_call_id": {"description": "The call a `tool` message answers", "type": ["string", "null"]},
                     "name": {"type": ["string", "null"]},
@@ -192,4 +180,24 @@ fn image_field(fleet: &Fleet, name: &str) -> Value {
         STRENGTH => params::of_task(fleet, image::TO_IMAGE, STRENGTH),
         _ => params::of_task(fleet, image::GENERATION, name),
     }
+}
+
+/// One tool call as OpenAI shapes it, in chat history and in answers: `arguments` is JSON text.
+pub fn tool_call() -> Value {
+    json!({
+        "type": "object",
+        "required": ["id", "type", "function"],
+        "properties": {
+            "id": {"type": "string"},
+            "type": {"const": "function"},
+            "function": {
+                "type": "object",
+                "required": ["name", "arguments"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "arguments": {"type": "string", "contentMediaType": "application/json"},
+                },
+            },
+        },
+    })
 }

@@ -260,7 +260,6 @@ fn completion(object: &str, choice: Value) -> Value {
     })
 }
 
-/// The answers of the OpenAI routes.
 /// The answer of `POST /v1/rerank` (`openai::rerank::rerank`).
 fn rerank() -> Value {
     json!({
@@ -283,33 +282,27 @@ fn rerank() -> Value {
                     },
                 },
             }},
-            "usage": {
-                "type": "object",
-                "required": ["prompt_tokens", "total_tokens"],
-                "properties": {
-                    "prompt_tokens": {"type": "integer", "minimum": 0},
-                    "total_tokens": {"type": "integer", "minimum": 0},
-                },
-            },
+            "usage": input_usage(),
         },
     })
 }
 
+/// The `usage` of routes that only read input (embeddings, rerank).
+fn input_usage() -> Value {
+    json!({
+        "type": "object",
+        "required": ["prompt_tokens", "total_tokens"],
+        "properties": {
+            "prompt_tokens": {"type": "integer", "minimum": 0},
+            "total_tokens": {"type": "integer", "minimum": 0},
+        },
+    })
+}
+
+/// The answers of the OpenAI routes.
 fn openai() -> Vec<(&'static str, Value)> {
     let finish_reason = json!({"enum": ["stop", "length", "tool_calls"]});
-    let tool_call = json!({
-        "type": "object",
-        "required": ["id", "type", "function"],
-        "properties": {
-            "id": {"type": "string"},
-            "type": {"const": "function"},
-            "function": {
-                "type": "object",
-                "required": ["name", "arguments"],
-                "properties": {"name": {"type": "string"}, "arguments": {"type": "string", "contentMediaType": "application/json"}},
-            },
-        },
-    });
+    let tool_call = crate::server::openai::tool_call_schema();
     vec![
         ("Rerank", rerank()),
         (
@@ -382,14 +375,7 @@ fn openai() -> Vec<(&'static str, Value)> {
                         },
                     }},
                     "model": {"type": "string"},
-                    "usage": {
-                        "type": "object",
-                        "required": ["prompt_tokens", "total_tokens"],
-                        "properties": {
-                            "prompt_tokens": {"type": "integer", "minimum": 0},
-                            "total_tokens": {"type": "integer", "minimum": 0},
-                        },
-                    },
+                    "usage": input_usage(),
                 },
             }),
         ),
