@@ -1,7 +1,10 @@
 //! Decoding one 30-second window: the token prompt, the sampling loop with Whisper's timestamp
 //! rules, temperature fallback, and splitting the tokens into timed segments.
 
-use crate::{compression::compression_ratio, error::AudioError, model::LoadedModel, params::Task};
+use crate::{
+    compression::compression_ratio, decoder::AudioKeys, error::AudioError, model::LoadedModel,
+    params::Task,
+};
 use candle_core::{D, IndexOp, Tensor};
 use candle_nn::ops::log_softmax;
 use candle_transformers::generation::LogitsProcessor;
@@ -64,14 +67,15 @@ pub struct Piece {
 /// repetitive text, as Whisper judges it). Returns `None` when `cancelled` answered true
 /// between two tokens.
 pub fn decode_with_fallback(
-    model: &mut LoadedModel,
+    model: &LoadedModel,
     features: &Tensor,
     options: &Options<'_>,
     cancelled: &mut dyn FnMut() -> bool,
 ) -> Result<Option<Decoded>, AudioError> {
+    let audio = model.decoder.audio_keys(features)?;
     let mut temperature = options.temperature;
     loop {
-        let Some(mut decoded) = decode(model, features, options, temperature, cancelled)? else {
+        let Some(mut decoded) = decode(model, &audio, options, temperature, cancelled)? else {
             return Ok(None);
         };
         let text_tokens: Vec<u32> = decoded
@@ -96,14 +100,14 @@ pub fn decode_with_fallback(
 }
 
 fn decode(
-    model: &mut LoadedModel,
-    features: &Tensor,
+    model: &LoadedModel,
+    audio: &AudioKeys,
     options: &Options<'_>,
     temperature: f64,
     cancelled: &mut dyn FnMut() -> bool,
 ) -> Result<Option<Decoded>, AudioError> {
     let t = model.tokens.clone();
-    let max_len = model.config().max_target_positions;
+    let max_len = model.config.max_target_positions;
     let mut tokens = Vec::new();
     if !options.prompt.is_empty() {
         tokens.push(t.start_of_prev);
@@ -125,28 +129,25 @@ fn decode(
     let sample_len = max_len / 2;
     let mut sampler = LogitsProcessor::new(SEED, (temperature > 0.0).then_some(temperature), None);
     let (mut logprob_sum, mut no_speech_prob) = (0.0, 0.0);
-    let device = features.device().clone();
+    let device = model.device.clone();
+    let mut cache = model.decoder.token_cache();
     for step in 0..sample_len {
         if cancelled() {
             return Ok(None);
         }
-        let input = Tensor::new(tokens.as_slice(), &device)?.unsqueeze(0)?;
-        let hidden = model.whisper.decoder.forward(&input, features, step == 0)?;
+        let fed = cache.fed();
+        let hidden = model.decoder.forward(&tokens[fed..], audio, &mut cache)?;
         if step == 0 {
             let at_sot = model
-                .whisper
                 .decoder
-                .final_linear(&hidden.i((..1, sot_index..sot_index + 1))?)?;
+                .logits(&hidden.i((..1, sot_index..sot_index + 1))?)?;
             let probs = candle_nn::ops::softmax(&at_sot.flatten_all()?, D::Minus1)?;
             no_speech_prob = probs.i(t.no_speech as usize)?.to_scalar::<f32>()? as f64;
         }
-        let last = tokens.len() - 1;
-        let logits = model
-            .whisper
-            .decoder
-            .final_linear(&hidden.i((..1, last..))?)?;
+        let last = hidden.dim(1)? - 1;
+        let logits = model.decoder.logits(&hidden.i((..1, last..))?)?;
         let mut logits: Vec<f32> = logits.flatten_all()?.to_vec1()?;
-        let suppress = &model.whisper.config.suppress_tokens;
+        let suppress = &model.config.suppress_tokens;
         apply_rules(
             &mut logits,
             &tokens[prefix..],

@@ -10,6 +10,7 @@ mod audio;
 mod compression;
 mod ct2;
 mod decode;
+mod decoder;
 mod error;
 mod mel;
 mod model;

@@ -1,10 +1,14 @@
 //! Loading a Whisper model directory — Hugging Face (`config.json` + `model.safetensors`) or
-//! CTranslate2 (`model.bin` + `config.json`), both with `tokenizer.json` — into one candle model.
+//! CTranslate2 (`model.bin` + `config.json`), both with `tokenizer.json` — into candle's audio
+//! encoder and the plugin's own text decoder (with key/value caches), sharing one set of weights.
 
-use crate::{ct2, error::AudioError, mel};
+use crate::{ct2, decoder::TextDecoder, error::AudioError, mel};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use candle_transformers::models::whisper::{Config, model::Whisper};
+use candle_transformers::models::whisper::{
+    Config,
+    model::{AudioEncoder, Whisper},
+};
 use serde_json::Value;
 use std::{
     collections::HashMap,
@@ -50,8 +54,12 @@ pub struct SpecialTokens {
 
 /// A loaded model with everything a job needs.
 pub struct LoadedModel {
-    /// The network.
-    pub whisper: Whisper,
+    /// The audio encoder (candle's).
+    pub encoder: AudioEncoder,
+    /// The text decoder, with key/value caches.
+    pub decoder: TextDecoder,
+    /// The model's configuration.
+    pub config: Config,
     /// Its tokenizer.
     pub tokenizer: Tokenizer,
     /// Special token ids.
@@ -64,13 +72,6 @@ pub struct LoadedModel {
     pub memory_bytes: u64,
     /// The device the weights live on.
     pub device: Device,
-}
-
-impl LoadedModel {
-    /// The model's configuration.
-    pub fn config(&self) -> &Config {
-        &self.whisper.config
-    }
 }
 
 /// Loads the model in `path` (a directory, or a file inside one) onto `device`.
@@ -101,7 +102,7 @@ pub fn load(path: &Path, device: &Device) -> Result<LoadedModel, AudioError> {
         ));
     };
     let memory_bytes = tensors.values().map(|t| t.elem_count() as u64 * 4).sum();
-    let whisper = build(tensors, config, device).map_err(|e| fail(&e.to_string()))?;
+    let (encoder, decoder) = build(tensors, &config, device).map_err(|e| fail(&e.to_string()))?;
     let tokenizer_path = dir.join("tokenizer.json");
     let tokenizer = Tokenizer::from_file(&tokenizer_path)
         .map_err(|e| AudioError::model_load(&tokenizer_path, e))?;
@@ -110,26 +111,30 @@ pub fn load(path: &Path, device: &Device) -> Result<LoadedModel, AudioError> {
         .chain(ids(&config_json["begin_suppress_tokens"]))
         .collect();
     let tokens = special_tokens(&tokenizer, begin_suppress).map_err(|e| fail(&e))?;
-    let multilingual = whisper.config.vocab_size >= 51865;
     Ok(LoadedModel {
-        filters: mel::filter_bank(whisper.config.num_mel_bins),
-        whisper,
+        filters: mel::filter_bank(config.num_mel_bins),
+        multilingual: config.vocab_size >= 51865,
+        encoder,
+        decoder,
+        config,
         tokenizer,
         tokens,
-        multilingual,
         memory_bytes,
         device: device.clone(),
     })
 }
 
-/// Builds the candle model from Hugging Face-named tensors.
-pub fn build(
+/// Builds the encoder (candle's) and the decoder from Hugging Face-named tensors; both hold
+/// the same tensors, not copies.
+fn build(
     tensors: HashMap<String, Tensor>,
-    config: Config,
+    config: &Config,
     device: &Device,
-) -> candle_core::Result<Whisper> {
+) -> candle_core::Result<(AudioEncoder, TextDecoder)> {
     let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
-    Whisper::load(&vb, config)
+    let decoder = TextDecoder::load(vb.pp("model.decoder"), config)?;
+    let Whisper { encoder, .. } = Whisper::load(&vb, config.clone())?;
+    Ok((encoder, decoder))
 }
 
 fn read_json(path: &PathBuf) -> Result<Value, AudioError> {

@@ -14,7 +14,7 @@ use crate::{
     params::{Task, TranscriptionParams},
     token_text::token_pieces,
 };
-use candle_core::{D, IndexOp, Tensor};
+use candle_core::{D, Tensor};
 use candle_transformers::models::whisper::{HOP_LENGTH, N_FRAMES, N_SAMPLES, SAMPLE_RATE};
 use rbee_plugin_api::{
     EventSinkExt, Job, JobEnd, JobSink, PluginError, PluginWorker, WorkerStatus,
@@ -130,20 +130,17 @@ impl AudioWorker {
         let samples = audio::to_16k(pcm)?;
         let mut guard = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
         let model = &mut *guard;
-        let n_mels = model.config().num_mel_bins;
+        let n_mels = model.config.num_mel_bins;
         let mut padded = samples.clone();
         padded.resize(samples.len() + N_SAMPLES, 0.0);
-        let features = mel::log_mel(model.config(), &padded, &model.filters);
+        let features = mel::log_mel(&model.config, &padded, &model.filters);
         let total_frames = features.len() / n_mels;
         let device = model.device.clone();
         let mel = Tensor::from_vec(features, (1, n_mels, total_frames), &device)?;
         let content_frames = samples.len().div_ceil(HOP_LENGTH);
 
         let encode = |model: &mut LoadedModel, seek: usize| {
-            model
-                .whisper
-                .encoder
-                .forward(&mel.narrow(2, seek, N_FRAMES)?, true)
+            model.encoder.forward(&mel.narrow(2, seek, N_FRAMES)?, true)
         };
         let language = match (&params.language, model.multilingual) {
             (_, false) => None,
@@ -266,22 +263,21 @@ impl AudioWorker {
             .encode(format!(" {}", prompt.trim()), false)
             .map_err(|e| AudioError::Tokenizer(e.to_string()))?;
         let ids = encoding.get_ids();
-        let keep = model.config().max_target_positions / 2 - 1;
+        let keep = model.config.max_target_positions / 2 - 1;
         Ok(ids[ids.len().saturating_sub(keep)..].to_vec())
     }
 }
 
 /// The most likely spoken language: the language token the decoder prefers after
 /// `<|startoftranscript|>`.
-fn detect_language(model: &mut LoadedModel, features: &Tensor) -> Result<String, AudioError> {
+fn detect_language(model: &LoadedModel, features: &Tensor) -> Result<String, AudioError> {
     let device = features.device();
-    let input = Tensor::new(&[model.tokens.sot], device)?.unsqueeze(0)?;
-    let hidden = model.whisper.decoder.forward(&input, features, true)?;
-    let logits = model
-        .whisper
+    let audio = model.decoder.audio_keys(features)?;
+    let mut cache = model.decoder.token_cache();
+    let hidden = model
         .decoder
-        .final_linear(&hidden.i((..1, 0..1))?)?
-        .flatten_all()?;
+        .forward(&[model.tokens.sot], &audio, &mut cache)?;
+    let logits = model.decoder.logits(&hidden)?.flatten_all()?;
     let ids: Vec<u32> = model.tokens.languages.iter().map(|(_, id)| *id).collect();
     let scores = logits.index_select(&Tensor::new(ids.as_slice(), device)?, D::Minus1)?;
     let best = scores.argmax(D::Minus1)?.to_scalar::<u32>()? as usize;
@@ -421,6 +417,35 @@ mod tests {
         assert!(details["real_time_factor"].as_f64().unwrap() > 0.0);
         let started: Value = serde_json::from_str(&sink.started()[0]).unwrap();
         assert_eq!(started["language"], "en");
+    }
+
+    #[test]
+    fn repetitive_text_is_decoded_again_hotter_and_clean_speech_is_not() {
+        let names = ["counting", "hello_world", "quick_brown_fox"];
+        for name in names {
+            let (sink, _) = transcribe(name);
+            for segment in segments(&sink) {
+                assert_eq!(segment["temperature"], 0.0, "{name}: {segment}");
+                assert!(segment["compression_ratio"].as_f64().unwrap() < 2.4);
+            }
+        }
+        let pause = vec![0.0; 8_000];
+        let round: Vec<f32> = names
+            .iter()
+            .flat_map(|name| {
+                let pcm = audio::decode(clip_audio(name), 60.0).unwrap();
+                [pcm.samples, pause.clone()].concat()
+            })
+            .collect();
+        let looped = round.repeat(3);
+        assert!(looped.len() < 16_000 * 30, "one window");
+        let sink = RecordingSink::new();
+        run(&wav_f32(&looped), json!({}), &sink).unwrap();
+        let first = &segments(&sink)[0];
+        assert!(
+            first["temperature"].as_f64().unwrap() > 0.0,
+            "the same sentences three times compress too well at temperature 0: {first}"
+        );
     }
 
     #[test]
