@@ -15,7 +15,7 @@ use rbee_plugin_api::{
     tasks::text_generation::{TOKEN_LOGPROBS, TOOL_CALL, end, stop_reason},
 };
 use serde_json::json;
-use std::{sync::mpsc::Sender, time::Instant};
+use std::{borrow::Cow, sync::mpsc::Sender, time::Instant};
 
 /// What a job is told when it ends: its end, or why it failed.
 pub type Outcome = Result<JobEnd, LlmError>;
@@ -170,8 +170,8 @@ impl<'t> Sequence<'t> {
     /// Sends final text through the tool-call filter (if any), its log probabilities before
     /// it; `last` ends the filter. Returns whether the client asked to stop.
     fn send(&mut self, text: &str, last: bool) -> bool {
-        let (text, calls) = match self.guidance.tool_calls.as_mut() {
-            None => (text.to_string(), Vec::new()),
+        let (text, calls): (Cow<'_, str>, _) = match self.guidance.tool_calls.as_mut() {
+            None => (text.into(), Vec::new()),
             Some(filter) => {
                 let mut out = filter.push(text);
                 if last {
@@ -181,7 +181,7 @@ impl<'t> Sequence<'t> {
                         out.calls.extend(rest.calls);
                     }
                 }
-                (out.text, out.calls)
+                (out.text.into(), out.calls)
             }
         };
         let mut stop = false;
@@ -195,7 +195,7 @@ impl<'t> Sequence<'t> {
             self.texts += 1;
             stop |= self
                 .sink
-                .text(self.texts - 1, text.as_str().into())
+                .text(self.texts - 1, text.as_ref().into())
                 .is_stop();
         }
         for call in calls {
