@@ -5,8 +5,9 @@ use half::f16;
 use rayon::prelude::*;
 
 /// Rows of activations quantized to signed 8 bits, block by block, with each block's scale,
-/// the scaled sum of its values (which Q4_1's minimum multiplies) and their exact integer sum
-/// (which the weights' zero point multiplies). Reused across products so that decoding
+/// the scaled sum of its values (which a minimum multiplies), their exact integer sum (which the
+/// weights' zero point multiplies) and that of its first 16 values (for Q6_K, whose halves of 16
+/// have scales of their own). Reused across products so that decoding
 /// allocates nothing per token.
 #[derive(Debug, Default)]
 pub struct QuantizedRows {
@@ -16,6 +17,7 @@ pub struct QuantizedRows {
     scales: Vec<f32>,
     sums: Vec<f32>,
     integer_sums: Vec<i32>,
+    half_sums: Vec<i32>,
 }
 
 /// One quantized row, as the kernels read it.
@@ -25,6 +27,8 @@ pub(crate) struct ActivationRow<'a> {
     pub scales: &'a [f32],
     pub sums: &'a [f32],
     pub integer_sums: &'a [i32],
+    /// Per block, the integer sum of its first 16 values.
+    pub half_sums: &'a [i32],
 }
 
 impl QuantizedRows {
@@ -50,14 +54,15 @@ impl QuantizedRows {
         self.scales.resize(blocks, 0.0);
         self.sums.resize(blocks, 0.0);
         self.integer_sums.resize(blocks, 0);
+        self.half_sums.resize(blocks, 0);
         let row_blocks = cols / BLOCK;
-        let rows_of = |x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32], n: &mut [i32]| {
+        let rows_of = |x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32], n: Sums<'_>| {
             for ((((x, q), d), s), n) in x
                 .chunks_exact(BLOCK)
                 .zip(q.chunks_exact_mut(BLOCK))
                 .zip(d.iter_mut())
                 .zip(s.iter_mut())
-                .zip(n.iter_mut())
+                .zip(n.0.iter_mut().zip(n.1.iter_mut()))
             {
                 quantize_block(x, q, d, s, n);
             }
@@ -68,14 +73,15 @@ impl QuantizedRows {
                 .zip(self.scales.par_chunks_mut(row_blocks))
                 .zip(self.sums.par_chunks_mut(row_blocks))
                 .zip(self.integer_sums.par_chunks_mut(row_blocks))
-                .for_each(|((((x, q), d), s), n)| rows_of(x, q, d, s, n));
+                .zip(self.half_sums.par_chunks_mut(row_blocks))
+                .for_each(|(((((x, q), d), s), n), h)| rows_of(x, q, d, s, (n, h)));
         } else {
             rows_of(
                 x,
                 &mut self.quants,
                 &mut self.scales,
                 &mut self.sums,
-                &mut self.integer_sums,
+                (&mut self.integer_sums, &mut self.half_sums),
             );
         }
     }
@@ -97,6 +103,7 @@ impl QuantizedRows {
             scales: &self.scales[i * blocks..(i + 1) * blocks],
             sums: &self.sums[i * blocks..(i + 1) * blocks],
             integer_sums: &self.integer_sums[i * blocks..(i + 1) * blocks],
+            half_sums: &self.half_sums[i * blocks..(i + 1) * blocks],
         }
     }
 }
@@ -104,8 +111,9 @@ impl QuantizedRows {
 /// Symmetric 8-bit quantization of one block: `x ≈ d * q`, `q` in -127..=127, as ggml's x86
 /// code quantizes (multiplying by `127 / amax`, rounding half to even). The scale and the
 /// scaled sum are rounded to f16 as ggml's Q8_1 stores them, so that products round like
-/// llama.cpp's; the integer sum `n` is exact. Written in lanes so that it vectorises.
-fn quantize_block(x: &[f32], q: &mut [i8], d: &mut f32, s: &mut f32, n: &mut i32) {
+/// llama.cpp's; the integer sums `n` (of the block, and of its first half) are exact. Written in
+/// lanes so that it vectorises.
+fn quantize_block(x: &[f32], q: &mut [i8], d: &mut f32, s: &mut f32, n: (&mut i32, &mut i32)) {
     let (x, q): (&[f32; BLOCK], &mut [i8; BLOCK]) = (
         x.try_into().expect("a block of activations"),
         q.try_into().expect("a block of quantized values"),
@@ -128,11 +136,16 @@ fn quantize_block(x: &[f32], q: &mut [i8], d: &mut f32, s: &mut f32, n: &mut i32
     for (q, &r) in q.iter_mut().zip(&values) {
         *q = r as i8;
     }
-    let sum = values.iter().sum::<i32>();
+    let half = values[..BLOCK / 2].iter().sum::<i32>();
+    let sum = half + values[BLOCK / 2..].iter().sum::<i32>();
     *d = f16::from_f32(scale).to_f32();
     *s = f16::from_f32(scale * sum as f32).to_f32();
-    *n = sum;
+    *n.0 = sum;
+    *n.1 = half;
 }
+
+/// A row's integer sums per block: of all values, and of the first half.
+type Sums<'a> = (&'a mut [i32], &'a mut [i32]);
 
 /// Lanes of the partial maxima in [`quantize_block`].
 const LANES: usize = 8;
@@ -156,6 +169,7 @@ mod tests {
         assert!(row.quants[6..].iter().all(|&q| q == 0));
         assert_eq!(row.scales, [1.0]);
         assert_eq!(row.integer_sums, [125]);
+        assert_eq!(row.half_sums, [125]);
         assert_eq!(row.sums, [125.0]);
     }
 

@@ -10,57 +10,67 @@ pub(crate) const GROUP: usize = 16;
 /// Consecutive values of one row in one 32-bit lane.
 const LANE_VALUES: usize = 4;
 
+/// Bytes of one 64-byte step: [`LANE_VALUES`] bytes of every row.
+const STEP: usize = GROUP * LANE_VALUES;
+
 /// Appends one block of [`GROUP`] rows, given as stored unsigned values (`rows[r][i]`, below
-/// 16 when `four_bit`). 8-bit blocks are eight 64-byte steps, step `k` holding values
-/// `4k..4k + 4` of every row. 4-bit blocks are four steps whose bytes hold values `4p..4p + 4`
-/// in their low nibbles and `16 + 4p..16 + 4p + 4` in their high nibbles.
-pub(crate) fn push_block(four_bit: bool, rows: &[[u8; BLOCK]; GROUP], out: &mut Vec<u8>) {
-    let steps = if four_bit { BLOCK / 2 } else { BLOCK } / LANE_VALUES;
-    for step in 0..steps {
+/// `1 << bits`). 8-bit blocks are eight 64-byte steps, step `k` holding values `4k..4k + 4` of
+/// every row. Narrower blocks are four steps whose bytes hold values `4p..4p + 4` in their low
+/// nibbles and `16 + 4p..16 + 4p + 4` in their high nibbles, then one 64-byte plane per bit
+/// above the fourth: in plane `k`, the byte of row `r` and offset `t` (at `4r + t`) holds bit
+/// `4 + k` of value `4p + t` at bit `p`, and of value `16 + 4p + t` at bit `4 + p`.
+pub(crate) fn push_block(bits: u32, rows: &[[u8; BLOCK]; GROUP], out: &mut Vec<u8>) {
+    if bits == 8 {
+        for step in 0..BLOCK / LANE_VALUES {
+            for row in rows {
+                out.extend_from_slice(&row[step * LANE_VALUES..(step + 1) * LANE_VALUES]);
+            }
+        }
+        return;
+    }
+    for step in 0..BLOCK / 2 / LANE_VALUES {
         for row in rows {
             for t in 0..LANE_VALUES {
                 let i = step * LANE_VALUES + t;
-                out.push(if four_bit {
-                    row[i] | row[i + BLOCK / 2] << 4
-                } else {
-                    row[i]
-                });
+                out.push(row[i] & 0x0F | (row[i + BLOCK / 2] & 0x0F) << 4);
+            }
+        }
+    }
+    for plane in 0..bits - 4 {
+        for row in rows {
+            for t in 0..LANE_VALUES {
+                let mut byte = 0u8;
+                for p in 0..BLOCK / 2 / LANE_VALUES {
+                    let bit = |v: u8| (v >> (4 + plane)) & 1;
+                    byte |= bit(row[LANE_VALUES * p + t]) << p;
+                    byte |= bit(row[BLOCK / 2 + LANE_VALUES * p + t]) << (4 + p);
+                }
+                out.push(byte);
             }
         }
     }
 }
 
 /// Stored value `i` of row `lane` in one interleaved block (as [`push_block`] wrote it).
-pub(crate) fn value(four_bit: bool, block: &[u8], lane: usize, i: usize) -> u8 {
-    let within = if four_bit { i % (BLOCK / 2) } else { i };
-    let byte = block
-        [within / LANE_VALUES * GROUP * LANE_VALUES + lane * LANE_VALUES + within % LANE_VALUES];
-    match (four_bit, i < BLOCK / 2) {
-        (false, _) => byte,
-        (true, true) => byte & 0x0F,
-        (true, false) => byte >> 4,
+pub(crate) fn value(bits: u32, block: &[u8], lane: usize, i: usize) -> u8 {
+    if bits == 8 {
+        return block[i / LANE_VALUES * STEP + lane * LANE_VALUES + i % LANE_VALUES];
     }
+    let (high, within) = (i >= BLOCK / 2, i % (BLOCK / 2));
+    let (p, t) = (within / LANE_VALUES, within % LANE_VALUES);
+    let byte = block[p * STEP + lane * LANE_VALUES + t];
+    let mut v = if high { byte >> 4 } else { byte & 0x0F };
+    for plane in 0..bits - 4 {
+        let byte = block[4 * STEP + plane as usize * STEP + lane * LANE_VALUES + t];
+        let bit = (byte >> (p + if high { 4 } else { 0 })) & 1;
+        v |= bit << (4 + plane);
+    }
+    v
 }
 
 /// The stored values of one interleaved block, row by row: the inverse of [`push_block`].
-pub(crate) fn unpack_block(four_bit: bool, block: &[u8]) -> [[u8; BLOCK]; GROUP] {
-    let mut rows = [[0u8; BLOCK]; GROUP];
-    let steps = if four_bit { BLOCK / 2 } else { BLOCK } / LANE_VALUES;
-    for step in 0..steps {
-        let bytes = &block[step * GROUP * LANE_VALUES..(step + 1) * GROUP * LANE_VALUES];
-        for (row, lane) in rows.iter_mut().zip(bytes.chunks_exact(LANE_VALUES)) {
-            for (t, &byte) in lane.iter().enumerate() {
-                let i = step * LANE_VALUES + t;
-                if four_bit {
-                    row[i] = byte & 0x0F;
-                    row[i + BLOCK / 2] = byte >> 4;
-                } else {
-                    row[i] = byte;
-                }
-            }
-        }
-    }
-    rows
+pub(crate) fn unpack_block(bits: u32, block: &[u8]) -> [[u8; BLOCK]; GROUP] {
+    std::array::from_fn(|lane| std::array::from_fn(|i| value(bits, block, lane, i)))
 }
 
 #[cfg(test)]
@@ -69,23 +79,32 @@ mod tests {
 
     #[test]
     fn blocks_unpack_to_what_was_pushed() {
-        for four_bit in [false, true] {
-            let limit = if four_bit { 16 } else { 256 };
+        for bits in [4, 5, 6, 8] {
+            let limit = 1usize << bits;
             let rows: [[u8; BLOCK]; GROUP] = std::array::from_fn(|r| {
                 std::array::from_fn(|i| ((r * 37 + i * 11 + 5) % limit) as u8)
             });
             let mut block = Vec::new();
-            push_block(four_bit, &rows, &mut block);
-            assert_eq!(
-                block.len(),
-                GROUP * if four_bit { BLOCK / 2 } else { BLOCK }
-            );
-            assert_eq!(unpack_block(four_bit, &block), rows);
-            for (lane, row) in rows.iter().enumerate() {
-                for (i, &v) in row.iter().enumerate() {
-                    assert_eq!(value(four_bit, &block, lane, i), v);
-                }
-            }
+            push_block(bits, &rows, &mut block);
+            let row_bytes = if bits == 8 {
+                BLOCK
+            } else {
+                BLOCK / 2 + (bits as usize - 4) * BLOCK / 8
+            };
+            assert_eq!(block.len(), GROUP * row_bytes);
+            assert_eq!(unpack_block(bits, &block), rows);
         }
+    }
+
+    #[test]
+    fn a_fifth_bit_sits_where_the_kernels_read_it() {
+        // Row 1's value 16 + 4 + 2 (step 1, offset 2, high nibble) is 16 + 3.
+        let mut rows = [[0u8; BLOCK]; GROUP];
+        rows[1][BLOCK / 2 + 6] = 19;
+        let mut block = Vec::new();
+        push_block(5, &rows, &mut block);
+        assert_eq!(block[STEP + 4 + 2], 3 << 4);
+        assert_eq!(block[4 * STEP + 4 + 2], 1 << (4 + 1));
+        assert_eq!(block.iter().filter(|&&b| b != 0).count(), 2);
     }
 }

@@ -1,4 +1,5 @@
-//! Quantized matrix products for CPU inference on GGUF's block formats (Q4_0, Q4_1, Q8_0).
+//! Quantized matrix products for CPU inference on GGUF's block formats (Q4_0, Q4_1, Q5_0,
+//! Q5_1, Q8_0 and the K-quants Q4_K, Q5_K, Q6_K).
 //!
 //! Weights are repacked once at load ([`QuantMatrix`]); activations are quantized to 8 bits per
 //! product ([`QuantizedRows`]), so every dot product is an integer dot per block of 32 plus one
@@ -9,6 +10,7 @@
 
 mod activations;
 mod format;
+mod ggml;
 mod interleave;
 mod kernels;
 mod matrix;

@@ -3,6 +3,7 @@
 use crate::{
     activations::QuantizedRows,
     format::{BLOCK, BlockFormat},
+    ggml::{self, EMPTY_BLOCK, RowBlock},
     interleave::{self, GROUP},
     kernels::{Group, kernels},
 };
@@ -12,9 +13,14 @@ use rayon::prelude::*;
 /// A weight matrix that does not fit the bytes or the shapes it was given.
 #[derive(Debug, thiserror::Error)]
 pub enum ShapeError {
-    /// The row length is not a whole number of blocks.
-    #[error("a row of {0} values is not a whole number of {BLOCK}-value blocks")]
-    PartialBlock(usize),
+    /// The row length is not a whole number of the format's blocks.
+    #[error("a row of {cols} values is not a whole number of {block}-value blocks")]
+    PartialBlock {
+        /// Values per row.
+        cols: usize,
+        /// Values per block of the format.
+        block: usize,
+    },
     /// The byte count does not match the shape and format.
     #[error("{format:?} data for {rows}x{cols} takes {expected} bytes, got {actual}")]
     ByteCount {
@@ -29,40 +35,38 @@ pub enum ShapeError {
         /// Bytes given.
         actual: usize,
     },
-    /// Matrices stacked together differ in format or row length.
-    #[error("stacked matrices must share format and row length")]
+    /// Matrices stacked together differ in row length.
+    #[error("stacked matrices must share their row length")]
     Mismatch,
 }
 
-/// A `rows x cols` weight matrix in a 4- or 8-bit block format, repacked for the kernels: rows
-/// go in groups of sixteen whose blocks are interleaved (see `interleave.rs`; the last group
-/// is padded with zero rows), with each block's scale and minimum (f16, as in the file: decoding
-/// reads as many bytes as ggml does) in arrays of their own, sixteen per group and block.
-/// Values are stored unsigned: Q4_0 keeps its nibbles and Q8_0 adds 128 to its bytes, so that
-/// the kernels subtract the zero point once per block instead of once per value.
+/// A `rows x cols` weight matrix in GGUF block formats, repacked for the kernels: one part
+/// per run of rows in one format (matrices stacked together may differ in format). In a part,
+/// rows go in groups of sixteen whose blocks are interleaved (see `interleave.rs`; the last
+/// group is padded with zero rows), with each block's scales and minimum (f16) in arrays of
+/// their own, sixteen per group and block. Values are stored unsigned: Q4_0 keeps its nibbles
+/// and Q8_0 adds 128 to its bytes, so that the kernels subtract the zero point once per block
+/// instead of once per value.
 #[derive(Debug)]
 pub struct QuantMatrix {
-    format: BlockFormat,
     rows: usize,
     cols: usize,
+    parts: Vec<Part>,
+}
+
+/// Rows of a [`QuantMatrix`] in one format.
+#[derive(Debug)]
+struct Part {
+    format: BlockFormat,
+    /// The part's first row in the matrix.
+    first: usize,
+    rows: usize,
     quants: Vec<u8>,
+    /// Per group and block, the scales of the sixteen rows (of each half in Q6_K).
     scales: Vec<f16>,
+    /// Per group and block, the minimums of the sixteen rows (formats with a minimum only).
     minimums: Vec<f16>,
 }
-
-/// One row's block in the matrix's stored form.
-#[derive(Clone, Copy)]
-struct RowBlock {
-    scale: f16,
-    minimum: f16,
-    values: [u8; BLOCK],
-}
-
-const EMPTY_BLOCK: RowBlock = RowBlock {
-    scale: f16::ZERO,
-    minimum: f16::ZERO,
-    values: [0; BLOCK],
-};
 
 impl QuantMatrix {
     /// Repacks GGUF block data (`rows` rows of `cols` values, row-major, as stored in the file).
@@ -72,10 +76,11 @@ impl QuantMatrix {
         cols: usize,
         bytes: &[u8],
     ) -> Result<Self, ShapeError> {
-        if cols == 0 || !cols.is_multiple_of(BLOCK) {
-            return Err(ShapeError::PartialBlock(cols));
+        let block = format.ggml_block_values();
+        if cols == 0 || !cols.is_multiple_of(block) {
+            return Err(ShapeError::PartialBlock { cols, block });
         }
-        let expected = rows * cols / BLOCK * format.ggml_block_bytes();
+        let expected = rows * cols / block * format.ggml_block_bytes();
         if bytes.len() != expected {
             return Err(ShapeError::ByteCount {
                 format,
@@ -85,90 +90,35 @@ impl QuantMatrix {
                 actual: bytes.len(),
             });
         }
-        let blocks = bytes
-            .chunks_exact(format.ggml_block_bytes())
-            .map(|block| ggml_block(format, block))
-            .collect::<Vec<_>>();
-        Ok(Self::interleave(format, rows, cols, &blocks))
-    }
-
-    /// Stacks matrices of one format and row length into one (rows of the first, then of the
-    /// second, ...), so that products sharing an input run as one.
-    pub fn stack(parts: Vec<QuantMatrix>) -> Result<Self, ShapeError> {
-        let first = parts.first().ok_or(ShapeError::Mismatch)?;
-        let (format, cols) = (first.format, first.cols);
-        if parts.iter().any(|p| p.format != format || p.cols != cols) {
-            return Err(ShapeError::Mismatch);
-        }
-        let rows = parts.iter().map(|p| p.rows).sum();
-        let blocks = parts
-            .iter()
-            .flat_map(|p| (0..p.rows).flat_map(move |r| p.row_blocks(r)))
-            .collect::<Vec<_>>();
-        Ok(Self::interleave(format, rows, cols, &blocks))
-    }
-
-    /// Lays out `blocks` (row by row) in groups of interleaved rows.
-    fn interleave(format: BlockFormat, rows: usize, cols: usize, blocks: &[RowBlock]) -> Self {
-        let row_blocks = cols / BLOCK;
-        let groups = rows.div_ceil(GROUP);
-        let mut matrix = QuantMatrix {
-            format,
+        let blocks = ggml::row_blocks(format, bytes);
+        Ok(QuantMatrix {
             rows,
             cols,
-            quants: Vec::with_capacity(groups * row_blocks * GROUP * format.packed_block_bytes()),
-            scales: Vec::with_capacity(groups * row_blocks * GROUP),
-            minimums: Vec::new(),
-        };
-        for g in 0..groups {
-            for b in 0..row_blocks {
-                let block = |lane: usize| {
-                    blocks
-                        .get((g * GROUP + lane) * row_blocks + b)
-                        .filter(|_| g * GROUP + lane < rows)
-                        .unwrap_or(&EMPTY_BLOCK)
-                };
-                let values = std::array::from_fn(|lane| block(lane).values);
-                interleave::push_block(format.four_bit(), &values, &mut matrix.quants);
-                matrix
-                    .scales
-                    .extend((0..GROUP).map(|lane| block(lane).scale));
-                if format.has_minimum() {
-                    matrix
-                        .minimums
-                        .extend((0..GROUP).map(|lane| block(lane).minimum));
-                }
-            }
-        }
-        matrix
-    }
-
-    /// Row `row`'s blocks in stored form, read back from the interleaved layout.
-    fn row_blocks(&self, row: usize) -> impl Iterator<Item = RowBlock> + '_ {
-        let (g, lane) = (row / GROUP, row % GROUP);
-        let group = self.group(g);
-        let bytes = GROUP * self.format.packed_block_bytes();
-        (0..self.cols / BLOCK).map(move |b| RowBlock {
-            scale: group.scales[b * GROUP + lane],
-            minimum: if self.format.has_minimum() {
-                group.minimums[b * GROUP + lane]
-            } else {
-                f16::ZERO
-            },
-            values: std::array::from_fn(|i| {
-                interleave::value(
-                    self.format.four_bit(),
-                    &group.quants[b * bytes..(b + 1) * bytes],
-                    lane,
-                    i,
-                )
-            }),
+            parts: vec![Part::interleave(format, 0, rows, cols, &blocks)],
         })
     }
 
-    /// The block format.
-    pub fn format(&self) -> BlockFormat {
-        self.format
+    /// Stacks matrices of one row length into one (rows of the first, then of the second, ...),
+    /// so that products sharing an input run as one. Neighbouring rows of one format are
+    /// interleaved together; a change of format starts a new part.
+    pub fn stack(matrices: Vec<QuantMatrix>) -> Result<Self, ShapeError> {
+        let cols = matrices.first().ok_or(ShapeError::Mismatch)?.cols;
+        if matrices.iter().any(|m| m.cols != cols) {
+            return Err(ShapeError::Mismatch);
+        }
+        let pieces: Vec<Part> = matrices.into_iter().flat_map(|m| m.parts).collect();
+        let mut parts = Vec::new();
+        let mut rows = 0;
+        for run in pieces.chunk_by(|a, b| a.format == b.format) {
+            let blocks: Vec<RowBlock> = run
+                .iter()
+                .flat_map(|p| (0..p.rows).flat_map(move |r| p.row_blocks(r, cols)))
+                .collect();
+            let count = run.iter().map(|p| p.rows).sum::<usize>();
+            parts.push(Part::interleave(run[0].format, rows, count, cols, &blocks));
+            rows += count;
+        }
+        Ok(QuantMatrix { rows, cols, parts })
     }
 
     /// Number of rows (outputs of a product).
@@ -181,13 +131,36 @@ impl QuantMatrix {
         self.cols
     }
 
+    /// The format of every row, if they share one (stacked matrices may not).
+    pub fn format(&self) -> Option<BlockFormat> {
+        match self.parts.as_slice() {
+            [part] => Some(part.format),
+            _ => None,
+        }
+    }
+
+    /// Runs of rows in one format (one per format change down the rows).
+    #[cfg(test)]
+    pub(crate) fn parts(&self) -> usize {
+        self.parts.len()
+    }
+
     /// Writes row `row`, dequantized, into `out` (`cols` values).
     pub fn dequantize_row(&self, row: usize, out: &mut [f32]) {
         assert!(row < self.rows, "row {row} of {}", self.rows);
-        let zero = self.format.zero_point();
-        for (block, out) in self.row_blocks(row).zip(out.chunks_exact_mut(BLOCK)) {
-            let (d, m) = (block.scale.to_f32(), block.minimum.to_f32());
-            for (o, &u) in out.iter_mut().zip(&block.values) {
+        let part = self
+            .parts
+            .iter()
+            .find(|p| row < p.first + p.rows)
+            .expect("the parts cover every row");
+        let (zero, sets) = (part.format.zero_point(), part.format.scales_per_block());
+        for (block, out) in part
+            .row_blocks(row - part.first, self.cols)
+            .zip(out.chunks_exact_mut(BLOCK))
+        {
+            let m = block.minimum.to_f32();
+            for (i, (o, &u)) in out.iter_mut().zip(&block.values).enumerate() {
+                let d = block.scales[i / (BLOCK / 2) % sets].to_f32();
                 *o = d * (i32::from(u) - zero) as f32 + m;
             }
         }
@@ -208,83 +181,131 @@ impl QuantMatrix {
         );
         assert_eq!(out.len(), x.rows() * self.rows, "output has the wrong size");
         let (m, n) = (x.rows(), self.rows);
-        let groups = n.div_ceil(GROUP);
-        let per_task = groups_per_task(groups);
+        let groups = self.groups();
+        let per_task = groups_per_task(groups.len());
         let kernels = kernels();
         let out = DisjointOutput(out.as_mut_ptr());
-        (0..groups.div_ceil(per_task))
-            .into_par_iter()
-            .for_each(|task| {
-                for g in task * per_task..((task + 1) * per_task).min(groups) {
-                    let group = self.group(g);
-                    let first = g * GROUP;
-                    let valid = GROUP.min(n - first);
-                    let write = |i: usize, sums: &[f32; GROUP]| {
-                        // SAFETY: only this task writes columns first..first + valid (its
-                        // groups' rows), and i < m, first + valid <= n keep the run inside
-                        // `out` (checked above).
-                        unsafe { out.write(i * n + first, &sums[..valid]) };
-                    };
-                    let mut i = 0;
-                    while i + 4 <= m {
-                        let sums = (kernels.x4)(group, [i, i + 1, i + 2, i + 3].map(|i| x.row(i)));
-                        for (t, sums) in sums.iter().enumerate() {
-                            write(i + t, sums);
-                        }
-                        i += 4;
+        groups.par_chunks(per_task).for_each(|task| {
+            for &(first, valid, group) in task {
+                let write = |i: usize, sums: &[f32; GROUP]| {
+                    // SAFETY: only this task writes columns first..first + valid (its groups'
+                    // rows), and i < m, first + valid <= n keep the run inside `out` (checked
+                    // above).
+                    unsafe { out.write(i * n + first, &sums[..valid]) };
+                };
+                let mut i = 0;
+                while i + 4 <= m {
+                    let sums = (kernels.x4)(group, [i, i + 1, i + 2, i + 3].map(|i| x.row(i)));
+                    for (t, sums) in sums.iter().enumerate() {
+                        write(i + t, sums);
                     }
-                    for i in i..m {
-                        write(i, &(kernels.x1)(group, x.row(i)));
-                    }
+                    i += 4;
                 }
-            });
+                for i in i..m {
+                    write(i, &(kernels.x1)(group, x.row(i)));
+                }
+            }
+        });
+    }
+
+    /// Every row group of every part as the kernels read it, with its first row in the matrix
+    /// and how many of its rows are real (not padding).
+    pub(crate) fn groups(&self) -> Vec<(usize, usize, Group<'_>)> {
+        self.parts
+            .iter()
+            .flat_map(|p| {
+                (0..p.rows.div_ceil(GROUP)).map(move |g| {
+                    let valid = GROUP.min(p.rows - g * GROUP);
+                    (p.first + g * GROUP, valid, p.group(g, self.cols))
+                })
+            })
+            .collect()
+    }
+}
+
+impl Part {
+    /// Lays out `blocks` (row by row) in groups of interleaved rows.
+    fn interleave(
+        format: BlockFormat,
+        first: usize,
+        rows: usize,
+        cols: usize,
+        blocks: &[RowBlock],
+    ) -> Self {
+        let row_blocks = cols / BLOCK;
+        let groups = rows.div_ceil(GROUP);
+        let sets = format.scales_per_block();
+        let mut part = Part {
+            format,
+            first,
+            rows,
+            quants: Vec::with_capacity(groups * row_blocks * GROUP * format.packed_block_bytes()),
+            scales: Vec::with_capacity(groups * row_blocks * GROUP * sets),
+            minimums: Vec::new(),
+        };
+        for g in 0..groups {
+            for b in 0..row_blocks {
+                let block = |lane: usize| {
+                    blocks
+                        .get((g * GROUP + lane) * row_blocks + b)
+                        .filter(|_| g * GROUP + lane < rows)
+                        .unwrap_or(&EMPTY_BLOCK)
+                };
+                let values = std::array::from_fn(|lane| block(lane).values);
+                interleave::push_block(format.bits(), &values, &mut part.quants);
+                for h in 0..sets {
+                    part.scales
+                        .extend((0..GROUP).map(|lane| block(lane).scales[h]));
+                }
+                if format.has_minimum() {
+                    part.minimums
+                        .extend((0..GROUP).map(|lane| block(lane).minimum));
+                }
+            }
+        }
+        part
+    }
+
+    /// Row `row`'s blocks in stored form, read back from the interleaved layout.
+    fn row_blocks(&self, row: usize, cols: usize) -> impl Iterator<Item = RowBlock> + '_ {
+        let (g, lane) = (row / GROUP, row % GROUP);
+        let group = self.group(g, cols);
+        let bytes = GROUP * self.format.packed_block_bytes();
+        let sets = self.format.scales_per_block();
+        (0..cols / BLOCK).map(move |b| RowBlock {
+            scales: std::array::from_fn(|h| group.scales[(b * sets + h % sets) * GROUP + lane]),
+            minimum: if self.format.has_minimum() {
+                group.minimums[b * GROUP + lane]
+            } else {
+                f16::ZERO
+            },
+            values: std::array::from_fn(|i| {
+                interleave::value(
+                    self.format.bits(),
+                    &group.quants[b * bytes..(b + 1) * bytes],
+                    lane,
+                    i,
+                )
+            }),
+        })
     }
 
     /// Row group `g` as the kernels read it.
-    pub(crate) fn group(&self, g: usize) -> Group<'_> {
-        let blocks = self.cols / BLOCK;
+    fn group(&self, g: usize, cols: usize) -> Group<'_> {
+        let blocks = cols / BLOCK;
         let (start, end) = (g * blocks * GROUP, (g + 1) * blocks * GROUP);
         let bytes = self.format.packed_block_bytes();
+        let sets = self.format.scales_per_block();
         Group {
             format: self.format,
             quants: &self.quants[start * bytes..end * bytes],
-            scales: &self.scales[start..end],
+            scales: &self.scales[start * sets..end * sets],
             minimums: if self.format.has_minimum() {
                 &self.minimums[start..end]
             } else {
                 &[]
             },
         }
-    }
-}
-
-/// The block of a GGUF file's `bytes` in stored form.
-fn ggml_block(format: BlockFormat, bytes: &[u8]) -> RowBlock {
-    let scale = f16::from_le_bytes([bytes[0], bytes[1]]);
-    match format {
-        BlockFormat::Q4_0 | BlockFormat::Q4_1 => {
-            let (minimum, packed) = match format {
-                BlockFormat::Q4_1 => (f16::from_le_bytes([bytes[2], bytes[3]]), &bytes[4..]),
-                _ => (f16::ZERO, &bytes[2..]),
-            };
-            RowBlock {
-                scale,
-                minimum,
-                values: std::array::from_fn(|i| {
-                    let byte = packed[i % (BLOCK / 2)];
-                    if i < BLOCK / 2 {
-                        byte & 0x0F
-                    } else {
-                        byte >> 4
-                    }
-                }),
-            }
-        }
-        BlockFormat::Q8_0 => RowBlock {
-            scale,
-            minimum: f16::ZERO,
-            values: std::array::from_fn(|i| bytes[2 + i] ^ 0x80),
-        },
     }
 }
 

@@ -2,7 +2,7 @@
 
 use crate::{
     chat_template::ChatTemplate,
-    cpu_llama::{self, CpuLlama, KvCache, Segment},
+    cpu_llama::{self, CpuTransformer, KvCache, Segment},
     error::LlmError,
     gguf_tokenizer,
     tokenizer::{TextTokenizer, read_json},
@@ -19,8 +19,9 @@ use std::{
     path::{Path, PathBuf},
 };
 
-/// GGUF architectures this plugin runs, as named in `general.architecture`.
-pub const GGUF_ARCHITECTURES: [&str; 4] = ["llama", "qwen2", "qwen3", "phi3"];
+/// GGUF architectures this plugin runs, as named in `general.architecture`: those of the CPU
+/// network, of which candle's models run all but Gemma's elsewhere.
+pub const GGUF_ARCHITECTURES: [&str; 6] = cpu_llama::ARCHITECTURES;
 
 /// The longest context of models whose candle implementation has a fixed-size rope table or cache.
 const FIXED_CONTEXT: usize = quantized_llama::MAX_SEQ_LEN;
@@ -45,7 +46,7 @@ pub struct Model {
 }
 
 enum Weights {
-    CpuLlama(Box<CpuLlama>),
+    Cpu(Box<CpuTransformer>),
     Llama(quantized_llama::ModelWeights),
     Qwen2(quantized_qwen2::ModelWeights),
     Qwen3(quantized_qwen3::ModelWeights),
@@ -97,7 +98,7 @@ impl Model {
     /// candle's models (their cache is inside the model).
     pub fn max_batch(&self) -> usize {
         match &self.weights {
-            Weights::CpuLlama(_) => usize::MAX,
+            Weights::Cpu(_) => usize::MAX,
             _ => 1,
         }
     }
@@ -105,7 +106,7 @@ impl Model {
     /// Bytes of keys and values one cached position takes, where the plugin keeps the caches.
     pub fn kv_bytes_per_token(&self) -> Option<usize> {
         match &self.weights {
-            Weights::CpuLlama(m) => Some(m.kv_bytes_per_token()),
+            Weights::Cpu(m) => Some(m.kv_bytes_per_token()),
             _ => None,
         }
     }
@@ -113,7 +114,7 @@ impl Model {
     /// An empty cache for a new sequence.
     pub fn new_sequence(&self) -> SequenceCache {
         match &self.weights {
-            Weights::CpuLlama(m) => SequenceCache::Cpu(m.new_cache()),
+            Weights::Cpu(m) => SequenceCache::Cpu(m.new_cache()),
             _ => SequenceCache::Candle(0),
         }
     }
@@ -125,7 +126,7 @@ impl Model {
         &mut self,
         segments: &mut [(&[u32], &mut SequenceCache)],
     ) -> Result<Vec<Vec<f32>>, LlmError> {
-        if let Weights::CpuLlama(m) = &mut self.weights {
+        if let Weights::Cpu(m) = &mut self.weights {
             let mut cpu_segments = Vec::with_capacity(segments.len());
             for (tokens, cache) in segments.iter_mut() {
                 let SequenceCache::Cpu(cache) = &mut **cache else {
@@ -159,7 +160,7 @@ impl Model {
     fn candle_forward(&mut self, tokens: &[u32], position: usize) -> Result<Vec<f32>, LlmError> {
         let input = || Tensor::new(tokens, &self.device)?.unsqueeze(0);
         let logits = match &mut self.weights {
-            Weights::CpuLlama(_) => {
+            Weights::Cpu(_) => {
                 return Err(LlmError::Inference(
                     "the CPU network runs in batches".into(),
                 ));
@@ -181,7 +182,7 @@ impl Model {
             Weights::Qwen3(m) => m.clear_kv_cache(),
             // candle's phi3 resets its cache whenever a sequence starts at position 0, and the
             // CPU network keeps no cache of its own.
-            Weights::Phi3(_) | Weights::CpuLlama(_) => {}
+            Weights::Phi3(_) | Weights::Cpu(_) => {}
             Weights::Safetensors(s) => {
                 s.cache = llama::Cache::new(true, s.dtype, &s.config, &self.device)?;
             }
@@ -254,10 +255,10 @@ fn load_gguf(path: &Path, device: &Device) -> Result<LoadedModel, LlmError> {
     let read_error =
         |e: candle_core::Error| fail(format!("cannot read the {architecture} weights: {e}"));
     let (weights, context_len) = match architecture.as_str() {
-        "llama" if device.is_cpu() && cpu_llama::supports(&content) => {
-            let model = CpuLlama::load(&content, &mut file).map_err(fail)?;
+        _ if device.is_cpu() && cpu_llama::supports(&content) => {
+            let model = CpuTransformer::load(&content, &mut file).map_err(fail)?;
             let context_len = model.context_len();
-            (Weights::CpuLlama(Box::new(model)), context_len)
+            (Weights::Cpu(Box::new(model)), context_len)
         }
         "llama" => (
             Weights::Llama(
@@ -280,13 +281,24 @@ fn load_gguf(path: &Path, device: &Device) -> Result<LoadedModel, LlmError> {
             ),
             metadata_context.min(FIXED_CONTEXT),
         ),
-        _ => (
+        "phi3" => (
             Weights::Phi3(
                 quantized_phi3::ModelWeights::from_gguf(false, content, &mut file, device)
                     .map_err(read_error)?,
             ),
             metadata_context,
         ),
+        // candle's quantized Gemma lacks soft-capping and GELU: the CPU network alone runs it.
+        _ => {
+            let reason = if device.is_cpu() {
+                cpu_llama::check(&content).err().unwrap_or_default()
+            } else {
+                "it runs on the CPU only".into()
+            };
+            return Err(fail(format!(
+                "{architecture} runs on the CPU network only, which cannot run this file: {reason}"
+            )));
+        }
     };
     Ok(LoadedModel {
         model: Model {
@@ -413,7 +425,8 @@ fn file_size(path: &Path) -> Result<u64, LlmError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{LlmWorker, test_support::model_path};
+    use crate::{LlmWorker, cpu_llama::tiny_gguf::Tiny, test_support::model_path};
+    use candle_core::quantized::GgmlDType;
     use rbee_plugin_api::{
         Job, PluginWorker, tasks::text_generation::stop_reason, testing::RecordingSink,
     };
@@ -459,6 +472,51 @@ mod tests {
         let message = load_error(&path);
         assert!(
             message.contains("neox.gguf") && message.contains("'gptneox'"),
+            "{message}"
+        );
+    }
+
+    /// A directory with the test model's tokenizer, for tiny models of other architectures.
+    fn dir_with_a_tokenizer() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let smol = load(&model_path(), &Device::Cpu).unwrap();
+        let tokenizer = dir.path().join("tokenizer.json");
+        smol.tokenizer.inner().save(&tokenizer, false).unwrap();
+        std::fs::write(dir.path().join("tokenizer_config.json"), "{}").unwrap();
+        dir
+    }
+
+    /// Every architecture of the CPU network loads onto it on the CPU with the context its
+    /// metadata gives (Qwen 3's 40960 positions, past the 4096 of candle's Qwen 3).
+    #[test]
+    fn each_architecture_loads_onto_the_cpu_network_with_its_full_context() {
+        let dir = dir_with_a_tokenizer();
+        for tiny in [
+            Tiny::llama(),
+            Tiny::qwen2(),
+            Tiny::qwen3(),
+            Tiny::phi3(),
+            Tiny::gemma2(4096),
+            Tiny::gemma3(1024),
+        ] {
+            let path = dir.path().join(format!("{}.gguf", tiny.architecture));
+            tiny.write(&path, GgmlDType::Q8_0);
+            let model = load(&path, &Device::Cpu).unwrap().model;
+            assert_eq!(model.max_batch(), usize::MAX, "{}", tiny.architecture);
+            assert_eq!(model.context_len(), tiny.context as usize);
+        }
+    }
+
+    /// Gemma has no candle fallback: a file the CPU network cannot run is refused, saying why.
+    #[test]
+    fn a_gemma_file_the_cpu_network_cannot_run_is_refused_with_the_reason() {
+        let dir = dir_with_a_tokenizer();
+        let path = dir.path().join("gemma2.gguf");
+        Tiny::gemma2(4096).write(&path, GgmlDType::F16);
+        let message = load_error(&path);
+        assert!(
+            message.contains("gemma2 runs on the CPU network only")
+                && message.contains("weight is F16, which its kernels do not run"),
             "{message}"
         );
     }

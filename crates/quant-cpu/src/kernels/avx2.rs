@@ -1,7 +1,8 @@
 //! AVX2/FMA/F16C kernels: the layout of the AVX-512 ones, eight rows of a group at a time.
 //! Without VNNI, four products per lane take `maddubs` (unsigned weights times signed
 //! activations, in pairs) and `madd` (pairs summed). 8-bit weights get their sign back and move
-//! it onto the activations, since `maddubs` pairs of 255·127 would saturate.
+//! it onto the activations, since `maddubs` pairs of 255·127 would saturate. 5- and 6-bit values
+//! are nibbles with their higher bits moved in from bit planes (see `interleave.rs`).
 
 use super::{Group, Kernels, check_lengths};
 use crate::{BLOCK, BlockFormat, activations::ActivationRow, interleave::GROUP};
@@ -31,9 +32,12 @@ unsafe fn rows<const N: usize>(w: Group<'_>, x: [ActivationRow<'_>; N]) -> [[f32
         // SAFETY: the lengths were checked; the caller's features are these functions'.
         let sums = unsafe {
             match w.format {
-                BlockFormat::Q4_0 => blocks::<N, true, 8, false>(w, x, half),
-                BlockFormat::Q4_1 => blocks::<N, true, 0, true>(w, x, half),
-                BlockFormat::Q8_0 => blocks::<N, false, 0, false>(w, x, half),
+                BlockFormat::Q4_0 => blocks::<N, 4, 8, false, false>(w, x, half),
+                BlockFormat::Q4_1 | BlockFormat::Q4_K => blocks::<N, 4, 0, true, false>(w, x, half),
+                BlockFormat::Q5_0 => blocks::<N, 5, 16, false, false>(w, x, half),
+                BlockFormat::Q5_1 | BlockFormat::Q5_K => blocks::<N, 5, 0, true, false>(w, x, half),
+                BlockFormat::Q6_K => blocks::<N, 6, 32, false, true>(w, x, half),
+                BlockFormat::Q8_0 => blocks::<N, 8, 0, false, false>(w, x, half),
             }
         };
         for i in 0..N {
@@ -44,20 +48,29 @@ unsafe fn rows<const N: usize>(w: Group<'_>, x: [ActivationRow<'_>; N]) -> [[f32
     out
 }
 
-/// Rows `8·half..8·half + 8` of the group against `N` activation rows. 4-bit values are
-/// unsigned with zero point `ZERO` (subtracted once per block); 8-bit ones are turned back into
-/// signed bytes, so they need none.
+/// Rows `8·half..8·half + 8` of the group against `N` activation rows. Values below 8 bits are
+/// unsigned with zero point `ZERO` (subtracted once per block, or per half when `HALVES`: each
+/// half of a block then has a scale of its own); 8-bit ones are turned back into signed bytes,
+/// so they need none. The products of a 6-bit value pair (2·63·127) and their sum over both
+/// nibbles fit `maddubs`'s 16 bits.
 ///
 /// # Safety
 /// [`check_lengths`] passed for every activation row, and `half < 2`.
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
-unsafe fn blocks<const N: usize, const FOUR_BIT: bool, const ZERO: i32, const MINIMUM: bool>(
+unsafe fn blocks<
+    const N: usize,
+    const BITS: u32,
+    const ZERO: i32,
+    const MINIMUM: bool,
+    const HALVES: bool,
+>(
     w: Group<'_>,
     x: [ActivationRow<'_>; N],
     half: usize,
 ) -> [__m256; N] {
-    let bytes = GROUP * if FOUR_BIT { BLOCK / 2 } else { BLOCK };
+    let bytes = GROUP * w.format.packed_block_bytes();
+    let sets = if HALVES { 2 } else { 1 };
     let nibble = _mm256_set1_epi8(0x0F);
     let sign_bit = _mm256_set1_epi8(-128);
     let ones = _mm256_set1_epi16(1);
@@ -67,23 +80,47 @@ unsafe fn blocks<const N: usize, const FOUR_BIT: bool, const ZERO: i32, const MI
         unsafe {
             let q = w.quants.as_ptr().add(b * bytes + half * 32);
             let mut sums = [_mm256_setzero_si256(); N];
+            let mut second = [_mm256_setzero_si256(); N];
             if ZERO != 0 {
                 for i in 0..N {
-                    sums[i] = _mm256_set1_epi32(-ZERO * *x[i].integer_sums.get_unchecked(b));
+                    let sum = *x[i].integer_sums.get_unchecked(b);
+                    if HALVES {
+                        let first_half = *x[i].half_sums.get_unchecked(b);
+                        sums[i] = _mm256_set1_epi32(-ZERO * first_half);
+                        second[i] = _mm256_set1_epi32(-ZERO * (sum - first_half));
+                    } else {
+                        sums[i] = _mm256_set1_epi32(-ZERO * sum);
+                    }
                 }
             }
-            if FOUR_BIT {
+            if BITS < 8 {
+                let planes = [4, 5].map(|bit| {
+                    if BITS > bit {
+                        _mm256_loadu_si256(q.add(256 + (bit as usize - 4) * 64).cast())
+                    } else {
+                        _mm256_setzero_si256()
+                    }
+                });
                 for p in 0..4 {
                     let v = _mm256_loadu_si256(q.add(p * 64).cast());
-                    let low = _mm256_and_si256(v, nibble);
-                    let high = _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble);
+                    let mut low = _mm256_and_si256(v, nibble);
+                    let mut high = _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble);
+                    for (k, &plane) in planes.iter().enumerate().take(BITS as usize - 4) {
+                        let to = 4 + k as u32;
+                        low = _mm256_or_si256(low, bit_to(plane, p as u32, to));
+                        high = _mm256_or_si256(high, bit_to(plane, 4 + p as u32, to));
+                    }
                     for i in 0..N {
                         let at = b * BLOCK + 4 * p;
-                        let pairs = _mm256_add_epi16(
-                            _mm256_maddubs_epi16(low, broadcast(x[i], at)),
-                            _mm256_maddubs_epi16(high, broadcast(x[i], at + 16)),
-                        );
-                        sums[i] = _mm256_add_epi32(sums[i], _mm256_madd_epi16(pairs, ones));
+                        let low = _mm256_maddubs_epi16(low, broadcast(x[i], at));
+                        let high = _mm256_maddubs_epi16(high, broadcast(x[i], at + 16));
+                        if HALVES {
+                            sums[i] = _mm256_add_epi32(sums[i], _mm256_madd_epi16(low, ones));
+                            second[i] = _mm256_add_epi32(second[i], _mm256_madd_epi16(high, ones));
+                        } else {
+                            let pairs = _mm256_madd_epi16(_mm256_add_epi16(low, high), ones);
+                            sums[i] = _mm256_add_epi32(sums[i], pairs);
+                        }
                     }
                 }
             } else {
@@ -98,9 +135,20 @@ unsafe fn blocks<const N: usize, const FOUR_BIT: bool, const ZERO: i32, const MI
                     }
                 }
             }
-            let scales = _mm256_cvtph_ps(_mm_loadu_si128(
-                w.scales.as_ptr().add(b * GROUP + half * HALF).cast(),
-            ));
+            let scale_set = |h: usize| {
+                _mm256_cvtph_ps(_mm_loadu_si128(
+                    w.scales
+                        .as_ptr()
+                        .add((b * sets + h) * GROUP + half * HALF)
+                        .cast(),
+                ))
+            };
+            let scales = scale_set(0);
+            let second_scales = if HALVES {
+                scale_set(1)
+            } else {
+                _mm256_setzero_ps()
+            };
             let minimums = if MINIMUM {
                 _mm256_cvtph_ps(_mm_loadu_si128(
                     w.minimums.as_ptr().add(b * GROUP + half * HALF).cast(),
@@ -109,8 +157,13 @@ unsafe fn blocks<const N: usize, const FOUR_BIT: bool, const ZERO: i32, const MI
                 _mm256_setzero_ps()
             };
             for i in 0..N {
-                let scale = _mm256_mul_ps(scales, _mm256_set1_ps(*x[i].scales.get_unchecked(b)));
+                let dx = _mm256_set1_ps(*x[i].scales.get_unchecked(b));
+                let scale = _mm256_mul_ps(scales, dx);
                 acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums[i]), scale, acc[i]);
+                if HALVES {
+                    let scale = _mm256_mul_ps(second_scales, dx);
+                    acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(second[i]), scale, acc[i]);
+                }
                 if MINIMUM {
                     let sum = _mm256_set1_ps(*x[i].sums.get_unchecked(b));
                     acc[i] = _mm256_fmadd_ps(minimums, sum, acc[i]);
@@ -119,6 +172,19 @@ unsafe fn blocks<const N: usize, const FOUR_BIT: bool, const ZERO: i32, const MI
         }
     }
     acc
+}
+
+/// Bit `from` of every byte of `plane`, moved to bit `to` (others cleared).
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+fn bit_to(plane: __m256i, from: u32, to: u32) -> __m256i {
+    // Both bits lie in 0..8, so shifting 16-bit lanes moves each within its byte.
+    let moved = if from > to {
+        _mm256_srl_epi16(plane, _mm_cvtsi32_si128((from - to) as i32))
+    } else {
+        _mm256_sll_epi16(plane, _mm_cvtsi32_si128((to - from) as i32))
+    };
+    _mm256_and_si256(moved, _mm256_set1_epi8((1u8 << to) as i8))
 }
 
 /// Activations `at..at + 4` of `x`, in every lane.

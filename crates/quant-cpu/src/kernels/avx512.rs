@@ -1,7 +1,9 @@
 //! AVX-512 VNNI kernels: a group's sixteen rows sit in the sixteen 32-bit lanes of a register,
 //! and `vpdpbusd` multiplies four unsigned weights of every row by four signed activations
 //! (broadcast to every lane) and adds them into the row's lane, eight times per block. A
-//! block's integer sums then take one conversion and one multiply-add per activation row.
+//! block's integer sums then take one conversion and one multiply-add per activation row (two
+//! in Q6_K, whose halves have scales of their own). 5- and 6-bit values are nibbles with their
+//! higher bits moved in from bit planes (see `interleave.rs`).
 
 use super::{Group, Kernels, check_lengths};
 use crate::{BLOCK, BlockFormat, activations::ActivationRow, interleave::GROUP};
@@ -26,9 +28,12 @@ unsafe fn rows<const N: usize>(w: Group<'_>, x: [ActivationRow<'_>; N]) -> [[f32
     // SAFETY: the lengths were checked; the caller's features are these functions'.
     let sums = unsafe {
         match w.format {
-            BlockFormat::Q4_0 => blocks::<N, true, 8, false>(w, x),
-            BlockFormat::Q4_1 => blocks::<N, true, 0, true>(w, x),
-            BlockFormat::Q8_0 => blocks::<N, false, 128, false>(w, x),
+            BlockFormat::Q4_0 => blocks::<N, 4, 8, false, false>(w, x),
+            BlockFormat::Q4_1 | BlockFormat::Q4_K => blocks::<N, 4, 0, true, false>(w, x),
+            BlockFormat::Q5_0 => blocks::<N, 5, 16, false, false>(w, x),
+            BlockFormat::Q5_1 | BlockFormat::Q5_K => blocks::<N, 5, 0, true, false>(w, x),
+            BlockFormat::Q6_K => blocks::<N, 6, 32, false, true>(w, x),
+            BlockFormat::Q8_0 => blocks::<N, 8, 128, false, false>(w, x),
         }
     };
     let mut out = [[0f32; GROUP]; N];
@@ -39,20 +44,28 @@ unsafe fn rows<const N: usize>(w: Group<'_>, x: [ActivationRow<'_>; N]) -> [[f32
     out
 }
 
-/// The group's sums for `N` activation rows: 4-bit or 8-bit stored values, `ZERO` the zero
-/// point subtracted once per block (through the activations' integer sums), `MINIMUM` whether
-/// blocks add a minimum. Two chains of integer sums per row (low and high nibbles, or even and
-/// odd steps) keep consecutive `vpdpbusd`s from waiting on each other.
+/// The group's sums for `N` activation rows: `BITS`-bit stored values, `ZERO` the zero point
+/// subtracted once per block (through the activations' integer sums), `MINIMUM` whether blocks
+/// add a minimum, `HALVES` whether each half of a block has a scale of its own. Two chains of
+/// integer sums per row (low and high nibbles, that is the block's halves, or even and odd
+/// steps) keep consecutive `vpdpbusd`s from waiting on each other.
 ///
 /// # Safety
 /// [`check_lengths`] passed for every activation row.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 #[inline]
-unsafe fn blocks<const N: usize, const FOUR_BIT: bool, const ZERO: i32, const MINIMUM: bool>(
+unsafe fn blocks<
+    const N: usize,
+    const BITS: u32,
+    const ZERO: i32,
+    const MINIMUM: bool,
+    const HALVES: bool,
+>(
     w: Group<'_>,
     x: [ActivationRow<'_>; N],
 ) -> [__m512; N] {
-    let bytes = GROUP * if FOUR_BIT { BLOCK / 2 } else { BLOCK };
+    let bytes = GROUP * w.format.packed_block_bytes();
+    let sets = if HALVES { 2 } else { 1 };
     let nibble = _mm512_set1_epi8(0x0F);
     let mut acc = [_mm512_setzero_ps(); N];
     for b in 0..w.blocks() {
@@ -63,14 +76,33 @@ unsafe fn blocks<const N: usize, const FOUR_BIT: bool, const ZERO: i32, const MI
             let mut second = [_mm512_setzero_si512(); N];
             if ZERO != 0 {
                 for i in 0..N {
-                    first[i] = _mm512_set1_epi32(-ZERO * *x[i].integer_sums.get_unchecked(b));
+                    let sum = *x[i].integer_sums.get_unchecked(b);
+                    if HALVES {
+                        let half = *x[i].half_sums.get_unchecked(b);
+                        first[i] = _mm512_set1_epi32(-ZERO * half);
+                        second[i] = _mm512_set1_epi32(-ZERO * (sum - half));
+                    } else {
+                        first[i] = _mm512_set1_epi32(-ZERO * sum);
+                    }
                 }
             }
-            if FOUR_BIT {
+            if BITS < 8 {
+                let planes = [4, 5].map(|bit| {
+                    if BITS > bit {
+                        _mm512_loadu_si512(q.add(256 + (bit as usize - 4) * 64).cast())
+                    } else {
+                        _mm512_setzero_si512()
+                    }
+                });
                 for p in 0..4 {
                     let v = _mm512_loadu_si512(q.add(p * 64).cast());
-                    let low = _mm512_and_si512(v, nibble);
-                    let high = _mm512_and_si512(_mm512_srli_epi16(v, 4), nibble);
+                    let mut low = _mm512_and_si512(v, nibble);
+                    let mut high = _mm512_and_si512(_mm512_srli_epi16(v, 4), nibble);
+                    for (k, &plane) in planes.iter().enumerate().take(BITS as usize - 4) {
+                        let to = 4 + k as u32;
+                        low = _mm512_or_si512(low, bit_to(plane, p as u32, to));
+                        high = _mm512_or_si512(high, bit_to(plane, 4 + p as u32, to));
+                    }
                     for i in 0..N {
                         let at = b * BLOCK + 4 * p;
                         first[i] = _mm512_dpbusd_epi32(first[i], low, broadcast(x[i], at));
@@ -88,8 +120,17 @@ unsafe fn blocks<const N: usize, const FOUR_BIT: bool, const ZERO: i32, const MI
                     }
                 }
             }
-            let scales =
-                _mm512_cvtph_ps(_mm256_loadu_si256(w.scales.as_ptr().add(b * GROUP).cast()));
+            let scale_set = |h: usize| {
+                _mm512_cvtph_ps(_mm256_loadu_si256(
+                    w.scales.as_ptr().add((b * sets + h) * GROUP).cast(),
+                ))
+            };
+            let scales = scale_set(0);
+            let second_scales = if HALVES {
+                scale_set(1)
+            } else {
+                _mm512_setzero_ps()
+            };
             let minimums = if MINIMUM {
                 _mm512_cvtph_ps(_mm256_loadu_si256(
                     w.minimums.as_ptr().add(b * GROUP).cast(),
@@ -98,9 +139,15 @@ unsafe fn blocks<const N: usize, const FOUR_BIT: bool, const ZERO: i32, const MI
                 _mm512_setzero_ps()
             };
             for i in 0..N {
-                let sums = _mm512_cvtepi32_ps(_mm512_add_epi32(first[i], second[i]));
-                let scale = _mm512_mul_ps(scales, _mm512_set1_ps(*x[i].scales.get_unchecked(b)));
-                acc[i] = _mm512_fmadd_ps(sums, scale, acc[i]);
+                let dx = _mm512_set1_ps(*x[i].scales.get_unchecked(b));
+                if HALVES {
+                    let (a, b) = (_mm512_cvtepi32_ps(first[i]), _mm512_cvtepi32_ps(second[i]));
+                    acc[i] = _mm512_fmadd_ps(a, _mm512_mul_ps(scales, dx), acc[i]);
+                    acc[i] = _mm512_fmadd_ps(b, _mm512_mul_ps(second_scales, dx), acc[i]);
+                } else {
+                    let sums = _mm512_cvtepi32_ps(_mm512_add_epi32(first[i], second[i]));
+                    acc[i] = _mm512_fmadd_ps(sums, _mm512_mul_ps(scales, dx), acc[i]);
+                }
                 if MINIMUM {
                     let sum = _mm512_set1_ps(*x[i].sums.get_unchecked(b));
                     acc[i] = _mm512_fmadd_ps(minimums, sum, acc[i]);
@@ -109,6 +156,19 @@ unsafe fn blocks<const N: usize, const FOUR_BIT: bool, const ZERO: i32, const MI
         }
     }
     acc
+}
+
+/// Bit `from` of every byte of `plane`, moved to bit `to` (others cleared).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+#[inline]
+fn bit_to(plane: __m512i, from: u32, to: u32) -> __m512i {
+    // Both bits lie in 0..8, so shifting 16-bit lanes moves each within its byte.
+    let moved = if from > to {
+        _mm512_srl_epi16(plane, _mm_cvtsi32_si128((from - to) as i32))
+    } else {
+        _mm512_sll_epi16(plane, _mm_cvtsi32_si128((to - from) as i32))
+    };
+    _mm512_and_si512(moved, _mm512_set1_epi8((1u8 << to) as i8))
 }
 
 /// Activations `at..at + 4` of `x`, in every lane.

@@ -18,16 +18,17 @@ pub(crate) struct Group<'a> {
     pub format: BlockFormat,
     /// Per block, the rows' stored values, interleaved.
     pub quants: &'a [u8],
-    /// Per block, the rows' scales.
+    /// Per block, the rows' scales (in Q6_K, those of the rows' first halves, then of their
+    /// second halves).
     pub scales: &'a [f16],
-    /// Per block, the rows' minimums (Q4_1 only; empty otherwise).
+    /// Per block, the rows' minimums (formats with a minimum only; empty otherwise).
     pub minimums: &'a [f16],
 }
 
 impl Group<'_> {
     /// Blocks per row.
     pub fn blocks(&self) -> usize {
-        self.scales.len() / GROUP
+        self.scales.len() / (GROUP * self.format.scales_per_block())
     }
 }
 
@@ -104,13 +105,14 @@ fn check_lengths(w: Group<'_>, x: ActivationRow<'_>) {
     let blocks = w.blocks();
     let minimums = if w.format.has_minimum() { blocks } else { 0 };
     assert!(
-        w.scales.len() == blocks * GROUP
+        w.scales.len() == blocks * GROUP * w.format.scales_per_block()
             && w.minimums.len() == minimums * GROUP
             && w.quants.len() == blocks * GROUP * w.format.packed_block_bytes()
             && x.quants.len() == blocks * BLOCK
             && x.scales.len() == blocks
             && x.sums.len() == blocks
-            && x.integer_sums.len() == blocks,
+            && x.integer_sums.len() == blocks
+            && x.half_sums.len() == blocks,
         "weight and activation rows differ in length"
     );
 }

@@ -6,23 +6,42 @@ use crate::{BLOCK, BlockFormat, QuantMatrix, QuantizedRows, interleave::GROUP};
 use half::f16;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
-const FORMATS: [BlockFormat; 3] = [BlockFormat::Q4_0, BlockFormat::Q4_1, BlockFormat::Q8_0];
+const FORMATS: [BlockFormat; 8] = [
+    BlockFormat::Q4_0,
+    BlockFormat::Q4_1,
+    BlockFormat::Q5_0,
+    BlockFormat::Q5_1,
+    BlockFormat::Q8_0,
+    BlockFormat::Q4_K,
+    BlockFormat::Q5_K,
+    BlockFormat::Q6_K,
+];
 
 /// GGUF block bytes with random scales, minimums and values (8-bit values include -128, which
-/// a file may hold even though ggml's quantizer never writes it).
+/// a file may hold even though ggml's quantizer never writes it; K-quant scales take every
+/// value their bits can hold).
 fn random_ggml(format: BlockFormat, rows: usize, cols: usize, rng: &mut StdRng) -> Vec<u8> {
     let mut bytes = Vec::new();
-    for _ in 0..rows * cols / BLOCK {
-        bytes.extend(f16::from_f32(rng.random_range(0.001..0.1)).to_le_bytes());
-        if format == BlockFormat::Q4_1 {
-            bytes.extend(f16::from_f32(rng.random_range(-0.5..0.5)).to_le_bytes());
+    let half = |rng: &mut StdRng, range: std::ops::Range<f32>| {
+        f16::from_f32(rng.random_range(range)).to_le_bytes()
+    };
+    for _ in 0..rows * cols / format.ggml_block_values() {
+        let start = bytes.len();
+        bytes.extend((0..format.ggml_block_bytes()).map(|_| rng.random::<u8>()));
+        let block = &mut bytes[start..];
+        match format {
+            BlockFormat::Q4_K | BlockFormat::Q5_K => {
+                block[..2].copy_from_slice(&half(rng, 0.0001..0.002));
+                block[2..4].copy_from_slice(&half(rng, 0.0001..0.01));
+            }
+            BlockFormat::Q6_K => block[208..].copy_from_slice(&half(rng, 0.00001..0.001)),
+            _ => {
+                block[..2].copy_from_slice(&half(rng, 0.001..0.1));
+                if matches!(format, BlockFormat::Q4_1 | BlockFormat::Q5_1) {
+                    block[2..4].copy_from_slice(&half(rng, -0.5..0.5));
+                }
+            }
         }
-        let values = if format == BlockFormat::Q8_0 {
-            BLOCK
-        } else {
-            BLOCK / 2
-        };
-        bytes.extend((0..values).map(|_| rng.random::<u8>()));
     }
     bytes
 }
@@ -53,6 +72,19 @@ fn a_known_block_dequantizes_as_ggml_lays_it_out() {
     assert!(row[..16].iter().all(|&v| v == 14.0));
     assert!(row[16..].iter().all(|&v| v == 0.0));
 
+    // Q5_1: d = 0.5, m = 1; fifth bits set for values 3 and 20 only.
+    let mut block = f16::from_f32(0.5).to_le_bytes().to_vec();
+    block.extend(f16::from_f32(1.0).to_le_bytes());
+    block.extend((1u32 << 3 | 1 << 20).to_le_bytes());
+    block.extend((0..16u8).map(|j| j | (15 - j) << 4));
+    let matrix = QuantMatrix::from_ggml(BlockFormat::Q5_1, 1, BLOCK, &block).unwrap();
+    matrix.dequantize_row(0, &mut row);
+    for j in 0..16 {
+        let high = |i: usize| if i == 3 || i == 20 { 16.0 } else { 0.0 };
+        assert_eq!(row[j], 0.5 * (j as f32 + high(j)) + 1.0);
+        assert_eq!(row[j + 16], 0.5 * ((15 - j) as f32 + high(j + 16)) + 1.0);
+    }
+
     // Q8_0: d = 0.25, signed bytes.
     let mut block = f16::from_f32(0.25).to_le_bytes().to_vec();
     block.extend((0..32).map(|j: i8| (j - 16) as u8));
@@ -71,6 +103,7 @@ fn products_match_f32_arithmetic_on_dequantized_weights() {
     let mut rng = StdRng::seed_from_u64(7);
     let (n, k) = (37, 8 * BLOCK);
     for format in FORMATS {
+        let k = k.next_multiple_of(format.ggml_block_values());
         let matrix =
             QuantMatrix::from_ggml(format, n, k, &random_ggml(format, n, k, &mut rng)).unwrap();
         for m in [1, 3, 4, 9] {
@@ -119,17 +152,21 @@ fn every_available_kernel_set_agrees_with_the_scalar_reference() {
 fn agrees_with_the_scalar_reference(chosen: &Kernels) {
     let reference = scalar::kernels();
     let mut rng = StdRng::seed_from_u64(11);
-    // A padded last group, and an odd block count.
-    let (n, k) = (37, 47 * BLOCK);
+    // A padded last group, and an odd block count (of 32 values; of 256 in the K-quants).
     let close = |a: f32, b: f32| (a - b).abs() <= 1e-4 * b.abs().max(1.0);
     for format in FORMATS {
+        let k = if format.ggml_block_values() == BLOCK {
+            47 * BLOCK
+        } else {
+            3 * format.ggml_block_values()
+        };
+        let n = 37;
         let matrix =
             QuantMatrix::from_ggml(format, n, k, &random_ggml(format, n, k, &mut rng)).unwrap();
         let mut rows = QuantizedRows::new();
         rows.quantize(&random_activations(4 * k, &mut rng), 4, k);
         let x = [rows.row(0), rows.row(1), rows.row(2), rows.row(3)];
-        for g in 0..n.div_ceil(GROUP) {
-            let w = matrix.group(g);
+        for (first, _, w) in matrix.groups() {
             let one = [(chosen.x1)(w, x[0])];
             let expected_one = [(reference.x1)(w, x[0])];
             let four = (chosen.x4)(w, x);
@@ -141,7 +178,7 @@ fn agrees_with_the_scalar_reference(chosen: &Kernels) {
                             close(got[lane], expected[lane]),
                             "{format:?} ({}) row {} input {i}: {} vs {}",
                             chosen.name,
-                            g * GROUP + lane,
+                            first + lane,
                             got[lane],
                             expected[lane]
                         );
@@ -152,20 +189,23 @@ fn agrees_with_the_scalar_reference(chosen: &Kernels) {
     }
 }
 
+/// Stacking keeps each matrix's format: neighbours of one format are interleaved together, a
+/// change of format starts a new part, and the product is the concatenation either way.
 #[test]
 fn stacked_matrices_give_the_concatenated_products() {
     let mut rng = StdRng::seed_from_u64(3);
-    let k = 4 * BLOCK;
-    let parts: Vec<_> = [5, 2, 9]
+    let k = 256;
+    let shapes = [
+        (BlockFormat::Q4_1, 5),
+        (BlockFormat::Q4_1, 2),
+        (BlockFormat::Q6_K, 9),
+        (BlockFormat::Q5_0, 3),
+    ];
+    let parts: Vec<_> = shapes
         .into_iter()
-        .map(|rows| {
-            QuantMatrix::from_ggml(
-                BlockFormat::Q4_1,
-                rows,
-                k,
-                &random_ggml(BlockFormat::Q4_1, rows, k, &mut rng),
-            )
-            .unwrap()
+        .map(|(format, rows)| {
+            QuantMatrix::from_ggml(format, rows, k, &random_ggml(format, rows, k, &mut rng))
+                .unwrap()
         })
         .collect();
     let mut x = QuantizedRows::new();
@@ -179,14 +219,16 @@ fn stacked_matrices_give_the_concatenated_products() {
         })
         .collect();
     let stacked = QuantMatrix::stack(parts).unwrap();
-    let mut out = vec![0f32; 2 * 16];
+    assert_eq!((stacked.format(), stacked.parts()), (None, 3));
+    let mut out = vec![0f32; 2 * 19];
     stacked.matmul(&x, &mut out);
     for i in 0..2 {
-        let expected: Vec<f32> = [(0, 5), (1, 2), (2, 9)]
-            .into_iter()
-            .flat_map(|(p, n)| separate[p][i * n..(i + 1) * n].to_vec())
+        let expected: Vec<f32> = shapes
+            .iter()
+            .enumerate()
+            .flat_map(|(p, &(_, n))| separate[p][i * n..(i + 1) * n].to_vec())
             .collect();
-        assert_eq!(out[i * 16..(i + 1) * 16], expected[..]);
+        assert_eq!(out[i * 19..(i + 1) * 19], expected[..]);
     }
 }
 
@@ -196,6 +238,11 @@ fn wrong_shapes_are_refused() {
     let err = QuantMatrix::from_ggml(BlockFormat::Q8_0, 2, BLOCK, &[0; 34]).unwrap_err();
     assert_eq!(err.to_string(), "Q8_0 data for 2x32 takes 68 bytes, got 34");
     let a = QuantMatrix::from_ggml(BlockFormat::Q8_0, 1, BLOCK, &[0; 34]).unwrap();
-    let b = QuantMatrix::from_ggml(BlockFormat::Q4_0, 1, BLOCK, &[0; 18]).unwrap();
+    let b = QuantMatrix::from_ggml(BlockFormat::Q4_0, 1, 2 * BLOCK, &[0; 36]).unwrap();
     assert!(QuantMatrix::stack(vec![a, b]).is_err());
+    let err = QuantMatrix::from_ggml(BlockFormat::Q4_K, 1, 576, &[0; 324]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "a row of 576 values is not a whole number of 256-value blocks"
+    );
 }

@@ -1,6 +1,7 @@
 //! The f32 arithmetic between the quantized products: norms, rotary embeddings, attention and
 //! the gated activation, written so that the compiler vectorises the inner loops.
 
+use super::hparams::{Activation, RopeConfig, RopeStyle};
 use rayon::prelude::*;
 use std::cell::RefCell;
 
@@ -107,29 +108,34 @@ simd_fn! {
     }
 }
 
-/// Rotary position embedding angles, one (cos, sin) pair per dimension pair and position.
+/// Rotary position embedding angles, one (cos, sin) pair per rotated dimension pair and
+/// position.
 pub(super) struct Rope {
+    config: RopeConfig,
     inverse_frequencies: Vec<f32>,
     table: Vec<(f32, f32)>,
 }
 
 impl Rope {
-    /// Frequencies `base^(-2j/head_dim)`, each divided by its factor when the model has them.
-    pub fn new(head_dim: usize, base: f32, factors: Option<&[f32]>) -> Self {
-        let inverse_frequencies = (0..head_dim / 2)
+    /// Frequencies `base^(-2j/dims) / scale`, each also divided by its factor when the model
+    /// has them (Llama 3's long-context scaling, stored as `rope_freqs.weight`).
+    pub fn new(config: RopeConfig, factors: Option<&[f32]>) -> Self {
+        let inverse_frequencies = (0..config.dims / 2)
             .map(|j| {
                 let factor = factors.and_then(|f| f.get(j)).copied().unwrap_or(1.0);
-                base.powf(-2.0 * j as f32 / head_dim as f32) / factor
+                let exponent = -2.0 * j as f32 / config.dims as f32;
+                config.base.powf(exponent) / (factor * config.scale)
             })
             .collect();
         Rope {
+            config,
             inverse_frequencies,
             table: Vec::new(),
         }
     }
 
-    /// Rotates each head of `row` (heads of adjacent pairs, as GGUF llama stores them) to
-    /// `position`.
+    /// Rotates each head of `row` to `position`, in f32 as Hugging Face's and candle's
+    /// implementations compute the angles.
     pub fn rotate(&mut self, row: &mut [f32], head_dim: usize, position: usize) {
         let pairs = self.inverse_frequencies.len();
         while self.table.len() < (position + 1) * pairs {
@@ -138,11 +144,22 @@ impl Rope {
             self.table.extend(angles.map(|(sin, cos)| (cos, sin)));
         }
         let angles = &self.table[position * pairs..(position + 1) * pairs];
+        let rotate =
+            |x0: f32, x1: f32, (cos, sin): (f32, f32)| (x0 * cos - x1 * sin, x0 * sin + x1 * cos);
         for head in row.chunks_exact_mut(head_dim) {
-            for (pair, &(cos, sin)) in head.chunks_exact_mut(2).zip(angles) {
-                let (x0, x1) = (pair[0], pair[1]);
-                pair[0] = x0 * cos - x1 * sin;
-                pair[1] = x0 * sin + x1 * cos;
+            let rotated = &mut head[..2 * pairs];
+            match self.config.style {
+                RopeStyle::Pairs => {
+                    for (pair, &angle) in rotated.chunks_exact_mut(2).zip(angles) {
+                        (pair[0], pair[1]) = rotate(pair[0], pair[1], angle);
+                    }
+                }
+                RopeStyle::Halves => {
+                    let (first, second) = rotated.split_at_mut(pairs);
+                    for ((x0, x1), &angle) in first.iter_mut().zip(second).zip(angles) {
+                        (*x0, *x1) = rotate(*x0, *x1, angle);
+                    }
+                }
             }
         }
     }
@@ -155,6 +172,19 @@ pub(super) struct AttentionShape {
     pub head_dim: usize,
     /// Absolute position of the first query row.
     pub first: usize,
+    /// How each query attends.
+    pub scores: Scores,
+}
+
+/// How a query's scores are made and which positions it sees.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Scores {
+    /// Factor of `q·k`.
+    pub scale: f32,
+    /// Scores become `cap * tanh(score / cap)`.
+    pub softcap: Option<f32>,
+    /// The positions seen, the query's own included (all earlier ones when `None`).
+    pub window: Option<usize>,
 }
 
 thread_local! {
@@ -179,20 +209,22 @@ pub(super) fn attention(
         kv_heads,
         head_dim,
         first,
+        scores,
     } = *shape;
     let group = heads / kv_heads;
-    let scale = 1.0 / (head_dim as f32).sqrt();
     let task = |(index, out): (usize, &mut [f32])| {
         let (row, kv_head) = (index / kv_heads, index % kv_heads);
+        let end = first + row + 1;
+        let start = scores.window.map_or(0, |w| end.saturating_sub(w));
         let mut weights = WEIGHTS.take();
         attend(
             &queries[index * group * head_dim..][..group * head_dim],
-            &keys[kv_head],
-            &values[kv_head],
+            &keys[kv_head][start * head_dim..],
+            &values[kv_head][start * head_dim..],
             &KvLayout {
                 head_dim,
-                positions: first + row + 1,
-                scale,
+                positions: end - start,
+                scores,
             },
             &mut weights,
             out,
@@ -210,11 +242,11 @@ pub(super) fn attention(
     }
 }
 
-/// The shape of one key/value head's cached rows, and the score scale.
+/// The shape of one key/value head's cached rows seen by a query, and how scores are made.
 struct KvLayout {
     head_dim: usize,
     positions: usize,
-    scale: f32,
+    scores: Scores,
 }
 
 simd_fn! {
@@ -234,8 +266,11 @@ simd_fn! {
         for t in 0..positions {
             let key = &keys[at(t)];
             for (j, query) in queries.chunks_exact(head_dim).enumerate() {
-                weights[j * positions + t] = kv.scale * dot(query, key);
+                weights[j * positions + t] = kv.scores.scale * dot(query, key);
             }
+        }
+        if let Some(cap) = kv.scores.softcap {
+            softcap(weights, cap);
         }
         for (out, weights) in out
             .chunks_exact_mut(head_dim)
@@ -264,19 +299,57 @@ fn softmax(x: &mut [f32]) {
     }
 }
 
+/// `x ↦ cap * tanh(x / cap)` on every value.
+#[inline(always)]
+fn softcap(x: &mut [f32], cap: f32) {
+    let inverse = 1.0 / cap;
+    for v in x {
+        *v = cap * tanh(*v * inverse);
+    }
+}
+
 simd_fn! {
-    /// `out = silu(gate) * up` for rows laid out as `[gate | up]`.
-    pub(super) fn silu_gate(gate_up: &[f32], width: usize, out: &mut [f32]) {
+    /// `cap * tanh(x / cap)` on every value of `x`.
+    pub(super) fn soft_cap(x: &mut [f32], cap: f32) {
+        softcap(x, cap)
+    }
+}
+
+simd_fn! {
+    /// `out = act(gate) * up` for rows laid out as `[gate | up]`.
+    pub(super) fn gated(gate_up: &[f32], width: usize, activation: Activation, out: &mut [f32]) {
         for (gate_up, out) in gate_up
             .chunks_exact(2 * width)
             .zip(out.chunks_exact_mut(width))
         {
             let (gate, up) = gate_up.split_at(width);
-            for ((out, g), u) in out.iter_mut().zip(gate).zip(up) {
-                *out = g / (1.0 + exp(-g)) * u;
+            match activation {
+                Activation::Silu => {
+                    for ((out, g), u) in out.iter_mut().zip(gate).zip(up) {
+                        *out = g / (1.0 + exp(-g)) * u;
+                    }
+                }
+                Activation::GeluTanh => {
+                    for ((out, g), u) in out.iter_mut().zip(gate).zip(up) {
+                        *out = gelu_tanh(*g) * u;
+                    }
+                }
             }
         }
     }
+}
+
+/// GELU by its tanh approximation, `x/2 · (1 + tanh(√(2/π) · (x + 0.044715 x³)))`.
+#[inline(always)]
+fn gelu_tanh(x: f32) -> f32 {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    0.5 * x * (1.0 + tanh(SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x)))
+}
+
+/// `tanh x` as `1 - 2/(e^{2x} + 1)`, branch-free on [`exp`] (whose clamping keeps it finite).
+#[inline(always)]
+fn tanh(x: f32) -> f32 {
+    1.0 - 2.0 / (exp(2.0 * x) + 1.0)
 }
 
 /// `eˣ` within about one ulp (Cephes' `expf` polynomial): large inputs clamped to where the
@@ -313,6 +386,14 @@ fn exp(x: f32) -> f32 {
 mod tests {
     use super::*;
 
+    fn plain(head_dim: usize) -> Scores {
+        Scores {
+            scale: 1.0 / (head_dim as f32).sqrt(),
+            softcap: None,
+            window: None,
+        }
+    }
+
     #[test]
     fn exp_is_within_two_ulp_of_libm_where_results_are_normal() {
         let mut x = -87.0f32;
@@ -339,6 +420,7 @@ mod tests {
             kv_heads: 1,
             head_dim: 4,
             first: 0,
+            scores: plain(4),
         };
         let values = vec![1.0, -2.0, 3.0, 0.5];
         let mut out = [0f32; 8];
@@ -355,6 +437,7 @@ mod tests {
             kv_heads: 1,
             head_dim: 1,
             first: 1,
+            scores: plain(1),
         };
         let mut out = [0f32];
         attention(
@@ -365,5 +448,101 @@ mod tests {
             &mut out,
         );
         assert!((out[0] - 5.0).abs() < 1e-5, "{}", out[0]);
+    }
+
+    #[test]
+    fn a_window_hides_the_positions_before_it_and_a_cap_bounds_the_scores() {
+        // One head of dimension 1 over three positions with values 100, 8 and 4. A window of
+        // two leaves positions 1 and 2 (scores 0 and ln 3: weights 1/4, 3/4); capped at 0.5,
+        // the score ln 3 becomes c = 0.5 tanh(2 ln 3) = 20/41: weights 1/(1 + eᶜ) and the rest.
+        let scores = Scores {
+            window: Some(2),
+            ..plain(1)
+        };
+        let shape = AttentionShape {
+            heads: 1,
+            kv_heads: 1,
+            head_dim: 1,
+            first: 2,
+            scores,
+        };
+        let (keys, values) = ([vec![9.0, 0.0, 3f32.ln()]], [vec![100.0, 8.0, 4.0]]);
+        let mut out = [0f32];
+        attention(&shape, &[1.0], &keys, &values, &mut out);
+        assert!((out[0] - 5.0).abs() < 1e-5, "{}", out[0]);
+        let capped = AttentionShape {
+            scores: Scores {
+                softcap: Some(0.5),
+                ..scores
+            },
+            ..shape
+        };
+        attention(&capped, &[1.0], &keys, &values, &mut out);
+        let w = 1.0 / (1.0 + (20f32 / 41.0).exp());
+        assert!(
+            (out[0] - (8.0 * w + 4.0 * (1.0 - w))).abs() < 1e-4,
+            "{}",
+            out[0]
+        );
+    }
+
+    #[test]
+    fn rope_rotates_adjacent_pairs_or_halves_of_the_rotated_dimensions() {
+        // Six dimensions, four rotated, base 1 (every angle is the position): at position 1,
+        // each rotated pair turns by one radian; the last two dimensions pass unchanged.
+        let config = |style| RopeConfig {
+            style,
+            dims: 4,
+            base: 1.0,
+            scale: 1.0,
+        };
+        let (cos, sin) = (1f32.cos(), 1f32.sin());
+        let mut row = [1.0, 0.0, 0.0, 1.0, 5.0, 6.0];
+        Rope::new(config(RopeStyle::Pairs), None).rotate(&mut row, 6, 1);
+        let expected = [cos, sin, -sin, cos, 5.0, 6.0];
+        assert!(
+            row.iter().zip(expected).all(|(a, b)| (a - b).abs() < 1e-6),
+            "{row:?}"
+        );
+        let mut row = [1.0, 0.0, 0.0, 1.0, 5.0, 6.0];
+        Rope::new(config(RopeStyle::Halves), None).rotate(&mut row, 6, 1);
+        // Pairs (0, 2) = (1, 0) and (1, 3) = (0, 1).
+        let expected = [cos, -sin, sin, cos, 5.0, 6.0];
+        assert!(
+            row.iter().zip(expected).all(|(a, b)| (a - b).abs() < 1e-6),
+            "{row:?}"
+        );
+        // Linear scaling by 2 at position 2 is position 1 unscaled.
+        let mut scaled = [1.0, 0.0, 0.0, 1.0, 5.0, 6.0];
+        let stretched = RopeConfig {
+            scale: 2.0,
+            ..config(RopeStyle::Halves)
+        };
+        Rope::new(stretched, None).rotate(&mut scaled, 6, 2);
+        assert!(
+            scaled.iter().zip(row).all(|(a, b)| (a - b).abs() < 1e-6),
+            "{scaled:?}"
+        );
+    }
+
+    #[test]
+    fn gelu_and_soft_cap_follow_their_formulas() {
+        let mut x = -12.0f32;
+        while x <= 12.0 {
+            let inner =
+                (2.0 / std::f64::consts::PI).sqrt() * (x as f64 + 0.044715 * (x as f64).powi(3));
+            let expected = 0.5 * x as f64 * (1.0 + inner.tanh());
+            let mut out = [0f32];
+            gated(&[x, 1.0], 1, Activation::GeluTanh, &mut out);
+            assert!(
+                (out[0] as f64 - expected).abs() < 1e-6 * (1.0 + expected.abs()),
+                "gelu({x})"
+            );
+            let mut capped = [x];
+            soft_cap(&mut capped, 5.0);
+            let expected = 5.0 * (x as f64 / 5.0).tanh();
+            assert!((capped[0] as f64 - expected).abs() < 1e-6, "cap({x})");
+            x += 0.173;
+        }
     }
 }

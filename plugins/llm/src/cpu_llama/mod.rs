@@ -1,63 +1,38 @@
-//! A llama network for CPUs, run on rbee-quant-cpu's SIMD kernels: every weight product is a
-//! quantized product with activations quantized once per input (q, k and v share one product,
-//! as do gate and up). One forward pass runs any number of sequences at once, each with its
-//! own [`KvCache`]: their rows go through every weight product together (the kernels read each
+//! A decoder transformer for CPUs, run on rbee-quant-cpu's SIMD kernels: llama, Qwen 2 and 3,
+//! Gemma 2 and 3 and Phi-3, their differences read from the file as data ([`hparams`] for
+//! the metadata, [`layer`] for which tensors a layer has). Every weight product is a quantized
+//! product with activations quantized once per input (q, k and v share one product, as do
+//! gate and up). One forward pass runs any number of sequences at once, each with its own
+//! [`KvCache`]: their rows go through every weight product together (the kernels read each
 //! weight block once per four rows), and only attention is per sequence. GPUs and formats the
 //! kernels lack use candle's models.
 
 mod hparams;
+mod layer;
 mod math;
 mod tensors;
 
+pub use hparams::ARCHITECTURES;
+
 use candle_core::quantized::gguf_file::Content;
 use hparams::Hyperparameters;
-use math::{AttentionShape, Rope};
+use layer::{Layer, LayerShape};
+use math::{AttentionShape, Rope, Scores};
 use rayon::prelude::*;
 use rbee_quant_cpu::{QuantMatrix, QuantizedRows};
 use std::io::{Read, Seek};
-use tensors::{TensorReader, block_format};
+use tensors::TensorReader;
 
-/// Whether `content` is a llama network this implementation runs: all its weight matrices are
-/// in a format the CPU kernels have.
+/// Whether this network runs `content`: an architecture it knows, metadata it understands,
+/// only tensors it computes with, and every weight matrix in a format the CPU kernels have.
 pub fn supports(content: &Content) -> bool {
-    let Ok(hp) = Hyperparameters::from_gguf(content) else {
-        return false;
-    };
-    let format_ok = |name: &str| {
-        content
-            .tensor_infos
-            .get(name)
-            .is_some_and(|info| block_format(info.ggml_dtype).is_some())
-    };
-    let output_ok = if content.tensor_infos.contains_key("output.weight") {
-        format_ok("output.weight")
-    } else {
-        true
-    };
-    format_ok("token_embd.weight")
-        && output_ok
-        && (0..hp.layers).all(|i| {
-            [
-                "attn_q",
-                "attn_k",
-                "attn_v",
-                "attn_output",
-                "ffn_gate",
-                "ffn_up",
-                "ffn_down",
-            ]
-            .iter()
-            .all(|t| format_ok(&format!("blk.{i}.{t}.weight")))
-        })
+    check(content).is_ok()
 }
 
-struct Layer {
-    attention_norm: Vec<f32>,
-    qkv: QuantMatrix,
-    attention_output: QuantMatrix,
-    ffn_norm: Vec<f32>,
-    gate_up: QuantMatrix,
-    down: QuantMatrix,
+/// [`supports`], with `Err` saying why not.
+pub fn check(content: &Content) -> Result<(), String> {
+    Hyperparameters::from_gguf(content)?;
+    layer::check_tensors(content)
 }
 
 /// One sequence's keys and values, layer by layer: what a forward pass over its earlier
@@ -130,21 +105,27 @@ struct Scratch {
     gate_up: Vec<f32>,
     activated: Vec<f32>,
     logits: Vec<f32>,
+    /// The outputs of a product's parts in different formats.
+    parts: Vec<f32>,
+    /// One row's queries or keys before their norm.
+    unnormed: Vec<f32>,
     quantized: QuantizedRows,
 }
 
-/// A loaded llama network with its key/value cache.
-pub struct CpuLlama {
+/// A loaded decoder network, and the buffers of its forward passes (the key/value caches are
+/// the sequences').
+pub struct CpuTransformer {
     hp: Hyperparameters,
     embedding: QuantMatrix,
     output: Option<QuantMatrix>,
     output_norm: Vec<f32>,
     layers: Vec<Layer>,
-    rope: Rope,
+    /// Rotary embeddings of global layers and of sliding-window layers.
+    ropes: (Rope, Rope),
     scratch: Scratch,
 }
 
-impl CpuLlama {
+impl CpuTransformer {
     /// Reads the network from an open GGUF file whose `content` [`supports`] accepted.
     pub fn load<R: Read + Seek>(content: &Content, file: &mut R) -> Result<Self, String> {
         let hp = Hyperparameters::from_gguf(content)?;
@@ -154,39 +135,38 @@ impl CpuLlama {
         } else {
             None
         };
-        let mut layers = Vec::with_capacity(hp.layers);
-        for i in 0..hp.layers {
-            let mut matrix = |name: &str| tensors.matrix(&format!("blk.{i}.{name}.weight"));
-            let stack_error = |e| format!("layer {i}: {e}");
-            let qkv = QuantMatrix::stack(vec![
-                matrix("attn_q")?,
-                matrix("attn_k")?,
-                matrix("attn_v")?,
-            ])
-            .map_err(stack_error)?;
-            let gate_up = QuantMatrix::stack(vec![matrix("ffn_gate")?, matrix("ffn_up")?])
-                .map_err(stack_error)?;
-            let attention_output = matrix("attn_output")?;
-            let down = matrix("ffn_down")?;
-            layers.push(Layer {
-                attention_norm: tensors.vector(&format!("blk.{i}.attn_norm.weight"))?,
-                qkv,
-                attention_output,
-                ffn_norm: tensors.vector(&format!("blk.{i}.ffn_norm.weight"))?,
-                gate_up,
-                down,
-            });
-        }
+        let shape = LayerShape {
+            hidden: hp.hidden,
+            head_dim: hp.head_dim,
+            qkv: hp.q_dim() + 2 * hp.kv_dim(),
+            q_dim: hp.q_dim(),
+            feed_forward: hp.feed_forward,
+        };
+        let layers = (0..hp.layers)
+            .map(|i| Layer::load(&mut tensors, i, &shape))
+            .collect::<Result<Vec<_>, _>>()?;
         let output = if tensors.has("output.weight") {
             Some(tensors.matrix("output.weight")?)
         } else {
             None
         };
-        Ok(CpuLlama {
-            rope: Rope::new(hp.head_dim, hp.rope_base, rope_factors.as_deref()),
-            embedding: tensors.matrix("token_embd.weight")?,
+        let embedding = tensors.matrix("token_embd.weight")?;
+        let output_norm = tensors.vector("output_norm.weight")?;
+        let vocab = embedding.rows();
+        let fits = |m: &QuantMatrix| m.cols() == hp.hidden && m.rows() == vocab;
+        if !fits(&embedding) || !output.as_ref().is_none_or(fits) || output_norm.len() != hp.hidden
+        {
+            return Err("the embeddings or the output do not fit the metadata".into());
+        }
+        let factors = rope_factors.as_deref();
+        Ok(CpuTransformer {
+            ropes: (
+                Rope::new(hp.rope, factors),
+                Rope::new(hp.local_rope, factors),
+            ),
+            embedding,
             output,
-            output_norm: tensors.vector("output_norm.weight")?,
+            output_norm,
             layers,
             hp,
             scratch: Scratch::default(),
@@ -256,10 +236,17 @@ impl CpuLlama {
         s.residual.resize(tokens.clone().count() * hidden, 0.0);
         for (row, &token) in s.residual.chunks_exact_mut(hidden).zip(tokens) {
             self.embedding.dequantize_row(token as usize, row);
+            if let Some(scale) = hp.embedding_scale {
+                row.iter_mut().for_each(|v| *v *= scale);
+            }
         }
         let firsts: Vec<usize> = segments.iter().map(|s| s.cache.len()).collect();
         for (index, layer) in self.layers.iter().enumerate() {
-            layer.forward(hp, &mut self.rope, s, (segments, &firsts), index);
+            let rope = match hp.window(index) {
+                Some(_) => &mut self.ropes.1,
+                None => &mut self.ropes.0,
+            };
+            layer.forward(hp, rope, s, (segments, &firsts), index);
         }
         let mut last_row = 0;
         let last_rows: Vec<usize> = segments
@@ -284,6 +271,9 @@ impl CpuLlama {
             .as_ref()
             .unwrap_or(&self.embedding)
             .matmul(&s.quantized, &mut s.logits);
+        if let Some(cap) = hp.output_softcap {
+            math::soft_cap(&mut s.logits, cap);
+        }
         Ok(s.logits.chunks_exact(vocab).map(<[f32]>::to_vec).collect())
     }
 }
@@ -300,7 +290,7 @@ impl Layer {
         (segments, firsts): (&mut [Segment<'_>], &[usize]),
         index: usize,
     ) {
-        let (hidden, kv_dim, head_dim) = (hp.hidden, hp.kv_dim(), hp.head_dim);
+        let (hidden, q_dim, kv_dim, head_dim) = (hp.hidden, hp.q_dim(), hp.kv_dim(), hp.head_dim);
         let m = s.residual.len() / hidden;
 
         s.normed.resize(m * hidden, 0.0);
@@ -308,19 +298,34 @@ impl Layer {
         s.quantized.quantize(&s.normed, m, hidden);
         let qkv_width = self.qkv.rows();
         s.qkv.resize(m * qkv_width, 0.0);
-        self.qkv.matmul(&s.quantized, &mut s.qkv);
+        self.qkv.matmul(&s.quantized, &mut s.qkv, &mut s.parts);
+        if let Some(bias) = &self.qkv_bias {
+            s.qkv
+                .chunks_exact_mut(qkv_width)
+                .for_each(|row| add_into(row, bias));
+        }
+        if let Some((q_norm, k_norm)) = &self.qk_norms {
+            for row in s.qkv.chunks_exact_mut(qkv_width) {
+                let (q, k) = row[..q_dim + kv_dim].split_at_mut(q_dim);
+                for (x, norm) in [(q, q_norm), (k, k_norm)] {
+                    s.unnormed.clear();
+                    s.unnormed.extend_from_slice(x);
+                    math::rms_norm(&s.unnormed, norm, hp.rms_eps, x);
+                }
+            }
+        }
 
-        s.queries.resize(m * hidden, 0.0);
+        s.queries.resize(m * q_dim, 0.0);
         let mut rows = s
             .qkv
             .chunks_exact_mut(qkv_width)
-            .zip(s.queries.chunks_exact_mut(hidden));
+            .zip(s.queries.chunks_exact_mut(q_dim));
         for (segment, &first) in segments.iter_mut().zip(firsts) {
             let cache = &mut segment.cache.layers[index];
             for (position, (row, queries)) in
                 (first..).zip(rows.by_ref().take(segment.tokens.len()))
             {
-                let (q, kv) = row.split_at_mut(hidden);
+                let (q, kv) = row.split_at_mut(q_dim);
                 let (k, v) = kv.split_at_mut(kv_dim);
                 rope.rotate(q, head_dim, position);
                 rope.rotate(k, head_dim, position);
@@ -333,11 +338,16 @@ impl Layer {
                 }
             }
         }
-        s.attended.resize(m * hidden, 0.0);
+        s.attended.resize(m * q_dim, 0.0);
+        let scores = Scores {
+            scale: hp.attention_scale,
+            softcap: hp.attention_softcap,
+            window: hp.window(index),
+        };
         let mut outputs = Vec::with_capacity(segments.len());
         let (mut queries, mut attended) = (&s.queries[..], &mut s.attended[..]);
         for (segment, &first) in segments.iter().zip(firsts) {
-            let rows = segment.tokens.len() * hidden;
+            let rows = segment.tokens.len() * q_dim;
             let (q, rest_q) = queries.split_at(rows);
             let (out, rest_out) = attended.split_at_mut(rows);
             (queries, attended) = (rest_q, rest_out);
@@ -346,6 +356,7 @@ impl Layer {
                 kv_heads: hp.kv_heads,
                 head_dim,
                 first,
+                scores,
             };
             outputs.push((shape, q, &segment.cache.layers[index], out));
         }
@@ -354,20 +365,32 @@ impl Layer {
         } else {
             outputs.iter_mut().for_each(attend);
         }
-        s.quantized.quantize(&s.attended, m, hidden);
+        s.quantized.quantize(&s.attended, m, q_dim);
         s.projected.resize(m * hidden, 0.0);
         self.attention_output.matmul(&s.quantized, &mut s.projected);
-        add_into(&mut s.residual, &s.projected);
+        add_normed(s, self.post_attention_norm.as_deref(), hp.rms_eps);
 
         math::rms_norm(&s.residual, &self.ffn_norm, hp.rms_eps, &mut s.normed);
         s.quantized.quantize(&s.normed, m, hidden);
         s.gate_up.resize(m * 2 * hp.feed_forward, 0.0);
-        self.gate_up.matmul(&s.quantized, &mut s.gate_up);
+        self.gate_up
+            .matmul(&s.quantized, &mut s.gate_up, &mut s.parts);
         s.activated.resize(m * hp.feed_forward, 0.0);
-        math::silu_gate(&s.gate_up, hp.feed_forward, &mut s.activated);
+        math::gated(&s.gate_up, hp.feed_forward, hp.activation, &mut s.activated);
         s.quantized.quantize(&s.activated, m, hp.feed_forward);
         self.down.matmul(&s.quantized, &mut s.projected);
-        add_into(&mut s.residual, &s.projected);
+        add_normed(s, self.post_ffn_norm.as_deref(), hp.rms_eps);
+    }
+}
+
+/// Adds `s.projected` to the residual, through `norm` when the layer has one there.
+fn add_normed(s: &mut Scratch, norm: Option<&[f32]>, eps: f32) {
+    match norm {
+        Some(norm) => {
+            math::rms_norm(&s.projected, norm, eps, &mut s.normed);
+            add_into(&mut s.residual, &s.normed);
+        }
+        None => add_into(&mut s.residual, &s.projected),
     }
 }
 
@@ -385,4 +408,8 @@ fn add_into(into: &mut [f32], add: &[f32]) {
 }
 
 #[cfg(test)]
+mod architecture_tests;
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+pub(crate) mod tiny_gguf;
