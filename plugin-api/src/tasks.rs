@@ -453,11 +453,77 @@ pub mod rerank {
     };
 }
 
-/// `text-to-speech` (reserved; no route serves it yet): speech from text, as `artifact`
-/// events carrying audio chunks.
+/// `text-to-speech` (2.2): speech from text, one `artifact` event per chunk of audio (a
+/// sentence, say) as soon as it is synthesised, so the first audio arrives before the whole
+/// text is. Each chunk is [`MEDIA_TYPE`]: raw 16-bit little-endian mono samples at the rate
+/// its metadata's [`chunk::SAMPLE_RATE`] gives; the chunks of one job, concatenated in order,
+/// are the whole speech.
 pub mod text_to_speech {
+    use super::{TaskSpec, event};
+
     /// The task name.
     pub const TASK: &str = "text-to-speech";
+
+    /// The media type of every audio chunk: signed 16-bit little-endian mono PCM.
+    pub const MEDIA_TYPE: &str = "audio/pcm";
+
+    /// Parameter names.
+    pub mod param {
+        /// The text to speak (a string).
+        pub const INPUT: &str = "input";
+        /// The voice: a name the plugin knows (OpenAI's `alloy`, `nova`, ... at least).
+        pub const VOICE: &str = "voice";
+        /// How the voice should sound, in words (OpenAI's `instructions`); overrides what
+        /// [`VOICE`] would say where the model is steered by text.
+        pub const INSTRUCTIONS: &str = "instructions";
+        /// How fast to speak: 0.25 to 4.0, 1.0 being the model's pace.
+        pub const SPEED: &str = "speed";
+        /// The sample rate of the chunks, in Hz; default the model's own.
+        pub const SAMPLE_RATE: &str = "sample_rate";
+    }
+
+    /// Keys of an audio chunk's `artifact` metadata.
+    pub mod chunk {
+        /// The chunk's position among the job's chunks, from 0.
+        pub const INDEX: &str = "index";
+        /// Samples per second.
+        pub const SAMPLE_RATE: &str = "sample_rate";
+        /// The text the chunk speaks.
+        pub const TEXT: &str = "text";
+    }
+
+    /// Keys of the `end` details.
+    pub mod end {
+        /// Seconds of audio produced.
+        pub const AUDIO_SECONDS: &str = "audio_seconds";
+        /// The sample rate of every chunk.
+        pub const SAMPLE_RATE: &str = "sample_rate";
+        /// Milliseconds from the job's start to its first chunk.
+        pub const FIRST_AUDIO_MS: &str = "first_audio_ms";
+        /// Tokens of input text the model read.
+        pub const INPUT_TOKENS: &str = "input_tokens";
+    }
+
+    /// The task's specification.
+    pub const SPEC: TaskSpec = TaskSpec {
+        name: TASK,
+        params: &[
+            param::INPUT,
+            param::VOICE,
+            param::INSTRUCTIONS,
+            param::SPEED,
+            param::SAMPLE_RATE,
+        ],
+        binary_params: &[],
+        events: &[event::ARTIFACT],
+        end_keys: &[
+            end::AUDIO_SECONDS,
+            end::SAMPLE_RATE,
+            end::FIRST_AUDIO_MS,
+            end::INPUT_TOKENS,
+        ],
+        stop_reasons: &[],
+    };
 }
 
 /// Every standard task with a route.
@@ -469,6 +535,7 @@ pub const STANDARD: &[TaskSpec] = &[
     image::TO_IMAGE_SPEC,
     image::INPAINTING_SPEC,
     rerank::SPEC,
+    text_to_speech::SPEC,
 ];
 
 /// The specification of standard task `name`, if it is one.

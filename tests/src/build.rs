@@ -122,6 +122,18 @@ pub fn tiny_rerank_checkpoint(kind: &str) -> PathBuf {
     dir
 }
 
+/// A random-weight Parler-TTS checkpoint (2-layer text encoder and decoder, full-size DAC codec;
+/// no real text-to-speech model can be fetched here), written once per test process with the
+/// tts plugin's own writer. It loads through the same code path as a real checkpoint.
+pub fn tiny_tts_checkpoint() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = target_dir().join("fixtures").join("tiny-tts");
+        run_plugin_example("rbee-plugin-tts", "write_tiny_parler", &[dir.as_os_str()]);
+        dir
+    })
+}
+
 /// Runs a plugin crate's `example` (with its `test-support` feature) built as the cpu plugins
 /// are, panicking if it fails.
 fn run_plugin_example(package: &str, example: &str, args: &[&std::ffi::OsStr]) {

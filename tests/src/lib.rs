@@ -13,7 +13,7 @@ mod sse;
 
 pub use build::{
     host_bin, models_dir, plugin_file, plugins_dir, tiny_rerank_checkpoint, tiny_sd_checkpoint,
-    workspace_root,
+    tiny_tts_checkpoint, workspace_root,
 };
 pub use fixtures::{ApiChange, echo_built_against, host_built_against};
 pub use hive::{FakeHive, Received};

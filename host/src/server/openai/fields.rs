@@ -309,9 +309,23 @@ pub const TRANSLATIONS: Route = Route {
     )],
 };
 
+/// `POST /v1/audio/speech`.
+pub const SPEECH: Route = Route {
+    path: "/v1/audio/speech",
+    fields: &[
+        implemented("input"),
+        MODEL,
+        implemented("voice"),
+        implemented("instructions"),
+        implemented("response_format"),
+        implemented("speed"),
+        implemented("stream_format"),
+    ],
+};
+
 /// Every route the table covers.
 #[cfg(test)]
-pub const ROUTES: [&Route; 8] = [
+pub const ROUTES: [&Route; 9] = [
     &CHAT,
     &COMPLETIONS,
     &EMBEDDINGS,
@@ -320,6 +334,7 @@ pub const ROUTES: [&Route; 8] = [
     &IMAGE_EDITS,
     &TRANSCRIPTIONS,
     &TRANSLATIONS,
+    &SPEECH,
 ];
 
 impl Route {

@@ -16,6 +16,7 @@ mod models;
 mod request;
 mod rerank;
 mod schemas;
+mod speech;
 pub mod untrusted;
 
 use super::{
@@ -50,6 +51,7 @@ use utoipa::OpenApi;
     images::edits::edits,
     audio::transcriptions,
     audio::translations,
+    speech::speech,
 ))]
 pub struct Doc;
 
@@ -69,6 +71,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/images/edits", post(images::edits))
         .route("/v1/audio/transcriptions", post(audio::transcriptions))
         .route("/v1/audio/translations", post(audio::translations))
+        .route("/v1/audio/speech", post(speech::speech))
 }
 
 /// 404 naming the tasks that are served, unless some model serves one of `tasks` (checked

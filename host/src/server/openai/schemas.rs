@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 
 /// Every OpenAI request body, by component name.
 pub fn requests(fleet: &Fleet) -> Vec<(&'static str, Value)> {
-    let routes: [(&str, &Route, &[&str]); 8] = [
+    let routes: [(&str, &Route, &[&str]); 9] = [
         ("ChatCompletionRequest", &fields::CHAT, &["messages"]),
         ("CompletionRequest", &fields::COMPLETIONS, &["prompt"]),
         ("EmbeddingsRequest", &fields::EMBEDDINGS, &["input"]),
@@ -29,6 +29,7 @@ pub fn requests(fleet: &Fleet) -> Vec<(&'static str, Value)> {
         ("ImageEditRequest", &fields::IMAGE_EDITS, &["prompt"]),
         ("TranscriptionRequest", &fields::TRANSCRIPTIONS, &["file"]),
         ("TranslationRequest", &fields::TRANSLATIONS, &["file"]),
+        ("SpeechRequest", &fields::SPEECH, &["input"]),
     ];
     routes
         .into_iter()
@@ -136,6 +137,7 @@ fn implemented(fleet: &Fleet, route: &Route, name: &str) -> Value {
             string,
             {"type": "array", "items": string, "minItems": 1, "maxItems": 1},
         ]}),
+        ("/v1/audio/speech", _) => speech_field(name),
         (_, "input") => json!({"anyOf": [string, {"type": "array", "items": string}]}),
         (_, "encoding_format") => json!({"enum": ["float", "base64", null]}),
         ("/v1/rerank", _) => rerank_field(name),
@@ -144,6 +146,20 @@ fn implemented(fleet: &Fleet, route: &Route, name: &str) -> Value {
         (_, "response_format") => json!({"enum": ["json", "text", "verbose_json", "srt", "vtt"]}),
         (_, "temperature") => json!({"type": "number"}),
         _ => string,
+    }
+}
+
+/// An implemented field of the speech route.
+fn speech_field(name: &str) -> Value {
+    match name {
+        "input" => json!({"type": "string", "minLength": 1, "maxLength": 4096, "pattern": "\\S"}),
+        "speed" => json!({"type": ["number", "null"], "minimum": 0.25, "maximum": 4.0}),
+        "response_format" => json!({
+            "description": "wav (the default), pcm (16-bit little-endian mono) or flac; 24 kHz",
+            "enum": ["wav", "pcm", "flac", null],
+        }),
+        "stream_format" => json!({"enum": ["audio", "sse", null]}),
+        _ => json!({"type": ["string", "null"]}),
     }
 }
 
