@@ -245,8 +245,10 @@ fn ban(range: std::ops::Range<usize>, logits: &mut [f32]) {
 }
 
 /// Splits a window's tokens into timed pieces. Returns the pieces and how many seconds of the
-/// window they consumed: `window_seconds` when the window ended cleanly, else up to the last
-/// complete piece (its unfinished tail is decoded again in the next window).
+/// window they consumed, as OpenAI Whisper seeks: `window_seconds` when the window ended on a
+/// single timestamp (no speech after it) or had no timestamp pair; else up to the last
+/// timestamp pair, so that speech after it (an unfinished tail, or a segment opened but not
+/// written) is decoded again in the next window.
 pub fn split(
     tokens: &[u32],
     timestamp_begin: u32,
@@ -267,6 +269,7 @@ pub fn split(
         return (pieces.into_iter().collect(), window_seconds);
     }
     let time = |id: u32| (id - timestamp_begin) as f64 * TIMESTAMP_STEP;
+    let is_ts = |id: &u32| *id >= timestamp_begin;
     let mut pieces = Vec::new();
     let (mut start, mut last_time, mut current) = (None::<f64>, 0.0, Vec::new());
     for &id in tokens {
@@ -289,7 +292,12 @@ pub fn split(
         }
     }
     if current.is_empty() {
-        return (pieces, window_seconds);
+        let ends_with_pair = tokens.len() >= 2 && tokens[tokens.len() - 2..].iter().all(is_ts);
+        let consumed = match ends_with_pair && last_time > 0.0 {
+            true => last_time,
+            false => window_seconds,
+        };
+        return (pieces, consumed);
     }
     match pieces.last() {
         Some(last) if last.end > 0.0 => {
@@ -339,6 +347,14 @@ mod tests {
         let (alone, consumed) = split(&[TS + 5, 7, 8], TS, true, 12.0);
         assert_eq!(alone, [piece(0.1, 12.0, &[7, 8])]);
         assert_eq!(consumed, 12.0);
+    }
+
+    #[test]
+    fn a_window_ending_on_a_timestamp_pair_is_decoded_again_from_it() {
+        let tokens = [TS, 1, TS + 1300, TS + 1300];
+        let (pieces, consumed) = split(&tokens, TS, true, 30.0);
+        assert_eq!(pieces, [piece(0.0, 26.0, &[1])]);
+        assert_eq!(consumed, 26.0);
     }
 
     #[test]
