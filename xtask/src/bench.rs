@@ -2,28 +2,32 @@
 //! [`isolate`]). llm: the LLM plugin's speed with the test model and its
 //! Q4_0 and Q8_0 copies on 2 threads, called in-process and through a running host over HTTP +
 //! SSE, with the host's cost per token, beside llama.cpp's llama-bench on the same files when
-//! one is given (`--compare`), decode with a JSON-schema constraint beside unconstrained
-//! ([`constrained`]), and the portable build beside the native one (`--portable`). sd: seconds and peak memory of an SD 1.5 UNet pass and of a whole 512x512 image
-//! through the host (random weights: the compute does not depend on the values), and the tiny
-//! checkpoint's end-to-end time through the host. audio:
-//! Whisper tiny.en's real-time factor on a ~45 s clip, in-process, through the host, and
-//! faster-whisper on the same model file when it is installed. llm with `--concurrency`: see
+//! one is given (`--compare`), llama-quantize's Q4_K_M, Q5_K_M and Q6_K files of the test model
+//! with `--llama-quantize` ([`llama_quantized`]), decode with a JSON-schema constraint beside unconstrained
+//! ([`constrained`]), and the portable build beside the native one (`--portable`). sd: see [`sd`](sd()), with
+//! stable-diffusion.cpp beside it (`--compare`). audio: see [`audio`]. llm with `--concurrency`: see
 //! [`concurrency`].
 
+mod audio;
 mod concurrency;
 mod constrained;
 mod host;
 mod isolate;
+mod llama_quantized;
 mod rerank;
+mod sd;
+mod tts;
 
+pub use audio::audio;
 pub use host::host;
 pub use isolate::isolate;
 pub use rerank::rerank;
+pub use sd::sd;
+pub use tts::tts;
 
 use crate::{
     models, paths,
     plugins::{self, PluginsArgs, run},
-    speech,
 };
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
@@ -74,6 +78,9 @@ pub struct LlmBench<'a> {
     pub concurrency: &'a [usize],
     /// With `concurrency`, a llama-server binary to serve the same file, interleaved.
     pub compare_server: Option<&'a Path>,
+    /// A llama-quantize binary: also measure the K-quant files it makes of the test model
+    /// ([`llama_quantized`]).
+    pub llama_quantize: Option<&'a Path>,
 }
 
 impl LlmBench<'_> {
@@ -106,6 +113,13 @@ pub fn llm(bench: &LlmBench<'_>) -> Result<()> {
         let hosted = through_host(bench, &model, &plugins_dir, in_process)?;
         rows.push((format, in_process, hosted));
     }
+    let mut quantized = Vec::new();
+    if let Some(tool) = bench.llama_quantize {
+        let q8_0 = models.join("SmolLM2-135M-Instruct.Q8_0.gguf");
+        for (kind, file) in llama_quantized::files(tool, &q8_0)? {
+            quantized.push((kind, through_host(bench, &file, &plugins_dir, rows[0].1)?));
+        }
+    }
     println!(
         "\nSmolLM2-135M-Instruct ({} prompt tokens, {DECODE_TOKENS} decoded), {THREADS} threads, greedy, median of {runs} runs, kernels: {}\n",
         rows[0].1.prompt_tokens,
@@ -118,7 +132,13 @@ pub fn llm(bench: &LlmBench<'_>) -> Result<()> {
     );
     println!("|---|---|---|---|---|---|");
     let pair = |f: &Figures| format!("{:.0} / {:.1}", f.prompt_tps, f.decode_tps);
-    for (format, in_process, hosted) in &rows {
+    let in_process_pairs = rows
+        .iter()
+        .map(|(format, f, hosted)| (*format, pair(f), hosted));
+    let llama_quantized = quantized
+        .iter()
+        .map(|(kind, hosted)| (*kind, "-".to_string(), hosted));
+    for (format, in_process, hosted) in in_process_pairs.chain(llama_quantized) {
         let (llama, ratio) = match hosted.llama {
             Some(l) => (
                 pair(&l),
@@ -131,8 +151,7 @@ pub fn llm(bench: &LlmBench<'_>) -> Result<()> {
             None => ("-".into(), "-".into()),
         };
         println!(
-            "| {format} | {} | {} | {} | {llama} | {ratio} |",
-            pair(in_process),
+            "| {format} | {in_process} | {} | {} | {llama} | {ratio} |",
             pair(&hosted.plugin),
             pair(&hosted.client)
         );
@@ -146,6 +165,11 @@ pub fn llm(bench: &LlmBench<'_>) -> Result<()> {
         "first token through the host on Q4_1: {:.0} ms",
         q4_1.client.first_token_ms
     );
+    if !quantized.is_empty() {
+        println!(
+            "llama-Q4_K_M, llama-Q5_K_M, llama-Q6_K: the Q8_0 file requantized by llama-quantize --allow-requantize"
+        );
+    }
     if bench.compare.is_some() {
         println!(
             "llama.cpp: llama-bench -t {THREADS} -p <prompt tokens> -n 0, and -p 0 -n {DECODE_TOKENS} -d <prompt tokens> (decoding after the same prompt)"
@@ -466,98 +490,6 @@ fn median(runs: &[Figures]) -> Figures {
     }
 }
 
-/// Runs the SD benchmark and prints the table.
-pub fn sd(runs: usize) -> Result<()> {
-    let plugins_dir = plugins::build_and_install(&PluginsArgs {
-        only: vec!["sd".into()],
-        ..PluginsArgs::default()
-    })?;
-    run(Command::new(env!("CARGO"))
-        .current_dir(paths::root())
-        .args(["build", "--quiet", "-p", "rbee-host"]))?;
-    let example = |name: &str, args: &[String]| -> Result<String> {
-        let output = plugins::sd_example(name)
-            .args(args)
-            .stderr(Stdio::inherit())
-            .output()
-            .with_context(|| format!("running the {name} example"))?;
-        if !output.status.success() {
-            bail!("the {name} example failed");
-        }
-        Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
-    };
-    let tiny = paths::target().join("fixtures").join("bench-tiny-sd");
-    example("write_tiny_checkpoint", &[tiny.display().to_string()])?;
-    let (host, url) = start_host("sd-cpu", &plugins_dir, &tiny, &[])?;
-    let mut tiny_seconds = Vec::new();
-    for _ in 0..runs {
-        let started = Instant::now();
-        let job: Value = ureq::post(&format!("{url}/v1/images/generations"))
-            .send_json(json!({"prompt": "a red cube", "size": "64x64", "steps": 10, "seed": 1}))?
-            .into_json()?;
-        if job["data"].as_array().map_or(0, Vec::len) != 1 {
-            bail!("the tiny job returned no image: {job}");
-        }
-        tiny_seconds.push(started.elapsed().as_secs_f64());
-    }
-    drop(host);
-    tiny_seconds.sort_by(|a, b| a.total_cmp(b));
-    let unet: Value = serde_json::from_str(&example(
-        "sd_step_bench",
-        &["512", "512", "1", "1", "f32"].map(String::from),
-    )?)?;
-    let pass = unet["pass_ms"].as_f64().unwrap_or(0.0) / 1000.0;
-    let pass_peak = unet["peak_rss_mb"].as_f64().unwrap_or(0.0) / 1000.0;
-    let (image_seconds, image_peak) = sd15_image(&plugins_dir, &example)?;
-    println!("\nStable Diffusion on the cpu build (f32), median of {runs} runs for the tiny job\n");
-    println!("| what | time | peak memory |");
-    println!("|---|---|---|");
-    println!(
-        "| SD 1.5 UNet pass, 512x512, batch 1 (random weights, in-process) | {pass:.1} s | {pass_peak:.1} GB |"
-    );
-    println!(
-        "| SD 1.5 guided denoising step, 512x512 (two passes) | {:.1} s | |",
-        2.0 * pass
-    );
-    println!(
-        "| SD 1.5 512x512 image, 1 guided step, through the host (random weights) | {image_seconds:.1} s | {image_peak:.1} GB |"
-    );
-    println!(
-        "| tiny checkpoint, 10 steps at 64x64, through the host over HTTP | {:.2} s | |",
-        tiny_seconds[tiny_seconds.len() / 2]
-    );
-    Ok(())
-}
-
-/// One whole 512x512 image (text encoder, one guided step, VAE decode) from a checkpoint of the
-/// real SD 1.5 architecture with random weights, through the host: seconds and the peak
-/// resident memory in GB of the host and its plugin process together.
-fn sd15_image(
-    plugins_dir: &std::path::Path,
-    example: &dyn Fn(&str, &[String]) -> Result<String>,
-) -> Result<(f64, f64)> {
-    let dir = paths::target().join("fixtures").join("bench-sd15-random");
-    example(
-        "write_tiny_checkpoint",
-        &[dir.display().to_string(), "sd15-full".into()],
-    )?;
-    let (host, url) = start_host("sd-cpu", plugins_dir, &dir, &[])?;
-    let started = Instant::now();
-    let job: Value = ureq::post(&format!("{url}/v1/images/generations"))
-        .send_json(json!({"prompt": "a red cube", "size": "512x512", "steps": 1, "guidance_scale": 7.5, "seed": 1}))?
-        .into_json()?;
-    let seconds = started.elapsed().as_secs_f64();
-    if job["data"].as_array().map_or(0, Vec::len) != 1 {
-        bail!("the 512x512 job returned no image: {job}");
-    }
-    let host_pid = host.0.id();
-    let mut peak_kb = peak_resident_kb(host_pid)?;
-    for child in child_pids(host_pid) {
-        peak_kb += peak_resident_kb(child)?;
-    }
-    Ok((seconds, peak_kb / 1e6))
-}
-
 /// A process's peak resident memory (VmHWM) in kB, from Linux /proc.
 fn peak_resident_kb(pid: u32) -> Result<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -583,79 +515,6 @@ fn child_pids(pid: u32) -> Vec<u32> {
                 .collect::<Vec<u32>>()
         })
         .collect()
-}
-
-/// Runs the audio benchmark and prints the table.
-pub fn audio(runs: usize) -> Result<()> {
-    let models = models::provision()?;
-    let plugins_dir = plugins::build_and_install(&PluginsArgs {
-        only: vec!["audio".into()],
-        ..PluginsArgs::default()
-    })?;
-    run(Command::new(env!("CARGO"))
-        .current_dir(paths::root())
-        .args(["build", "--quiet", "-p", "rbee-host"]))?;
-    let clip = paths::target().join("fixtures").join("bench-speech.wav");
-    let seconds = speech::long_clip(&models.join("speech"), &clip, 45.0)?;
-    let output = plugins::cargo_for_plugins("cpu")
-        .args([
-            "run",
-            "--quiet",
-            "-p",
-            "rbee-plugin-audio",
-            "--features",
-            "test-support",
-            "--example",
-            "audio_bench",
-            "--",
-        ])
-        .arg(&clip)
-        .arg(runs.to_string())
-        .env("RBEE_MODELS_DIR", &models)
-        .env("CANDLE_NUM_THREADS", THREADS)
-        .env("RAYON_NUM_THREADS", THREADS)
-        .stderr(Stdio::null())
-        .output()
-        .context("running the in-process audio benchmark")?;
-    if !output.status.success() {
-        bail!("the in-process audio benchmark failed");
-    }
-    let in_process: Vec<f64> = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok()?["real_time_factor"].as_f64())
-        .collect();
-    let model = models.join("whisper-tiny.en-ct2");
-    let (host, url) = start_host("audio-cpu", &plugins_dir, &model, &[])?;
-    let audio = base64_of(&std::fs::read(&clip)?);
-    let (mut plugin_clock, mut client_clock) = (Vec::new(), Vec::new());
-    for _ in 0..runs {
-        let (_, end, submitted) =
-            submit_and_follow(&url, "transcription", json!({"audio": audio}))?;
-        plugin_clock.push(end["real_time_factor"].as_f64().unwrap_or(0.0));
-        client_clock.push(submitted.elapsed().as_secs_f64() / seconds);
-    }
-    drop(host);
-    let faster = speech::faster_whisper_rtf(&model, &clip, seconds, runs)?;
-    println!(
-        "\nWhisper tiny.en (CTranslate2 f16 file), {seconds:.1} s of speech, {THREADS} threads, greedy, median of {runs} runs"
-    );
-    println!("real-time factor = processing time / audio duration (lower is faster)\n");
-    println!("| path | real-time factor |");
-    println!("|---|---|");
-    println!("| audio plugin in-process | {:.3} |", middle(in_process));
-    println!(
-        "| audio plugin inside rbee-host (plugin's clock) | {:.3} |",
-        middle(plugin_clock)
-    );
-    println!(
-        "| HTTP client, submit to end (client's clock) | {:.3} |",
-        middle(client_clock)
-    );
-    match faster {
-        Some(rtf) => println!("| faster-whisper (CTranslate2, cpu, same file) | {rtf:.3} |"),
-        None => println!("| faster-whisper | not installed (pip install faster-whisper) |"),
-    }
-    Ok(())
 }
 
 fn middle(mut values: Vec<f64>) -> f64 {

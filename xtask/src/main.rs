@@ -37,13 +37,15 @@ enum Task {
     /// Measure speed and print a table (record it in BENCHMARKS.md).
     Bench {
         /// What to measure.
-        #[arg(value_parser = ["llm", "sd", "audio", "rerank", "host", "isolate"])]
+        #[arg(value_parser = ["llm", "sd", "audio", "rerank", "tts", "host", "isolate"])]
         what: String,
         /// Runs per figure (the median is printed).
         #[arg(long, default_value_t = 3)]
         runs: usize,
         /// llm: a llama-bench binary to measure on the same files, interleaved. host: a
-        /// directory with another build's rbee-host and echo-cpu.so, measured in turn.
+        /// directory with another build's rbee-host and echo-cpu.so, measured in turn. audio:
+        /// whisper.cpp's whisper-cli binary, run in turn on a ggml copy of the same model. sd:
+        /// stable-diffusion.cpp's sd-cli binary, run in turn on the same random checkpoint.
         #[arg(long)]
         compare: Option<std::path::PathBuf>,
         /// llm: also measure the plugin built for baseline x86-64 (one more build of candle).
@@ -61,6 +63,10 @@ enum Task {
         /// interleaved run by run.
         #[arg(long)]
         compare_server: Option<std::path::PathBuf>,
+        /// llm: a llama-quantize binary; also measures the test model's Q8_0 file requantized
+        /// by it to Q4_K_M, Q5_K_M and Q6_K (cached under target/fixtures).
+        #[arg(long)]
+        llama_quantize: Option<std::path::PathBuf>,
     },
     /// Drive the echo plugin with many concurrent clients (stream, cancel, disconnect, wait,
     /// never read), twice, and print what was lost, the latencies and the host's memory and
@@ -139,10 +145,12 @@ fn main() -> Result<()> {
             kernels,
             concurrency,
             compare_server,
+            llama_quantize,
         } => match what.as_str() {
-            "sd" => bench::sd(runs),
-            "audio" => bench::audio(runs),
+            "sd" => bench::sd(runs, compare.as_deref()),
+            "audio" => bench::audio(runs, compare.as_deref()),
             "rerank" => bench::rerank(runs),
+            "tts" => bench::tts(runs),
             "host" => bench::host(runs, compare.as_deref()),
             "isolate" => bench::isolate(runs),
             _ => bench::llm(&bench::LlmBench {
@@ -152,6 +160,7 @@ fn main() -> Result<()> {
                 kernels: kernels.as_deref(),
                 concurrency: &concurrency,
                 compare_server: compare_server.as_deref(),
+                llama_quantize: llama_quantize.as_deref(),
             }),
         },
     }

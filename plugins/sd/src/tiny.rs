@@ -1,6 +1,7 @@
 //! Tiny Stable Diffusion checkpoints with random weights, written to disk in the diffusers
-//! layout, for tests here and in other crates (`test-support` feature), and a timing of one
-//! denoising step of a real architecture with random weights, for benchmarks.
+//! layout, for tests here and in other crates (`test-support` feature), and timings of one
+//! denoising step and of one VAE decode of a real architecture with random weights, for
+//! benchmarks.
 //!
 //! The tiny checkpoint loads through the same code path as a real one; only the configs
 //! differ. A 64x64 image takes a few milliseconds per step.
@@ -298,6 +299,32 @@ pub fn time_sd15_step(
             .to_dtype(DType::F32)?
             .sum_all()?
             .to_scalar::<f32>()?;
+        best = best.min(clock.elapsed().as_secs_f64() * 1000.0);
+    }
+    Ok(best)
+}
+
+/// Times one VAE decode of SD 1.5 with random f32 weights (the pipeline's VAE dtype) from
+/// latents of a `width` x `height` image, in tiles of `tile` latent cells (0: whole); returns
+/// the fastest of `runs` in milliseconds.
+#[doc(hidden)]
+pub fn time_sd15_decode(
+    width: usize,
+    height: usize,
+    tile: usize,
+    runs: usize,
+) -> candle_core::Result<f64> {
+    let device = Device::Cpu;
+    let config: VaeConfig =
+        serde_json::from_value(presets::vae(Version::V1_5)).map_err(candle_core::Error::msg)?;
+    let weights = VarBuilder::from_backend(Box::new(RandomWeights), DType::F32, device.clone());
+    let vae = Vae::new(&config, weights)?;
+    let scale = config.scale();
+    let latents = Tensor::randn(0f32, 1f32, (1, 4, height / scale, width / scale), &device)?;
+    let mut best = f64::MAX;
+    for _ in 0..runs.max(1) {
+        let clock = Instant::now();
+        vae.decode(&latents, tile)?.sum_all()?.to_scalar::<f32>()?;
         best = best.min(clock.elapsed().as_secs_f64() * 1000.0);
     }
     Ok(best)
