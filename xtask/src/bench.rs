@@ -320,12 +320,25 @@ fn start_host_bin(
     model: &Path,
     env: &[(&str, &str)],
 ) -> Result<(HostProcess, String)> {
+    start_host_with(bin, plugin, plugins_dir, model, env, &[])
+}
+
+/// Like [`start_host_bin`], with `extra` arguments for the host (e.g. `--plugin-options`).
+fn start_host_with(
+    bin: &Path,
+    plugin: &str,
+    plugins_dir: &Path,
+    model: &Path,
+    env: &[(&str, &str)],
+    extra: &[&str],
+) -> Result<(HostProcess, String)> {
     let mut child = Command::new(bin)
         .args(["--port", "0", "--threads", THREADS, "--plugin", plugin])
         .arg("--plugins-dir")
         .arg(plugins_dir)
         .arg("--model")
         .arg(model)
+        .args(extra)
         .envs(env.iter().copied())
         .stderr(Stdio::piped())
         .spawn()
@@ -339,7 +352,7 @@ fn start_host_bin(
         .find_map(|line| Some(line.split("listening on ").nth(1)?.trim().to_string()))
         .context("rbee-host did not start listening")?;
     std::thread::spawn(move || lines.for_each(drop));
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + Duration::from_secs(300);
     while ureq::get(&format!("{url}/ready")).call().is_err() {
         if Instant::now() > deadline {
             bail!("rbee-host did not become ready");

@@ -15,6 +15,8 @@ use std::{
     path::{Path, PathBuf},
 };
 
+pub mod repository;
+
 /// Whether `HF_HUB_OFFLINE` forbids network access (the cache alone is used).
 pub fn offline() -> bool {
     std::env::var("HF_HUB_OFFLINE")

@@ -24,14 +24,7 @@ pub struct LoadOptions {
 impl LoadOptions {
     /// Parses `--plugin-options`; empty means defaults.
     pub fn parse(json: &str) -> Result<Self, PluginError> {
-        if json.trim().is_empty() {
-            return Ok(Self::default());
-        }
-        let options: Self = serde_json::from_str(json).map_err(|e| {
-            rbee_plugin_kit::error::model_load(format!(
-                "plugin options: {e} (known: kv_cache_tokens)"
-            ))
-        })?;
+        let options: Self = rbee_plugin_kit::options::parse(json, "kv_cache_tokens")?;
         if options.kv_cache_tokens == Some(0) {
             return Err(rbee_plugin_kit::error::model_load(
                 "plugin options: kv_cache_tokens must be at least 1",

@@ -36,14 +36,10 @@ pub struct LoadOptions {
 impl LoadOptions {
     /// Parses `--plugin-options`; empty means defaults.
     pub fn parse(json: &str) -> Result<Self, PluginError> {
-        if json.trim().is_empty() {
-            return Ok(Self::default());
-        }
-        let options: Self = serde_json::from_str(json).map_err(|e| {
-            model_load(format!(
-                "plugin options: {e} (known: kind (cross-encoder or bi-encoder), batch, max_tokens)"
-            ))
-        })?;
+        let options: Self = rbee_plugin_kit::options::parse(
+            json,
+            "kind (cross-encoder or bi-encoder), batch, max_tokens",
+        )?;
         if options.batch == Some(0) || options.max_tokens.is_some_and(|n| n < 8) {
             return Err(model_load(
                 "plugin options: batch must be at least 1 and max_tokens at least 8",

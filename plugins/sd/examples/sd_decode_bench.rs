@@ -5,14 +5,6 @@
 //!
 //! `cargo run -p rbee-plugin-sd --features test-support --example sd_decode_bench -- 512 512 64 1`
 
-/// The peak resident set size of this process in MB (Linux), from `/proc/self/status`.
-fn peak_rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1000.0)
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize, default: usize| {
@@ -23,7 +15,8 @@ fn main() {
     let (width, height, tile, runs) = (arg(0, 512), arg(1, 512), arg(2, 64), arg(3, 1));
     let decode_ms =
         rbee_plugin_sd::tiny::time_sd15_decode(width, height, tile, runs).expect("the VAE decodes");
-    let peak = peak_rss_mb().map_or("null".to_string(), |mb| format!("{mb:.0}"));
+    let peak =
+        rbee_plugin_sd::tiny::peak_rss_mb().map_or("null".to_string(), |mb| format!("{mb:.0}"));
     println!(
         "{{\"bench\":\"sd15_vae_decode\",\"width\":{width},\"height\":{height},\"tile\":{tile},\"runs\":{runs},\"decode_ms\":{decode_ms:.1},\"peak_rss_mb\":{peak}}}"
     );

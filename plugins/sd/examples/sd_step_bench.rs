@@ -8,14 +8,6 @@
 
 use candle_core::DType;
 
-/// The peak resident set size of this process in MB (Linux), from `/proc/self/status`.
-fn peak_rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1000.0)
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize, default: usize| {
@@ -32,7 +24,8 @@ fn main() {
     let started = std::time::Instant::now();
     let pass_ms = rbee_plugin_sd::tiny::time_sd15_step(width, height, batch, runs, dtype)
         .expect("the UNet runs");
-    let peak = peak_rss_mb().map_or("null".to_string(), |mb| format!("{mb:.0}"));
+    let peak =
+        rbee_plugin_sd::tiny::peak_rss_mb().map_or("null".to_string(), |mb| format!("{mb:.0}"));
     println!(
         "{{\"bench\":\"sd15_unet_pass\",\"width\":{width},\"height\":{height},\"batch\":{batch},\"runs\":{runs},\"dtype\":\"{dtype:?}\",\"pass_ms\":{pass_ms:.1},\"peak_rss_mb\":{peak},\"total_s\":{:.1}}}",
         started.elapsed().as_secs_f64()

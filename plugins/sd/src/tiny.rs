@@ -304,6 +304,16 @@ pub fn time_sd15_step(
     Ok(best)
 }
 
+/// The peak resident set size of this process in MB (Linux, from `/proc/self/status`), for the
+/// bench examples.
+#[doc(hidden)]
+pub fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1000.0)
+}
+
 /// Times one VAE decode of SD 1.5 with random f32 weights (the pipeline's VAE dtype) from
 /// latents of a `width` x `height` image, in tiles of `tile` latent cells (0: whole); returns
 /// the fastest of `runs` in milliseconds.

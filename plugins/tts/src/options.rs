@@ -21,14 +21,7 @@ pub struct LoadOptions {
 impl LoadOptions {
     /// Parses `--plugin-options`; empty means defaults.
     pub fn parse(json: &str) -> Result<Self, PluginError> {
-        if json.trim().is_empty() {
-            return Ok(Self::default());
-        }
-        let options: Self = serde_json::from_str(json).map_err(|e| {
-            model_load(format!(
-                "plugin options: {e} (known: max_seconds_per_sentence)"
-            ))
-        })?;
+        let options: Self = rbee_plugin_kit::options::parse(json, "max_seconds_per_sentence")?;
         if options
             .max_seconds_per_sentence
             .is_some_and(|seconds| !(seconds > 0.0 && seconds <= 600.0))

@@ -5,19 +5,14 @@
 //! per-sentence cap (`max_seconds_per_sentence`), so the audio length is fixed and the cost per
 //! second of audio is what a trained model of the same shape pays.
 
-use super::{HostProcess, THREADS, middle};
+use super::{HostProcess, THREADS, middle, start_host_with};
 use crate::{
     paths,
     plugins::{self, PluginsArgs, run},
 };
 use anyhow::{Context, Result, bail};
 use serde_json::json;
-use std::{
-    io::{BufRead, BufReader, Read},
-    path::Path,
-    process::{Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::{io::Read, path::Path, process::Command, time::Instant};
 
 /// The text of every request: three sentences.
 const INPUT: &str = "The quick brown fox jumps over the lazy dog. A voice speaks clearly. \
@@ -33,33 +28,9 @@ const BYTES_PER_SECOND: f64 = 48_000.0;
 /// [`SECONDS_PER_SENTENCE`], and waits until it is ready.
 fn start_host(plugins_dir: &Path, model: &Path) -> Result<(HostProcess, String)> {
     let options = json!({"max_seconds_per_sentence": SECONDS_PER_SENTENCE}).to_string();
-    let mut child = Command::new(paths::target().join("debug").join("rbee-host"))
-        .args(["--port", "0", "--threads", THREADS, "--plugin", "tts-cpu"])
-        .arg("--plugins-dir")
-        .arg(plugins_dir)
-        .arg("--model")
-        .arg(model)
-        .args(["--plugin-options", &options])
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("starting rbee-host")?;
-    let stderr = child.stderr.take().context("rbee-host's stderr")?;
-    let host = HostProcess(child);
-    let mut lines = BufReader::new(stderr).lines();
-    let url = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|line| Some(line.split("listening on ").nth(1)?.trim().to_string()))
-        .context("rbee-host did not start listening")?;
-    std::thread::spawn(move || lines.for_each(drop));
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while ureq::get(&format!("{url}/ready")).call().is_err() {
-        if Instant::now() > deadline {
-            bail!("rbee-host did not become ready");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Ok((host, url))
+    let bin = paths::target().join("debug").join("rbee-host");
+    let extra = ["--plugin-options", options.as_str()];
+    start_host_with(&bin, "tts-cpu", plugins_dir, model, &[], &extra)
 }
 
 /// One request's figures: seconds to the first audio byte and to the last, and the audio's
