@@ -1,9 +1,10 @@
 //! `cargo xtask bench tts`: text to speech through a running host (`POST /v1/audio/speech`,
 //! pcm streamed as each sentence is spoken, 2 threads): the real-time factor (synthesis time
 //! over audio length) and the time to the first audio. No real Parler-TTS can be fetched, so
-//! the checkpoints have random weights, which never say "the end": every sentence runs to the
-//! per-sentence cap (`max_seconds_per_sentence`), so the audio length is fixed and the cost per
-//! second of audio is what a trained model of the same shape pays.
+//! the checkpoints have random weights, which rarely say "the end": a sentence runs to the
+//! per-sentence cap (`max_seconds_per_sentence`) unless one samples the end code early. Every
+//! frame costs the same, so the cost per second of audio is what a trained model of the same
+//! shape pays; the table gives the audio each request actually got.
 
 use super::{HostProcess, THREADS, middle, start_host_with};
 use crate::{
@@ -53,9 +54,8 @@ fn speak(url: &str) -> Result<(f64, f64, f64)> {
     }
     let total = started.elapsed().as_secs_f64();
     let audio = bytes as f64 / BYTES_PER_SECOND;
-    let expected = SENTENCES as f64 * SECONDS_PER_SENTENCE;
-    if (audio - expected).abs() > 0.1 {
-        bail!("expected about {expected} s of audio, got {audio:.2} s");
+    if bytes == 0 {
+        bail!("the speech request answered no audio");
     }
     Ok((first.unwrap_or(total), total, audio))
 }
@@ -130,7 +130,7 @@ pub fn tts(runs: usize) -> Result<()> {
     ];
     println!(
         "\nPOST /v1/audio/speech through rbee-host, pcm streamed, {SENTENCES} sentences of \
-         {SECONDS_PER_SENTENCE} s of audio each, {THREADS} threads, median of {runs} runs\n"
+         at most {SECONDS_PER_SENTENCE} s of audio each, {THREADS} threads, median of {runs} runs\n"
     );
     println!(
         "| checkpoint | audio (s) | synthesis (s) | real-time factor | time to first audio (s) |"
