@@ -7,6 +7,40 @@ use rbee_plugin_api::PluginError;
 use rbee_plugin_kit::{error::model_load, source::ModelSource};
 use std::path::{Path, PathBuf};
 
+/// The files of a Hugging Face layout model: `config.json`, `tokenizer.json` and
+/// `model.safetensors`.
+pub const SAFETENSORS_MODEL: [&str; 3] = ["config.json", "tokenizer.json", "model.safetensors"];
+
+/// A Hugging Face layout model's files on disk.
+pub struct SafetensorsModel {
+    /// The model as the user named it, for status and logs.
+    pub name: String,
+    /// `config.json`.
+    pub config: PathBuf,
+    /// `tokenizer.json`.
+    pub tokenizer: PathBuf,
+    /// `model.safetensors`.
+    pub weights: PathBuf,
+}
+
+/// Finds (or downloads into `cache_dir`) the [`SAFETENSORS_MODEL`] files of `model`, telling
+/// `progress`; `what` names the kind of model in errors.
+pub fn safetensors_model(
+    model: &str,
+    what: &str,
+    cache_dir: &Path,
+    progress: &dyn Fn(f32, &str),
+) -> Result<SafetensorsModel, PluginError> {
+    let [config, tokenizer, weights] =
+        resolve(model, SAFETENSORS_MODEL, what, cache_dir, progress)?;
+    Ok(SafetensorsModel {
+        name: model.to_string(),
+        config,
+        tokenizer,
+        weights,
+    })
+}
+
 /// The paths of `files` for `model` (a local directory or an `org/name` hub repository), in
 /// the order given; `what` names the kind of model in errors ("a reranker"). A missing file,
 /// a hub reference to a single file, or a failed download is a `model_load` error naming it.
@@ -81,7 +115,7 @@ fn hub<const N: usize>(
 mod tests {
     use super::*;
 
-    const FILES: [&str; 3] = ["config.json", "tokenizer.json", "model.safetensors"];
+    const FILES: [&str; 3] = SAFETENSORS_MODEL;
 
     #[test]
     fn a_directory_without_the_files_names_them() {

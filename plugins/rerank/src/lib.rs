@@ -23,7 +23,6 @@ mod cross;
 mod model;
 mod options;
 mod params;
-mod source;
 #[cfg(any(test, feature = "test-support"))]
 pub mod tiny;
 mod worker;
@@ -68,7 +67,12 @@ pub fn load(request: LoadRequest, host: HostApiRef) -> Result<RerankWorker, Plug
         model => model,
     };
     let progress = |fraction: f32, message: &str| host.load_progress(fraction, message.into());
-    let files = source::resolve(model, Path::new(host.cache_dir().as_str()), &progress)?;
+    let files = rbee_hub::repository::safetensors_model(
+        model,
+        "a reranker",
+        Path::new(host.cache_dir().as_str()),
+        &progress,
+    )?;
     let reranker = model::Reranker::load(&files, &options, &device, &progress)?;
     let message = format!(
         "loaded {model} as a {:?} with a window of {} tokens on {}",

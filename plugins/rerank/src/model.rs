@@ -6,11 +6,11 @@ use crate::{
     batch::Batch,
     cross::CrossEncoder,
     options::{Kind, LoadOptions},
-    source::ModelFiles,
 };
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::{bert, xlm_roberta};
+use rbee_hub::repository::SafetensorsModel;
 use rbee_plugin_api::{PluginError, tasks::rerank::param};
 use rbee_plugin_kit::error::{internal, model_load};
 use serde_json::Value;
@@ -60,7 +60,7 @@ pub struct Scored {
 impl Reranker {
     /// Loads the model in `files` onto `device`, reporting progress from 0 to 1.
     pub fn load(
-        files: &ModelFiles,
+        files: &SafetensorsModel,
         options: &LoadOptions,
         device: &Device,
         progress: &dyn Fn(f32, &str),
@@ -283,7 +283,7 @@ fn parse_config<T: serde::de::DeserializeOwned>(config: &Value) -> Result<T, ser
 
 /// The tokenizer of `files`, truncating at `window` (only the document of a pair, so the query
 /// is kept whole) and not padding (batches are padded by [`Batch`]).
-fn tokenizer(files: &ModelFiles, window: usize, kind: Kind) -> Result<Tokenizer, String> {
+fn tokenizer(files: &SafetensorsModel, window: usize, kind: Kind) -> Result<Tokenizer, String> {
     let mut tokenizer = Tokenizer::from_file(&files.tokenizer).map_err(|e| e.to_string())?;
     tokenizer.with_padding(None);
     let strategy = match kind {

@@ -17,7 +17,6 @@ mod options;
 mod params;
 mod resample;
 mod sentences;
-mod source;
 #[cfg(any(test, feature = "test-support"))]
 pub mod tiny;
 mod voices;
@@ -61,7 +60,12 @@ pub fn load(request: LoadRequest, host: HostApiRef) -> Result<SpeechWorker, Plug
         model => model,
     };
     let progress = |fraction: f32, message: &str| host.load_progress(fraction, message.into());
-    let files = source::resolve(model, Path::new(host.cache_dir().as_str()), &progress)?;
+    let files = rbee_hub::repository::safetensors_model(
+        model,
+        "a Parler-TTS model",
+        Path::new(host.cache_dir().as_str()),
+        &progress,
+    )?;
     let parler = model::Parler::load(&files, &device, options.max_seconds(), &progress)?;
     let message = format!(
         "loaded {model} ({} Hz) on {}",

@@ -4,13 +4,13 @@
 //! tokens into 44.1 kHz samples. The generation loop is the plugin's own, so a job stops within
 //! one frame of a cancel.
 
-use crate::source::ModelFiles;
 use candle_core::{DType, Device, IndexOp, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::{
     generation::{LogitsProcessor, Sampling},
     models::parler_tts::{Config, Model},
 };
+use rbee_hub::repository::SafetensorsModel;
 use rbee_plugin_api::PluginError;
 use rbee_plugin_kit::error::{internal, model_load};
 use tokenizers::Tokenizer;
@@ -63,7 +63,7 @@ pub struct Spoken {
 impl Parler {
     /// Loads `files` onto `device`; a sentence's audio is cut at `max_seconds`.
     pub fn load(
-        files: &ModelFiles,
+        files: &SafetensorsModel,
         device: &Device,
         max_seconds: f32,
         progress: &dyn Fn(f32, &str),
