@@ -7,7 +7,7 @@
 
 mod chat_template;
 mod constraint;
-mod cpu_llama;
+mod cpu_transformer;
 mod engine;
 mod error;
 mod gguf_tokenizer;

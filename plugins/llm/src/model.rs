@@ -2,7 +2,7 @@
 
 use crate::{
     chat_template::ChatTemplate,
-    cpu_llama::{self, CpuTransformer, KvCache, Segment},
+    cpu_transformer::{self, CpuTransformer, KvCache, Segment},
     error::LlmError,
     gguf_tokenizer,
     tokenizer::{TextTokenizer, read_json},
@@ -21,7 +21,7 @@ use std::{
 
 /// GGUF architectures this plugin runs, as named in `general.architecture`: those of the CPU
 /// network, of which candle's models run all but Gemma's elsewhere.
-pub const GGUF_ARCHITECTURES: [&str; 6] = cpu_llama::ARCHITECTURES;
+pub const GGUF_ARCHITECTURES: [&str; 6] = cpu_transformer::ARCHITECTURES;
 
 /// The longest context of models whose candle implementation has a fixed-size rope table or cache.
 const FIXED_CONTEXT: usize = quantized_llama::MAX_SEQ_LEN;
@@ -255,7 +255,7 @@ fn load_gguf(path: &Path, device: &Device) -> Result<LoadedModel, LlmError> {
     let read_error =
         |e: candle_core::Error| fail(format!("cannot read the {architecture} weights: {e}"));
     let (weights, context_len) = match architecture.as_str() {
-        _ if device.is_cpu() && cpu_llama::supports(&content) => {
+        _ if device.is_cpu() && cpu_transformer::supports(&content) => {
             let model = CpuTransformer::load(&content, &mut file).map_err(fail)?;
             let context_len = model.context_len();
             (Weights::Cpu(Box::new(model)), context_len)
@@ -291,7 +291,7 @@ fn load_gguf(path: &Path, device: &Device) -> Result<LoadedModel, LlmError> {
         // candle's quantized Gemma lacks soft-capping and GELU: the CPU network alone runs it.
         _ => {
             let reason = if device.is_cpu() {
-                cpu_llama::check(&content).err().unwrap_or_default()
+                cpu_transformer::check(&content).err().unwrap_or_default()
             } else {
                 "it runs on the CPU only".into()
             };
@@ -425,7 +425,7 @@ fn file_size(path: &Path) -> Result<u64, LlmError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{LlmWorker, cpu_llama::tiny_gguf::Tiny, test_support::model_path};
+    use crate::{LlmWorker, cpu_transformer::tiny_gguf::Tiny, test_support::model_path};
     use candle_core::quantized::GgmlDType;
     use rbee_plugin_api::{
         Job, PluginWorker, tasks::text_generation::stop_reason, testing::RecordingSink,
