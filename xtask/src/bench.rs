@@ -3,7 +3,8 @@
 //! Q4_0 and Q8_0 copies on 2 threads, called in-process and through a running host over HTTP +
 //! SSE, with the host's cost per token, beside llama.cpp's llama-bench on the same files when
 //! one is given (`--compare`), llama-quantize's Q4_K_M, Q5_K_M and Q6_K files of the test model
-//! with `--llama-quantize` ([`llama_quantized`]), decode with a JSON-schema constraint beside unconstrained
+//! with `--llama-quantize` ([`llama_quantized`]), a random-weight file of Qwen3-0.6B's shape
+//! ([`qwen3`]), decoding after a long prompt (`--depth`, 4096 tokens by default), decode with a JSON-schema constraint beside unconstrained
 //! ([`constrained`]), and the portable build beside the native one (`--portable`). sd: see [`sd`](sd()), with
 //! stable-diffusion.cpp beside it (`--compare`). audio: see [`audio`]. llm with `--concurrency`: see
 //! [`concurrency`].
@@ -14,6 +15,7 @@ mod constrained;
 mod host;
 mod isolate;
 mod llama_quantized;
+mod qwen3;
 mod rerank;
 mod sd;
 mod tts;
@@ -81,6 +83,8 @@ pub struct LlmBench<'a> {
     /// A llama-quantize binary: also measure the K-quant files it makes of the test model
     /// ([`llama_quantized`]).
     pub llama_quantize: Option<&'a Path>,
+    /// About how many prompt tokens decoding is also measured after (0: not measured).
+    pub depth: usize,
 }
 
 impl LlmBench<'_> {
@@ -113,12 +117,23 @@ pub fn llm(bench: &LlmBench<'_>) -> Result<()> {
         let hosted = through_host(bench, &model, &plugins_dir, in_process)?;
         rows.push((format, in_process, hosted));
     }
-    let mut quantized = Vec::new();
+    let mut others: Vec<(String, PathBuf)> = Vec::new();
     if let Some(tool) = bench.llama_quantize {
         let q8_0 = models.join("SmolLM2-135M-Instruct.Q8_0.gguf");
         for (kind, file) in llama_quantized::files(tool, &q8_0)? {
-            quantized.push((kind, through_host(bench, &file, &plugins_dir, rows[0].1)?));
+            others.push((format!("llama-{kind}"), file));
         }
+    }
+    let qwen3 = qwen3::file(&models)?;
+    if let Some(tool) = bench.llama_quantize {
+        let q4_k_m =
+            llama_quantized::file(tool, &qwen3, "Q4_K_M", &qwen3::quantized_path("Q4_K_M"))?;
+        others.push(("qwen3-0.6B-shape llama-Q4_K_M".into(), q4_k_m));
+    }
+    others.push(("qwen3-0.6B-shape Q8_0".into(), qwen3));
+    let mut quantized = Vec::new();
+    for (name, file) in others {
+        quantized.push((name, through_host(bench, &file, &plugins_dir, rows[0].1)?));
     }
     println!(
         "\nSmolLM2-135M-Instruct ({} prompt tokens, {DECODE_TOKENS} decoded), {THREADS} threads, greedy, median of {runs} runs, kernels: {}\n",
@@ -135,10 +150,11 @@ pub fn llm(bench: &LlmBench<'_>) -> Result<()> {
     let in_process_pairs = rows
         .iter()
         .map(|(format, f, hosted)| (*format, pair(f), hosted));
-    let llama_quantized = quantized
+    let others = quantized
         .iter()
-        .map(|(kind, hosted)| (*kind, "-".to_string(), hosted));
-    for (format, in_process, hosted) in in_process_pairs.chain(llama_quantized) {
+        .map(|(name, hosted)| (name.as_str(), "-".to_string(), hosted));
+    let every_file: Vec<_> = in_process_pairs.chain(others).collect();
+    for (format, in_process, hosted) in &every_file {
         let (llama, ratio) = match hosted.llama {
             Some(l) => (
                 pair(&l),
@@ -156,6 +172,9 @@ pub fn llm(bench: &LlmBench<'_>) -> Result<()> {
             pair(&hosted.client)
         );
     }
+    if bench.depth > 0 {
+        print_depth_table(&every_file);
+    }
     let (_, _, q4_1) = &rows[0];
     let overhead_ms = 1000.0 / q4_1.client.decode_tps - 1000.0 / q4_1.plugin.decode_tps;
     println!(
@@ -165,11 +184,12 @@ pub fn llm(bench: &LlmBench<'_>) -> Result<()> {
         "first token through the host on Q4_1: {:.0} ms",
         q4_1.client.first_token_ms
     );
-    if !quantized.is_empty() {
+    if bench.llama_quantize.is_some() {
         println!(
             "llama-Q4_K_M, llama-Q5_K_M, llama-Q6_K: the Q8_0 file requantized by llama-quantize --allow-requantize"
         );
     }
+    println!("{}", qwen3::DESCRIPTION);
     if bench.compare.is_some() {
         println!(
             "llama.cpp: llama-bench -t {THREADS} -p <prompt tokens> -n 0, and -p 0 -n {DECODE_TOKENS} -d <prompt tokens> (decoding after the same prompt)"
@@ -195,6 +215,28 @@ pub fn llm(bench: &LlmBench<'_>) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The decode speeds after the long prompt, through the host and by llama.cpp, per file.
+fn print_depth_table(files: &[(&str, String, &Hosted)]) {
+    println!(
+        "\n| file | prompt tokens before decoding | decode tok/s through rbee-host (client) | llama.cpp | client ÷ llama.cpp |"
+    );
+    println!("|---|---|---|---|---|");
+    for (name, _, hosted) in files {
+        let Some(deep) = &hosted.deep else { continue };
+        let (llama, ratio) = match deep.llama {
+            Some(l) => (
+                format!("{:.1}", l.decode_tps),
+                format!("{:.2}", deep.client.decode_tps / l.decode_tps),
+            ),
+            None => ("-".into(), "-".into()),
+        };
+        println!(
+            "| {name} | {:.0} | {:.1} | {llama} | {ratio} |",
+            deep.client.prompt_tokens, deep.client.decode_tps
+        );
+    }
 }
 
 /// How the in-process benchmark is compiled.
@@ -367,6 +409,14 @@ struct Hosted {
     plugin: Figures,
     client: Figures,
     llama: Option<Figures>,
+    /// Decoding after the long prompt, when `--depth` asks for it.
+    deep: Option<Deep>,
+}
+
+/// Medians of jobs decoding after the long prompt, through the host and by llama.cpp.
+struct Deep {
+    client: Figures,
+    llama: Option<Figures>,
 }
 
 /// Serves `model` and runs `runs` jobs over HTTP; with `compare`, one llama-bench run of the
@@ -388,15 +438,62 @@ fn through_host(
                 in_process.prompt_tokens,
             )?);
         }
-        let (plugin, client) = one_hosted_job(&url, run)?;
+        let (plugin, client) = one_hosted_job(&url, run, &prompt())?;
         plugin_runs.push(plugin);
         client_runs.push(client);
     }
+    let deep = match bench.depth {
+        0 => None,
+        depth => Some(deep_runs(
+            bench,
+            &url,
+            model,
+            in_process.prompt_tokens,
+            depth,
+        )?),
+    };
     drop(host);
     Ok(Hosted {
         plugin: median(&plugin_runs),
         client: median(&client_runs),
         llama: compare.map(|_| median(&llama_runs)),
+        deep,
+    })
+}
+
+/// Jobs on the running host at `url` whose prompt is about `depth` tokens (the usual prompt,
+/// of `prompt_tokens`, repeated), each followed by llama-bench decoding after as many tokens.
+fn deep_runs(
+    bench: &LlmBench<'_>,
+    url: &str,
+    model: &Path,
+    prompt_tokens: f64,
+    depth: usize,
+) -> Result<Deep> {
+    let repeats = (depth as f64 / prompt_tokens).round().max(1.0) as usize;
+    let long_prompt = vec![prompt(); repeats].join(" ");
+    let (mut client_runs, mut llama_runs) = (Vec::new(), Vec::new());
+    for run in 0..bench.runs {
+        let (plugin, client) = one_hosted_job(url, run, &long_prompt)?;
+        client_runs.push(client);
+        if let Some(llama_bench) = bench.compare {
+            let tokens = (plugin.prompt_tokens as u64).to_string();
+            let decode = llama_bench_speed(
+                llama_bench,
+                model,
+                &["-p", "0", "-n", &DECODE_TOKENS.to_string(), "-d", &tokens],
+            )?;
+            llama_runs.push(Figures {
+                prompt_tokens: plugin.prompt_tokens,
+                decode_tokens: DECODE_TOKENS as f64,
+                decode_tps: decode,
+                ..Figures::default()
+            });
+        }
+    }
+    Ok(Deep {
+        client: median(&client_runs),
+        llama: bench.compare.map(|_| median(&llama_runs)),
     })
 }
 
@@ -404,24 +501,7 @@ fn through_host(
 /// that many tokens (as the host's jobs decode after their prompt).
 fn llama_bench_run(llama_bench: &Path, model: &Path, prompt_tokens: f64) -> Result<Figures> {
     let tokens = (prompt_tokens as u64).to_string();
-    let speed = |args: &[&str]| -> Result<f64> {
-        let output = Command::new(llama_bench)
-            .arg("-m")
-            .arg(model)
-            .args(["-t", THREADS, "-r", "1", "-o", "json"])
-            .args(args)
-            .stderr(Stdio::null())
-            .output()
-            .with_context(|| format!("running {}", llama_bench.display()))?;
-        if !output.status.success() {
-            bail!("{} failed on {}", llama_bench.display(), model.display());
-        }
-        let results: Value =
-            serde_json::from_slice(&output.stdout).context("reading llama-bench's JSON output")?;
-        results[0]["avg_ts"]
-            .as_f64()
-            .context("llama-bench reported no avg_ts")
-    };
+    let speed = |args: &[&str]| llama_bench_speed(llama_bench, model, args);
     Ok(Figures {
         prompt_tokens,
         prompt_tps: speed(&["-p", &tokens, "-n", "0"])?,
@@ -429,6 +509,26 @@ fn llama_bench_run(llama_bench: &Path, model: &Path, prompt_tokens: f64) -> Resu
         decode_tps: speed(&["-p", "0", "-n", &DECODE_TOKENS.to_string(), "-d", &tokens])?,
         first_token_ms: 0.0,
     })
+}
+
+/// One llama-bench run of `model` with `args` on the benchmark's threads: its tokens per second.
+fn llama_bench_speed(llama_bench: &Path, model: &Path, args: &[&str]) -> Result<f64> {
+    let output = Command::new(llama_bench)
+        .arg("-m")
+        .arg(model)
+        .args(["-t", THREADS, "-r", "1", "-o", "json"])
+        .args(args)
+        .stderr(Stdio::null())
+        .output()
+        .with_context(|| format!("running {}", llama_bench.display()))?;
+    if !output.status.success() {
+        bail!("{} failed on {}", llama_bench.display(), model.display());
+    }
+    let results: Value =
+        serde_json::from_slice(&output.stdout).context("reading llama-bench's JSON output")?;
+    results[0]["avg_ts"]
+        .as_f64()
+        .context("llama-bench reported no avg_ts")
 }
 
 /// The events of a stream, by name, with the time each arrived.
@@ -462,10 +562,11 @@ fn submit_and_follow(url: &str, task: &str, params: Value) -> Result<(Arrivals, 
     bail!("the stream ended without an end event")
 }
 
-/// One LLM job over HTTP: the plugin's own figures (from `end`) and the client's view. Each run's
-/// prompt starts with its number, so that no run reuses another's prompt from the prefix cache.
-fn one_hosted_job(url: &str, run: usize) -> Result<(Figures, Figures)> {
-    let prompt = format!("Run {run}. {}", prompt());
+/// One LLM job over HTTP on `text`: the plugin's own figures (from `end`) and the client's
+/// view. Each run's prompt starts with its number, so that no run reuses another's prompt from
+/// the prefix cache.
+fn one_hosted_job(url: &str, run: usize, text: &str) -> Result<(Figures, Figures)> {
+    let prompt = format!("Run {run}. {text}");
     let params = json!({"prompt": prompt, "temperature": 0, "max_tokens": DECODE_TOKENS});
     let (events, end, submitted) = submit_and_follow(url, "text-generation", params)?;
     let tokens: Vec<Instant> = events

@@ -67,6 +67,10 @@ enum Task {
         /// by it to Q4_K_M, Q5_K_M and Q6_K (cached under target/fixtures).
         #[arg(long)]
         llama_quantize: Option<std::path::PathBuf>,
+        /// llm: also decode after a prompt of about this many tokens (0: only after the
+        /// ~128-token prompt).
+        #[arg(long, default_value_t = 4096)]
+        depth: usize,
     },
     /// Drive the echo plugin with many concurrent clients (stream, cancel, disconnect, wait,
     /// never read), twice, and print what was lost, the latencies and the host's memory and
@@ -146,6 +150,7 @@ fn main() -> Result<()> {
             concurrency,
             compare_server,
             llama_quantize,
+            depth,
         } => match what.as_str() {
             "sd" => bench::sd(runs, compare.as_deref()),
             "audio" => bench::audio(runs, compare.as_deref()),
@@ -161,6 +166,7 @@ fn main() -> Result<()> {
                 concurrency: &concurrency,
                 compare_server: compare_server.as_deref(),
                 llama_quantize: llama_quantize.as_deref(),
+                depth,
             }),
         },
     }

@@ -2,12 +2,12 @@
 //! Q4_1, Q4_0 or Q8_0) on this CPU, called directly (no host, no HTTP). Prints the model's path,
 //! then one JSON line per run with the plugin's own prompt and decode speeds. With
 //! `RBEE_BENCH_CONSTRAINED` set, each run is a pair: the job as usual, then the same job
-//! constrained by a JSON schema, each line marked `constrained`. Run by `cargo xtask bench llm`,
-//! which sets the thread count.
+//! constrained by a JSON schema, each line marked `constrained`. `RBEE_BENCH_OPTIONS` gives the
+//! plugin options (JSON). Run by `cargo xtask bench llm`, which sets the thread count.
 
 use candle_core::quantized::GgmlDType;
 use rbee_plugin_api::{Job, PluginWorker, testing::RecordingSink};
-use rbee_plugin_llm::test_support::{details, load_worker, model_in_format};
+use rbee_plugin_llm::test_support::{details, load_worker_with, model_in_format};
 use serde_json::{Value, json};
 
 fn main() {
@@ -30,7 +30,8 @@ fn main() {
     let pairs = std::env::var_os("RBEE_BENCH_CONSTRAINED").is_some();
     let path = model_in_format(format);
     println!("{}", path.display());
-    let worker = load_worker(&path, 2);
+    let options = std::env::var("RBEE_BENCH_OPTIONS").unwrap_or_default();
+    let worker = load_worker_with(&path, 2, &options);
     for run in 0..runs {
         // A prompt of its own per run: a repeated one would come from the prefix cache.
         let prompt = format!("Run {run}. {prompt}");

@@ -1,5 +1,5 @@
-//! rbee-host worker plugin for text generation with candle: GGUF (llama, qwen2, qwen3, phi3) and
-//! safetensors llama checkpoints, on cpu, cuda or metal.
+//! rbee-host worker plugin for text generation with candle: GGUF (llama, qwen2, qwen3, phi3,
+//! gemma2, gemma3) and safetensors llama checkpoints, on cpu, cuda or metal.
 //!
 //! The plugin entry points are [`manifest`] and [`load`], exported with
 //! [`rbee_plugin_api::export_plugin!`]. The same functions serve in-process callers (tests,
@@ -95,12 +95,16 @@ pub fn load(request: LoadRequest, host: HostApiRef) -> Result<LlmWorker, PluginE
         request.device.kind,
         request.device.ordinal
     ));
-    let loaded = model::load(&path, &device)?;
+    let mut loaded = model::load(&path, &device)?;
+    let cache_type = match loaded.model.set_kv_format(options.kv_cache_type) {
+        true => format!("{:?}", options.kv_cache_type).to_lowercase(),
+        false => "f32 (candle's model)".into(),
+    };
     let config = options.engine_config(&loaded.model, request.parallel);
     let worker = LlmWorker::new(loaded, reference.to_string(), config);
     let status = worker.status();
     log(&format!(
-        "loaded {reference}: {} MB, context {} tokens, {} sequences batched, key/value cache of {} tokens",
+        "loaded {reference}: {} MB, context {} tokens, {} sequences batched, key/value cache of {} tokens in {cache_type}",
         status.memory_bytes / 1_000_000,
         worker.context_len(),
         config.slots,

@@ -2,7 +2,7 @@
 
 use crate::{
     chat_template::ChatTemplate,
-    cpu_transformer::{self, CpuTransformer, KvCache, Segment},
+    cpu_transformer::{self, CpuTransformer, KvCache, KvFormat, Segment},
     error::LlmError,
     gguf_tokenizer,
     tokenizer::{TextTokenizer, read_json},
@@ -108,6 +108,18 @@ impl Model {
         match &self.weights {
             Weights::Cpu(m) => Some(m.kv_bytes_per_token()),
             _ => None,
+        }
+    }
+
+    /// Stores the keys and values of new sequences in `format` where the plugin keeps the
+    /// caches; returns whether it does (candle's models keep their own f32 caches).
+    pub fn set_kv_format(&mut self, format: KvFormat) -> bool {
+        match &mut self.weights {
+            Weights::Cpu(m) => {
+                m.set_kv_format(format);
+                true
+            }
+            _ => false,
         }
     }
 

@@ -1,7 +1,7 @@
 //! The plugin's load options (`--plugin-options`) and the engine settings drawn from them, the
 //! host's `--parallel` and the machine.
 
-use crate::{engine::EngineConfig, model::Model};
+use crate::{cpu_transformer::KvFormat, engine::EngineConfig, model::Model};
 use rbee_plugin_api::PluginError;
 use serde::Deserialize;
 
@@ -19,12 +19,17 @@ pub struct LoadOptions {
     /// the context times the slots, at most a quarter of the available memory, at least one
     /// context.
     pub kv_cache_tokens: Option<usize>,
+    /// How cached keys and values are stored: `"f16"` (the default, as llama.cpp's) or
+    /// `"f32"`. Applies to the CPU network; candle's models keep f32 caches.
+    #[serde(default)]
+    pub kv_cache_type: KvFormat,
 }
 
 impl LoadOptions {
     /// Parses `--plugin-options`; empty means defaults.
     pub fn parse(json: &str) -> Result<Self, PluginError> {
-        let options: Self = rbee_plugin_kit::options::parse(json, "kv_cache_tokens")?;
+        let options: Self =
+            rbee_plugin_kit::options::parse(json, "kv_cache_tokens, kv_cache_type")?;
         if options.kv_cache_tokens == Some(0) {
             return Err(rbee_plugin_kit::error::model_load(
                 "plugin options: kv_cache_tokens must be at least 1",
@@ -71,6 +76,13 @@ mod tests {
     #[test]
     fn options_parse_and_bad_ones_name_the_problem() {
         assert_eq!(LoadOptions::parse("").unwrap().kv_cache_tokens, None);
+        assert_eq!(LoadOptions::parse("").unwrap().kv_cache_type, KvFormat::F16);
+        assert_eq!(
+            LoadOptions::parse(r#"{"kv_cache_type": "f32"}"#)
+                .unwrap()
+                .kv_cache_type,
+            KvFormat::F32
+        );
         assert_eq!(
             LoadOptions::parse(r#"{"kv_cache_tokens": 512}"#)
                 .unwrap()
@@ -81,6 +93,10 @@ mod tests {
             (r#"{"kv_cache": 1}"#, "unknown field `kv_cache`"),
             (r#"{"kv_cache_tokens": -1}"#, "kv_cache_tokens"),
             (r#"{"kv_cache_tokens": 0}"#, "at least 1"),
+            (
+                r#"{"kv_cache_type": "q4"}"#,
+                "unknown variant `q4`, expected `f16` or `f32`",
+            ),
             ("[", "plugin options"),
         ] {
             let error = LoadOptions::parse(bad).unwrap_err();

@@ -1,6 +1,8 @@
 //! The shared test model and worker, for the crate's tests and the benchmark example. The host
 //! side (an event sink, host services) is `rbee_plugin_api::testing`'s.
 
+pub use crate::cpu_transformer::tiny_gguf::Tiny;
+
 use crate::{LlmWorker, TASK, load};
 use rbee_plugin_api::{
     Job, JobEnd, LoadRequest, PluginError, PluginWorker,
@@ -50,8 +52,14 @@ pub fn model_in_format(format: candle_core::quantized::GgmlDType) -> PathBuf {
 
 /// Loads the model at `path` on the CPU with `threads` compute threads.
 pub fn load_worker(path: &Path, threads: u32) -> LlmWorker {
+    load_worker_with(path, threads, "")
+}
+
+/// [`load_worker`] with plugin options (`--plugin-options`' JSON).
+pub fn load_worker_with(path: &Path, threads: u32, options_json: &str) -> LlmWorker {
     let request = LoadRequest {
         threads,
+        options_json: options_json.into(),
         ..LoadRequest::cpu(&path.to_string_lossy())
     };
     load(request, TestHost::default().api())

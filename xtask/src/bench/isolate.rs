@@ -5,7 +5,7 @@
 //! it), and the host's cost per streamed echo token, which is the pipe's cost with no model
 //! behind it. Ratios are the median of the run-by-run ratios.
 
-use super::{host::per_token_us, middle, one_hosted_job, start_host};
+use super::{host::per_token_us, middle, one_hosted_job, prompt, start_host};
 use crate::{
     models, paths,
     plugins::{self, PluginsArgs, run},
@@ -40,7 +40,7 @@ pub fn isolate(runs: usize) -> Result<()> {
             .collect::<Result<Vec<_>>>()?;
         for run in 0..runs.max(1) {
             for (mode, (_, url)) in hosts.iter().enumerate() {
-                let (plugin, client) = one_hosted_job(url, run)?;
+                let (plugin, client) = one_hosted_job(url, run, &prompt())?;
                 figures[mode][0].push(client.decode_tps);
                 figures[mode][1].push(plugin.decode_tps);
             }

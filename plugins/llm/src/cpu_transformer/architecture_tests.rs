@@ -13,7 +13,7 @@
 //! about twice that.
 
 use super::{
-    CpuTransformer,
+    CpuTransformer, KvFormat,
     tiny_gguf::{Tiny, dequantized},
 };
 use candle_core::{
@@ -195,7 +195,10 @@ fn load_ours(path: &Path) -> CpuTransformer {
         "{} is not supported",
         path.display()
     );
-    CpuTransformer::load(&content, &mut file).unwrap()
+    let mut ours = CpuTransformer::load(&content, &mut file).unwrap();
+    // candle's caches are f32: so is ours, for an exact comparison.
+    ours.set_kv_format(KvFormat::F32);
+    ours
 }
 
 /// Worst and mean differences of the centred logits, as fractions of the largest one.
@@ -234,16 +237,23 @@ fn prompt(tiny: &Tiny, length: usize) -> Vec<u32> {
 }
 
 /// Writes `tiny` in `format` and compares a prompt and `steps` decoded tokens with candle.
-fn matches_reference(
+fn matches_reference(tiny: &Tiny, format: GgmlDType, lengths: (usize, usize), bound: Bound) {
+    matches_reference_with(tiny, format, lengths, bound, KvFormat::F32);
+}
+
+/// [`matches_reference`] with our keys and values cached in `kv`.
+fn matches_reference_with(
     tiny: &Tiny,
     format: GgmlDType,
     (prompt_length, steps): (usize, usize),
     bound: Bound,
+    kv: KvFormat,
 ) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(format!("{}.gguf", tiny.architecture));
     tiny.write(&path, format);
     let mut ours = load_ours(&path);
+    ours.set_kv_format(kv);
     let mut reference = Reference::load(tiny, &path);
     let prompt = prompt(tiny, prompt_length);
     let mut cache = ours.new_cache();
@@ -262,6 +272,12 @@ fn matches_reference(
 fn llama_matches_candle() {
     matches_reference(&Tiny::llama(), GgmlDType::Q8_0, (9, 4), EXACT);
     matches_reference(&Tiny::llama(), GgmlDType::Q4_1, (9, 4), NEAR);
+}
+
+/// The default f16 cache rounds keys and values, so the logits stay near candle's, not equal.
+#[test]
+fn llama_with_an_f16_cache_stays_near_candle() {
+    matches_reference_with(&Tiny::llama(), GgmlDType::Q8_0, (9, 4), NEAR, KvFormat::F16);
 }
 
 #[test]

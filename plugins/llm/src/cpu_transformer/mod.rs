@@ -8,11 +8,13 @@
 //! kernels lack use candle's models.
 
 mod hparams;
+mod kv_cache;
 mod layer;
 mod math;
 mod tensors;
 
 pub use hparams::ARCHITECTURES;
+pub use kv_cache::{KvCache, KvFormat};
 
 use candle_core::quantized::gguf_file::Content;
 use hparams::Hyperparameters;
@@ -33,55 +35,6 @@ pub fn supports(content: &Content) -> bool {
 pub fn check(content: &Content) -> Result<(), String> {
     Hyperparameters::from_gguf(content)?;
     layer::check_tensors(content)
-}
-
-/// One sequence's keys and values, layer by layer: what a forward pass over its earlier
-/// tokens left for the tokens after them.
-#[derive(Clone, Debug, Default)]
-pub struct KvCache {
-    layers: Vec<LayerCache>,
-}
-
-/// One layer's part of a [`KvCache`].
-#[derive(Clone, Debug)]
-struct LayerCache {
-    /// The cached keys, one run of `head_dim`-wide rows per key/value head, so that attention
-    /// reads each head's keys as one sequential stream.
-    keys: Vec<Vec<f32>>,
-    /// The cached values, laid out as the keys.
-    values: Vec<Vec<f32>>,
-    /// Values per cached row (`head_dim`).
-    width: usize,
-}
-
-impl KvCache {
-    /// The positions held.
-    pub fn len(&self) -> usize {
-        self.layers
-            .first()
-            .and_then(|l| Some(l.keys.first()?.len() / l.width))
-            .unwrap_or(0)
-    }
-
-    /// A copy of the first `positions` positions.
-    pub fn prefix(&self, positions: usize) -> KvCache {
-        let cut = |rows: &Vec<Vec<f32>>, width: usize| {
-            rows.iter()
-                .map(|r| r[..(positions * width).min(r.len())].to_vec())
-                .collect()
-        };
-        KvCache {
-            layers: self
-                .layers
-                .iter()
-                .map(|l| LayerCache {
-                    keys: cut(&l.keys, l.width),
-                    values: cut(&l.values, l.width),
-                    width: l.width,
-                })
-                .collect(),
-        }
-    }
 }
 
 /// One sequence's part of a batched forward pass: the tokens it feeds at the positions after
@@ -123,6 +76,8 @@ pub struct CpuTransformer {
     /// Rotary embeddings of global layers and of sliding-window layers.
     ropes: (Rope, Rope),
     scratch: Scratch,
+    /// How new caches store keys and values.
+    kv_format: KvFormat,
 }
 
 impl CpuTransformer {
@@ -170,7 +125,13 @@ impl CpuTransformer {
             layers,
             hp,
             scratch: Scratch::default(),
+            kv_format: KvFormat::default(),
         })
+    }
+
+    /// Stores the keys and values of caches made from now on in `format`.
+    pub fn set_kv_format(&mut self, format: KvFormat) {
+        self.kv_format = format;
     }
 
     /// The context length the model was trained for.
@@ -180,20 +141,17 @@ impl CpuTransformer {
 
     /// Bytes of keys and values one cached position takes.
     pub fn kv_bytes_per_token(&self) -> usize {
-        2 * self.hp.layers * self.hp.kv_dim() * std::mem::size_of::<f32>()
+        2 * self.hp.layers * self.hp.kv_dim() * self.kv_format.bytes()
     }
 
     /// An empty cache for a new sequence.
     pub fn new_cache(&self) -> KvCache {
-        KvCache {
-            layers: (0..self.hp.layers)
-                .map(|_| LayerCache {
-                    keys: vec![Vec::new(); self.hp.kv_heads],
-                    values: vec![Vec::new(); self.hp.kv_heads],
-                    width: self.hp.head_dim,
-                })
-                .collect(),
-        }
+        KvCache::new(
+            self.hp.layers,
+            self.hp.kv_heads,
+            self.hp.head_dim,
+            self.kv_format,
+        )
     }
 
     /// Feeds `tokens` to one sequence and returns the logits of the last one.
@@ -331,10 +289,10 @@ impl Layer {
                 rope.rotate(k, head_dim, position);
                 queries.copy_from_slice(q);
                 for (cache, k) in cache.keys.iter_mut().zip(k.chunks_exact(head_dim)) {
-                    cache.extend_from_slice(k);
+                    cache.extend(k);
                 }
                 for (cache, v) in cache.values.iter_mut().zip(v.chunks_exact(head_dim)) {
-                    cache.extend_from_slice(v);
+                    cache.extend(v);
                 }
             }
         }
@@ -395,7 +353,12 @@ fn add_normed(s: &mut Scratch, norm: Option<&[f32]>, eps: f32) {
 }
 
 /// One segment's attention: its shape, queries, cache layer and output rows.
-type AttentionPart<'a> = (AttentionShape, &'a [f32], &'a LayerCache, &'a mut [f32]);
+type AttentionPart<'a> = (
+    AttentionShape,
+    &'a [f32],
+    &'a kv_cache::LayerCache,
+    &'a mut [f32],
+);
 
 fn attend((shape, queries, cache, out): &mut AttentionPart<'_>) {
     math::attention(shape, queries, &cache.keys, &cache.values, out);
@@ -411,5 +374,5 @@ fn add_into(into: &mut [f32], add: &[f32]) {
 mod architecture_tests;
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-pub(crate) mod tiny_gguf;
+#[cfg(any(test, feature = "test-support"))]
+pub mod tiny_gguf;

@@ -49,7 +49,9 @@ fn load(path: &Path) -> (CpuTransformer, quantized_llama::ModelWeights) {
     let mut file = File::open(path).unwrap();
     let content = gguf_file::Content::read(&mut file).unwrap();
     assert!(super::supports(&content));
-    let ours = CpuTransformer::load(&content, &mut file).unwrap();
+    let mut ours = CpuTransformer::load(&content, &mut file).unwrap();
+    // candle's caches are f32: so is ours, for an exact comparison.
+    ours.set_kv_format(super::KvFormat::F32);
     let candle =
         quantized_llama::ModelWeights::from_gguf(content, &mut file, &Device::Cpu).unwrap();
     (ours, candle)

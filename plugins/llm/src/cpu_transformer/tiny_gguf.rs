@@ -1,35 +1,50 @@
-//! Tiny random-weight GGUF files of each architecture, written through candle's GGUF writer
-//! with the metadata keys and tensor names llama.cpp's converter gives real ones.
+//! Random-weight GGUF files of each architecture, written through candle's GGUF writer with
+//! the metadata keys and tensor names llama.cpp's converter gives real ones: tiny ones for the
+//! tests, and one of Qwen3-0.6B's shape for the benchmark.
 
 use candle_core::{
     Device, Tensor,
     quantized::{GgmlDType, QTensor, gguf_file},
 };
 use rand::{Rng, SeedableRng, rngs::StdRng};
-use std::{cell::RefCell, collections::HashMap, path::Path};
+use std::{cell::RefCell, path::Path};
 
-/// The shape and parts of a tiny model.
+/// The shape and parts of a random-weight model.
 #[derive(Clone)]
-pub(crate) struct Tiny {
+pub struct Tiny {
+    /// `general.architecture`.
     pub architecture: &'static str,
+    /// Transformer layers.
     pub layers: usize,
+    /// Width of the residual stream.
     pub hidden: usize,
+    /// Query heads.
     pub heads: usize,
+    /// Key/value heads.
     pub kv_heads: usize,
+    /// Width of each head.
     pub head_dim: usize,
+    /// Width of the feed-forward layer.
     pub feed_forward: usize,
+    /// Rows of the embeddings.
     pub vocab: usize,
+    /// The context length the metadata gives.
     pub context: u32,
     /// Dimensions rotated per head.
     pub rope_dims: usize,
+    /// `rope.freq_base`.
     pub rope_base: f32,
     /// Written as `attention.key_length` and `value_length`.
     pub key_length: bool,
+    /// `attention.sliding_window`, in positions.
     pub sliding_window: Option<u32>,
+    /// The attention and final logit soft-caps.
     pub softcaps: Option<(f32, f32)>,
     /// `attn_qkv` and a fused `ffn_up` (Phi-3), instead of separate matrices.
     pub fused: bool,
+    /// Biases on q, k and v (Qwen 2).
     pub qkv_bias: bool,
+    /// Per-head norms of q and k (Qwen 3, Gemma 3).
     pub qk_norms: bool,
     /// `post_attention_norm` and `post_ffw_norm` (Gemma).
     pub post_norms: bool,
@@ -94,6 +109,23 @@ impl Tiny {
         }
     }
 
+    /// Qwen3-0.6B's shape (28 layers, 1024 wide, 16 query and 8 key/value heads of 128, a
+    /// 3072-wide feed-forward layer, tied embeddings) with `vocab` embeddings.
+    pub fn qwen3_0_6b(vocab: usize) -> Self {
+        Tiny {
+            layers: 28,
+            hidden: 1024,
+            heads: 16,
+            kv_heads: 8,
+            head_dim: 128,
+            feed_forward: 3072,
+            vocab,
+            rope_dims: 128,
+            tied: true,
+            ..Self::qwen3()
+        }
+    }
+
     /// Phi-3: fused q/k/v and gate/up.
     pub fn phi3() -> Self {
         Tiny {
@@ -133,7 +165,42 @@ impl Tiny {
 
     /// Writes the model to `path`: matrices in `format`, except the values (Q4_0, so that a
     /// layer's q, k and v mix formats where they are separate), vectors in f32.
+    #[cfg(test)]
     pub fn write(&self, path: &Path, format: GgmlDType) {
+        self.write_file(path, |name| match name.contains("attn_v.") {
+            true => GgmlDType::Q4_0,
+            false => format,
+        });
+    }
+
+    /// Writes the model to `path` with every matrix in `format` and vectors in f32, carrying
+    /// the `tokenizer.*` metadata of `tokenizer` (whose vocabulary must be [`Tiny::vocab`]).
+    pub fn write_with_tokenizer(
+        &self,
+        path: &Path,
+        format: GgmlDType,
+        tokenizer: &gguf_file::Content,
+    ) {
+        let metadata = tokenizer
+            .metadata
+            .iter()
+            .filter(|(key, _)| key.starts_with("tokenizer."))
+            .map(|(key, value)| (key.clone(), value.clone()));
+        self.write_file_with(path, |_| format, metadata.collect());
+    }
+
+    #[cfg(test)]
+    fn write_file(&self, path: &Path, format: impl Fn(&str) -> GgmlDType) {
+        self.write_file_with(path, format, Vec::new());
+    }
+
+    /// Writes the model with each matrix in `format(name)` and `extra` metadata.
+    fn write_file_with(
+        &self,
+        path: &Path,
+        format: impl Fn(&str) -> GgmlDType,
+        extra: Vec<(String, gguf_file::Value)>,
+    ) {
         let arch = self.architecture;
         let u32_value = |v: usize| gguf_file::Value::U32(v as u32);
         let mut metadata: Vec<(String, gguf_file::Value)> = vec![
@@ -194,16 +261,17 @@ impl Tiny {
                 gguf_file::Value::F32(output),
             ));
         }
-        let tensors = self.tensors();
-        let quantized: Vec<(String, QTensor)> = tensors
-            .iter()
+        metadata.extend(extra);
+        let quantized: Vec<(String, QTensor)> = self
+            .tensors()
+            .into_iter()
             .map(|(name, tensor)| {
                 let dtype = match tensor.rank() {
                     1 => GgmlDType::F32,
-                    _ if name.contains("attn_v.") => GgmlDType::Q4_0,
-                    _ => format,
+                    _ => format(&name),
                 };
-                (name.clone(), QTensor::quantize(tensor, dtype).unwrap())
+                let quantized = QTensor::quantize(&tensor, dtype).unwrap();
+                (name, quantized)
             })
             .collect();
         let metadata: Vec<(&str, &gguf_file::Value)> =
@@ -288,7 +356,8 @@ impl Tiny {
 }
 
 /// The tensors of the GGUF file at `path`, dequantized, by name.
-pub(crate) fn dequantized(path: &Path) -> HashMap<String, Tensor> {
+#[cfg(test)]
+pub(crate) fn dequantized(path: &Path) -> std::collections::HashMap<String, Tensor> {
     let mut file = std::fs::File::open(path).unwrap();
     let content = gguf_file::Content::read(&mut file).unwrap();
     let names: Vec<String> = content.tensor_infos.keys().cloned().collect();
