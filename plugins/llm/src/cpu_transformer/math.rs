@@ -50,52 +50,59 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     partial.iter().sum::<f32>() + a_tail.iter().zip(b_tail).map(|(a, b)| a * b).sum::<f32>()
 }
 
-/// Values summed in registers by [`weighted_sum`], per pass over the positions.
-const SUM_LANES: usize = 16;
+/// Cached positions taken together by [`scores`] and [`weighted_sum`]: each reads a query or
+/// an output row once per this many key or value rows, and keeps that many sums in flight.
+const STEP: usize = 4;
 
-/// `out += Σₜ weights[t] · value(t)`, sixteen dimensions per pass so that the partial sums stay
-/// in registers instead of being loaded and stored once per position.
+/// `weights[t] = scale · query·key(t)` for the `head_dim`-wide rows of `keys`, [`STEP`] rows
+/// at a time: one query load serves them all, and their sums do not wait on each other. Each
+/// sum is added up as [`dot`] adds it, so the scores are the same.
+#[inline(always)]
+fn scores(query: &[f32], keys: &[f32], scale: f32, weights: &mut [f32]) {
+    let head_dim = query.len();
+    let mut done = 0;
+    if head_dim.is_multiple_of(LANES) {
+        let blocks = keys.chunks_exact(STEP * head_dim);
+        for (block, out) in blocks.zip(weights.chunks_exact_mut(STEP)) {
+            let mut partial = [[0f32; LANES]; STEP];
+            for (c, q) in query.chunks_exact(LANES).enumerate() {
+                for (s, partial) in partial.iter_mut().enumerate() {
+                    let k = &block[s * head_dim + c * LANES..][..LANES];
+                    for lane in 0..LANES {
+                        partial[lane] += q[lane] * k[lane];
+                    }
+                }
+            }
+            for (out, partial) in out.iter_mut().zip(partial) {
+                *out = scale * partial.iter().sum::<f32>();
+            }
+            done += STEP;
+        }
+    }
+    for (t, weight) in weights.iter_mut().enumerate().skip(done) {
+        *weight = scale * dot(query, &keys[t * head_dim..][..head_dim]);
+    }
+}
+
+/// `out += Σₜ weights[t] · value(t)`, [`STEP`] positions at a time, so that each pass over
+/// `out` adds that many rows.
 #[inline(always)]
 fn weighted_sum<'v>(weights: &[f32], value: impl Fn(usize) -> &'v [f32], out: &mut [f32]) {
-    let mut start = 0;
-    while start < out.len() {
-        let width = SUM_LANES.min(out.len() - start);
-        let mut sums = [0f32; SUM_LANES];
-        if width == SUM_LANES {
-            // Even and odd positions in separate sums, so that consecutive additions do not
-            // wait on each other.
-            let mut odd = [0f32; SUM_LANES];
-            let lanes = |t: usize| -> &[f32; SUM_LANES] {
-                value(t)[start..start + SUM_LANES].try_into().unwrap()
-            };
-            let mut pairs = weights.chunks_exact(2);
-            for (p, w) in (&mut pairs).enumerate() {
-                let (a, b) = (lanes(2 * p), lanes(2 * p + 1));
-                for i in 0..SUM_LANES {
-                    sums[i] += w[0] * a[i];
-                    odd[i] += w[1] * b[i];
-                }
-            }
-            if let [w] = pairs.remainder() {
-                let a = lanes(weights.len() - 1);
-                for i in 0..SUM_LANES {
-                    sums[i] += w * a[i];
-                }
-            }
-            for (s, o) in sums.iter_mut().zip(odd) {
-                *s += o;
-            }
-        } else {
-            for (t, &w) in weights.iter().enumerate() {
-                for (s, v) in sums.iter_mut().zip(&value(t)[start..start + width]) {
-                    *s += w * v;
-                }
-            }
+    let width = out.len();
+    let mut blocks = weights.chunks_exact(STEP);
+    for (b, w) in (&mut blocks).enumerate() {
+        let t = b * STEP;
+        let (v0, v1) = (&value(t)[..width], &value(t + 1)[..width]);
+        let (v2, v3) = (&value(t + 2)[..width], &value(t + 3)[..width]);
+        for d in 0..width {
+            out[d] += (w[0] * v0[d] + w[1] * v1[d]) + (w[2] * v2[d] + w[3] * v3[d]);
         }
-        for (out, sum) in out[start..start + width].iter_mut().zip(sums) {
-            *out += sum;
+    }
+    let done = weights.len() - blocks.remainder().len();
+    for (t, &w) in weights.iter().enumerate().skip(done) {
+        for (o, v) in out.iter_mut().zip(&value(t)[..width]) {
+            *o += w * v;
         }
-        start += width;
     }
 }
 
@@ -284,11 +291,9 @@ simd_fn! {
             let count = block.min(positions - from);
             let first = (kv.start + from) * head_dim;
             let keys = keys.read(first..first + count * head_dim, rows);
-            for t in 0..count {
-                let key = &keys[at(t)];
-                for (j, query) in queries.chunks_exact(head_dim).enumerate() {
-                    weights[j * positions + from + t] = kv.scores.scale * dot(query, key);
-                }
+            for (j, query) in queries.chunks_exact(head_dim).enumerate() {
+                let weights = &mut weights[j * positions + from..][..count];
+                scores(query, keys, kv.scores.scale, weights);
             }
         }
         if let Some(cap) = kv.scores.softcap {
