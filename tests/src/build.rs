@@ -135,9 +135,32 @@ pub fn tiny_tts_checkpoint() -> &'static Path {
 }
 
 /// Runs a plugin crate's `example` (with its `test-support` feature) built as the cpu plugins
-/// are, panicking if it fails.
+/// are, panicking if it fails. `cargo xtask test` builds the examples beside the plugins' own
+/// tests, with every plugin's features, and names their directory in
+/// `$RBEE_TEST_PLUGIN_EXAMPLES`; without it, cargo builds the one package's example (with that
+/// package's features alone, which can mean building candle again).
 fn run_plugin_example(package: &str, example: &str, args: &[&std::ffi::OsStr]) {
-    let target = target_dir();
+    let mut command = match std::env::var_os("RBEE_TEST_PLUGIN_EXAMPLES") {
+        Some(dir) => {
+            let binary = PathBuf::from(dir).join(example);
+            assert!(
+                binary.is_file(),
+                "{} is missing: `cargo xtask test` builds it",
+                binary.display()
+            );
+            Command::new(binary)
+        }
+        None => cargo_run_example(package, example),
+    };
+    assert!(
+        command.args(args).status().unwrap().success(),
+        "running {package}'s example {example} failed"
+    );
+}
+
+/// `cargo run` of a plugin crate's `example` with its `test-support` feature, built as the cpu
+/// plugins are; its arguments still to add.
+fn cargo_run_example(package: &str, example: &str) -> Command {
     let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cargo
         .current_dir(workspace_root())
@@ -150,13 +173,9 @@ fn run_plugin_example(package: &str, example: &str, args: &[&std::ffi::OsStr]) {
             "test-support",
         ])
         .args(["--example", example, "--"])
-        .args(args)
-        .env("CARGO_TARGET_DIR", target.join("plugins").join("cpu"));
+        .env("CARGO_TARGET_DIR", target_dir().join("plugins").join("cpu"));
     if cfg!(target_arch = "x86_64") {
         cargo.env("RUSTFLAGS", "-C target-cpu=x86-64-v3");
     }
-    assert!(
-        cargo.status().unwrap().success(),
-        "running {package}'s example {example} failed"
-    );
+    cargo
 }

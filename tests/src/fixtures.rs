@@ -102,18 +102,28 @@ pub fn host_built_against(change: &ApiChange<'_>) -> PathBuf {
 
 /// Writes the fixture workspace's manifest: today's workspace settings and pinned dependencies
 /// (so builds match the lock file), with `members`, and plugin-api and the kit at the fixture's
-/// copies, whatever version the plugin-api copy claims.
+/// copies, whatever version the plugin-api copy claims. Dependencies are built unoptimised: a
+/// fixture serves one echo job, and optimising a host's dependencies takes minutes.
 fn write_workspace(dir: &Path, members: &[&str]) {
     let manifest =
         std::fs::read_to_string(workspace_root().join("Cargo.toml")).expect("the root manifest");
     let members = format!("members = {members:?}");
+    let mut section = String::new();
     let manifest: Vec<String> = manifest
         .lines()
-        .map(|line| match line.split(' ').next() {
-            Some("members") => members.clone(),
-            Some("rbee-plugin-api") => "rbee-plugin-api = { path = \"plugin-api\" }".into(),
-            Some("rbee-plugin-kit") => "rbee-plugin-kit = { path = \"plugin-kit\" }".into(),
-            _ => line.to_string(),
+        .map(|line| {
+            if line.starts_with('[') {
+                section = line.to_string();
+            }
+            match line.split(' ').next() {
+                Some("members") => members.clone(),
+                Some("rbee-plugin-api") => "rbee-plugin-api = { path = \"plugin-api\" }".into(),
+                Some("rbee-plugin-kit") => "rbee-plugin-kit = { path = \"plugin-kit\" }".into(),
+                Some("opt-level") if section == "[profile.dev.package.\"*\"]" => {
+                    "opt-level = 0".into()
+                }
+                _ => line.to_string(),
+            }
         })
         .collect();
     write(&dir.join("Cargo.toml"), &manifest.join("\n"));

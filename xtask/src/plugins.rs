@@ -45,6 +45,9 @@ pub struct PluginCrate {
     pub kind: String,
     /// Whether the crate has a feature for the backend being built.
     pub has_backend_feature: bool,
+    /// Whether the crate has a `test-support` feature (its test fixtures' writers, examples
+    /// the black-box tests run).
+    pub has_test_support: bool,
 }
 
 /// The workspace packages whose manifests lie under `dir` (relative to the workspace root).
@@ -93,6 +96,7 @@ pub fn plugin_crates(backend: &str) -> Result<Vec<PluginCrate>> {
                 package: name.into(),
                 kind: kind.into(),
                 has_backend_feature,
+                has_test_support: package["features"].get("test-support").is_some(),
             });
         }
     }

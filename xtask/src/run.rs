@@ -39,13 +39,23 @@ pub fn test(cargo_args: &[String]) -> Result<()> {
     let plugins_dir = plugins::build_and_install(&PluginsArgs::default())?;
     let crates = plugins::plugin_crates("cpu")?;
     let shared = plugins::shared_plugin_crates()?;
+    // With their test-support features, the plugins' tests also build the examples that write
+    // the black-box tests' fixtures, in the same build: run alone (`cargo run -p`), each would
+    // resolve its own package's features and build candle again.
+    let test_support: Vec<String> = crates
+        .iter()
+        .filter(|c| c.has_test_support)
+        .map(|c| format!("{}/test-support", c.package))
+        .collect();
     let mut plugin_tests = plugins::cargo_for_plugins("cpu");
     plugin_tests
         .arg("test")
         .args(plugins::package_args(&crates, "cpu"))
+        .args(["--features", &test_support.join(",")])
         .args(shared.iter().flat_map(|name| ["-p", name.as_str()]))
         .env("RBEE_MODELS_DIR", &models);
     run(&mut plugin_tests)?;
+    let examples = paths::plugin_target("cpu").join("debug").join("examples");
     run(Command::new("bash")
         .arg(paths::root().join("deploy/k8s/check.sh"))
         .current_dir(paths::root()))
@@ -69,7 +79,8 @@ pub fn test(cargo_args: &[String]) -> Result<()> {
     tests
         .args(cargo_args)
         .env("RBEE_MODELS_DIR", &models)
-        .env("RBEE_TEST_PLUGINS_DIR", &plugins_dir);
+        .env("RBEE_TEST_PLUGINS_DIR", &plugins_dir)
+        .env("RBEE_TEST_PLUGIN_EXAMPLES", &examples);
     run(&mut tests)
 }
 
