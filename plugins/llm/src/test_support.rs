@@ -20,13 +20,19 @@ pub const TEST_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 /// Where the test model must be: `$RBEE_MODELS_DIR` or `~/.cache/rbee/models`. Panics with
 /// instructions when it is missing, so model tests fail rather than skip.
 pub fn model_path() -> PathBuf {
+    provisioned(TEST_MODEL_FILE)
+}
+
+/// The provisioned model file `name` in `$RBEE_MODELS_DIR` or `~/.cache/rbee/models`; panics
+/// with instructions when it is missing.
+pub fn provisioned(name: &str) -> PathBuf {
     let dir = std::env::var_os("RBEE_MODELS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             let home = std::env::var_os("HOME").expect("HOME is not set");
             PathBuf::from(home).join(".cache/rbee/models")
         });
-    let path = dir.join(TEST_MODEL_FILE);
+    let path = dir.join(name);
     assert!(
         path.is_file(),
         "the test model is missing at {}: run `cargo xtask models` to provision it",
