@@ -273,7 +273,7 @@ fn in_process_runs(
     build: Build,
     env: &[(&str, &str)],
 ) -> Result<(PathBuf, Vec<Value>)> {
-    let mut cargo = match build {
+    let cargo = match build {
         Build::Native => plugins::cargo_for_plugins("cpu"),
         Build::Portable => {
             let mut cargo = Command::new(env!("CARGO"));
@@ -284,18 +284,7 @@ fn in_process_runs(
             cargo
         }
     };
-    let output = cargo
-        .args([
-            "run",
-            "--quiet",
-            "-p",
-            "rbee-plugin-llm",
-            "--features",
-            "test-support",
-            "--example",
-            "llm_bench",
-            "--",
-        ])
+    let output = plugins::example(cargo, "rbee-plugin-llm", "llm_bench")
         .arg(bench.runs.to_string())
         .envs(bench.kernel_env())
         .env("RBEE_MODELS_DIR", models)

@@ -136,12 +136,17 @@ pub fn cargo_for_plugins(backend: &str) -> Command {
 /// `cargo run` of the SD plugin's example `name` (with its test-support feature) on the cpu
 /// build, its arguments still to add.
 pub fn sd_example(name: &str) -> Command {
-    let mut cargo = cargo_for_plugins("cpu");
+    example(cargo_for_plugins("cpu"), "rbee-plugin-sd", name)
+}
+
+/// `cargo` made a `cargo run` of `package`'s example `name` with its test-support feature, its
+/// arguments still to add.
+pub fn example(mut cargo: Command, package: &str, name: &str) -> Command {
     cargo.args([
         "run",
         "--quiet",
         "-p",
-        "rbee-plugin-sd",
+        package,
         "--features",
         "test-support",
         "--example",

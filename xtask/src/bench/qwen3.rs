@@ -26,18 +26,8 @@ pub fn file(models: &Path) -> Result<PathBuf> {
     let dir = out.parent().context("a fixtures dir")?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let partial = out.with_extension("partial");
-    let status = plugins::cargo_for_plugins("cpu")
-        .args([
-            "run",
-            "--quiet",
-            "-p",
-            "rbee-plugin-llm",
-            "--features",
-            "test-support",
-            "--example",
-            "write_qwen3_bench",
-            "--",
-        ])
+    let writer = "write_qwen3_bench";
+    let status = plugins::example(plugins::cargo_for_plugins("cpu"), "rbee-plugin-llm", writer)
         .arg(&partial)
         .env("RBEE_MODELS_DIR", models)
         .status()
