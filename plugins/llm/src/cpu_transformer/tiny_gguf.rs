@@ -167,10 +167,11 @@ impl Tiny {
     /// layer's q, k and v mix formats where they are separate), vectors in f32.
     #[cfg(test)]
     pub fn write(&self, path: &Path, format: GgmlDType) {
-        self.write_file(path, |name| match name.contains("attn_v.") {
+        let values_in_q4_0 = |name: &str| match name.contains("attn_v.") {
             true => GgmlDType::Q4_0,
             false => format,
-        });
+        };
+        self.write_file_with(path, values_in_q4_0, Vec::new());
     }
 
     /// Writes the model to `path` with every matrix in `format` and vectors in f32, carrying
@@ -187,11 +188,6 @@ impl Tiny {
             .filter(|(key, _)| key.starts_with("tokenizer."))
             .map(|(key, value)| (key.clone(), value.clone()));
         self.write_file_with(path, |_| format, metadata.collect());
-    }
-
-    #[cfg(test)]
-    fn write_file(&self, path: &Path, format: impl Fn(&str) -> GgmlDType) {
-        self.write_file_with(path, format, Vec::new());
     }
 
     /// Writes the model with each matrix in `format(name)` and `extra` metadata.
