@@ -5,9 +5,10 @@
 //! function, but keeps the self-attention keys and values of the tokens fed so far
 //! ([`TokenCache`]) and computes the cross-attention ones once per window ([`AudioKeys`]).
 
+use crate::projection::Projection;
 use candle_core::{Device, Module, Result, Tensor};
 use candle_nn::{
-    LayerNorm, Linear, VarBuilder, kv_cache::KvCache, layer_norm, linear, linear_no_bias,
+    LayerNorm, VarBuilder, kv_cache::KvCache, layer_norm, linear, linear_no_bias,
     ops::softmax_last_dim,
 };
 use candle_transformers::models::whisper::Config;
@@ -18,6 +19,8 @@ const LAYER_NORM_EPS: f64 = 1e-5;
 /// The decoder's weights.
 pub struct TextDecoder {
     token_embedding: Tensor,
+    /// The token embeddings again, tied, as the output layer.
+    output: Projection,
     positional_embedding: Tensor,
     blocks: Vec<Block>,
     ln: LayerNorm,
@@ -37,10 +40,10 @@ pub struct TokenCache {
 }
 
 struct Attention {
-    query: Linear,
-    key: Linear,
-    value: Linear,
-    out: Linear,
+    query: Projection,
+    key: Projection,
+    value: Projection,
+    out: Projection,
 }
 
 struct Block {
@@ -48,8 +51,8 @@ struct Block {
     attn_ln: LayerNorm,
     cross_attn: Attention,
     cross_attn_ln: LayerNorm,
-    mlp_linear1: Linear,
-    mlp_linear2: Linear,
+    mlp_linear1: Projection,
+    mlp_linear2: Projection,
     mlp_ln: LayerNorm,
 }
 
@@ -60,8 +63,10 @@ impl TextDecoder {
         let blocks = (0..config.decoder_layers)
             .map(|i| Block::load(d, vb.pp(format!("layers.{i}"))))
             .collect::<Result<_>>()?;
+        let token_embedding = vb.get((config.vocab_size, d), "embed_tokens.weight")?;
         Ok(Self {
-            token_embedding: vb.get((config.vocab_size, d), "embed_tokens.weight")?,
+            output: Projection::tied(token_embedding.clone()),
+            token_embedding,
             positional_embedding: vb
                 .get((config.max_target_positions, d), "embed_positions.weight")?,
             blocks,
@@ -145,7 +150,7 @@ impl TextDecoder {
     /// The logits of hidden states (`1 × n × d_model` to `1 × n × vocabulary`): the token
     /// embeddings, tied, as the output layer.
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
-        hidden.matmul(&self.token_embedding.broadcast_left(1)?.t()?)
+        self.output.forward(hidden)
     }
 
     /// `1 × n × d_model` to `1 × heads × n × head_dim`.
@@ -187,10 +192,10 @@ impl TokenCache {
 impl Attention {
     fn load(d: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            query: linear(d, d, vb.pp("q_proj"))?,
-            key: linear_no_bias(d, d, vb.pp("k_proj"))?,
-            value: linear(d, d, vb.pp("v_proj"))?,
-            out: linear(d, d, vb.pp("out_proj"))?,
+            query: Projection::new(linear(d, d, vb.pp("q_proj"))?),
+            key: Projection::new(linear_no_bias(d, d, vb.pp("k_proj"))?),
+            value: Projection::new(linear(d, d, vb.pp("v_proj"))?),
+            out: Projection::new(linear(d, d, vb.pp("out_proj"))?),
         })
     }
 }
@@ -202,8 +207,8 @@ impl Block {
             attn_ln: layer_norm(d, LAYER_NORM_EPS, vb.pp("self_attn_layer_norm"))?,
             cross_attn: Attention::load(d, vb.pp("encoder_attn"))?,
             cross_attn_ln: layer_norm(d, LAYER_NORM_EPS, vb.pp("encoder_attn_layer_norm"))?,
-            mlp_linear1: linear(d, 4 * d, vb.pp("fc1"))?,
-            mlp_linear2: linear(4 * d, d, vb.pp("fc2"))?,
+            mlp_linear1: Projection::new(linear(d, 4 * d, vb.pp("fc1"))?),
+            mlp_linear2: Projection::new(linear(4 * d, d, vb.pp("fc2"))?),
             mlp_ln: layer_norm(d, LAYER_NORM_EPS, vb.pp("final_layer_norm"))?,
         })
     }

@@ -15,6 +15,7 @@ mod error;
 mod mel;
 mod model;
 mod params;
+mod projection;
 mod source;
 mod token_text;
 mod worker;
