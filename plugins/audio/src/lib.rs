@@ -8,16 +8,20 @@
 
 mod audio;
 mod compression;
+mod cpu_encoder;
 mod ct2;
 mod decode;
 mod decoder;
+mod encoder;
 mod error;
+mod matmul;
 mod mel;
 mod model;
 mod params;
 mod projection;
 mod source;
 mod token_text;
+mod vector_math;
 mod worker;
 
 /// Test doubles, the test model and clips, for the crate's tests and the benchmark example.

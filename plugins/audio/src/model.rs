@@ -2,13 +2,10 @@
 //! CTranslate2 (`model.bin` + `config.json`), both with `tokenizer.json` — into candle's audio
 //! encoder and the plugin's own text decoder (with key/value caches), sharing one set of weights.
 
-use crate::{ct2, decoder::TextDecoder, error::AudioError, mel};
+use crate::{ct2, decoder::TextDecoder, encoder::Encoder, error::AudioError, mel};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use candle_transformers::models::whisper::{
-    Config,
-    model::{AudioEncoder, Whisper},
-};
+use candle_transformers::models::whisper::Config;
 use serde_json::Value;
 use std::{
     collections::HashMap,
@@ -54,8 +51,8 @@ pub struct SpecialTokens {
 
 /// A loaded model with everything a job needs.
 pub struct LoadedModel {
-    /// The audio encoder (candle's).
-    pub encoder: AudioEncoder,
+    /// The audio encoder.
+    pub encoder: Encoder,
     /// The text decoder, with key/value caches.
     pub decoder: TextDecoder,
     /// The model's configuration.
@@ -124,17 +121,15 @@ pub fn load(path: &Path, device: &Device) -> Result<LoadedModel, AudioError> {
     })
 }
 
-/// Builds the encoder (candle's) and the decoder from Hugging Face-named tensors; both hold
-/// the same tensors, not copies.
+/// Builds the encoder and the decoder from Hugging Face-named tensors.
 fn build(
     tensors: HashMap<String, Tensor>,
     config: &Config,
     device: &Device,
-) -> candle_core::Result<(AudioEncoder, TextDecoder)> {
+) -> candle_core::Result<(Encoder, TextDecoder)> {
     let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
     let decoder = TextDecoder::load(vb.pp("model.decoder"), config)?;
-    let Whisper { encoder, .. } = Whisper::load(&vb, config.clone())?;
-    Ok((encoder, decoder))
+    Ok((Encoder::load(&vb, config)?, decoder))
 }
 
 fn read_json(path: &PathBuf) -> Result<Value, AudioError> {

@@ -140,7 +140,7 @@ impl AudioWorker {
         let content_frames = samples.len().div_ceil(HOP_LENGTH);
 
         let encode = |model: &mut LoadedModel, seek: usize| {
-            model.encoder.forward(&mel.narrow(2, seek, N_FRAMES)?, true)
+            model.encoder.forward(&mel.narrow(2, seek, N_FRAMES)?)
         };
         let language = match (&params.language, model.multilingual) {
             (_, false) => None,
