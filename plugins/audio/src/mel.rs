@@ -50,6 +50,16 @@ pub fn log_mel(config: &Config, samples: &[f32], filters: &[f32]) -> Vec<f32> {
     let mut scratch = fft.make_scratch_vec();
     let mut power = vec![0f32; FFT_BINS];
     let mut mel = vec![0f32; n_mels * frames];
+    // Each triangular filter weighs a few bins; the products skip the zeros around them.
+    let bands: Vec<_> = filters
+        .chunks_exact(FFT_BINS)
+        .take(n_mels)
+        .map(|filter| {
+            let first = filter.iter().position(|&w| w != 0.0).unwrap_or(0);
+            let end = filter.iter().rposition(|&w| w != 0.0).map_or(first, |last| last + 1);
+            first..end
+        })
+        .collect();
     for frame in 0..frames {
         let start = (frame * hop).min(samples.len());
         let chunk = &samples[start..(start + size).min(samples.len())];
@@ -67,8 +77,12 @@ pub fn log_mel(config: &Config, samples: &[f32], filters: &[f32]) -> Vec<f32> {
                 magnitude + magnitude
             };
         }
-        for (row, filter) in filters.chunks_exact(FFT_BINS).enumerate().take(n_mels) {
-            let sum: f32 = filter.iter().zip(&power).map(|(f, p)| f * p).sum();
+        for (row, (filter, bins)) in filters.chunks_exact(FFT_BINS).zip(&bands).enumerate() {
+            let sum: f32 = filter[bins.clone()]
+                .iter()
+                .zip(&power[bins.clone()])
+                .map(|(f, p)| f * p)
+                .sum();
             mel[row * frames + frame] = sum.max(1e-10).log10();
         }
     }
