@@ -2,6 +2,8 @@
 //! a softmax, written branch-free so that the compiler vectorises them (libm's `expf` and
 //! `tanhf` are a call per value, and the encoder takes about sixty million of them a window).
 
+use rbee_vector_math::exp;
+
 /// Independent partial results in the reductions below: a float sum or maximum taken one value
 /// after another cannot be vectorised, eight running side by side can.
 const LANES: usize = 8;
@@ -63,50 +65,9 @@ fn sum(x: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     chunks.remainder().iter().map(|&v| f(v)).sum::<f32>() + sums.iter().sum::<f32>()
 }
 
-/// `eˣ` within about one ulp (Cephes' `expf` polynomial): inputs clamped to where the result
-/// is finite, and 0 below where it would be subnormal.
-#[inline(always)]
-fn exp(x: f32) -> f32 {
-    // ln 2 in two parts, the first exact in few bits, so that n·ln 2 subtracts without error.
-    const LN2_HIGH: f32 = 0.693_359_4;
-    const LN2_LOW: f32 = -2.121_944_4e-4;
-    // 1.5·2²³: adding it rounds to an integer held in the sum's low bits.
-    const ROUNDING: f32 = 12_582_912.0;
-    let underflows = x < -87.0;
-    let x = x.clamp(-87.0, 88.0);
-    let shifted = x * std::f32::consts::LOG2_E + ROUNDING;
-    let n = shifted - ROUNDING;
-    let r = x - n * LN2_HIGH - n * LN2_LOW;
-    let p = 1.987_569_1e-4;
-    let p = p * r + 1.398_199_9e-3;
-    let p = p * r + 8.333_452e-3;
-    let p = p * r + 4.166_579_6e-2;
-    let p = p * r + 1.666_666_5e-1;
-    let p = p * r + 0.5;
-    let e_r = p * r * r + r + 1.0;
-    // Wrapping: n is within ±128, and a checked add would stop the loop vectorising.
-    let n = (shifted.to_bits() as i32).wrapping_sub(ROUNDING.to_bits() as i32);
-    let e_x = e_r * f32::from_bits((n.wrapping_add(127) << 23) as u32);
-    if underflows { 0.0 } else { e_x }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn exp_is_within_two_ulp_of_libm_and_zero_where_libm_is_subnormal() {
-        for i in -9_880..=10_000 {
-            let x = i as f32 * 0.0088;
-            let (ours, libm) = (exp(x), x.exp());
-            assert!(
-                (ours - libm).abs() <= 2.0 * f32::EPSILON * libm,
-                "e^{x}: {ours} vs {libm}"
-            );
-        }
-        assert_eq!(exp(-100.0), 0.0);
-        assert!(exp(100.0).is_finite());
-    }
 
     #[test]
     fn gelu_matches_its_formula_with_libm_tanh() {
