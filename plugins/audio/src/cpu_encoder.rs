@@ -345,16 +345,7 @@ mod tests {
         let expected = candle.forward(&window, true).unwrap();
         let features = ours.encoder.forward(&window).unwrap();
         assert_eq!(features.dims(), expected.dims());
-        let difference: f32 = (features - &expected)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar()
-            .unwrap();
+        let difference = test_support::largest_difference(&features, &expected);
         assert!(difference < 2e-3, "largest difference {difference}");
     }
 }

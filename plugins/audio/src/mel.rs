@@ -56,7 +56,10 @@ pub fn log_mel(config: &Config, samples: &[f32], filters: &[f32]) -> Vec<f32> {
         .take(n_mels)
         .map(|filter| {
             let first = filter.iter().position(|&w| w != 0.0).unwrap_or(0);
-            let end = filter.iter().rposition(|&w| w != 0.0).map_or(first, |last| last + 1);
+            let end = filter
+                .iter()
+                .rposition(|&w| w != 0.0)
+                .map_or(first, |last| last + 1);
             first..end
         })
         .collect();

@@ -115,6 +115,7 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::largest_difference;
     use candle_core::{Device, IndexOp};
 
     fn random(dims: &[usize], seed: u64) -> Tensor {
@@ -131,18 +132,6 @@ mod tests {
         Tensor::from_vec(values, dims, &Device::Cpu).unwrap()
     }
 
-    fn largest_difference(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar()
-            .unwrap()
-    }
 
     #[test]
     fn a_few_rows_by_dot_products_equal_candles_product_with_and_without_bias() {

@@ -222,3 +222,13 @@ pub fn segments(sink: &RecordingSink) -> Vec<Value> {
         .map(|data| serde_json::from_str(data).unwrap())
         .collect()
 }
+
+/// The largest absolute difference between two tensors of the same shape.
+pub fn largest_difference(a: &candle_core::Tensor, b: &candle_core::Tensor) -> f32 {
+    (a - b)
+        .and_then(|d| d.abs())
+        .and_then(|d| d.flatten_all())
+        .and_then(|d| d.max(0))
+        .and_then(|d| d.to_scalar())
+        .expect("tensors of one shape")
+}
