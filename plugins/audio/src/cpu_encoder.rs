@@ -86,11 +86,13 @@ impl CpuEncoder {
     /// `1 × frames/2 × width`.
     pub fn forward(&self, mel: &Tensor) -> Result<Tensor> {
         let (_, mels, frames) = mel.dims3()?;
+        if mels != self.conv1.channels {
+            candle_core::bail!("{mels} mel bins, the model takes {}", self.conv1.channels);
+        }
         let mel: Vec<f32> = mel.flatten_all()?.to_vec1()?;
         // The spectrogram is mel-major: time step t of channel c is at c·frames + t.
         let mut x = self.conv1.forward(&mel, frames, 1, frames);
         gelu_tanh(&mut x);
-        debug_assert_eq!(self.conv1.channels, mels);
         let mut x = self.conv2.forward(&x, frames, self.width, 1);
         gelu_tanh(&mut x);
         let steps = x.len() / self.width;

@@ -132,7 +132,6 @@ mod tests {
         Tensor::from_vec(values, dims, &Device::Cpu).unwrap()
     }
 
-
     #[test]
     fn a_few_rows_by_dot_products_equal_candles_product_with_and_without_bias() {
         let weight = random(&[1000, 387], 1);
