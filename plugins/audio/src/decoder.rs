@@ -192,10 +192,10 @@ impl TokenCache {
 impl Attention {
     fn load(d: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            query: Projection::new(linear(d, d, vb.pp("q_proj"))?),
-            key: Projection::new(linear_no_bias(d, d, vb.pp("k_proj"))?),
-            value: Projection::new(linear(d, d, vb.pp("v_proj"))?),
-            out: Projection::new(linear(d, d, vb.pp("out_proj"))?),
+            query: Projection::new(linear(d, d, vb.pp("q_proj"))?)?,
+            key: Projection::new(linear_no_bias(d, d, vb.pp("k_proj"))?)?,
+            value: Projection::new(linear(d, d, vb.pp("v_proj"))?)?,
+            out: Projection::new(linear(d, d, vb.pp("out_proj"))?)?,
         })
     }
 }
@@ -207,8 +207,8 @@ impl Block {
             attn_ln: layer_norm(d, LAYER_NORM_EPS, vb.pp("self_attn_layer_norm"))?,
             cross_attn: Attention::load(d, vb.pp("encoder_attn"))?,
             cross_attn_ln: layer_norm(d, LAYER_NORM_EPS, vb.pp("encoder_attn_layer_norm"))?,
-            mlp_linear1: Projection::new(linear(d, 4 * d, vb.pp("fc1"))?),
-            mlp_linear2: Projection::new(linear(4 * d, d, vb.pp("fc2"))?),
+            mlp_linear1: Projection::new(linear(d, 4 * d, vb.pp("fc1"))?)?,
+            mlp_linear2: Projection::new(linear(4 * d, d, vb.pp("fc2"))?)?,
             mlp_ln: layer_norm(d, LAYER_NORM_EPS, vb.pp("final_layer_norm"))?,
         })
     }

@@ -20,17 +20,23 @@ const ROWS_PER_TASK: usize = 160;
 /// A linear layer (`y = x·Wᵀ + b`), weights `out × in`.
 pub struct Projection {
     linear: Linear,
+    /// The bias as f32 values, read once rather than copied out of its tensor every step.
+    bias: Option<Vec<f32>>,
 }
 
 impl Projection {
     /// Wraps candle's layer, sharing its weights.
-    pub fn new(linear: Linear) -> Self {
-        Self { linear }
+    pub fn new(linear: Linear) -> Result<Self> {
+        let bias = linear.bias().map(f32_values).transpose()?;
+        Ok(Self { linear, bias })
     }
 
     /// A layer without bias over `weight` (`out × in`), e.g. tied token embeddings.
     pub fn tied(weight: Tensor) -> Self {
-        Self::new(Linear::new(weight, None))
+        Self {
+            linear: Linear::new(weight, None),
+            bias: None,
+        }
     }
 
     /// `x` (`… × in`) times the weights row by row, or `None` when candle should do it: too
@@ -42,8 +48,7 @@ impl Projection {
         if rows > MAX_ROWS || !x.device().is_cpu() {
             return Ok(None);
         }
-        let bias = self.linear.bias().map(f32_values).transpose()?;
-        self.multiply(x, out, width, bias.as_deref())
+        self.multiply(x, out, width, self.bias.as_deref())
     }
 
     fn multiply(
@@ -137,7 +142,7 @@ mod tests {
         let weight = random(&[1000, 387], 1);
         let bias = random(&[1000], 2);
         for projection in [
-            Projection::new(Linear::new(weight.clone(), Some(bias))),
+            Projection::new(Linear::new(weight.clone(), Some(bias))).unwrap(),
             Projection::tied(weight),
         ] {
             for rows in [1, 3, MAX_ROWS] {
