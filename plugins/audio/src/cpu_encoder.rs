@@ -49,7 +49,8 @@ struct Dense {
     inputs: usize,
 }
 
-struct Norm {
+/// A layer norm's weights.
+pub struct Norm {
     weight: Vec<f32>,
     bias: Vec<f32>,
 }
@@ -108,13 +109,7 @@ impl CpuEncoder {
             block.forward(&mut x, self.heads, &mut scratch);
         }
         let mut features = vec![0f32; x.len()];
-        layer_norm(
-            &x,
-            &self.ln_post.weight,
-            &self.ln_post.bias,
-            LAYER_NORM_EPS,
-            &mut features,
-        );
+        self.ln_post.forward(&x, &mut features);
         Tensor::from_vec(features, (1, steps, self.width), &Device::Cpu)
     }
 }
@@ -172,14 +167,11 @@ impl Block {
             attended,
             hidden,
         } = scratch;
-        let norm = |norm: &Norm, x: &[f32], out: &mut [f32]| {
-            layer_norm(x, &norm.weight, &norm.bias, LAYER_NORM_EPS, out)
-        };
-        norm(&self.attn_ln, x, normed);
+        self.attn_ln.forward(x, normed);
         self.qkv.forward(normed, qkv, false);
         attention(qkv, width, heads, attended);
         self.out.forward(attended, x, true);
-        norm(&self.mlp_ln, x, normed);
+        self.mlp_ln.forward(x, normed);
         self.fc1.forward(normed, hidden, false);
         gelu_tanh(hidden);
         self.fc2.forward(hidden, x, true);
@@ -293,11 +285,17 @@ impl Conv {
 }
 
 impl Norm {
-    fn load(vb: VarBuilder, width: usize) -> Result<Self> {
+    /// Loads a `width`-wide layer norm's weight and bias from `vb`.
+    pub fn load(vb: VarBuilder, width: usize) -> Result<Self> {
         Ok(Self {
             weight: values(&vb.get(width, "weight")?)?,
             bias: values(&vb.get(width, "bias")?)?,
         })
+    }
+
+    /// Each row of `x` normalised into `out`, with Whisper's epsilon.
+    pub fn forward(&self, x: &[f32], out: &mut [f32]) {
+        layer_norm(x, &self.weight, &self.bias, LAYER_NORM_EPS, out);
     }
 }
 

@@ -2,11 +2,10 @@
 //! rules, temperature fallback, and splitting the tokens into timed segments.
 
 use crate::{
-    compression::compression_ratio, decoder::AudioKeys, error::AudioError, model::LoadedModel,
-    params::Task,
+    compression::compression_ratio, decoder::Window, error::AudioError, model::LoadedModel,
+    params::Task, vector_math::log_sum_exp,
 };
-use candle_core::{D, IndexOp, Tensor};
-use candle_nn::ops::log_softmax;
+use candle_core::{Device, Tensor};
 use candle_transformers::generation::LogitsProcessor;
 
 /// Seconds per timestamp token step.
@@ -72,10 +71,11 @@ pub fn decode_with_fallback(
     options: &Options<'_>,
     cancelled: &mut dyn FnMut() -> bool,
 ) -> Result<Option<Decoded>, AudioError> {
-    let audio = model.decoder.audio_keys(features)?;
+    let mut window = model.decoder.window(features)?;
     let mut temperature = options.temperature;
     loop {
-        let Some(mut decoded) = decode(model, &audio, options, temperature, cancelled)? else {
+        let Some(mut decoded) = decode(model, window.as_mut(), options, temperature, cancelled)?
+        else {
             return Ok(None);
         };
         let text_tokens: Vec<u32> = decoded
@@ -101,7 +101,7 @@ pub fn decode_with_fallback(
 
 fn decode(
     model: &LoadedModel,
-    audio: &AudioKeys,
+    window: &mut dyn Window,
     options: &Options<'_>,
     temperature: f64,
     cancelled: &mut dyn FnMut() -> bool,
@@ -129,24 +129,20 @@ fn decode(
     let sample_len = max_len / 2;
     let mut sampler = LogitsProcessor::new(SEED, (temperature > 0.0).then_some(temperature), None);
     let (mut logprob_sum, mut no_speech_prob) = (0.0, 0.0);
-    let device = model.device.clone();
-    let mut cache = model.decoder.token_cache();
+    let width = model.config.d_model;
+    window.restart();
     for step in 0..sample_len {
         if cancelled() {
             return Ok(None);
         }
-        let fed = cache.fed();
-        let hidden = model.decoder.forward(&tokens[fed..], audio, &mut cache)?;
+        let hidden = window.forward(&tokens[window.fed()..])?;
         if step == 0 {
-            let at_sot = model
-                .decoder
-                .logits(&hidden.i((..1, sot_index..sot_index + 1))?)?;
-            let probs = candle_nn::ops::softmax(&at_sot.flatten_all()?, D::Minus1)?;
-            no_speech_prob = probs.i(t.no_speech as usize)?.to_scalar::<f32>()? as f64;
+            let at_sot = window.logits(&hidden[sot_index * width..][..width])?;
+            let no_speech = at_sot[t.no_speech as usize] - log_sum_exp(&at_sot);
+            no_speech_prob = (no_speech as f64).exp();
         }
-        let last = hidden.dim(1)? - 1;
-        let logits = model.decoder.logits(&hidden.i((..1, last..))?)?;
-        let mut logits: Vec<f32> = logits.flatten_all()?.to_vec1()?;
+        let last = &hidden[hidden.len() - width..];
+        let mut logits = window.logits(last)?;
         let suppress = &model.config.suppress_tokens;
         apply_rules(
             &mut logits,
@@ -155,10 +151,8 @@ fn decode(
             suppress,
             options.timestamps,
         );
-        let logits = Tensor::new(logits.as_slice(), &device)?;
-        let token = sampler.sample(&logits)?;
-        let logprobs = log_softmax(&logits, D::Minus1)?;
-        logprob_sum += logprobs.i(token as usize)?.to_scalar::<f32>()? as f64;
+        let token = sampler.sample(&Tensor::new(logits.as_slice(), &Device::Cpu)?)?;
+        logprob_sum += (logits[token as usize] - log_sum_exp(&logits)) as f64;
         if token == t.eot || tokens.len() >= max_len {
             break;
         }
@@ -221,13 +215,8 @@ fn apply_rules(
         let last_allowed = ts + (MAX_INITIAL_TIMESTAMP / TIMESTAMP_STEP) as usize;
         ban(last_allowed + 1..logits.len(), logits);
     }
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let log_z = max + logits.iter().map(|l| (l - max).exp()).sum::<f32>().ln();
-    let ts_mass = {
-        let tail = &logits[ts.min(logits.len())..];
-        let m = tail.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        m + tail.iter().map(|l| (l - m).exp()).sum::<f32>().ln() - log_z
-    };
+    let log_z = log_sum_exp(logits);
+    let ts_mass = log_sum_exp(&logits[ts.min(logits.len())..]) - log_z;
     let best_text = logits[..ts.min(logits.len())]
         .iter()
         .copied()

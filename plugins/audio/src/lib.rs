@@ -7,7 +7,9 @@
 //! benchmarks): `load` returns an [`AudioWorker`], whose [`PluginWorker::execute`] runs a job.
 
 mod audio;
+mod candle_decoder;
 mod compression;
+mod cpu_decoder;
 mod cpu_encoder;
 mod ct2;
 mod decode;
@@ -18,10 +20,10 @@ mod matmul;
 mod mel;
 mod model;
 mod params;
-mod projection;
 mod source;
 mod token_text;
 mod vector_math;
+mod weights;
 mod worker;
 
 /// Test doubles, the test model and clips, for the crate's tests and the benchmark example.

@@ -2,7 +2,7 @@
 //! CTranslate2 (`model.bin` + `config.json`), both with `tokenizer.json` — into candle's audio
 //! encoder and the plugin's own text decoder (with key/value caches), sharing one set of weights.
 
-use crate::{ct2, decoder::TextDecoder, encoder::Encoder, error::AudioError, mel};
+use crate::{ct2, decoder::Decoder, encoder::Encoder, error::AudioError, mel};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::whisper::Config;
@@ -54,7 +54,7 @@ pub struct LoadedModel {
     /// The audio encoder.
     pub encoder: Encoder,
     /// The text decoder, with key/value caches.
-    pub decoder: TextDecoder,
+    pub decoder: Decoder,
     /// The model's configuration.
     pub config: Config,
     /// Its tokenizer.
@@ -126,9 +126,9 @@ fn build(
     tensors: HashMap<String, Tensor>,
     config: &Config,
     device: &Device,
-) -> candle_core::Result<(Encoder, TextDecoder)> {
+) -> candle_core::Result<(Encoder, Decoder)> {
     let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
-    let decoder = TextDecoder::load(vb.pp("model.decoder"), config)?;
+    let decoder = Decoder::load(vb.pp("model.decoder"), config)?;
     Ok((Encoder::load(&vb, config)?, decoder))
 }
 

@@ -1,6 +1,7 @@
-//! The encoder's elementwise arithmetic over f32 rows: layer norm, GELU and the exponentials of
-//! a softmax, written branch-free so that the compiler vectorises them (libm's `expf` and
-//! `tanhf` are a call per value, and the encoder takes about sixty million of them a window).
+//! The elementwise arithmetic over f32 rows of the encoder, the decoder and its sampling: layer
+//! norm, GELU and the exponentials of a softmax, written branch-free so that the compiler
+//! vectorises them (libm's `expf` and `tanhf` are a call per value, and the encoder takes about
+//! sixty million of them a window).
 
 use rbee_vector_math::exp;
 
@@ -34,6 +35,25 @@ pub fn gelu_tanh(x: &mut [f32]) {
 
 /// `x ↦ e^(x - max x)` in place; returns the sum of the results (a softmax before its division).
 pub fn exp_shifted(x: &mut [f32]) -> f32 {
+    let max = maximum(x);
+    for v in x.iter_mut() {
+        *v = exp(*v - max);
+    }
+    sum(x, |v| v)
+}
+
+/// `ln Σ e^v` over `x` (a softmax's normaliser in log space); minus infinity when `x` is empty
+/// or all minus infinity.
+pub fn log_sum_exp(x: &[f32]) -> f32 {
+    let max = maximum(x);
+    if max == f32::NEG_INFINITY {
+        return max;
+    }
+    max + sum(x, |v| exp(v - max)).ln()
+}
+
+/// The largest value of `x`, in [`LANES`] partial maxima; minus infinity when `x` is empty.
+fn maximum(x: &[f32]) -> f32 {
     let mut maxima = [f32::NEG_INFINITY; LANES];
     let mut chunks = x.chunks_exact(LANES);
     for chunk in &mut chunks {
@@ -41,15 +61,11 @@ pub fn exp_shifted(x: &mut [f32]) -> f32 {
             *max = if v > *max { v } else { *max };
         }
     }
-    let max = chunks
+    chunks
         .remainder()
         .iter()
         .chain(&maxima)
-        .fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-    for v in x.iter_mut() {
-        *v = exp(*v - max);
-    }
-    sum(x, |v| v)
+        .fold(f32::NEG_INFINITY, |a, &b| a.max(b))
 }
 
 /// `Σ f(v)` over `x`, in [`LANES`] partial sums.
@@ -110,5 +126,18 @@ mod tests {
         let sum = exp_shifted(&mut x);
         assert!((x[0] - (-1f32).exp()).abs() < 1e-7 && x[1] == 1.0 && x[2] == 0.0);
         assert!((sum - (1.0 + (-1f32).exp())).abs() < 1e-6);
+    }
+
+    #[test]
+    fn log_sum_exp_matches_libm_and_ignores_minus_infinity() {
+        let x: Vec<f32> = (0..1001).map(|i| (i as f32 * 0.37).sin() * 20.0).collect();
+        let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let expected = max as f64 + x.iter().map(|v| ((v - max) as f64).exp()).sum::<f64>().ln();
+        assert!((log_sum_exp(&x) as f64 - expected).abs() < 1e-4);
+        let mut banned = x.clone();
+        banned.push(f32::NEG_INFINITY);
+        assert_eq!(log_sum_exp(&banned), log_sum_exp(&x));
+        assert_eq!(log_sum_exp(&[f32::NEG_INFINITY; 3]), f32::NEG_INFINITY);
+        assert_eq!(log_sum_exp(&[]), f32::NEG_INFINITY);
     }
 }

@@ -14,7 +14,7 @@ use crate::{
     params::{Task, TranscriptionParams},
     token_text::token_pieces,
 };
-use candle_core::{D, Tensor};
+use candle_core::Tensor;
 use candle_transformers::models::whisper::{HOP_LENGTH, N_FRAMES, N_SAMPLES, SAMPLE_RATE};
 use rbee_plugin_api::{
     EventSinkExt, Job, JobEnd, JobSink, PluginError, PluginWorker, WorkerStatus,
@@ -271,17 +271,27 @@ impl AudioWorker {
 /// The most likely spoken language: the language token the decoder prefers after
 /// `<|startoftranscript|>`.
 fn detect_language(model: &LoadedModel, features: &Tensor) -> Result<String, AudioError> {
-    let device = features.device();
-    let audio = model.decoder.audio_keys(features)?;
-    let mut cache = model.decoder.token_cache();
-    let hidden = model
-        .decoder
-        .forward(&[model.tokens.sot], &audio, &mut cache)?;
-    let logits = model.decoder.logits(&hidden)?.flatten_all()?;
-    let ids: Vec<u32> = model.tokens.languages.iter().map(|(_, id)| *id).collect();
-    let scores = logits.index_select(&Tensor::new(ids.as_slice(), device)?, D::Minus1)?;
-    let best = scores.argmax(D::Minus1)?.to_scalar::<u32>()? as usize;
-    Ok(model.tokens.languages[best].0.to_string())
+    let mut window = model.decoder.window(features)?;
+    let hidden = window.forward(&[model.tokens.sot])?;
+    let logits = window.logits(&hidden)?;
+    let score = |id: u32| {
+        logits
+            .get(id as usize)
+            .copied()
+            .unwrap_or(f32::NEG_INFINITY)
+    };
+    let mut languages = model.tokens.languages.iter();
+    let first = languages.next().ok_or_else(|| {
+        AudioError::Tokenizer("the vocabulary has no language tokens".to_string())
+    })?;
+    let best = languages.fold(first, |best, candidate| {
+        if score(candidate.1) > score(best.1) {
+            candidate
+        } else {
+            best
+        }
+    });
+    Ok(best.0.to_string())
 }
 
 /// Times to the millisecond.
