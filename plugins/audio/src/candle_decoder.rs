@@ -4,9 +4,9 @@
 //! keys and values). This one reads the same weights (Hugging Face names under
 //! `model.decoder`) and computes the same function, but keeps the self-attention keys and values
 //! of the tokens fed so far and computes the cross-attention ones once per window
-//! ([`CandleWindow`]).
+//! ([`CandleWindows`]).
 
-use crate::decoder::Window;
+use crate::decoder::Windows;
 use candle_core::{Device, IndexOp, Module, Result, Tensor};
 use candle_nn::{
     LayerNorm, Linear, VarBuilder, kv_cache::KvCache, layer_norm, linear, linear_no_bias,
@@ -31,11 +31,12 @@ pub struct CandleDecoder {
     scale: f64,
 }
 
-/// One window's decoding state.
-pub struct CandleWindow<'a> {
+/// The decoding state of windows decoded side by side (one after another on the device: the
+/// GPU has the bandwidth that sharing weight reads saves on the CPU).
+pub struct CandleWindows<'a> {
     decoder: &'a CandleDecoder,
-    audio: AudioKeys,
-    cache: TokenCache,
+    /// Per window, its audio's keys and values and its tokens' cache.
+    windows: Vec<(AudioKeys, TokenCache)>,
 }
 
 /// The cross-attention keys (transposed) and values of one window's audio features, per layer.
@@ -85,13 +86,16 @@ impl CandleDecoder {
         })
     }
 
-    /// A window over `features`, the encoder's output (`1 × frames × d_model`), with no token
-    /// fed yet.
-    pub fn window(&self, features: &Tensor) -> Result<CandleWindow<'_>> {
-        Ok(CandleWindow {
+    /// Windows over `features`, the encoder's output for each (`1 × frames × d_model`), with
+    /// no token fed yet.
+    pub fn windows(&self, features: &[Tensor]) -> Result<CandleWindows<'_>> {
+        let windows = features
+            .iter()
+            .map(|features| Ok((self.audio_keys(features)?, self.token_cache())))
+            .collect::<Result<_>>()?;
+        Ok(CandleWindows {
             decoder: self,
-            audio: self.audio_keys(features)?,
-            cache: self.token_cache(),
+            windows,
         })
     }
 
@@ -188,18 +192,34 @@ impl CandleDecoder {
     }
 }
 
-impl Window for CandleWindow<'_> {
-    fn restart(&mut self) {
-        self.cache = self.decoder.token_cache();
+impl Windows for CandleWindows<'_> {
+    fn restart(&mut self, index: usize) {
+        self.windows[index].1 = self.decoder.token_cache();
     }
 
-    fn fed(&self) -> usize {
-        self.cache.len
+    fn fed(&self, index: usize) -> usize {
+        self.windows[index].1.len
     }
 
-    fn forward(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
-        let hidden = self.decoder.forward(tokens, &self.audio, &mut self.cache)?;
-        hidden.flatten_all()?.to_vec1()
+    fn forward(&mut self, tokens: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
+        if tokens.len() != self.windows.len() {
+            candle_core::bail!(
+                "tokens for {} of {} windows",
+                tokens.len(),
+                self.windows.len()
+            );
+        }
+        self.windows
+            .iter_mut()
+            .zip(tokens)
+            .map(|((audio, cache), tokens)| {
+                if tokens.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let hidden = self.decoder.forward(tokens, audio, cache)?;
+                hidden.flatten_all()?.to_vec1()
+            })
+            .collect()
     }
 
     fn logits(&self, hidden: &[f32]) -> Result<Vec<f32>> {

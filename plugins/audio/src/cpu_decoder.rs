@@ -1,17 +1,18 @@
 //! Whisper's text decoder on the CPU over plain f32 buffers and [`WeightMatrix`] weights. It
 //! computes what candle's `whisper::model::TextDecoder` computes (the same weights, the same
-//! tanh GELU), one window at a time ([`CpuWindow`]):
+//! tanh GELU), for one or more windows side by side ([`CpuWindows`]):
 //! - the cross-attention keys and values of the window's audio are computed once, the keys
 //!   transposed so that a query's scores are a sum of contiguous rows;
 //! - the self-attention keys and values of the tokens fed so far are kept, so a step feeds one
 //!   token;
 //! - a step's products read f16 weights when the model file has them (half the memory traffic,
 //!   which is what a one-token step waits for) and never repack them, as a general matrix
-//!   product would.
+//!   product would;
+//! - a step of several windows multiplies all their rows together, reading each weight once.
 
 use crate::{
     cpu_encoder::Norm,
-    decoder::Window,
+    decoder::Windows,
     matmul::{Matrix, Threads, product},
     vector_math::{exp_shifted, gelu_tanh},
     weights::WeightMatrix,
@@ -56,9 +57,14 @@ struct Block {
     fc2: Dense,
 }
 
-/// One window's decoding state.
-pub struct CpuWindow<'a> {
+/// The decoding state of windows decoded side by side.
+pub struct CpuWindows<'a> {
     decoder: &'a CpuDecoder,
+    windows: Vec<WindowState>,
+}
+
+/// One window's decoding state.
+struct WindowState {
     /// Per layer, the audio's cross-attention keys, scaled and transposed (`width × frames`:
     /// head `h` owns rows `h·head_width..`), and values (`frames × width`).
     audio: Vec<(Vec<f32>, Vec<f32>)>,
@@ -67,6 +73,13 @@ pub struct CpuWindow<'a> {
     /// (`fed × width` each).
     cache: Vec<(Vec<f32>, Vec<f32>)>,
     fed: usize,
+}
+
+/// Where a row of a step belongs: its window, and its position among that window's tokens.
+#[derive(Clone, Copy)]
+struct Row {
+    window: usize,
+    position: usize,
 }
 
 impl CpuDecoder {
@@ -90,9 +103,20 @@ impl CpuDecoder {
         })
     }
 
-    /// A window over `features`, the encoder's output (`1 × frames × width`), with no token
-    /// fed yet.
-    pub fn window(&self, features: &Tensor) -> Result<CpuWindow<'_>> {
+    /// Windows over `features`, the encoder's output for each (`1 × frames × width`), with no
+    /// token fed yet.
+    pub fn windows(&self, features: &[Tensor]) -> Result<CpuWindows<'_>> {
+        let windows = features
+            .iter()
+            .map(|features| self.window(features))
+            .collect::<Result<_>>()?;
+        Ok(CpuWindows {
+            decoder: self,
+            windows,
+        })
+    }
+
+    fn window(&self, features: &Tensor) -> Result<WindowState> {
         let (_, frames, width) = features.dims3()?;
         if width != self.width {
             bail!(
@@ -126,8 +150,7 @@ impl CpuDecoder {
                 (keys, values)
             })
             .collect();
-        Ok(CpuWindow {
-            decoder: self,
+        Ok(WindowState {
             audio,
             frames,
             cache: vec![(Vec::new(), Vec::new()); self.blocks.len()],
@@ -136,48 +159,78 @@ impl CpuDecoder {
     }
 }
 
-impl Window for CpuWindow<'_> {
-    fn restart(&mut self) {
-        for (keys, values) in &mut self.cache {
+impl Windows for CpuWindows<'_> {
+    fn restart(&mut self, index: usize) {
+        let window = &mut self.windows[index];
+        for (keys, values) in &mut window.cache {
             keys.clear();
             values.clear();
         }
-        self.fed = 0;
+        window.fed = 0;
     }
 
-    fn fed(&self) -> usize {
-        self.fed
+    fn fed(&self, index: usize) -> usize {
+        self.windows[index].fed
     }
 
-    fn forward(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
+    fn forward(&mut self, tokens: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
         let decoder = self.decoder;
         let width = decoder.width;
-        let n = tokens.len();
+        if tokens.len() != self.windows.len() {
+            bail!(
+                "tokens for {} of {} windows",
+                tokens.len(),
+                self.windows.len()
+            );
+        }
         let positions = decoder.positions.len() / width;
-        if self.fed + n > positions {
-            bail!("{} tokens, the decoder takes {positions}", self.fed + n);
-        }
-        let mut x = Vec::with_capacity(n * width);
-        for (i, &token) in tokens.iter().enumerate() {
-            if token as usize >= decoder.embedding.rows() {
-                bail!("token {token} is outside the vocabulary");
+        let mut rows = Vec::new();
+        let mut x = Vec::new();
+        for (index, (window, tokens)) in self.windows.iter().zip(tokens).enumerate() {
+            if window.fed + tokens.len() > positions {
+                bail!(
+                    "{} tokens, the decoder takes {positions}",
+                    window.fed + tokens.len()
+                );
             }
-            let position = &decoder.positions[(self.fed + i) * width..][..width];
-            let embedding = decoder.embedding.row(token as usize);
-            x.extend(embedding.iter().zip(position).map(|(e, p)| e + p));
+            for (i, &token) in tokens.iter().enumerate() {
+                if token as usize >= decoder.embedding.rows() {
+                    bail!("token {token} is outside the vocabulary");
+                }
+                let position = window.fed + i;
+                let embedding = decoder.embedding.row(token as usize);
+                let at = &decoder.positions[position * width..][..width];
+                x.extend(embedding.iter().zip(at).map(|(e, p)| e + p));
+                rows.push(Row {
+                    window: index,
+                    position,
+                });
+            }
         }
-        let mut scratch = Scratch::new(n, width);
-        for ((block, cache), (keys, values)) in
-            decoder.blocks.iter().zip(&mut self.cache).zip(&self.audio)
-        {
-            block.self_attention(&mut x, cache, self.fed, decoder, &mut scratch);
-            block.cross_attention(&mut x, keys, values, self.frames, decoder, &mut scratch);
+        let mut scratch = Scratch::new(rows.len(), width);
+        for (layer, block) in decoder.blocks.iter().enumerate() {
+            block.self_attention(
+                &mut x,
+                &rows,
+                layer,
+                &mut self.windows,
+                decoder,
+                &mut scratch,
+            );
+            block.cross_attention(&mut x, &rows, layer, &self.windows, decoder, &mut scratch);
             block.mlp(&mut x, &mut scratch);
         }
-        self.fed += n;
         let mut hidden = vec![0f32; x.len()];
         decoder.ln.forward(&x, &mut hidden);
-        Ok(hidden)
+        let mut rest = hidden.as_slice();
+        let mut each = Vec::with_capacity(tokens.len());
+        for (window, tokens) in self.windows.iter_mut().zip(tokens) {
+            window.fed += tokens.len();
+            let (own, others) = rest.split_at(tokens.len() * width);
+            each.push(own.to_vec());
+            rest = others;
+        }
+        Ok(each)
     }
 
     fn logits(&self, hidden: &[f32]) -> Result<Vec<f32>> {
@@ -237,13 +290,15 @@ impl Block {
         })
     }
 
-    /// Adds the causal self-attention of the new rows `x` (positions `past..`) over every
-    /// token fed, theirs included, after appending their keys and values to `cache`.
+    /// Adds the causal self-attention of the new rows `x` over every token fed to their
+    /// window, theirs included, after appending their keys and values to the window's cache
+    /// of layer `layer`.
     fn self_attention(
         &self,
         x: &mut [f32],
-        cache: &mut (Vec<f32>, Vec<f32>),
-        past: usize,
+        rows: &[Row],
+        layer: usize,
+        windows: &mut [WindowState],
         decoder: &CpuDecoder,
         scratch: &mut Scratch,
     ) {
@@ -256,23 +311,26 @@ impl Block {
         } = scratch;
         self.attn_ln.forward(x, normed);
         self.qkv.forward(normed, qkv);
-        let (keys, values) = cache;
-        for row in qkv.chunks_exact_mut(3 * width) {
-            row[..2 * width]
+        for (row, qkv) in rows.iter().zip(qkv.chunks_exact_mut(3 * width)) {
+            qkv[..2 * width]
                 .iter_mut()
                 .for_each(|v| *v *= decoder.scale);
-            keys.extend_from_slice(&row[width..2 * width]);
-            values.extend_from_slice(&row[2 * width..]);
+            let (keys, values) = &mut windows[row.window].cache[layer];
+            keys.extend_from_slice(&qkv[width..2 * width]);
+            values.extend_from_slice(&qkv[2 * width..]);
         }
+        let windows = &*windows;
         let head_width = width / decoder.heads;
         attended
             .par_chunks_mut(head_width)
             .enumerate()
             .for_each(|(index, out)| {
                 let (row, head) = (index / decoder.heads, index % decoder.heads);
+                let Row { window, position } = rows[row];
+                let (keys, values) = &windows[window].cache[layer];
                 let column = head * head_width;
                 let query = &qkv[row * 3 * width + column..][..head_width];
-                let seen = past + row + 1;
+                let seen = position + 1;
                 let mut scores: Vec<f32> = (0..seen)
                     .map(|t| dot(query, &keys[t * width + column..][..head_width]))
                     .collect();
@@ -289,13 +347,13 @@ impl Block {
         self.attn_out.add_to(attended, &mut scratch.projected, x);
     }
 
-    /// Adds the attention of the rows `x` over the window's audio.
+    /// Adds the attention of the rows `x` over their window's audio.
     fn cross_attention(
         &self,
         x: &mut [f32],
-        keys: &[f32],
-        values: &[f32],
-        frames: usize,
+        rows: &[Row],
+        layer: usize,
+        windows: &[WindowState],
         decoder: &CpuDecoder,
         scratch: &mut Scratch,
     ) {
@@ -313,27 +371,28 @@ impl Block {
         attended
             .par_chunks_mut(head_width)
             .enumerate()
-            .for_each_init(
-                || vec![0f32; frames],
-                |scores, (index, out)| {
-                    let (row, head) = (index / decoder.heads, index % decoder.heads);
-                    let column = head * head_width;
-                    let query = &projected[row * width + column..][..head_width];
-                    scores.fill(0.0);
-                    for (j, q) in query.iter().enumerate() {
-                        axpy(*q, &keys[(column + j) * frames..][..frames], scores);
-                    }
-                    let sum = exp_shifted(scores);
-                    out.fill(0.0);
-                    for (t, weight) in scores.iter().enumerate() {
-                        axpy(
-                            weight / sum,
-                            &values[t * width + column..][..head_width],
-                            out,
-                        );
-                    }
-                },
-            );
+            .for_each_init(Vec::new, |scores, (index, out)| {
+                let (row, head) = (index / decoder.heads, index % decoder.heads);
+                let window = &windows[rows[row].window];
+                let (keys, values) = &window.audio[layer];
+                let frames = window.frames;
+                let column = head * head_width;
+                let query = &projected[row * width + column..][..head_width];
+                scores.clear();
+                scores.resize(frames, 0.0);
+                for (j, q) in query.iter().enumerate() {
+                    axpy(*q, &keys[(column + j) * frames..][..frames], scores);
+                }
+                let sum = exp_shifted(scores);
+                out.fill(0.0);
+                for (t, weight) in scores.iter().enumerate() {
+                    axpy(
+                        weight / sum,
+                        &values[t * width + column..][..head_width],
+                        out,
+                    );
+                }
+            });
         self.cross_out.add_to(attended, projected, x);
     }
 
@@ -432,51 +491,66 @@ mod tests {
             .fold(0.0, f32::max)
     }
 
-    /// The test model's decoder against the candle one on the same weights and a real window's
-    /// features: a three-token prompt, then greedy steps one token at a time, then the same
-    /// after a restart. Hidden states and logits agree to within float rounding.
+    /// The test model's decoder against the candle one on the same weights, over two real
+    /// windows side by side: prompts of different lengths, then greedy steps that feed the
+    /// second window only every other step, then the same after a restart. Hidden states and
+    /// logits agree to within float rounding, so no row reads another window's state.
     #[test]
-    fn steps_match_the_candle_decoder_on_a_real_window() {
+    fn steps_of_two_windows_match_the_candle_decoder() {
         let dir = test_support::provisioned(test_support::TEST_MODEL_DIR);
         let mut loaded = model::load(&dir, &Device::Cpu).unwrap();
         let (tensors, config) = ct2::load(&dir.join("model.bin"), &Device::Cpu, vec![]).unwrap();
         let vb = VarBuilder::from_tensors(tensors, candle_core::DType::F32, &Device::Cpu);
         let ours = CpuDecoder::load(vb.pp("model.decoder"), &config).unwrap();
         let candle = CandleDecoder::load(vb.pp("model.decoder"), &config).unwrap();
-        let pcm = crate::audio::decode(test_support::clip_audio("quick_brown_fox"), 60.0).unwrap();
-        let mut samples = crate::audio::to_16k(pcm).unwrap();
-        samples.resize(30 * 16_000, 0.0);
-        let mel = crate::mel::log_mel(&config, &samples, &loaded.filters);
-        let frames = mel.len() / config.num_mel_bins;
-        let mel = Tensor::from_vec(mel, (1, config.num_mel_bins, frames), &Device::Cpu).unwrap();
-        let features = loaded
-            .encoder
-            .forward(&mel.narrow(2, 0, 3000).unwrap())
-            .unwrap();
+        let features = ["quick_brown_fox", "counting"].map(|name| {
+            test_support::first_window_features(&mut loaded, &test_support::clip_samples(name))
+        });
         let (mut ours, mut theirs) = (
-            ours.window(&features).unwrap(),
-            candle.window(&features).unwrap(),
+            ours.windows(&features).unwrap(),
+            candle.windows(&features).unwrap(),
         );
         let t = &loaded.tokens;
         for _ in 0..2 {
-            ours.restart();
-            theirs.restart();
-            let mut tokens = vec![t.sot, t.no_timestamps, 440];
-            for _ in 0..4 {
-                let fed = ours.fed();
-                assert_eq!(fed, theirs.fed());
-                let hidden = ours.forward(&tokens[fed..]).unwrap();
-                let expected = theirs.forward(&tokens[fed..]).unwrap();
-                assert!(largest_difference(&hidden, &expected) < 1e-3);
-                let logits = ours.logits(&hidden).unwrap();
-                let expected = theirs.logits(&expected).unwrap();
-                let difference = largest_difference(&logits, &expected);
-                assert!(difference < 2e-3, "largest difference {difference}");
-                let last = &logits[logits.len() - config.vocab_size..];
-                let best = (0..last.len()).max_by(|&a, &b| last[a].total_cmp(&last[b]));
-                tokens.push(best.unwrap() as u32);
+            let mut tokens = [
+                vec![t.sot, t.no_timestamps, 440],
+                vec![t.sot, t.no_timestamps],
+            ];
+            for window in 0..2 {
+                ours.restart(window);
+                theirs.restart(window);
             }
-            assert!(tokens.len() == 7 && tokens[3..].iter().all(|&id| id < t.eot));
+            for step in 0..6 {
+                let fed = [ours.fed(0), ours.fed(1)];
+                assert_eq!(fed, [theirs.fed(0), theirs.fed(1)]);
+                let second: &[u32] = match step % 2 {
+                    0 => &tokens[1][fed[1]..],
+                    _ => &[],
+                };
+                let feed = [&tokens[0][fed[0]..], second];
+                let fed_now = feed.map(<[u32]>::len);
+                let hidden = ours.forward(&feed).unwrap();
+                let expected = theirs.forward(&feed).unwrap();
+                for (window, (hidden, expected)) in hidden.iter().zip(&expected).enumerate() {
+                    assert_eq!(hidden.len(), fed_now[window] * config.d_model);
+                    assert!(largest_difference(hidden, expected) < 1e-3);
+                    if hidden.is_empty() {
+                        continue;
+                    }
+                    let logits = ours.logits(hidden).unwrap();
+                    let difference = largest_difference(&logits, &theirs.logits(expected).unwrap());
+                    assert!(difference < 2e-3, "largest difference {difference}");
+                    let last = &logits[logits.len() - config.vocab_size..];
+                    let best = (0..last.len()).max_by(|&a, &b| last[a].total_cmp(&last[b]));
+                    tokens[window].push(best.unwrap() as u32);
+                }
+            }
+            assert_eq!([tokens[0].len(), tokens[1].len()], [9, 5]);
+            assert_ne!(
+                tokens[0][3..5],
+                tokens[1][2..4],
+                "two clips, two transcripts"
+            );
         }
     }
 }

@@ -1,8 +1,9 @@
-//! Decoding one 30-second window: the token prompt, the sampling loop with Whisper's timestamp
-//! rules, temperature fallback, and splitting the tokens into timed segments.
+//! Decoding 30-second windows, one or several side by side: the token prompt, the sampling loop
+//! with Whisper's timestamp rules, temperature fallback, and splitting the tokens into timed
+//! segments.
 
 use crate::{
-    compression::compression_ratio, decoder::Window, error::AudioError, model::LoadedModel,
+    compression::compression_ratio, decoder::Windows, error::AudioError, model::LoadedModel,
     params::Task, vector_math::log_sum_exp,
 };
 use candle_core::{Device, Tensor};
@@ -62,52 +63,175 @@ pub struct Piece {
     pub tokens: Vec<u32>,
 }
 
-/// Decodes the window's audio features, retrying hotter while the result is poor (unlikely or
-/// repetitive text, as Whisper judges it). Returns `None` when `cancelled` answered true
-/// between two tokens.
+/// Decodes the audio features of one or more windows side by side, retrying a window hotter
+/// while its result is poor (unlikely or repetitive text, as Whisper judges it). Returns each
+/// window's tokens, or `None` when `cancelled` answered true between two steps.
 pub fn decode_with_fallback(
     model: &LoadedModel,
-    features: &Tensor,
+    features: &[Tensor],
     options: &Options<'_>,
     cancelled: &mut dyn FnMut() -> bool,
-) -> Result<Option<Decoded>, AudioError> {
-    let mut window = model.decoder.window(features)?;
-    let mut temperature = options.temperature;
-    loop {
-        let Some(mut decoded) = decode(model, window.as_mut(), options, temperature, cancelled)?
+) -> Result<Option<Vec<Decoded>>, AudioError> {
+    let mut windows = model.decoder.windows(features)?;
+    let mut decoded: Vec<Option<Decoded>> = features.iter().map(|_| None).collect();
+    let mut temperatures = vec![options.temperature; features.len()];
+    let mut pending: Vec<usize> = (0..features.len()).collect();
+    while !pending.is_empty() {
+        let Some(attempts) = decode(
+            model,
+            windows.as_mut(),
+            &pending,
+            &temperatures,
+            options,
+            cancelled,
+        )?
         else {
             return Ok(None);
         };
-        let text_tokens: Vec<u32> = decoded
-            .tokens
-            .iter()
-            .copied()
-            .filter(|&id| id < model.tokens.eot)
-            .collect();
-        let text = model
-            .tokenizer
-            .decode(&text_tokens, true)
-            .map_err(|e| AudioError::Tokenizer(e.to_string()))?;
-        decoded.compression_ratio = compression_ratio(text.trim());
-        let poor = decoded.avg_logprob < LOGPROB_THRESHOLD
-            || decoded.compression_ratio > COMPRESSION_RATIO_THRESHOLD;
-        let silent = decoded.no_speech_prob > NO_SPEECH_THRESHOLD;
-        if !poor || silent || temperature + TEMPERATURE_STEP > 1.0 + 1e-9 {
-            return Ok(Some(decoded));
+        let mut poor = Vec::new();
+        for (index, mut attempt) in pending.into_iter().zip(attempts) {
+            attempt.compression_ratio = compression_ratio(text(model, &attempt.tokens)?.trim());
+            let unlikely = attempt.avg_logprob < LOGPROB_THRESHOLD
+                || attempt.compression_ratio > COMPRESSION_RATIO_THRESHOLD;
+            let silent = attempt.no_speech_prob > NO_SPEECH_THRESHOLD;
+            let hottest = attempt.temperature + TEMPERATURE_STEP > 1.0 + 1e-9;
+            if unlikely && !silent && !hottest {
+                temperatures[index] += TEMPERATURE_STEP;
+                poor.push(index);
+            } else {
+                decoded[index] = Some(attempt);
+            }
         }
-        temperature += TEMPERATURE_STEP;
+        pending = poor;
     }
+    Ok(Some(decoded.into_iter().flatten().collect()))
 }
 
+/// The text of a window's tokens, special tokens left out.
+fn text(model: &LoadedModel, tokens: &[u32]) -> Result<String, AudioError> {
+    let text_tokens: Vec<u32> = tokens
+        .iter()
+        .copied()
+        .filter(|&id| id < model.tokens.eot)
+        .collect();
+    model
+        .tokenizer
+        .decode(&text_tokens, true)
+        .map_err(|e| AudioError::Tokenizer(e.to_string()))
+}
+
+/// One window's sampling: its tokens so far (prompt first) and running figures.
+struct Sampling {
+    /// The window's index among the windows.
+    window: usize,
+    tokens: Vec<u32>,
+    sampler: LogitsProcessor,
+    temperature: f64,
+    logprob_sum: f64,
+    no_speech_prob: f64,
+    finished: bool,
+}
+
+/// Decodes windows `which` of `windows` afresh, side by side, each at its temperature.
 fn decode(
     model: &LoadedModel,
-    window: &mut dyn Window,
+    windows: &mut dyn Windows,
+    which: &[usize],
+    temperatures: &[f64],
     options: &Options<'_>,
-    temperature: f64,
     cancelled: &mut dyn FnMut() -> bool,
-) -> Result<Option<Decoded>, AudioError> {
-    let t = model.tokens.clone();
+) -> Result<Option<Vec<Decoded>>, AudioError> {
+    let t = &model.tokens;
     let max_len = model.config.max_target_positions;
+    let (prompt, sot_index) = prompt(model, options);
+    let prefix = prompt.len();
+    let mut sampling: Vec<Sampling> = which
+        .iter()
+        .map(|&window| {
+            windows.restart(window);
+            let temperature = temperatures[window];
+            Sampling {
+                window,
+                tokens: prompt.clone(),
+                sampler: LogitsProcessor::new(
+                    SEED,
+                    (temperature > 0.0).then_some(temperature),
+                    None,
+                ),
+                temperature,
+                logprob_sum: 0.0,
+                no_speech_prob: 0.0,
+                finished: false,
+            }
+        })
+        .collect();
+    let width = model.config.d_model;
+    for step in 0..max_len / 2 {
+        if cancelled() {
+            return Ok(None);
+        }
+        if sampling.iter().all(|s| s.finished) {
+            break;
+        }
+        let mut feed: Vec<&[u32]> = vec![&[]; temperatures.len()];
+        for s in sampling.iter().filter(|s| !s.finished) {
+            feed[s.window] = &s.tokens[windows.fed(s.window)..];
+        }
+        let hidden = windows.forward(&feed)?;
+        let mut active: Vec<&mut Sampling> = sampling.iter_mut().filter(|s| !s.finished).collect();
+        if step == 0 {
+            let at_sot: Vec<f32> = active
+                .iter()
+                .flat_map(|s| &hidden[s.window][sot_index * width..][..width])
+                .copied()
+                .collect();
+            let logits = windows.logits(&at_sot)?;
+            let vocabulary = logits.len() / active.len();
+            for (s, logits) in active.iter_mut().zip(logits.chunks_exact(vocabulary)) {
+                let no_speech = logits[t.no_speech as usize] - log_sum_exp(logits);
+                s.no_speech_prob = (no_speech as f64).exp();
+            }
+        }
+        let last: Vec<f32> = active
+            .iter()
+            .flat_map(|s| &hidden[s.window][hidden[s.window].len() - width..])
+            .copied()
+            .collect();
+        let mut logits = windows.logits(&last)?;
+        let vocabulary = logits.len() / active.len();
+        for (s, logits) in active.into_iter().zip(logits.chunks_exact_mut(vocabulary)) {
+            let suppress = &model.config.suppress_tokens;
+            apply_rules(logits, &s.tokens[prefix..], t, suppress, options.timestamps);
+            let token = s.sampler.sample(&Tensor::new(&*logits, &Device::Cpu)?)?;
+            s.logprob_sum += (logits[token as usize] - log_sum_exp(logits)) as f64;
+            if token == t.eot || s.tokens.len() >= max_len {
+                s.finished = true;
+            } else {
+                s.tokens.push(token);
+            }
+        }
+    }
+    Ok(Some(
+        sampling
+            .into_iter()
+            .map(|mut s| {
+                let sampled = s.tokens.split_off(prefix);
+                Decoded {
+                    avg_logprob: s.logprob_sum / (sampled.len() + 1) as f64,
+                    tokens: sampled,
+                    no_speech_prob: s.no_speech_prob,
+                    compression_ratio: 0.0,
+                    temperature: s.temperature,
+                }
+            })
+            .collect(),
+    ))
+}
+
+/// The tokens every window's decode starts from, and the index of `<|startoftranscript|>`
+/// among them.
+fn prompt(model: &LoadedModel, options: &Options<'_>) -> (Vec<u32>, usize) {
+    let t = &model.tokens;
     let mut tokens = Vec::new();
     if !options.prompt.is_empty() {
         tokens.push(t.start_of_prev);
@@ -125,47 +249,7 @@ fn decode(
     if !options.timestamps {
         tokens.push(t.no_timestamps);
     }
-    let prefix = tokens.len();
-    let sample_len = max_len / 2;
-    let mut sampler = LogitsProcessor::new(SEED, (temperature > 0.0).then_some(temperature), None);
-    let (mut logprob_sum, mut no_speech_prob) = (0.0, 0.0);
-    let width = model.config.d_model;
-    window.restart();
-    for step in 0..sample_len {
-        if cancelled() {
-            return Ok(None);
-        }
-        let hidden = window.forward(&tokens[window.fed()..])?;
-        if step == 0 {
-            let at_sot = window.logits(&hidden[sot_index * width..][..width])?;
-            let no_speech = at_sot[t.no_speech as usize] - log_sum_exp(&at_sot);
-            no_speech_prob = (no_speech as f64).exp();
-        }
-        let last = &hidden[hidden.len() - width..];
-        let mut logits = window.logits(last)?;
-        let suppress = &model.config.suppress_tokens;
-        apply_rules(
-            &mut logits,
-            &tokens[prefix..],
-            &t,
-            suppress,
-            options.timestamps,
-        );
-        let token = sampler.sample(&Tensor::new(logits.as_slice(), &Device::Cpu)?)?;
-        logprob_sum += (logits[token as usize] - log_sum_exp(&logits)) as f64;
-        if token == t.eot || tokens.len() >= max_len {
-            break;
-        }
-        tokens.push(token);
-    }
-    let sampled = tokens.split_off(prefix);
-    Ok(Some(Decoded {
-        avg_logprob: logprob_sum / (sampled.len() + 1) as f64,
-        tokens: sampled,
-        no_speech_prob,
-        compression_ratio: 0.0,
-        temperature,
-    }))
+    (tokens, sot_index)
 }
 
 /// Masks the logits of tokens that may not come next: suppressed tokens, special tokens, and
@@ -308,6 +392,59 @@ pub fn split(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{model, test_support};
+
+    /// Three windows decoded side by side, one of which (the same sentences three times)
+    /// compresses too well at temperature 0 and is decoded again hotter on its own: each
+    /// window's result equals its decode alone, to the last bit of its log-probability.
+    #[test]
+    fn windows_side_by_side_decode_as_each_alone_fallback_included() {
+        let dir = test_support::provisioned(test_support::TEST_MODEL_DIR);
+        let mut loaded = model::load(&dir, &Device::Cpu).unwrap();
+        let names = ["counting", "hello_world", "quick_brown_fox"];
+        let pause = vec![0.0; 8_000];
+        let round: Vec<f32> = names
+            .iter()
+            .flat_map(|name| [test_support::clip_samples(name), pause.clone()].concat())
+            .collect();
+        let windows = [
+            round.repeat(3),
+            test_support::clip_samples("counting"),
+            round,
+        ];
+        let features: Vec<Tensor> = windows
+            .iter()
+            .map(|samples| test_support::first_window_features(&mut loaded, samples))
+            .collect();
+        let options = Options {
+            language: None,
+            task: Task::Transcribe,
+            timestamps: true,
+            temperature: 0.0,
+            prompt: &[],
+        };
+        let decode = |features: &[Tensor]| {
+            decode_with_fallback(&loaded, features, &options, &mut || false)
+                .unwrap()
+                .unwrap()
+        };
+        let together = decode(&features);
+        assert!(
+            together[0].temperature > 0.0,
+            "the looped window falls back"
+        );
+        assert!(together[1..].iter().all(|d| d.temperature == 0.0));
+        for (index, (together, features)) in together.iter().zip(&features).enumerate() {
+            let alone = &decode(std::slice::from_ref(features))[0];
+            assert_eq!(together.tokens, alone.tokens, "window {index}");
+            assert_eq!(together.avg_logprob, alone.avg_logprob, "window {index}");
+            assert_eq!(
+                together.no_speech_prob, alone.no_speech_prob,
+                "window {index}"
+            );
+            assert_eq!(together.temperature, alone.temperature, "window {index}");
+        }
+    }
 
     const TS: u32 = 1000;
 

@@ -1,6 +1,6 @@
 //! Whisper's text decoder, token by token with key/value caches: the plugin's own on the CPU
 //! ([`CpuDecoder`]), one over candle tensors on the GPU backends ([`CandleDecoder`]), over the
-//! same weights. Decoding a window goes through a [`Window`], whichever it is.
+//! same weights. Decoding goes through [`Windows`], whichever it is.
 
 use crate::{candle_decoder::CandleDecoder, cpu_decoder::CpuDecoder};
 use candle_core::{Result, Tensor};
@@ -15,20 +15,23 @@ pub enum Decoder {
     Candle(CandleDecoder),
 }
 
-/// One window's decoding state: the cross-attention keys and values of its audio, computed
-/// once, and the self-attention cache of the tokens fed so far.
-pub trait Window {
-    /// Forgets the tokens fed, for another decode of the same audio.
-    fn restart(&mut self);
+/// The decoding state of one or more windows decoded side by side: per window, the
+/// cross-attention keys and values of its audio, computed once, and the self-attention cache of
+/// the tokens fed to it. A step feeds every window its next tokens in one pass, so that each
+/// weight is read from memory once for all of them.
+pub trait Windows {
+    /// Forgets the tokens fed to window `index`, for another decode of its audio.
+    fn restart(&mut self, index: usize);
 
-    /// How many tokens have been fed since the start.
-    fn fed(&self) -> usize;
+    /// How many tokens window `index` has been fed since its start.
+    fn fed(&self, index: usize) -> usize;
 
-    /// Feeds `tokens`, which follow the ones fed so far; returns their hidden states after the
-    /// final layer norm (`tokens × d_model`, row-major).
-    fn forward(&mut self, tokens: &[u32]) -> Result<Vec<f32>>;
+    /// Feeds window `i` the tokens `tokens[i]`, which follow the ones fed to it (none leaves it
+    /// as it is); returns each window's new hidden states after the final layer norm
+    /// (`tokens × d_model`, row-major).
+    fn forward(&mut self, tokens: &[&[u32]]) -> Result<Vec<Vec<f32>>>;
 
-    /// The logits of hidden states (`n × d_model` to `n × vocabulary`).
+    /// The logits of hidden states of any of the windows (`n × d_model` to `n × vocabulary`).
     fn logits(&self, hidden: &[f32]) -> Result<Vec<f32>>;
 }
 
@@ -41,11 +44,11 @@ impl Decoder {
         CandleDecoder::load(vb, config).map(Self::Candle)
     }
 
-    /// A window over `features`, the encoder's output for it (`1 × frames × d_model`).
-    pub fn window(&self, features: &Tensor) -> Result<Box<dyn Window + '_>> {
+    /// Windows over `features`, the encoder's output for each (`1 × frames × d_model`).
+    pub fn windows(&self, features: &[Tensor]) -> Result<Box<dyn Windows + '_>> {
         Ok(match self {
-            Self::Cpu(decoder) => Box::new(decoder.window(features)?),
-            Self::Candle(decoder) => Box::new(decoder.window(features)?),
+            Self::Cpu(decoder) => Box::new(decoder.windows(features)?),
+            Self::Candle(decoder) => Box::new(decoder.windows(features)?),
         })
     }
 }

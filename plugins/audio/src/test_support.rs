@@ -232,3 +232,29 @@ pub fn largest_difference(a: &candle_core::Tensor, b: &candle_core::Tensor) -> f
         .and_then(|d| d.to_scalar())
         .expect("tensors of one shape")
 }
+
+/// The audio features of the first 30 s window of `samples` (16 kHz), padded with silence.
+#[cfg(test)]
+pub(crate) fn first_window_features(
+    loaded: &mut crate::model::LoadedModel,
+    samples: &[f32],
+) -> candle_core::Tensor {
+    let config = &loaded.config;
+    let mut samples = samples.to_vec();
+    samples.resize(30 * 16_000, 0.0);
+    let mel = crate::mel::log_mel(config, &samples, &loaded.filters);
+    let frames = mel.len() / config.num_mel_bins;
+    let shape = (1, config.num_mel_bins, frames);
+    let mel = candle_core::Tensor::from_vec(mel, shape, &candle_core::Device::Cpu).unwrap();
+    loaded
+        .encoder
+        .forward(&mel.narrow(2, 0, 3000).unwrap())
+        .unwrap()
+}
+
+/// A clip's samples at 16 kHz.
+#[cfg(test)]
+pub(crate) fn clip_samples(name: &str) -> Vec<f32> {
+    let pcm = crate::audio::decode(clip_audio(name), 60.0).unwrap();
+    crate::audio::to_16k(pcm).unwrap()
+}

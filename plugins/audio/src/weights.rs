@@ -71,6 +71,9 @@ impl WeightMatrix {
             self.rows,
             self.cols
         );
+        if inputs == 0 {
+            return;
+        }
         let per_task = self
             .rows
             .div_ceil(4 * rayon::current_num_threads())

@@ -1,4 +1,5 @@
-//! The loaded worker: validates `transcription` jobs and runs them window by window, streaming
+//! The loaded worker: validates `transcription` jobs and runs them window by window (up to
+//! [`WINDOWS_PER_BATCH`] side by side when the job asks for no timestamps), streaming
 //! one text event (or, if the job asks for `token_events`, one per token) and one
 //! [`transcription::SEGMENT`] event per segment. A segment event carries `index`,
 //! `start`, `end` (seconds), `text` and its text `tokens`, `seek` (the mel frame its window
@@ -7,7 +8,7 @@
 
 use crate::{
     audio,
-    decode::{self, LOGPROB_THRESHOLD, NO_SPEECH_THRESHOLD, Options},
+    decode::{self, Decoded, LOGPROB_THRESHOLD, NO_SPEECH_THRESHOLD, Options},
     error::AudioError,
     mel,
     model::LoadedModel,
@@ -28,6 +29,10 @@ use std::{
 
 /// Mel frames per second.
 const FRAMES_PER_SECOND: f64 = SAMPLE_RATE as f64 / HOP_LENGTH as f64;
+
+/// Windows decoded side by side when they do not depend on each other (no timestamps): a step
+/// then reads each decoder weight once for all of them.
+const WINDOWS_PER_BATCH: usize = 4;
 
 /// A speech-to-text worker holding one Whisper model.
 pub struct AudioWorker {
@@ -171,80 +176,42 @@ impl AudioWorker {
 
         let mut seek = 0;
         while seek < content_frames {
-            let window_frames = (content_frames - seek).min(N_FRAMES);
-            let window_seconds = window_frames as f64 / FRAMES_PER_SECOND;
-            let offset = seek as f64 / FRAMES_PER_SECOND;
-            let audio_features = encode(model, seek)?;
+            // With timestamps a window starts where the one before ended its last segment, so
+            // windows go one at a time; without, each is the next 30 s and several decode
+            // side by side.
+            let batch = if params.timestamps {
+                1
+            } else {
+                WINDOWS_PER_BATCH
+            };
+            let windows: Vec<Span> = (0..batch)
+                .scan(seek, |start, _| {
+                    let frames = content_frames.saturating_sub(*start).min(N_FRAMES);
+                    let window = Span {
+                        start: *start,
+                        frames,
+                    };
+                    *start += frames;
+                    (frames > 0).then_some(window)
+                })
+                .collect();
+            let features = windows
+                .iter()
+                .map(|window| encode(model, window.start))
+                .collect::<candle_core::Result<Vec<_>>>()?;
             let mut poll = || sink.is_cancelled();
             let Some(decoded) =
-                decode::decode_with_fallback(model, &audio_features, &options, &mut poll)?
+                decode::decode_with_fallback(model, &features, &options, &mut poll)?
             else {
                 return Ok(cancelled(&summary));
             };
-            if decoded.no_speech_prob > NO_SPEECH_THRESHOLD
-                && decoded.avg_logprob < LOGPROB_THRESHOLD
-            {
-                seek += window_frames;
-                continue;
-            }
-            let timestamp_begin = model.tokens.timestamp_begin;
-            let (pieces, consumed) = decode::split(
-                &decoded.tokens,
-                timestamp_begin,
-                params.timestamps,
-                window_seconds,
-            );
-            for piece in pieces {
-                let text = model
-                    .tokenizer
-                    .decode(&piece.tokens, true)
-                    .map_err(|e| AudioError::Tokenizer(e.to_string()))?;
-                let text = text.trim();
-                if text.is_empty() {
-                    continue;
-                }
-                let index = summary.segments;
-                summary.segments += 1;
-                let (start, end) = (offset + piece.start, offset + piece.end.min(window_seconds));
-                let streamed = match params.token_events {
-                    false if index == 0 => vec![text.to_string()],
-                    false => vec![format!(" {text}")],
-                    true => token_pieces(&model.tokenizer, &piece.tokens)?,
-                };
-                let segment = json!({
-                    "index": index, segment::SEEK: seek, segment::START: round(start),
-                    segment::END: round(end), segment::TEXT: text, segment::TOKENS: piece.tokens,
-                    "temperature": decoded.temperature,
-                    "avg_logprob": decoded.avg_logprob, "compression_ratio": decoded.compression_ratio,
-                    "no_speech_prob": decoded.no_speech_prob,
-                });
-                for piece_text in streamed {
-                    let piece_text = match summary.text_events {
-                        0 => piece_text.trim_start(),
-                        _ => piece_text.as_str(),
-                    };
-                    if piece_text.is_empty() {
-                        continue;
-                    }
-                    let event_index = summary.text_events;
-                    summary.text_events += 1;
-                    if sink.text(event_index, piece_text.into()).is_stop() {
-                        return Ok(cancelled(&summary));
-                    }
-                }
-                let segment = segment.to_string();
-                if sink
-                    .custom(transcription::SEGMENT.into(), segment.as_str().into())
-                    .is_stop()
-                {
+            for (window, decoded) in windows.into_iter().zip(decoded) {
+                let Some(consumed) = emit(model, params, sink, &mut summary, window, &decoded)?
+                else {
                     return Ok(cancelled(&summary));
-                }
+                };
+                seek = window.start + consumed;
             }
-            let consumed_frames = (consumed * FRAMES_PER_SECOND).round() as usize;
-            seek += match consumed_frames {
-                0 => window_frames,
-                frames => frames.min(window_frames),
-            };
         }
         Ok(JobEnd::completed().with_details(summary.details()))
     }
@@ -268,12 +235,93 @@ impl AudioWorker {
     }
 }
 
+/// A window's place in the mel frames.
+#[derive(Clone, Copy)]
+struct Span {
+    start: usize,
+    frames: usize,
+}
+
+/// Streams a decoded window's segments. Returns how many of its frames it consumed (where the
+/// next window starts), or `None` when the job was cancelled.
+fn emit(
+    model: &LoadedModel,
+    params: &TranscriptionParams<'_>,
+    sink: &JobSink,
+    summary: &mut Summary,
+    window: Span,
+    decoded: &Decoded,
+) -> Result<Option<usize>, AudioError> {
+    if decoded.no_speech_prob > NO_SPEECH_THRESHOLD && decoded.avg_logprob < LOGPROB_THRESHOLD {
+        return Ok(Some(window.frames));
+    }
+    let window_seconds = window.frames as f64 / FRAMES_PER_SECOND;
+    let offset = window.start as f64 / FRAMES_PER_SECOND;
+    let (pieces, consumed) = decode::split(
+        &decoded.tokens,
+        model.tokens.timestamp_begin,
+        params.timestamps,
+        window_seconds,
+    );
+    for piece in pieces {
+        let text = model
+            .tokenizer
+            .decode(&piece.tokens, true)
+            .map_err(|e| AudioError::Tokenizer(e.to_string()))?;
+        let text = text.trim();
+        if text.is_empty() {
+            continue;
+        }
+        let index = summary.segments;
+        summary.segments += 1;
+        let (start, end) = (offset + piece.start, offset + piece.end.min(window_seconds));
+        let streamed = match params.token_events {
+            false if index == 0 => vec![text.to_string()],
+            false => vec![format!(" {text}")],
+            true => token_pieces(&model.tokenizer, &piece.tokens)?,
+        };
+        let segment = json!({
+            "index": index, segment::SEEK: window.start, segment::START: round(start),
+            segment::END: round(end), segment::TEXT: text, segment::TOKENS: piece.tokens,
+            "temperature": decoded.temperature,
+            "avg_logprob": decoded.avg_logprob, "compression_ratio": decoded.compression_ratio,
+            "no_speech_prob": decoded.no_speech_prob,
+        });
+        for piece_text in streamed {
+            let piece_text = match summary.text_events {
+                0 => piece_text.trim_start(),
+                _ => piece_text.as_str(),
+            };
+            if piece_text.is_empty() {
+                continue;
+            }
+            let event_index = summary.text_events;
+            summary.text_events += 1;
+            if sink.text(event_index, piece_text.into()).is_stop() {
+                return Ok(None);
+            }
+        }
+        let segment = segment.to_string();
+        if sink
+            .custom(transcription::SEGMENT.into(), segment.as_str().into())
+            .is_stop()
+        {
+            return Ok(None);
+        }
+    }
+    let consumed_frames = (consumed * FRAMES_PER_SECOND).round() as usize;
+    Ok(Some(match consumed_frames {
+        0 => window.frames,
+        frames => frames.min(window.frames),
+    }))
+}
+
 /// The most likely spoken language: the language token the decoder prefers after
 /// `<|startoftranscript|>`.
 fn detect_language(model: &LoadedModel, features: &Tensor) -> Result<String, AudioError> {
-    let mut window = model.decoder.window(features)?;
-    let hidden = window.forward(&[model.tokens.sot])?;
-    let logits = window.logits(&hidden)?;
+    let mut windows = model.decoder.windows(std::slice::from_ref(features))?;
+    let hidden = windows.forward(&[&[model.tokens.sot]])?;
+    let logits = windows.logits(&hidden[0])?;
     let score = |id: u32| {
         logits
             .get(id as usize)
@@ -484,6 +532,41 @@ mod tests {
         assert_eq!(normalise(&sink.text()), normalise(&clip("hello_world").1));
         assert_eq!(segments(&sink).len(), 1);
         assert_eq!(segments(&sink)[0]["start"], 0.0);
+    }
+
+    /// Without timestamps, windows are decoded side by side, a batch of four and then one: each
+    /// window's segment is the one its 30 s alone give, token for token. (Their figures differ
+    /// slightly: a window's spectrogram depends on its neighbours' samples at its edges and on
+    /// the loudest frame of the whole file.)
+    #[test]
+    fn windows_decoded_side_by_side_give_what_each_gives_alone() {
+        let window = |name: &str| {
+            let mut samples = audio::decode(clip_audio(name), 60.0).unwrap().samples;
+            samples.resize(16_000 * 30, 0.0);
+            samples
+        };
+        let names = [
+            "quick_brown_fox",
+            "counting",
+            "hello_world",
+            "counting",
+            "quick_brown_fox",
+        ];
+        let windows: Vec<Vec<f32>> = names.iter().map(|name| window(name)).collect();
+        let params = json!({"timestamps": false});
+        let together = RecordingSink::new();
+        run(&wav_f32(&windows.concat()), params.clone(), &together).unwrap();
+        let together = segments(&together);
+        assert_eq!(together.len(), names.len());
+        for (index, (segment, samples)) in together.iter().zip(&windows).enumerate() {
+            let alone = RecordingSink::new();
+            run(&wav_f32(samples), params.clone(), &alone).unwrap();
+            let alone = &segments(&alone)[0];
+            assert_eq!(segment["start"], 30.0 * index as f64);
+            for field in ["text", "tokens", "temperature"] {
+                assert_eq!(segment[field], alone[field], "window {index}: {field}");
+            }
+        }
     }
 
     #[test]
