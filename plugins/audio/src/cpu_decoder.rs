@@ -335,14 +335,7 @@ impl Block {
                     .map(|t| dot(query, &keys[t * width + column..][..head_width]))
                     .collect();
                 let sum = exp_shifted(&mut scores);
-                out.fill(0.0);
-                for (t, weight) in scores.iter().enumerate() {
-                    axpy(
-                        weight / sum,
-                        &values[t * width + column..][..head_width],
-                        out,
-                    );
-                }
+                weighted_values(&scores, sum, &values[column..], width, out);
             });
         self.attn_out.add_to(attended, &mut scratch.projected, x);
     }
@@ -384,14 +377,7 @@ impl Block {
                     axpy(*q, &keys[(column + j) * frames..][..frames], scores);
                 }
                 let sum = exp_shifted(scores);
-                out.fill(0.0);
-                for (t, weight) in scores.iter().enumerate() {
-                    axpy(
-                        weight / sum,
-                        &values[t * width + column..][..head_width],
-                        out,
-                    );
-                }
+                weighted_values(scores, sum, &values[column..], width, out);
             });
         self.cross_out.add_to(attended, projected, x);
     }
@@ -439,6 +425,15 @@ impl Dense {
 fn add_bias(out: &mut [f32], bias: &[f32]) {
     for row in out.chunks_exact_mut(bias.len()) {
         row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
+    }
+}
+
+/// `out = Σₜ weights[t]/sum · value(t)`, value `t` being the `out.len()` values from
+/// `values[t·stride]` (one head's columns of the rows of all heads).
+fn weighted_values(weights: &[f32], sum: f32, values: &[f32], stride: usize, out: &mut [f32]) {
+    out.fill(0.0);
+    for (t, weight) in weights.iter().enumerate() {
+        axpy(weight / sum, &values[t * stride..][..out.len()], out);
     }
 }
 
