@@ -28,7 +28,9 @@ fn main() {
         Ok(other) => panic!("RBEE_BENCH_FORMAT={other}: use Q4_1, Q4_0 or Q8_0"),
     };
     let pairs = std::env::var_os("RBEE_BENCH_CONSTRAINED").is_some();
-    let path = model_in_format(format);
+    let path = std::env::var_os("RBEE_BENCH_MODEL")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| model_in_format(format));
     println!("{}", path.display());
     let options = std::env::var("RBEE_BENCH_OPTIONS").unwrap_or_default();
     let worker = load_worker_with(&path, 2, &options);

@@ -125,6 +125,14 @@ impl Rows {
         }
     }
 
+    /// The values as stored, when they are f16.
+    pub fn half(&self) -> Option<&[f16]> {
+        match self {
+            Rows::F32(_) => None,
+            Rows::F16(v) => Some(v),
+        }
+    }
+
     /// A copy of the first `values`.
     fn prefix(&self, values: usize) -> Rows {
         match self {

@@ -2,6 +2,7 @@
 //! the gated activation, written so that the compiler vectorises the inner loops.
 
 use super::{
+    half_attention,
     hparams::{Activation, RopeConfig, RopeStyle},
     kv_cache::Rows,
 };
@@ -284,17 +285,34 @@ simd_fn! {
     ) {
         let (keys, values) = kv_rows;
         let (positions, head_dim) = (kv.positions, kv.head_dim);
+        let seen = kv.start * head_dim..(kv.start + positions) * head_dim;
+        let half = match (keys.half(), values.half()) {
+            (Some(k), Some(v)) if half_attention::available() && head_dim.is_multiple_of(8) => {
+                Some((&k[seen.clone()], &v[seen]))
+            }
+            _ => None,
+        };
         let block = keys.positions_per_read(head_dim, positions);
         let at = |t: usize| t * head_dim..(t + 1) * head_dim;
         let AttentionScratch { weights, rows } = scratch;
         weights.resize(queries.len() / head_dim * positions, 0.0);
-        for from in (0..positions).step_by(block) {
-            let count = block.min(positions - from);
-            let first = (kv.start + from) * head_dim;
-            let keys = keys.read(first..first + count * head_dim, rows);
-            for (j, query) in queries.chunks_exact(head_dim).enumerate() {
-                let weights = &mut weights[j * positions + from..][..count];
-                scores(query, keys, kv.scores.scale, weights);
+        let queries = queries.chunks_exact(head_dim);
+        match half {
+            Some((keys, _)) => {
+                for (query, weights) in queries.zip(weights.chunks_exact_mut(positions)) {
+                    half_attention::scores(query, keys, kv.scores.scale, weights);
+                }
+            }
+            None => {
+                for from in (0..positions).step_by(block) {
+                    let count = block.min(positions - from);
+                    let first = (kv.start + from) * head_dim;
+                    let keys = keys.read(first..first + count * head_dim, rows);
+                    for (j, query) in queries.clone().enumerate() {
+                        let weights = &mut weights[j * positions + from..][..count];
+                        scores(query, keys, kv.scores.scale, weights);
+                    }
+                }
             }
         }
         if let Some(cap) = kv.scores.softcap {
@@ -302,15 +320,23 @@ simd_fn! {
         }
         weights.chunks_exact_mut(positions).for_each(softmax);
         out.fill(0.0);
-        for from in (0..positions).step_by(block) {
-            let count = block.min(positions - from);
-            let first = (kv.start + from) * head_dim;
-            let values = values.read(first..first + count * head_dim, rows);
-            for (out, weights) in out
-                .chunks_exact_mut(head_dim)
-                .zip(weights.chunks_exact(positions))
-            {
-                weighted_sum(&weights[from..from + count], |t| &values[at(t)], out);
+        let heads = out.chunks_exact_mut(head_dim).zip(weights.chunks_exact(positions));
+        match half {
+            Some((_, values)) => {
+                for (out, weights) in heads {
+                    half_attention::weighted_sum(weights, values, out);
+                }
+            }
+            None => {
+                let mut heads: Vec<_> = heads.collect();
+                for from in (0..positions).step_by(block) {
+                    let count = block.min(positions - from);
+                    let first = (kv.start + from) * head_dim;
+                    let values = values.read(first..first + count * head_dim, rows);
+                    for (out, weights) in &mut heads {
+                        weighted_sum(&weights[from..from + count], |t| &values[at(t)], out);
+                    }
+                }
             }
         }
     }
@@ -396,6 +422,36 @@ mod tests {
             scale: 1.0 / (head_dim as f32).sqrt(),
             softcap: None,
             window: None,
+        }
+    }
+
+    /// The f16 cache read straight by F16C gives what converting it to f32 first gives, to the
+    /// bit: scores over a count of positions that is not a multiple of four, and the weighted
+    /// sums of the values.
+    #[test]
+    fn f16_rows_read_in_place_equal_the_converted_path() {
+        if !half_attention::available() {
+            return;
+        }
+        let head_dim = 64;
+        let value = |i: usize| ((i * 7919 % 1000) as f32 - 500.0) * 1e-3;
+        for positions in [1, 4, 11] {
+            let mut rows = Rows::new(KvFormat::F16);
+            rows.extend(&(0..positions * head_dim).map(value).collect::<Vec<_>>());
+            let stored = rows.half().unwrap();
+            let mut scratch = Vec::new();
+            let converted = rows.read(0..positions * head_dim, &mut scratch).to_vec();
+            let query: Vec<f32> = (0..head_dim).map(|i| value(i * 3 + 1)).collect();
+            let (mut ours, mut expected) = (vec![0.0; positions], vec![0.0; positions]);
+            half_attention::scores(&query, stored, 0.125, &mut ours);
+            scores(&query, &converted, 0.125, &mut expected);
+            assert_eq!(ours, expected);
+            let weights: Vec<f32> = (0..positions).map(|t| value(t * 13 + 5)).collect();
+            let (mut ours, mut expected) = (vec![0.5; head_dim], vec![0.5; head_dim]);
+            half_attention::weighted_sum(&weights, stored, &mut ours);
+            let at = |t: usize| &converted[t * head_dim..(t + 1) * head_dim];
+            weighted_sum(&weights, at, &mut expected);
+            assert_eq!(ours, expected);
         }
     }
 

@@ -7,6 +7,7 @@
 //! weight block once per four rows), and only attention is per sequence. GPUs and formats the
 //! kernels lack use candle's models.
 
+mod half_attention;
 mod hparams;
 mod kv_cache;
 mod layer;
