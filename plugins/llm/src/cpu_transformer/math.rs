@@ -344,7 +344,7 @@ simd_fn! {
 
 /// Below this many query-key pairs, attention runs on the calling thread: splitting it would
 /// cost more than it saves.
-const PARALLEL_ATTENTION_WORK: usize = 2 * 1024;
+const PARALLEL_ATTENTION_WORK: usize = 256;
 
 /// Turns scores into weights that sum to one.
 #[inline(always)]
