@@ -320,20 +320,18 @@ simd_fn! {
         }
         weights.chunks_exact_mut(positions).for_each(softmax);
         out.fill(0.0);
-        let heads = out.chunks_exact_mut(head_dim).zip(weights.chunks_exact(positions));
         match half {
             Some((_, values)) => {
-                for (out, weights) in heads {
+                for (out, weights) in out.chunks_exact_mut(head_dim).zip(weights.chunks_exact(positions)) {
                     half_attention::weighted_sum(weights, values, out);
                 }
             }
             None => {
-                let mut heads: Vec<_> = heads.collect();
                 for from in (0..positions).step_by(block) {
                     let count = block.min(positions - from);
                     let first = (kv.start + from) * head_dim;
                     let values = values.read(first..first + count * head_dim, rows);
-                    for (out, weights) in &mut heads {
+                    for (out, weights) in out.chunks_exact_mut(head_dim).zip(weights.chunks_exact(positions)) {
                         weighted_sum(&weights[from..from + count], |t| &values[at(t)], out);
                     }
                 }
