@@ -28,38 +28,69 @@ unsafe fn rows<const N: usize>(w: Group<'_>, x: [ActivationRow<'_>; N]) -> [[f32
         check_lengths(w, x);
     }
     let mut out = [[0f32; GROUP]; N];
-    for half in 0..2 {
-        // SAFETY: the lengths were checked; the caller's features are these functions'.
-        let sums = unsafe {
-            match w.format {
-                BlockFormat::Q4_0 => blocks::<N, 4, 8, false, false>(w, x, half),
-                BlockFormat::Q4_1 | BlockFormat::Q4_K => blocks::<N, 4, 0, true, false>(w, x, half),
-                BlockFormat::Q5_0 => blocks::<N, 5, 16, false, false>(w, x, half),
-                BlockFormat::Q5_1 | BlockFormat::Q5_K => blocks::<N, 5, 0, true, false>(w, x, half),
-                BlockFormat::Q6_K => blocks::<N, 6, 32, false, true>(w, x, half),
-                BlockFormat::Q8_0 => blocks::<N, 8, 0, false, false>(w, x, half),
-            }
-        };
+    let mut store = |half: usize, sums: [__m256; N]| {
         for i in 0..N {
             // SAFETY: `out[i]` holds two halves of eight floats.
             unsafe { _mm256_storeu_ps(out[i].as_mut_ptr().add(half * HALF), sums[i]) };
+        }
+    };
+    // SAFETY (both): the lengths were checked; the caller's features are these functions'.
+    if N == 1 {
+        let [first, second] = unsafe { by_format::<N, 2>(w, x, 0) };
+        store(0, first);
+        store(1, second);
+    } else {
+        for half in 0..2 {
+            let [sums] = unsafe { by_format::<N, 1>(w, x, half) };
+            store(half, sums);
         }
     }
     out
 }
 
-/// Rows `8·half..8·half + 8` of the group against `N` activation rows. Values below 8 bits are
+/// [`blocks`] for the group's format: `H` halves of the group from `first_half` on.
+///
+/// # Safety
+/// As for [`blocks`].
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn by_format<const N: usize, const H: usize>(
+    w: Group<'_>,
+    x: [ActivationRow<'_>; N],
+    first_half: usize,
+) -> [[__m256; N]; H] {
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        match w.format {
+            BlockFormat::Q4_0 => blocks::<N, H, 4, 8, false, false>(w, x, first_half),
+            BlockFormat::Q4_1 | BlockFormat::Q4_K => {
+                blocks::<N, H, 4, 0, true, false>(w, x, first_half)
+            }
+            BlockFormat::Q5_0 => blocks::<N, H, 5, 16, false, false>(w, x, first_half),
+            BlockFormat::Q5_1 | BlockFormat::Q5_K => {
+                blocks::<N, H, 5, 0, true, false>(w, x, first_half)
+            }
+            BlockFormat::Q6_K => blocks::<N, H, 6, 32, false, true>(w, x, first_half),
+            BlockFormat::Q8_0 => blocks::<N, H, 8, 0, false, false>(w, x, first_half),
+        }
+    }
+}
+
+/// Halves `first_half..first_half + H` of the group (rows `8·half..8·half + 8` each) against
+/// `N` activation rows; with both halves at once, each block's bytes are read in one pass.
+/// Values below 8 bits are
 /// unsigned with zero point `ZERO` (subtracted once per block, or per half when `HALVES`: each
 /// half of a block then has a scale of its own); 8-bit ones are turned back into signed bytes,
 /// so they need none. The products of a 6-bit value pair (2·63·127) and their sum over both
 /// nibbles fit `maddubs`'s 16 bits.
 ///
 /// # Safety
-/// [`check_lengths`] passed for every activation row, and `half < 2`.
+/// [`check_lengths`] passed for every activation row, and `first_half + H <= 2`.
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
 unsafe fn blocks<
     const N: usize,
+    const H: usize,
     const BITS: u32,
     const ZERO: i32,
     const MINIMUM: bool,
@@ -67,106 +98,109 @@ unsafe fn blocks<
 >(
     w: Group<'_>,
     x: [ActivationRow<'_>; N],
-    half: usize,
-) -> [__m256; N] {
+    first_half: usize,
+) -> [[__m256; N]; H] {
     let bytes = GROUP * w.format.packed_block_bytes();
     let sets = if HALVES { 2 } else { 1 };
     let nibble = _mm256_set1_epi8(0x0F);
     let sign_bit = _mm256_set1_epi8(-128);
     let ones = _mm256_set1_epi16(1);
-    let mut acc = [_mm256_setzero_ps(); N];
+    let mut acc = [[_mm256_setzero_ps(); N]; H];
     for b in 0..w.blocks() {
-        // SAFETY (this block): check_lengths bounds block b of the group and of every row.
-        unsafe {
-            let q = w.quants.as_ptr().add(b * bytes + half * 32);
-            let mut sums = [_mm256_setzero_si256(); N];
-            let mut second = [_mm256_setzero_si256(); N];
-            if ZERO != 0 {
-                for i in 0..N {
-                    let sum = *x[i].integer_sums.get_unchecked(b);
-                    if HALVES {
-                        let first_half = *x[i].half_sums.get_unchecked(b);
-                        sums[i] = _mm256_set1_epi32(-ZERO * first_half);
-                        second[i] = _mm256_set1_epi32(-ZERO * (sum - first_half));
-                    } else {
-                        sums[i] = _mm256_set1_epi32(-ZERO * sum);
-                    }
-                }
-            }
-            if BITS < 8 {
-                let planes = [4, 5].map(|bit| {
-                    if BITS > bit {
-                        _mm256_loadu_si256(q.add(256 + (bit as usize - 4) * 64).cast())
-                    } else {
-                        _mm256_setzero_si256()
-                    }
-                });
-                for p in 0..4 {
-                    let v = _mm256_loadu_si256(q.add(p * 64).cast());
-                    let mut low = _mm256_and_si256(v, nibble);
-                    let mut high = _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble);
-                    for (k, &plane) in planes.iter().enumerate().take(BITS as usize - 4) {
-                        let to = 4 + k as u32;
-                        low = _mm256_or_si256(low, bit_to(plane, p as u32, to));
-                        high = _mm256_or_si256(high, bit_to(plane, 4 + p as u32, to));
-                    }
+        for (half, acc) in (first_half..).zip(&mut acc) {
+            // SAFETY (this block): check_lengths bounds block b of the group and of every row.
+            unsafe {
+                let q = w.quants.as_ptr().add(b * bytes + half * 32);
+                let mut sums = [_mm256_setzero_si256(); N];
+                let mut second = [_mm256_setzero_si256(); N];
+                if ZERO != 0 {
                     for i in 0..N {
-                        let at = b * BLOCK + 4 * p;
-                        let low = _mm256_maddubs_epi16(low, broadcast(x[i], at));
-                        let high = _mm256_maddubs_epi16(high, broadcast(x[i], at + 16));
+                        let sum = *x[i].integer_sums.get_unchecked(b);
                         if HALVES {
-                            sums[i] = _mm256_add_epi32(sums[i], _mm256_madd_epi16(low, ones));
-                            second[i] = _mm256_add_epi32(second[i], _mm256_madd_epi16(high, ones));
+                            let first_half = *x[i].half_sums.get_unchecked(b);
+                            sums[i] = _mm256_set1_epi32(-ZERO * first_half);
+                            second[i] = _mm256_set1_epi32(-ZERO * (sum - first_half));
                         } else {
-                            let pairs = _mm256_madd_epi16(_mm256_add_epi16(low, high), ones);
-                            sums[i] = _mm256_add_epi32(sums[i], pairs);
+                            sums[i] = _mm256_set1_epi32(-ZERO * sum);
                         }
                     }
                 }
-            } else {
-                for k in 0..8 {
-                    let signed =
-                        _mm256_xor_si256(_mm256_loadu_si256(q.add(k * 64).cast()), sign_bit);
-                    let magnitude = _mm256_abs_epi8(signed);
-                    for i in 0..N {
-                        let a = _mm256_sign_epi8(broadcast(x[i], b * BLOCK + 4 * k), signed);
-                        let pairs = _mm256_maddubs_epi16(magnitude, a);
-                        sums[i] = _mm256_add_epi32(sums[i], _mm256_madd_epi16(pairs, ones));
+                if BITS < 8 {
+                    let planes = [4, 5].map(|bit| {
+                        if BITS > bit {
+                            _mm256_loadu_si256(q.add(256 + (bit as usize - 4) * 64).cast())
+                        } else {
+                            _mm256_setzero_si256()
+                        }
+                    });
+                    for p in 0..4 {
+                        let v = _mm256_loadu_si256(q.add(p * 64).cast());
+                        let mut low = _mm256_and_si256(v, nibble);
+                        let mut high = _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble);
+                        for (k, &plane) in planes.iter().enumerate().take(BITS as usize - 4) {
+                            let to = 4 + k as u32;
+                            low = _mm256_or_si256(low, bit_to(plane, p as u32, to));
+                            high = _mm256_or_si256(high, bit_to(plane, 4 + p as u32, to));
+                        }
+                        for i in 0..N {
+                            let at = b * BLOCK + 4 * p;
+                            let low = _mm256_maddubs_epi16(low, broadcast(x[i], at));
+                            let high = _mm256_maddubs_epi16(high, broadcast(x[i], at + 16));
+                            if HALVES {
+                                sums[i] = _mm256_add_epi32(sums[i], _mm256_madd_epi16(low, ones));
+                                second[i] =
+                                    _mm256_add_epi32(second[i], _mm256_madd_epi16(high, ones));
+                            } else {
+                                let pairs = _mm256_madd_epi16(_mm256_add_epi16(low, high), ones);
+                                sums[i] = _mm256_add_epi32(sums[i], pairs);
+                            }
+                        }
+                    }
+                } else {
+                    for k in 0..8 {
+                        let signed =
+                            _mm256_xor_si256(_mm256_loadu_si256(q.add(k * 64).cast()), sign_bit);
+                        let magnitude = _mm256_abs_epi8(signed);
+                        for i in 0..N {
+                            let a = _mm256_sign_epi8(broadcast(x[i], b * BLOCK + 4 * k), signed);
+                            let pairs = _mm256_maddubs_epi16(magnitude, a);
+                            sums[i] = _mm256_add_epi32(sums[i], _mm256_madd_epi16(pairs, ones));
+                        }
                     }
                 }
-            }
-            let scale_set = |h: usize| {
-                _mm256_cvtph_ps(_mm_loadu_si128(
-                    w.scales
-                        .as_ptr()
-                        .add((b * sets + h) * GROUP + half * HALF)
-                        .cast(),
-                ))
-            };
-            let scales = scale_set(0);
-            let second_scales = if HALVES {
-                scale_set(1)
-            } else {
-                _mm256_setzero_ps()
-            };
-            let minimums = if MINIMUM {
-                _mm256_cvtph_ps(_mm_loadu_si128(
-                    w.minimums.as_ptr().add(b * GROUP + half * HALF).cast(),
-                ))
-            } else {
-                _mm256_setzero_ps()
-            };
-            for i in 0..N {
-                let dx = _mm256_set1_ps(*x[i].scales.get_unchecked(b));
-                let scale = _mm256_mul_ps(scales, dx);
-                acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums[i]), scale, acc[i]);
-                if HALVES {
-                    let scale = _mm256_mul_ps(second_scales, dx);
-                    acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(second[i]), scale, acc[i]);
-                }
-                if MINIMUM {
-                    let sum = _mm256_set1_ps(*x[i].sums.get_unchecked(b));
-                    acc[i] = _mm256_fmadd_ps(minimums, sum, acc[i]);
+                let scale_set = |h: usize| {
+                    _mm256_cvtph_ps(_mm_loadu_si128(
+                        w.scales
+                            .as_ptr()
+                            .add((b * sets + h) * GROUP + half * HALF)
+                            .cast(),
+                    ))
+                };
+                let scales = scale_set(0);
+                let second_scales = if HALVES {
+                    scale_set(1)
+                } else {
+                    _mm256_setzero_ps()
+                };
+                let minimums = if MINIMUM {
+                    _mm256_cvtph_ps(_mm_loadu_si128(
+                        w.minimums.as_ptr().add(b * GROUP + half * HALF).cast(),
+                    ))
+                } else {
+                    _mm256_setzero_ps()
+                };
+                for i in 0..N {
+                    let dx = _mm256_set1_ps(*x[i].scales.get_unchecked(b));
+                    let scale = _mm256_mul_ps(scales, dx);
+                    acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums[i]), scale, acc[i]);
+                    if HALVES {
+                        let scale = _mm256_mul_ps(second_scales, dx);
+                        acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(second[i]), scale, acc[i]);
+                    }
+                    if MINIMUM {
+                        let sum = _mm256_set1_ps(*x[i].sums.get_unchecked(b));
+                        acc[i] = _mm256_fmadd_ps(minimums, sum, acc[i]);
+                    }
                 }
             }
         }
