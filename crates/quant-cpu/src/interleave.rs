@@ -17,8 +17,11 @@ const STEP: usize = GROUP * LANE_VALUES;
 /// `1 << bits`). 8-bit blocks are eight 64-byte steps, step `k` holding values `4k..4k + 4` of
 /// every row. Narrower blocks are four steps whose bytes hold values `4p..4p + 4` in their low
 /// nibbles and `16 + 4p..16 + 4p + 4` in their high nibbles, then one 64-byte plane per bit
-/// above the fourth: in plane `k`, the byte of row `r` and offset `t` (at `4r + t`) holds bit
-/// `4 + k` of value `4p + t` at bit `p`, and of value `16 + 4p + t` at bit `4 + p`.
+/// above the fourth, the byte of row `r` and offset `t` at `4r + t` in each:
+/// - 5 bits: bit 4 of value `4p + t` at bit `p`, and of value `16 + 4p + t` at bit `4 + p`;
+/// - 6 bits: bits 4 and 5 of value `4p + t` at bits `2p` and `2p + 1` of the first plane, and
+///   those of value `16 + 4p + t` likewise in the second, so that one shift and one mask move
+///   both into place.
 pub(crate) fn push_block(bits: u32, rows: &[[u8; BLOCK]; GROUP], out: &mut Vec<u8>) {
     if bits == 8 {
         for step in 0..BLOCK / LANE_VALUES {
@@ -36,14 +39,19 @@ pub(crate) fn push_block(bits: u32, rows: &[[u8; BLOCK]; GROUP], out: &mut Vec<u
             }
         }
     }
-    for plane in 0..bits - 4 {
+    let planes = if bits == 6 { 2 } else { bits - 4 };
+    for plane in 0..planes as usize {
         for row in rows {
             for t in 0..LANE_VALUES {
                 let mut byte = 0u8;
                 for p in 0..BLOCK / 2 / LANE_VALUES {
-                    let bit = |v: u8| (v >> (4 + plane)) & 1;
-                    byte |= bit(row[LANE_VALUES * p + t]) << p;
-                    byte |= bit(row[BLOCK / 2 + LANE_VALUES * p + t]) << (4 + p);
+                    let value = |first: usize| row[first + LANE_VALUES * p + t] >> 4;
+                    if bits == 6 {
+                        byte |= value(plane * BLOCK / 2) << (2 * p);
+                    } else {
+                        let bit = |v: u8| (v >> plane) & 1;
+                        byte |= bit(value(0)) << p | bit(value(BLOCK / 2)) << (4 + p);
+                    }
                 }
                 out.push(byte);
             }
@@ -59,13 +67,13 @@ pub(crate) fn value(bits: u32, block: &[u8], lane: usize, i: usize) -> u8 {
     let (high, within) = (i >= BLOCK / 2, i % (BLOCK / 2));
     let (p, t) = (within / LANE_VALUES, within % LANE_VALUES);
     let byte = block[p * STEP + lane * LANE_VALUES + t];
-    let mut v = if high { byte >> 4 } else { byte & 0x0F };
-    for plane in 0..bits - 4 {
-        let byte = block[4 * STEP + plane as usize * STEP + lane * LANE_VALUES + t];
-        let bit = (byte >> (p + if high { 4 } else { 0 })) & 1;
-        v |= bit << (4 + plane);
+    let v = if high { byte >> 4 } else { byte & 0x0F };
+    let plane = |k: usize| block[(4 + k) * STEP + lane * LANE_VALUES + t];
+    match bits {
+        6 => v | (plane(usize::from(high)) >> (2 * p) & 3) << 4,
+        5 => v | (plane(0) >> (p + if high { 4 } else { 0 }) & 1) << 4,
+        _ => v,
     }
-    v
 }
 
 /// The stored values of one interleaved block, row by row: the inverse of [`push_block`].
@@ -105,6 +113,19 @@ mod tests {
         push_block(5, &rows, &mut block);
         assert_eq!(block[STEP + 4 + 2], 3 << 4);
         assert_eq!(block[4 * STEP + 4 + 2], 1 << (4 + 1));
+        assert_eq!(block.iter().filter(|&&b| b != 0).count(), 2);
+    }
+
+    #[test]
+    fn a_sixth_bits_pair_sits_where_the_kernels_read_it() {
+        // Row 1's value 16 + 4 + 2 is 0b11_0011: its low nibble in step 1, its two higher bits
+        // at bits 2 and 3 (step 1) of the second plane.
+        let mut rows = [[0u8; BLOCK]; GROUP];
+        rows[1][BLOCK / 2 + 6] = 0b11_0011;
+        let mut block = Vec::new();
+        push_block(6, &rows, &mut block);
+        assert_eq!(block[STEP + 4 + 2], 3 << 4);
+        assert_eq!(block[5 * STEP + 4 + 2], 0b11 << 2);
         assert_eq!(block.iter().filter(|&&b| b != 0).count(), 2);
     }
 }

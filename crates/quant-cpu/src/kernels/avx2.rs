@@ -2,7 +2,7 @@
 //! Without VNNI, four products per lane take `maddubs` (unsigned weights times signed
 //! activations, in pairs) and `madd` (pairs summed). 8-bit weights get their sign back and move
 //! it onto the activations, since `maddubs` pairs of 255·127 would saturate. 5- and 6-bit values
-//! are nibbles with their higher bits moved in from bit planes (see `interleave.rs`).
+//! are nibbles with their higher bits moved in from planes (see `interleave.rs`).
 
 use super::{Group, Kernels, check_lengths};
 use crate::{BLOCK, BlockFormat, activations::ActivationRow, interleave::GROUP};
@@ -126,9 +126,9 @@ unsafe fn blocks<
                     }
                 }
                 if BITS < 8 {
-                    let planes = [4, 5].map(|bit| {
-                        if BITS > bit {
-                            _mm256_loadu_si256(q.add(256 + (bit as usize - 4) * 64).cast())
+                    let planes = [0, 1].map(|k| {
+                        if BITS as usize > 4 + k {
+                            _mm256_loadu_si256(q.add(256 + k * 64).cast())
                         } else {
                             _mm256_setzero_si256()
                         }
@@ -137,10 +137,13 @@ unsafe fn blocks<
                         let v = _mm256_loadu_si256(q.add(p * 64).cast());
                         let mut low = _mm256_and_si256(v, nibble);
                         let mut high = _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble);
-                        for (k, &plane) in planes.iter().enumerate().take(BITS as usize - 4) {
-                            let to = 4 + k as u32;
-                            low = _mm256_or_si256(low, bit_to(plane, p as u32, to));
-                            high = _mm256_or_si256(high, bit_to(plane, 4 + p as u32, to));
+                        let step = p as u32;
+                        if BITS == 5 {
+                            low = _mm256_or_si256(low, bits_to_4(planes[0], step, 1));
+                            high = _mm256_or_si256(high, bits_to_4(planes[0], 4 + step, 1));
+                        } else if BITS == 6 {
+                            low = _mm256_or_si256(low, bits_to_4(planes[0], 2 * step, 2));
+                            high = _mm256_or_si256(high, bits_to_4(planes[1], 2 * step, 2));
                         }
                         for i in 0..N {
                             let at = b * BLOCK + 4 * p;
@@ -208,17 +211,18 @@ unsafe fn blocks<
     acc
 }
 
-/// Bit `from` of every byte of `plane`, moved to bit `to` (others cleared).
+/// The `width` bits from bit `from` of every byte of `plane`, moved to bits `4..4 + width`
+/// (others cleared): a 5- or 6-bit value's bits above its nibble.
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
-fn bit_to(plane: __m256i, from: u32, to: u32) -> __m256i {
-    // Both bits lie in 0..8, so shifting 16-bit lanes moves each within its byte.
-    let moved = if from > to {
-        _mm256_srl_epi16(plane, _mm_cvtsi32_si128((from - to) as i32))
+fn bits_to_4(plane: __m256i, from: u32, width: u32) -> __m256i {
+    // The bits stay within their byte, so shifting 16-bit lanes moves each where it belongs.
+    let moved = if from > 4 {
+        _mm256_srl_epi16(plane, _mm_cvtsi32_si128((from - 4) as i32))
     } else {
-        _mm256_sll_epi16(plane, _mm_cvtsi32_si128((to - from) as i32))
+        _mm256_sll_epi16(plane, _mm_cvtsi32_si128((4 - from) as i32))
     };
-    _mm256_and_si256(moved, _mm256_set1_epi8((1u8 << to) as i8))
+    _mm256_and_si256(moved, _mm256_set1_epi8((((1u32 << width) - 1) << 4) as i8))
 }
 
 /// Activations `at..at + 4` of `x`, in every lane.
