@@ -4,9 +4,10 @@
 //! Weights are repacked once at load ([`QuantMatrix`]); activations are quantized to 8 bits per
 //! product ([`QuantizedRows`]), so every dot product is an integer dot per block of 32 plus one
 //! float multiply-add, as in ggml. Weight rows are interleaved sixteen at a time so that one
-//! SIMD lane accumulates one output row. The SIMD kernels (AVX-512 VNNI, AVX2/FMA on x86-64)
-//! are chosen at run time, so a plugin built for baseline x86-64 runs them on any CPU that has
-//! them; elsewhere a scalar kernel computes the same sums.
+//! SIMD lane accumulates one output row. The SIMD kernels (AVX-512 VNNI or AVX2/FMA on x86-64,
+//! NEON with or without `sdot` on aarch64) are chosen at run time, so a plugin built for the
+//! baseline architecture runs them on any CPU that has them; elsewhere a scalar kernel computes
+//! the same sums.
 
 mod activations;
 mod format;

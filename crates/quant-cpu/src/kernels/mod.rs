@@ -5,6 +5,8 @@
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 mod scalar;
 
 use crate::{BLOCK, BlockFormat, activations::ActivationRow, interleave::GROUP};
@@ -43,7 +45,8 @@ pub(crate) struct Kernels {
 }
 
 /// The environment variable that names a kernel set to use instead of the fastest
-/// (`avx512-vnni`, `avx2`, `scalar`): for benchmarks, or to rule a kernel out.
+/// (`avx512-vnni`, `avx2`, `neon-dotprod`, `neon`, `scalar`): for benchmarks, or to rule a
+/// kernel out.
 pub const KERNELS_VARIABLE: &str = "RBEE_CPU_KERNELS";
 
 /// The kernels in use, chosen on first use: the set [`KERNELS_VARIABLE`] names if this CPU runs
@@ -80,11 +83,19 @@ pub(crate) fn available() -> Vec<Kernels> {
             sets.push(unsafe { avx2::kernels() });
         }
     }
+    #[cfg(target_arch = "aarch64")]
+    {
+        if std::arch::is_aarch64_feature_detected!("dotprod") {
+            // SAFETY: the dot-product extension was just detected.
+            sets.push(unsafe { neon::dot_kernels() });
+        }
+        sets.push(neon::kernels());
+    }
     sets.push(scalar::kernels());
     sets
 }
 
-/// The name of the kernel set in use (`avx512-vnni`, `avx2` or `scalar`), for logs and
+/// The name of the kernel set in use (one of those [`KERNELS_VARIABLE`] names), for logs and
 /// benchmarks; an error naming the sets this CPU runs if [`KERNELS_VARIABLE`] asks for another.
 pub fn kernel_name() -> Result<&'static str, String> {
     if let Some(name) = requested() {

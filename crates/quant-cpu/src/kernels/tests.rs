@@ -246,3 +246,16 @@ fn wrong_shapes_are_refused() {
         "a row of 576 values is not a whole number of 256-value blocks"
     );
 }
+
+/// On aarch64 the NEON kernels are among those tested above: always the base set, and the
+/// `sdot` one where the CPU (or qemu) has the dot-product extension.
+#[cfg(target_arch = "aarch64")]
+#[test]
+fn aarch64_offers_the_neon_kernels() {
+    let names: Vec<&str> = super::available().iter().map(|k| k.name).collect();
+    assert_eq!(names.last(), Some(&"scalar"));
+    assert!(names.contains(&"neon"), "{names:?}");
+    let dotprod = std::arch::is_aarch64_feature_detected!("dotprod");
+    assert_eq!(names.contains(&"neon-dotprod"), dotprod, "{names:?}");
+    eprintln!("kernel sets: {names:?}");
+}
