@@ -81,8 +81,9 @@ unsafe fn by_format<const N: usize, const H: usize>(
 /// Values below 8 bits are
 /// unsigned with zero point `ZERO` (subtracted once per block, or per half when `HALVES`: each
 /// half of a block then has a scale of its own); 8-bit ones are turned back into signed bytes,
-/// so they need none. The products of a 6-bit value pair (2·63·127) and their sum over both
-/// nibbles fit `maddubs`'s 16 bits.
+/// so they need none. `maddubs`'s 16-bit pair sums are added up over several steps before
+/// `madd` widens them: a nibble pair's products (2·15·127) over four steps of both nibbles
+/// (or of one half) fit 16 bits, a 5- or 6-bit pair's (at most 2·63·127) over two.
 ///
 /// # Safety
 /// [`check_lengths`] passed for every activation row, and `first_half + H <= 2`.
@@ -106,6 +107,8 @@ unsafe fn blocks<
     let sign_bit = _mm256_set1_epi8(-128);
     let ones = _mm256_set1_epi16(1);
     let mut acc = [[_mm256_setzero_ps(); N]; H];
+    // Steps whose pair sums 16 bits hold (see above).
+    let steps_in_16_bits = if BITS == 4 { 4 } else { 2 };
     for b in 0..w.blocks() {
         for (half, acc) in (first_half..).zip(&mut acc) {
             // SAFETY (this block): check_lengths bounds block b of the group and of every row.
@@ -133,6 +136,8 @@ unsafe fn blocks<
                             _mm256_setzero_si256()
                         }
                     });
+                    let mut pairs = [_mm256_setzero_si256(); N];
+                    let mut second_pairs = [_mm256_setzero_si256(); N];
                     for p in 0..4 {
                         let v = _mm256_loadu_si256(q.add(p * 64).cast());
                         let mut low = _mm256_and_si256(v, nibble);
@@ -150,12 +155,21 @@ unsafe fn blocks<
                             let low = _mm256_maddubs_epi16(low, broadcast(x[i], at));
                             let high = _mm256_maddubs_epi16(high, broadcast(x[i], at + 16));
                             if HALVES {
-                                sums[i] = _mm256_add_epi32(sums[i], _mm256_madd_epi16(low, ones));
-                                second[i] =
-                                    _mm256_add_epi32(second[i], _mm256_madd_epi16(high, ones));
+                                pairs[i] = _mm256_add_epi16(pairs[i], low);
+                                second_pairs[i] = _mm256_add_epi16(second_pairs[i], high);
                             } else {
-                                let pairs = _mm256_madd_epi16(_mm256_add_epi16(low, high), ones);
-                                sums[i] = _mm256_add_epi32(sums[i], pairs);
+                                let both = _mm256_add_epi16(low, high);
+                                pairs[i] = _mm256_add_epi16(pairs[i], both);
+                            }
+                            if (p + 1) % steps_in_16_bits == 0 {
+                                let widened = _mm256_madd_epi16(pairs[i], ones);
+                                sums[i] = _mm256_add_epi32(sums[i], widened);
+                                pairs[i] = _mm256_setzero_si256();
+                                if HALVES {
+                                    let widened = _mm256_madd_epi16(second_pairs[i], ones);
+                                    second[i] = _mm256_add_epi32(second[i], widened);
+                                    second_pairs[i] = _mm256_setzero_si256();
+                                }
                             }
                         }
                     }

@@ -189,6 +189,56 @@ fn agrees_with_the_scalar_reference(chosen: &Kernels) {
     }
 }
 
+/// Weights at their largest stored value against activations at ±127 everywhere: the kernels'
+/// narrow intermediate sums (16-bit pair sums added up over several steps) must not overflow.
+#[test]
+fn extreme_values_agree_with_the_scalar_reference() {
+    let reference = scalar::kernels();
+    let mut rng = StdRng::seed_from_u64(5);
+    let close = |a: f32, b: f32| (a - b).abs() <= 1e-4 * b.abs().max(1.0);
+    for format in FORMATS {
+        let k = 2 * format.ggml_block_values();
+        let mut bytes = random_ggml(format, GROUP, k, &mut rng);
+        // Each block's value bytes (and higher-bit bytes), all ones: 15, 31 or 63 everywhere;
+        // Q8_0's are -128.
+        let (values, byte) = match format {
+            BlockFormat::Q4_0 => (2..18, 0xFF),
+            BlockFormat::Q4_1 => (4..20, 0xFF),
+            BlockFormat::Q5_0 => (2..22, 0xFF),
+            BlockFormat::Q5_1 => (4..24, 0xFF),
+            BlockFormat::Q8_0 => (2..34, 0x80),
+            BlockFormat::Q4_K => (16..144, 0xFF),
+            BlockFormat::Q5_K => (16..176, 0xFF),
+            BlockFormat::Q6_K => (0..192, 0xFF),
+        };
+        for block in bytes.chunks_exact_mut(format.ggml_block_bytes()) {
+            block[values.clone()].fill(byte);
+        }
+        let matrix = QuantMatrix::from_ggml(format, GROUP, k, &bytes).unwrap();
+        let (_, _, w) = matrix.groups()[0];
+        for sign in [1.0, -1.0] {
+            let mut rows = QuantizedRows::new();
+            rows.quantize(&vec![sign; 4 * k], 4, k);
+            let x = [rows.row(0), rows.row(1), rows.row(2), rows.row(3)];
+            let expected = (reference.x1)(w, x[0]);
+            for chosen in super::available() {
+                let four = (chosen.x4)(w, x);
+                for got in [(chosen.x1)(w, x[0]), four[0], four[3]] {
+                    for lane in 0..GROUP {
+                        assert!(
+                            close(got[lane], expected[lane]),
+                            "{format:?} ({}) x {sign} row {lane}: {} vs {}",
+                            chosen.name,
+                            got[lane],
+                            expected[lane]
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Stacking keeps each matrix's format: neighbours of one format are interleaved together, a
 /// change of format starts a new part, and the product is the concatenation either way.
 #[test]

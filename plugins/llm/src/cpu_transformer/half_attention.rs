@@ -5,9 +5,6 @@
 
 use half::f16;
 
-/// Cached positions taken together, as the portable path takes them.
-const STEP: usize = 4;
-
 /// Whether this CPU has AVX2, FMA and F16C, checked once.
 pub(super) fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -28,6 +25,7 @@ pub(super) fn available() -> bool {
 /// # Panics
 /// Unless [`available`], or unless the width is a multiple of eight and `keys` holds
 /// `weights.len()` rows.
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
 pub(super) fn scores(query: &[f32], keys: &[f16], scale: f32, weights: &mut [f32]) {
     check(query.len(), keys.len(), weights.len());
     #[cfg(target_arch = "x86_64")]
@@ -60,9 +58,11 @@ fn check(width: usize, values: usize, positions: usize) {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::STEP;
     use half::f16;
     use std::arch::x86_64::*;
+
+    /// Cached positions taken together, as the portable path takes them.
+    const STEP: usize = 4;
 
     /// Eight cached values from `at`, widened.
     ///
