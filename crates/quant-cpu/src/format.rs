@@ -7,6 +7,9 @@ pub const BLOCK: usize = 32;
 /// Values per GGUF super-block of the K-quant formats.
 pub(crate) const SUPER_BLOCK: usize = 256;
 
+/// Blocks of [`BLOCK`] values in a K-quant super-block.
+pub(crate) const BLOCKS_PER_SUPER_BLOCK: usize = SUPER_BLOCK / BLOCK;
+
 /// A GGUF block format of weights, named as GGUF names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[allow(non_camel_case_types)]

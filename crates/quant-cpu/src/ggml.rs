@@ -1,24 +1,40 @@
 //! Reading GGUF blocks into the stored form of 32-value blocks: unsigned values, f16 scales and
-//! minimums. The K-quants' super-blocks become eight blocks whose scales are the products of
-//! the super-block's f16 scale and each block's integer scale, rounded to f16 (a relative
-//! error of at most 2⁻¹¹, far below that of the 4- to 6-bit values they multiply).
+//! minimums, and (in the K-quants) each block's integer scale and minimum, which multiply the
+//! super-block's f16 scale and minimum exactly as ggml does.
 
 use crate::format::{BLOCK, BlockFormat, SUPER_BLOCK};
 use half::f16;
 
-/// One row's block of 32 values in stored form: `scales[h] * (u - zero_point) + minimum` for
-/// value `u` in half `h` (both halves share `scales[0]` but in Q6_K).
+/// One row's block of 32 values in stored form: value `u` in half `h` is
+/// `scales[h] · integer_scales[h] · (u − zero_point) + minimum · integer_minimum` (both halves
+/// share index 0 but in Q6_K). In the K-quants, `scales` and `minimum` are the super-block's
+/// (`d` and `−dmin`, shared by its eight blocks) and the integers the block's own; in the other
+/// formats the integers are 1.
 #[derive(Clone, Copy)]
 pub(crate) struct RowBlock {
     pub scales: [f16; 2],
     pub minimum: f16,
+    pub integer_scales: [i8; 2],
+    pub integer_minimum: i8,
     pub values: [u8; BLOCK],
+}
+
+impl RowBlock {
+    /// The block's scale of half `h` and its minimum, as floats.
+    pub fn factors(&self, h: usize) -> (f32, f32) {
+        (
+            self.scales[h].to_f32() * f32::from(self.integer_scales[h]),
+            self.minimum.to_f32() * f32::from(self.integer_minimum),
+        )
+    }
 }
 
 /// A block of zero rows, for padding.
 pub(crate) const EMPTY_BLOCK: RowBlock = RowBlock {
     scales: [f16::ZERO; 2],
     minimum: f16::ZERO,
+    integer_scales: [0; 2],
+    integer_minimum: 0,
     values: [0; BLOCK],
 };
 
@@ -33,6 +49,8 @@ pub(crate) fn row_blocks(format: BlockFormat, bytes: &[u8]) -> Vec<RowBlock> {
             BlockFormat::Q8_0 => blocks.push(RowBlock {
                 scales: [half(block, 0); 2],
                 minimum: f16::ZERO,
+                integer_scales: [1; 2],
+                integer_minimum: 1,
                 values: std::array::from_fn(|i| block[2 + i] ^ 0x80),
             }),
             BlockFormat::Q4_K | BlockFormat::Q5_K => k4_or_k5(format, block, &mut blocks),
@@ -68,6 +86,8 @@ fn legacy(format: BlockFormat, block: &[u8]) -> RowBlock {
     RowBlock {
         scales: [half(block, 0); 2],
         minimum,
+        integer_scales: [1; 2],
+        integer_minimum: 1,
         values: std::array::from_fn(|i| {
             let byte = packed[i % (BLOCK / 2)];
             let nibble = if i < BLOCK / 2 {
@@ -84,7 +104,7 @@ fn legacy(format: BlockFormat, block: &[u8]) -> RowBlock {
 /// bytes of fifth bits, then 128 bytes of nibbles. Block `b` reads the low (`b` even) or high
 /// nibbles of bytes `32 * (b / 2)..` and bit `b` of each fifth-bit byte.
 fn k4_or_k5(format: BlockFormat, block: &[u8], out: &mut Vec<RowBlock>) {
-    let (d, dmin) = (half(block, 0).to_f32(), half(block, 2).to_f32());
+    let (d, dmin) = (half(block, 0), -half(block, 2));
     let scales: &[u8; 12] = block[4..16].try_into().expect("twelve bytes");
     let (fifth, nibbles) = if format == BlockFormat::Q5_K {
         (&block[16..48], &block[48..])
@@ -95,8 +115,11 @@ fn k4_or_k5(format: BlockFormat, block: &[u8], out: &mut Vec<RowBlock>) {
         let (scale, min) = scale_and_min(b, scales);
         let bytes = &nibbles[BLOCK * (b / 2)..][..BLOCK];
         out.push(RowBlock {
-            scales: [f16::from_f32(d * f32::from(scale)); 2],
-            minimum: f16::from_f32(-dmin * f32::from(min)),
+            scales: [d; 2],
+            minimum: dmin,
+            // 6-bit, so they fit.
+            integer_scales: [scale as i8; 2],
+            integer_minimum: min as i8,
             values: std::array::from_fn(|l| {
                 let nibble = if b % 2 == 0 {
                     bytes[l] & 0x0F
@@ -130,13 +153,14 @@ fn scale_and_min(b: usize, packed: &[u8; 12]) -> (u8, u8) {
 /// and scales `8n + 2k` and `8n + 2k + 1` for its two halves.
 fn k6(block: &[u8], out: &mut Vec<RowBlock>) {
     let (low, high, scales) = (&block[..128], &block[128..192], &block[192..208]);
-    let d = half(block, 208).to_f32();
+    let d = half(block, 208);
     for b in 0..SUPER_BLOCK / BLOCK {
         let (n, k) = (b / 4, b % 4);
-        let scale = |h: usize| f16::from_f32(d * f32::from(scales[8 * n + 2 * k + h] as i8));
         out.push(RowBlock {
-            scales: [scale(0), scale(1)],
+            scales: [d; 2],
             minimum: f16::ZERO,
+            integer_scales: std::array::from_fn(|h| scales[8 * n + 2 * k + h] as i8),
+            integer_minimum: 0,
             values: std::array::from_fn(|l| {
                 let byte = low[64 * n + 32 * (k % 2) + l];
                 let nibble = if k < 2 { byte & 0x0F } else { byte >> 4 };

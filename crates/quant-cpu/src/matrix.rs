@@ -2,7 +2,7 @@
 
 use crate::{
     activations::QuantizedRows,
-    format::{BLOCK, BlockFormat},
+    format::{BLOCK, BLOCKS_PER_SUPER_BLOCK, BlockFormat},
     ggml::{self, EMPTY_BLOCK, RowBlock},
     interleave::{self, GROUP},
     kernels::{Group, kernels},
@@ -44,7 +44,10 @@ pub enum ShapeError {
 /// per run of rows in one format (matrices stacked together may differ in format). In a part,
 /// rows go in groups of sixteen whose blocks are interleaved (see `interleave.rs`; the last
 /// group is padded with zero rows), with each block's scales and minimum (f16) in arrays of
-/// their own, sixteen per group and block. Values are stored unsigned: Q4_0 keeps its nibbles
+/// their own, sixteen per group and block. The K-quants keep ggml's two levels instead: f16
+/// scales and minimums sixteen per group and super-block of eight blocks, and 8-bit integer ones
+/// sixteen per group and block, so that they take as many bits per weight as in the file.
+/// Values are stored unsigned: Q4_0 keeps its nibbles
 /// and Q8_0 adds 128 to its bytes, so that the kernels subtract the zero point once per block
 /// instead of once per value.
 #[derive(Debug)]
@@ -62,10 +65,16 @@ struct Part {
     first: usize,
     rows: usize,
     quants: Vec<u8>,
-    /// Per group and block, the scales of the sixteen rows (of each half in Q6_K).
+    /// Per group and block (super-block in the K-quants), the scales of the sixteen rows (of
+    /// each half in Q6_K, but in the K-quants).
     scales: Vec<f16>,
-    /// Per group and block, the minimums of the sixteen rows (formats with a minimum only).
+    /// Per group and block (super-block in the K-quants), the minimums of the sixteen rows
+    /// (formats with a minimum only).
     minimums: Vec<f16>,
+    /// K-quants only: per group and block, the rows' integer scales (of each half in Q6_K).
+    integer_scales: Vec<i8>,
+    /// Q4_K and Q5_K only: per group and block, the rows' integer minimums.
+    integer_minimums: Vec<i8>,
 }
 
 impl QuantMatrix {
@@ -158,9 +167,8 @@ impl QuantMatrix {
             .row_blocks(row - part.first, self.cols)
             .zip(out.chunks_exact_mut(BLOCK))
         {
-            let m = block.minimum.to_f32();
             for (i, (o, &u)) in out.iter_mut().zip(&block.values).enumerate() {
-                let d = block.scales[i / (BLOCK / 2) % sets].to_f32();
+                let (d, m) = block.factors(i / (BLOCK / 2) % sets);
                 *o = d * (i32::from(u) - zero) as f32 + m;
             }
         }
@@ -240,9 +248,12 @@ impl Part {
             first,
             rows,
             quants: Vec::with_capacity(groups * row_blocks * GROUP * format.packed_block_bytes()),
-            scales: Vec::with_capacity(groups * row_blocks * GROUP * sets),
+            scales: Vec::new(),
             minimums: Vec::new(),
+            integer_scales: Vec::new(),
+            integer_minimums: Vec::new(),
         };
+        let k_quant = format.k_quant();
         for g in 0..groups {
             for b in 0..row_blocks {
                 let block = |lane: usize| {
@@ -251,15 +262,27 @@ impl Part {
                         .filter(|_| g * GROUP + lane < rows)
                         .unwrap_or(&EMPTY_BLOCK)
                 };
+                let lanes = || (0..GROUP).map(block);
                 let values = std::array::from_fn(|lane| block(lane).values);
                 interleave::push_block(format.bits(), &values, &mut part.quants);
-                for h in 0..sets {
-                    part.scales
-                        .extend((0..GROUP).map(|lane| block(lane).scales[h]));
+                if k_quant {
+                    for h in 0..sets {
+                        part.integer_scales
+                            .extend(lanes().map(|block| block.integer_scales[h]));
+                    }
+                    if format.has_minimum() {
+                        part.integer_minimums
+                            .extend(lanes().map(|block| block.integer_minimum));
+                    }
+                }
+                if k_quant && b % BLOCKS_PER_SUPER_BLOCK != 0 {
+                    continue;
+                }
+                for h in 0..if k_quant { 1 } else { sets } {
+                    part.scales.extend(lanes().map(|block| block.scales[h]));
                 }
                 if format.has_minimum() {
-                    part.minimums
-                        .extend((0..GROUP).map(|lane| block(lane).minimum));
+                    part.minimums.extend(lanes().map(|block| block.minimum));
                 }
             }
         }
@@ -272,12 +295,25 @@ impl Part {
         let group = self.group(g, cols);
         let bytes = GROUP * self.format.packed_block_bytes();
         let sets = self.format.scales_per_block();
+        let (k_quant, minimum) = (self.format.k_quant(), self.format.has_minimum());
         (0..cols / BLOCK).map(move |b| RowBlock {
-            scales: std::array::from_fn(|h| group.scales[(b * sets + h % sets) * GROUP + lane]),
-            minimum: if self.format.has_minimum() {
-                group.minimums[b * GROUP + lane]
-            } else {
-                f16::ZERO
+            scales: std::array::from_fn(|h| match k_quant {
+                true => group.scales[b / BLOCKS_PER_SUPER_BLOCK * GROUP + lane],
+                false => group.scales[(b * sets + h % sets) * GROUP + lane],
+            }),
+            minimum: match (minimum, k_quant) {
+                (false, _) => f16::ZERO,
+                (true, true) => group.minimums[b / BLOCKS_PER_SUPER_BLOCK * GROUP + lane],
+                (true, false) => group.minimums[b * GROUP + lane],
+            },
+            integer_scales: std::array::from_fn(|h| match k_quant {
+                true => group.integer_scales[(b * sets + h % sets) * GROUP + lane],
+                false => 1,
+            }),
+            integer_minimum: match (minimum, k_quant) {
+                (false, _) => 0,
+                (true, true) => group.integer_minimums[b * GROUP + lane],
+                (true, false) => 1,
             },
             values: std::array::from_fn(|i| {
                 interleave::value(
@@ -291,20 +327,33 @@ impl Part {
     }
 
     /// Row group `g` as the kernels read it.
-    fn group(&self, g: usize, cols: usize) -> Group<'_> {
+    fn group<'a>(&'a self, g: usize, cols: usize) -> Group<'a> {
         let blocks = cols / BLOCK;
         let (start, end) = (g * blocks * GROUP, (g + 1) * blocks * GROUP);
         let bytes = self.format.packed_block_bytes();
         let sets = self.format.scales_per_block();
+        let (scaled, scale_sets) = match self.format.k_quant() {
+            true => (
+                start / BLOCKS_PER_SUPER_BLOCK..end / BLOCKS_PER_SUPER_BLOCK,
+                1,
+            ),
+            false => (start..end, sets),
+        };
+        let per_block = |values: &'a [i8], sets: usize| match values.is_empty() {
+            true => &[][..],
+            false => &values[start * sets..end * sets],
+        };
         Group {
             format: self.format,
             quants: &self.quants[start * bytes..end * bytes],
-            scales: &self.scales[start * sets..end * sets],
+            scales: &self.scales[scaled.start * scale_sets..scaled.end * scale_sets],
             minimums: if self.format.has_minimum() {
-                &self.minimums[start..end]
+                &self.minimums[scaled]
             } else {
                 &[]
             },
+            integer_scales: per_block(&self.integer_scales, sets),
+            integer_minimums: per_block(&self.integer_minimums, 1),
         }
     }
 }

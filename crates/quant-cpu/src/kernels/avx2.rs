@@ -5,7 +5,11 @@
 //! are nibbles with their higher bits moved in from planes (see `interleave.rs`).
 
 use super::{Group, Kernels, check_lengths};
-use crate::{BLOCK, BlockFormat, activations::ActivationRow, interleave::GROUP};
+use crate::{
+    BLOCK, BlockFormat, activations::ActivationRow, format::BLOCKS_PER_SUPER_BLOCK,
+    interleave::GROUP,
+};
+use half::f16;
 use std::arch::x86_64::*;
 
 /// Rows of a group one register holds.
@@ -62,16 +66,14 @@ unsafe fn by_format<const N: usize, const H: usize>(
     // SAFETY: guaranteed by the caller.
     unsafe {
         match w.format {
-            BlockFormat::Q4_0 => blocks::<N, H, 4, 8, false, false>(w, x, first_half),
-            BlockFormat::Q4_1 | BlockFormat::Q4_K => {
-                blocks::<N, H, 4, 0, true, false>(w, x, first_half)
-            }
-            BlockFormat::Q5_0 => blocks::<N, H, 5, 16, false, false>(w, x, first_half),
-            BlockFormat::Q5_1 | BlockFormat::Q5_K => {
-                blocks::<N, H, 5, 0, true, false>(w, x, first_half)
-            }
-            BlockFormat::Q6_K => blocks::<N, H, 6, 32, false, true>(w, x, first_half),
-            BlockFormat::Q8_0 => blocks::<N, H, 8, 0, false, false>(w, x, first_half),
+            BlockFormat::Q4_0 => blocks::<N, H, 4, 8, false, false, false>(w, x, first_half),
+            BlockFormat::Q4_1 => blocks::<N, H, 4, 0, true, false, false>(w, x, first_half),
+            BlockFormat::Q4_K => blocks::<N, H, 4, 0, true, false, true>(w, x, first_half),
+            BlockFormat::Q5_0 => blocks::<N, H, 5, 16, false, false, false>(w, x, first_half),
+            BlockFormat::Q5_1 => blocks::<N, H, 5, 0, true, false, false>(w, x, first_half),
+            BlockFormat::Q5_K => blocks::<N, H, 5, 0, true, false, true>(w, x, first_half),
+            BlockFormat::Q6_K => blocks::<N, H, 6, 32, false, true, true>(w, x, first_half),
+            BlockFormat::Q8_0 => blocks::<N, H, 8, 0, false, false, false>(w, x, first_half),
         }
     }
 }
@@ -96,6 +98,7 @@ unsafe fn blocks<
     const ZERO: i32,
     const MINIMUM: bool,
     const HALVES: bool,
+    const SUPER: bool,
 >(
     w: Group<'_>,
     x: [ActivationRow<'_>; N],
@@ -185,24 +188,28 @@ unsafe fn blocks<
                         }
                     }
                 }
-                let scale_set = |h: usize| {
-                    _mm256_cvtph_ps(_mm_loadu_si128(
-                        w.scales
-                            .as_ptr()
-                            .add((b * sets + h) * GROUP + half * HALF)
-                            .cast(),
-                    ))
+                // Half `h`'s scales (or, from `w.minimums`, the minimums: their formats have
+                // one set per block, so the same indices serve).
+                let factors = |f16s: &[f16], integers: &[i8], h: usize| {
+                    let own = (b * sets + h) * GROUP + half * HALF;
+                    let shared = b / BLOCKS_PER_SUPER_BLOCK * GROUP + half * HALF;
+                    let at = if SUPER { shared } else { own };
+                    let f = _mm256_cvtph_ps(_mm_loadu_si128(f16s.as_ptr().add(at).cast()));
+                    if SUPER {
+                        let integers = _mm_loadl_epi64(integers.as_ptr().add(own).cast());
+                        _mm256_mul_ps(f, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(integers)))
+                    } else {
+                        f
+                    }
                 };
-                let scales = scale_set(0);
+                let scales = factors(w.scales, w.integer_scales, 0);
                 let second_scales = if HALVES {
-                    scale_set(1)
+                    factors(w.scales, w.integer_scales, 1)
                 } else {
                     _mm256_setzero_ps()
                 };
                 let minimums = if MINIMUM {
-                    _mm256_cvtph_ps(_mm_loadu_si128(
-                        w.minimums.as_ptr().add(b * GROUP + half * HALF).cast(),
-                    ))
+                    factors(w.minimums, w.integer_minimums, 0)
                 } else {
                     _mm256_setzero_ps()
                 };

@@ -6,7 +6,11 @@
 //! higher bits moved in from planes (see `interleave.rs`).
 
 use super::{Group, Kernels, check_lengths};
-use crate::{BLOCK, BlockFormat, activations::ActivationRow, interleave::GROUP};
+use crate::{
+    BLOCK, BlockFormat, activations::ActivationRow, format::BLOCKS_PER_SUPER_BLOCK,
+    interleave::GROUP,
+};
+use half::f16;
 use std::arch::x86_64::*;
 
 /// # Safety
@@ -28,12 +32,14 @@ unsafe fn rows<const N: usize>(w: Group<'_>, x: [ActivationRow<'_>; N]) -> [[f32
     // SAFETY: the lengths were checked; the caller's features are these functions'.
     let sums = unsafe {
         match w.format {
-            BlockFormat::Q4_0 => blocks::<N, 4, 8, false, false>(w, x),
-            BlockFormat::Q4_1 | BlockFormat::Q4_K => blocks::<N, 4, 0, true, false>(w, x),
-            BlockFormat::Q5_0 => blocks::<N, 5, 16, false, false>(w, x),
-            BlockFormat::Q5_1 | BlockFormat::Q5_K => blocks::<N, 5, 0, true, false>(w, x),
-            BlockFormat::Q6_K => blocks::<N, 6, 32, false, true>(w, x),
-            BlockFormat::Q8_0 => blocks::<N, 8, 128, false, false>(w, x),
+            BlockFormat::Q4_0 => blocks::<N, 4, 8, false, false, false>(w, x),
+            BlockFormat::Q4_1 => blocks::<N, 4, 0, true, false, false>(w, x),
+            BlockFormat::Q4_K => blocks::<N, 4, 0, true, false, true>(w, x),
+            BlockFormat::Q5_0 => blocks::<N, 5, 16, false, false, false>(w, x),
+            BlockFormat::Q5_1 => blocks::<N, 5, 0, true, false, false>(w, x),
+            BlockFormat::Q5_K => blocks::<N, 5, 0, true, false, true>(w, x),
+            BlockFormat::Q6_K => blocks::<N, 6, 32, false, true, true>(w, x),
+            BlockFormat::Q8_0 => blocks::<N, 8, 128, false, false, false>(w, x),
         }
     };
     let mut out = [[0f32; GROUP]; N];
@@ -60,6 +66,7 @@ unsafe fn blocks<
     const ZERO: i32,
     const MINIMUM: bool,
     const HALVES: bool,
+    const SUPER: bool,
 >(
     w: Group<'_>,
     x: [ActivationRow<'_>; N],
@@ -123,21 +130,31 @@ unsafe fn blocks<
                     }
                 }
             }
-            let scale_set = |h: usize| {
-                _mm512_cvtph_ps(_mm256_loadu_si256(
-                    w.scales.as_ptr().add((b * sets + h) * GROUP).cast(),
-                ))
+            // Half `h`'s scales (or, from `w.minimums`, the minimums: their formats have one
+            // set per block, so the same indices serve).
+            let factors = |f16s: &[f16], integers: &[i8], h: usize| {
+                let own = (b * sets + h) * GROUP;
+                let at = if SUPER {
+                    b / BLOCKS_PER_SUPER_BLOCK * GROUP
+                } else {
+                    own
+                };
+                let f = _mm512_cvtph_ps(_mm256_loadu_si256(f16s.as_ptr().add(at).cast()));
+                if SUPER {
+                    let integers = _mm_loadu_si128(integers.as_ptr().add(own).cast());
+                    _mm512_mul_ps(f, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(integers)))
+                } else {
+                    f
+                }
             };
-            let scales = scale_set(0);
+            let scales = factors(w.scales, w.integer_scales, 0);
             let second_scales = if HALVES {
-                scale_set(1)
+                factors(w.scales, w.integer_scales, 1)
             } else {
                 _mm512_setzero_ps()
             };
             let minimums = if MINIMUM {
-                _mm512_cvtph_ps(_mm256_loadu_si256(
-                    w.minimums.as_ptr().add(b * GROUP).cast(),
-                ))
+                factors(w.minimums, w.integer_minimums, 0)
             } else {
                 _mm512_setzero_ps()
             };

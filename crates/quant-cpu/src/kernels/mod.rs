@@ -9,7 +9,10 @@ mod avx512;
 mod neon;
 mod scalar;
 
-use crate::{BLOCK, BlockFormat, activations::ActivationRow, interleave::GROUP};
+use crate::{
+    BLOCK, BlockFormat, activations::ActivationRow, format::BLOCKS_PER_SUPER_BLOCK,
+    interleave::GROUP,
+};
 use half::f16;
 use std::sync::OnceLock;
 
@@ -21,16 +24,46 @@ pub(crate) struct Group<'a> {
     /// Per block, the rows' stored values, interleaved.
     pub quants: &'a [u8],
     /// Per block, the rows' scales (in Q6_K, those of the rows' first halves, then of their
-    /// second halves).
+    /// second halves); in the K-quants, per super-block, the one scale its blocks share.
     pub scales: &'a [f16],
-    /// Per block, the rows' minimums (formats with a minimum only; empty otherwise).
+    /// Per block (super-block in the K-quants), the rows' minimums (formats with a minimum
+    /// only; empty otherwise).
     pub minimums: &'a [f16],
+    /// K-quants only: per block, the rows' integer scales, which multiply the super-block's (in
+    /// Q6_K, those of the first halves, then of the second halves).
+    pub integer_scales: &'a [i8],
+    /// Q4_K and Q5_K only: per block, the rows' integer minimums.
+    pub integer_minimums: &'a [i8],
 }
 
 impl Group<'_> {
     /// Blocks per row.
     pub fn blocks(&self) -> usize {
-        self.scales.len() / (GROUP * self.format.scales_per_block())
+        self.quants.len() / (GROUP * self.format.packed_block_bytes())
+    }
+
+    /// Index of block `b`'s row `lane` in [`Group::scales`] and [`Group::minimums`].
+    pub fn scale_index(&self, b: usize, lane: usize) -> usize {
+        match self.format.k_quant() {
+            true => b / BLOCKS_PER_SUPER_BLOCK * GROUP + lane,
+            false => b * self.format.scales_per_block() * GROUP + lane,
+        }
+    }
+
+    /// Row `lane`'s scale of half `h` of block `b`, and its minimum (zero without one).
+    pub fn factors(&self, b: usize, h: usize, lane: usize) -> (f32, f32) {
+        let sets = self.format.scales_per_block();
+        let h = h % sets;
+        let at = self.scale_index(b, lane);
+        let minimum = self.minimums.get(at).map_or(0.0, |m| m.to_f32());
+        if !self.format.k_quant() {
+            return (self.scales[at + h * GROUP].to_f32(), minimum);
+        }
+        let integer = |values: &[i8], at: usize| values.get(at).map_or(0.0, |&v| f32::from(v));
+        (
+            self.scales[at].to_f32() * integer(self.integer_scales, (b * sets + h) * GROUP + lane),
+            minimum * integer(self.integer_minimums, b * GROUP + lane),
+        )
     }
 }
 
@@ -114,10 +147,18 @@ pub fn kernel_name() -> Result<&'static str, String> {
 /// kernels' unchecked loads stay in bounds.
 fn check_lengths(w: Group<'_>, x: ActivationRow<'_>) {
     let blocks = w.blocks();
-    let minimums = if w.format.has_minimum() { blocks } else { 0 };
+    let sets = w.format.scales_per_block();
+    let (k_quant, minimum) = (w.format.k_quant(), w.format.has_minimum());
+    let (scaled, scale_sets, integers) = match k_quant {
+        true => (blocks.div_ceil(BLOCKS_PER_SUPER_BLOCK), 1, blocks),
+        false => (blocks, sets, 0),
+    };
     assert!(
-        w.scales.len() == blocks * GROUP * w.format.scales_per_block()
-            && w.minimums.len() == minimums * GROUP
+        w.scales.len() == scaled * GROUP * scale_sets
+            && w.minimums.len() == if minimum { scaled * GROUP } else { 0 }
+            && w.integer_scales.len() == integers * GROUP * sets
+            && w.integer_minimums.len() == if minimum { integers * GROUP } else { 0 }
+            && (!k_quant || blocks.is_multiple_of(BLOCKS_PER_SUPER_BLOCK))
             && w.quants.len() == blocks * GROUP * w.format.packed_block_bytes()
             && x.quants.len() == blocks * BLOCK
             && x.scales.len() == blocks

@@ -7,7 +7,10 @@
 //! bits moved in from planes (see `interleave.rs`).
 
 use super::{Group, Kernels, check_lengths};
-use crate::{BLOCK, BlockFormat, activations::ActivationRow, interleave::GROUP};
+use crate::{
+    BLOCK, BlockFormat, activations::ActivationRow, format::BLOCKS_PER_SUPER_BLOCK,
+    interleave::GROUP,
+};
 use half::f16;
 use std::arch::aarch64::*;
 use std::arch::asm;
@@ -145,16 +148,14 @@ unsafe fn by_format<const N: usize, const Q: usize, P: Products>(
     // SAFETY: guaranteed by the caller.
     unsafe {
         match w.format {
-            BlockFormat::Q4_0 => blocks::<N, Q, P, 4, 8, false, false>(w, x, first),
-            BlockFormat::Q4_1 | BlockFormat::Q4_K => {
-                blocks::<N, Q, P, 4, 0, true, false>(w, x, first)
-            }
-            BlockFormat::Q5_0 => blocks::<N, Q, P, 5, 16, false, false>(w, x, first),
-            BlockFormat::Q5_1 | BlockFormat::Q5_K => {
-                blocks::<N, Q, P, 5, 0, true, false>(w, x, first)
-            }
-            BlockFormat::Q6_K => blocks::<N, Q, P, 6, 32, false, true>(w, x, first),
-            BlockFormat::Q8_0 => blocks::<N, Q, P, 8, 0, false, false>(w, x, first),
+            BlockFormat::Q4_0 => blocks::<N, Q, P, 4, 8, false, false, false>(w, x, first),
+            BlockFormat::Q4_1 => blocks::<N, Q, P, 4, 0, true, false, false>(w, x, first),
+            BlockFormat::Q4_K => blocks::<N, Q, P, 4, 0, true, false, true>(w, x, first),
+            BlockFormat::Q5_0 => blocks::<N, Q, P, 5, 16, false, false, false>(w, x, first),
+            BlockFormat::Q5_1 => blocks::<N, Q, P, 5, 0, true, false, false>(w, x, first),
+            BlockFormat::Q5_K => blocks::<N, Q, P, 5, 0, true, false, true>(w, x, first),
+            BlockFormat::Q6_K => blocks::<N, Q, P, 6, 32, false, true, true>(w, x, first),
+            BlockFormat::Q8_0 => blocks::<N, Q, P, 8, 0, false, false, false>(w, x, first),
         }
     }
 }
@@ -176,6 +177,7 @@ unsafe fn blocks<
     const ZERO: i32,
     const MINIMUM: bool,
     const HALVES: bool,
+    const SUPER: bool,
 >(
     w: Group<'_>,
     x: [ActivationRow<'_>; N],
@@ -246,14 +248,28 @@ unsafe fn blocks<
             }
             for k in 0..Q {
                 let row = (first + k) * QUAD;
-                let scales = widen(w.scales.as_ptr().add(b * sets * GROUP + row));
+                // Half `h`'s scales (or, from `w.minimums`, the minimums: their formats have
+                // one set per block, so the same indices serve).
+                let factors = |f16s: &[f16], integers: &[i8], h: usize| {
+                    let own = (b * sets + h) * GROUP + row;
+                    let shared = b / BLOCKS_PER_SUPER_BLOCK * GROUP + row;
+                    let f = widen(f16s.as_ptr().add(if SUPER { shared } else { own }));
+                    if SUPER {
+                        let integers: [f32; QUAD] =
+                            std::array::from_fn(|r| f32::from(*integers.get_unchecked(own + r)));
+                        vmulq_f32(f, vld1q_f32(integers.as_ptr()))
+                    } else {
+                        f
+                    }
+                };
+                let scales = factors(w.scales, w.integer_scales, 0);
                 let second_scales = if HALVES {
-                    widen(w.scales.as_ptr().add((b * sets + 1) * GROUP + row))
+                    factors(w.scales, w.integer_scales, 1)
                 } else {
                     vdupq_n_f32(0.0)
                 };
                 let minimums = if MINIMUM {
-                    widen(w.minimums.as_ptr().add(b * GROUP + row))
+                    factors(w.minimums, w.integer_minimums, 0)
                 } else {
                     vdupq_n_f32(0.0)
                 };

@@ -32,8 +32,7 @@ fn rows<const N: usize>(w: Group<'_>, x: [ActivationRow<'_>; N]) -> [[f32; GROUP
         for (lane, stored) in stored.iter().enumerate() {
             // Every format's values less its zero point fit in 8 signed bits.
             let weights: [i8; BLOCK] = std::array::from_fn(|i| (i32::from(stored[i]) - zero) as i8);
-            let scales: [f32; 2] =
-                std::array::from_fn(|h| w.scales[(b * sets + h % sets) * GROUP + lane].to_f32());
+            let [(first_scale, minimum), (second_scale, _)] = [0, 1].map(|h| w.factors(b, h, lane));
             for (x, out) in x.iter().zip(&mut out) {
                 let a: &[i8; BLOCK] = x.quants[b * BLOCK..(b + 1) * BLOCK].try_into().unwrap();
                 let half = |h: usize| -> i32 {
@@ -47,12 +46,12 @@ fn rows<const N: usize>(w: Group<'_>, x: [ActivationRow<'_>; N]) -> [[f32; GROUP
                 let (first, second) = (half(0), half(1));
                 if sets == 2 {
                     out[lane] +=
-                        x.scales[b] * (scales[0] * first as f32 + scales[1] * second as f32);
+                        x.scales[b] * (first_scale * first as f32 + second_scale * second as f32);
                 } else {
-                    out[lane] += scales[0] * x.scales[b] * (first + second) as f32;
+                    out[lane] += first_scale * x.scales[b] * (first + second) as f32;
                 }
                 if w.format.has_minimum() {
-                    out[lane] += w.minimums[b * GROUP + lane].to_f32() * x.sums[b];
+                    out[lane] += minimum * x.sums[b];
                 }
             }
         }
