@@ -228,7 +228,14 @@ fn print_depth_table(files: &[(&str, String, &Hosted)]) {
     );
     println!("|---|---|---|---|---|");
     for (name, _, hosted) in files {
-        let Some(deep) = &hosted.deep else { continue };
+        let deep = match &hosted.deep {
+            None => continue,
+            Some(Err(refused)) => {
+                println!("| {name} | - | not run: {refused} | - | - |");
+                continue;
+            }
+            Some(Ok(deep)) => deep,
+        };
         let (llama, ratio) = match deep.llama {
             Some(l) => (
                 format!("{:.1}", l.decode_tps),
@@ -402,8 +409,9 @@ struct Hosted {
     plugin: Figures,
     client: Figures,
     llama: Option<Figures>,
-    /// Decoding after the long prompt, when `--depth` asks for it.
-    deep: Option<Deep>,
+    /// Decoding after the long prompt, when `--depth` asks for it; the host's reason instead
+    /// when the file's context is shorter than that prompt.
+    deep: Option<Result<Deep, String>>,
 }
 
 /// Medians of jobs decoding after the long prompt, through the host and by llama.cpp.
@@ -455,19 +463,25 @@ fn through_host(
 }
 
 /// Jobs on the running host at `url` whose prompt is about `depth` tokens (the usual prompt,
-/// of `prompt_tokens`, repeated), each followed by llama-bench decoding after as many tokens.
+/// of `prompt_tokens`, repeated), each followed by llama-bench decoding after as many tokens;
+/// the host's refusal instead, when the prompt does not fit the model's context.
 fn deep_runs(
     bench: &LlmBench<'_>,
     url: &str,
     model: &Path,
     prompt_tokens: f64,
     depth: usize,
-) -> Result<Deep> {
+) -> Result<Result<Deep, String>> {
     let repeats = (depth as f64 / prompt_tokens).round().max(1.0) as usize;
     let long_prompt = vec![prompt(); repeats].join(" ");
     let (mut client_runs, mut llama_runs) = (Vec::new(), Vec::new());
     for run in 0..bench.runs {
-        let (plugin, client) = one_hosted_job(url, run, &long_prompt)?;
+        let (plugin, client) = match one_hosted_job(url, run, &long_prompt) {
+            Err(refused) if refused.to_string().contains(CONTEXT_REFUSAL) => {
+                return Ok(Err(refused.to_string()));
+            }
+            job => job?,
+        };
         client_runs.push(client);
         if let Some(llama_bench) = bench.compare {
             let tokens = (plugin.prompt_tokens as u64).to_string();
@@ -484,11 +498,14 @@ fn deep_runs(
             });
         }
     }
-    Ok(Deep {
+    Ok(Ok(Deep {
         client: median(&client_runs),
         llama: bench.compare.map(|_| median(&llama_runs)),
-    })
+    }))
 }
+
+/// What the llm plugin says of a prompt longer than the model's context.
+const CONTEXT_REFUSAL: &str = "exceeds the model's context";
 
 /// One llama-bench run: prompt processing of `prompt_tokens`, then decoding after a context of
 /// that many tokens (as the host's jobs decode after their prompt).
