@@ -7,6 +7,7 @@
 //! weight block once per four rows), and only attention is per sequence. GPUs and formats the
 //! kernels lack use candle's models.
 
+mod attention;
 mod half_attention;
 mod hparams;
 mod kv_cache;
@@ -17,10 +18,11 @@ mod tensors;
 pub use hparams::ARCHITECTURES;
 pub use kv_cache::{KvCache, KvFormat};
 
+use attention::{AttentionShape, Scores};
 use candle_core::quantized::gguf_file::Content;
 use hparams::Hyperparameters;
 use layer::{Layer, LayerShape};
-use math::{AttentionShape, Rope, Scores};
+use math::Rope;
 use rayon::prelude::*;
 use rbee_quant_cpu::{QuantMatrix, QuantizedRows};
 use std::io::{Read, Seek};
@@ -362,7 +364,7 @@ type AttentionPart<'a> = (
 );
 
 fn attend((shape, queries, cache, out): &mut AttentionPart<'_>) {
-    math::attention(shape, queries, &cache.keys, &cache.values, out);
+    attention::attention(shape, queries, &cache.keys, &cache.values, out);
 }
 
 fn add_into(into: &mut [f32], add: &[f32]) {
