@@ -80,14 +80,25 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Starts the engine thread, which owns `model` from now on.
+    /// Starts the engine thread, which owns `model` from now on. It runs as one of a pool of
+    /// as many threads as rayon's global pool has, which the model's parallel work uses: the
+    /// engine works on its own steps' products instead of sleeping until others finish them.
     pub fn start(model: Model, tokenizer: Arc<TextTokenizer>, config: EngineConfig) -> Self {
         let (sender, receiver) = mpsc::channel();
         let positions_in_use = Arc::new(AtomicU64::new(0));
         let in_use = positions_in_use.clone();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(rayon::current_num_threads())
+            .thread_name(|index| format!("rbee-llm-{index}"))
+            .build()
+            .expect("cannot start the engine's threads");
         let thread = std::thread::Builder::new()
             .name("rbee-llm-engine".into())
-            .spawn(move || Batcher::new(model, &tokenizer, config, in_use).serve(&receiver))
+            .spawn(move || {
+                pool.install(move || {
+                    Batcher::new(model, &tokenizer, config, in_use).serve(&receiver)
+                })
+            })
             .expect("cannot start the engine thread");
         Self {
             sender: Mutex::new(Some(sender)),
