@@ -94,6 +94,17 @@ pub(super) struct Scores {
     pub window: Option<usize>,
 }
 
+/// Values read per block of cached rows (32 KiB as f32).
+const BLOCK_VALUES: usize = 8 * 1024;
+
+/// How many positions of `width` values [`attend`] reads at a time: a block that stays in the
+/// L1 cache, so that every query head sharing the rows reads them from there, and whose
+/// conversion (of an f16 cache) does too. A multiple of [`STEP`], so that blocking leaves the
+/// order of the sums as it is.
+fn positions_per_block(width: usize) -> usize {
+    (BLOCK_VALUES / width / STEP).max(1) * STEP
+}
+
 /// Cached positions of one piece of work.
 const PIECE: usize = 256;
 
@@ -255,9 +266,7 @@ impl Tasks<'_> {
             });
         let mut partials = partials.chunks_exact_mut(len).zip(&pieces).peekable();
         for (task, out) in out.chunks_exact_mut(self.width()).enumerate() {
-            let Some((merged, _)) = partials.next() else {
-                return;
-            };
+            let (merged, _) = partials.next().expect("every task has a piece");
             while let Some((next, _)) = partials.next_if(|(_, (of, _))| *of == task) {
                 merge(
                     Partial::new(merged, self.group()),
@@ -350,7 +359,7 @@ simd_fn! {
             }
             _ => None,
         };
-        let block = Rows::positions_per_read(head_dim, STEP);
+        let block = positions_per_block(head_dim);
         let blocks = (0..positions).step_by(block).map(|from| {
             let count = block.min(positions - from);
             let first = (kv.positions.start + from) * head_dim;

@@ -153,18 +153,7 @@ impl Rows {
             }
         }
     }
-
-    /// How many positions of `width` values to read at a time: a block that stays in the L1
-    /// cache, so that every query head sharing the rows reads them from there, and whose
-    /// conversion (of an f16 cache) does too. A multiple of `step`, the positions attention
-    /// sums together, so that blocking leaves the order of the sums as it is.
-    pub fn positions_per_read(width: usize, step: usize) -> usize {
-        (BLOCK_VALUES / width / step).max(1) * step
-    }
 }
-
-/// Values read per block of cached rows (32 KiB as f32).
-const BLOCK_VALUES: usize = 8 * 1024;
 
 #[cfg(test)]
 mod tests {

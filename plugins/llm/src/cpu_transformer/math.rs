@@ -1,5 +1,6 @@
 //! The f32 arithmetic between the quantized products: norms, rotary embeddings and the gated
-//! activation (attention has its own module), written so that the compiler vectorises the inner loops.
+//! activation (attention has its own module), written so that the compiler vectorises the
+//! inner loops.
 
 use super::hparams::{Activation, RopeConfig, RopeStyle};
 use rbee_vector_math::exp;
