@@ -3,7 +3,7 @@
 //!
 //! Weights are repacked once at load ([`QuantMatrix`]); activations are quantized to 8 bits per
 //! product ([`QuantizedRows`]), so every dot product is an integer dot per block of 32 plus one
-//! float multiply-add, as in ggml. Weight rows are interleaved sixteen at a time so that one
+//! float multiply-add (per super-block of 256 in the K-quants), as in ggml. Weight rows are interleaved sixteen at a time so that one
 //! SIMD lane accumulates one output row. The SIMD kernels (AVX-512 VNNI or AVX2/FMA on x86-64,
 //! NEON with or without `sdot` on aarch64) are chosen at run time, so a plugin built for the
 //! baseline architecture runs them on any CPU that has them; elsewhere a scalar kernel computes
@@ -16,7 +16,7 @@ mod interleave;
 mod kernels;
 mod matrix;
 
-pub use activations::QuantizedRows;
+pub use activations::{ActivationScales, QuantizedRows};
 pub use format::{BLOCK, BlockFormat};
 pub use kernels::{KERNELS_VARIABLE, kernel_name};
 pub use matrix::{QuantMatrix, ShapeError};

@@ -1,7 +1,7 @@
 //! A weight matrix repacked from GGUF blocks, and its product with quantized activations.
 
 use crate::{
-    activations::QuantizedRows,
+    activations::{ActivationScales, QuantizedRows},
     format::{BLOCK, BLOCKS_PER_SUPER_BLOCK, BlockFormat},
     ggml::{self, EMPTY_BLOCK, RowBlock},
     interleave::{self, GROUP},
@@ -148,6 +148,15 @@ impl QuantMatrix {
         }
     }
 
+    /// How [`QuantMatrix::matmul`]'s activations must be quantized: per super-block if any rows
+    /// are in a K-quant format, else per block.
+    pub fn activation_scales(&self) -> ActivationScales {
+        match self.parts.iter().any(|p| p.format.k_quant()) {
+            true => ActivationScales::PerSuperBlock,
+            false => ActivationScales::PerBlock,
+        }
+    }
+
     /// Runs of rows in one format (one per format change down the rows).
     #[cfg(test)]
     pub(crate) fn parts(&self) -> usize {
@@ -180,7 +189,8 @@ impl QuantMatrix {
     /// once per four.
     ///
     /// # Panics
-    /// If `x.cols() != self.cols()` or `out` has the wrong length.
+    /// If `x.cols() != self.cols()`, `out` has the wrong length, or `x` was quantized with
+    /// other scales than [`QuantMatrix::activation_scales`] names for K-quant rows.
     pub fn matmul(&self, x: &QuantizedRows, out: &mut [f32]) {
         assert_eq!(
             x.cols(),

@@ -144,7 +144,8 @@ pub fn kernel_name() -> Result<&'static str, String> {
 }
 
 /// Checks that a group and an activation row describe the same number of blocks, so that the
-/// kernels' unchecked loads stay in bounds.
+/// kernels' unchecked loads stay in bounds, and that K-quant rows get activations with one
+/// scale per super-block, which their kernels rely on.
 fn check_lengths(w: Group<'_>, x: ActivationRow<'_>) {
     let blocks = w.blocks();
     let sets = w.format.scales_per_block();
@@ -166,6 +167,11 @@ fn check_lengths(w: Group<'_>, x: ActivationRow<'_>) {
             && x.integer_sums.len() == blocks
             && x.half_sums.len() == blocks,
         "weight and activation rows differ in length"
+    );
+    assert!(
+        !k_quant || x.per_super_block,
+        "{:?} weights need activations quantized with ActivationScales::PerSuperBlock",
+        w.format
     );
 }
 

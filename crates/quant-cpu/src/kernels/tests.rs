@@ -2,7 +2,10 @@
 //! dequantized weights.
 
 use super::{Kernels, scalar};
-use crate::{BLOCK, BlockFormat, QuantMatrix, QuantizedRows, interleave::GROUP};
+use crate::{
+    ActivationScales, BLOCK, BlockFormat, QuantMatrix, QuantizedRows, format::SUPER_BLOCK,
+    interleave::GROUP,
+};
 use half::f16;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
@@ -96,8 +99,9 @@ fn a_known_block_dequantizes_as_ggml_lays_it_out() {
 }
 
 /// Every product equals f32 arithmetic on the dequantized weights, within the error that
-/// quantizing the activations to 8 bits allows: per block, half a quantization step of the
-/// activations times the sum of the weights' magnitudes (plus float rounding).
+/// quantizing the activations to 8 bits allows: per group of activations sharing a scale (a
+/// block, or a super-block for the K-quants), half a quantization step times the sum of the
+/// weights' magnitudes (plus float rounding).
 #[test]
 fn products_match_f32_arithmetic_on_dequantized_weights() {
     let mut rng = StdRng::seed_from_u64(7);
@@ -109,7 +113,12 @@ fn products_match_f32_arithmetic_on_dequantized_weights() {
         for m in [1, 3, 4, 9] {
             let x = random_activations(m * k, &mut rng);
             let mut quantized = QuantizedRows::new();
-            quantized.quantize(&x, m, k);
+            let per = matrix.activation_scales();
+            quantized.quantize(&x, m, k, per);
+            let shared = match per {
+                ActivationScales::PerBlock => BLOCK,
+                ActivationScales::PerSuperBlock => SUPER_BLOCK,
+            };
             let mut out = vec![0f32; m * n];
             matrix.matmul(&quantized, &mut out);
 
@@ -120,8 +129,8 @@ fn products_match_f32_arithmetic_on_dequantized_weights() {
                     let x = &x[i * k..(i + 1) * k];
                     let exact: f32 = w.iter().zip(x).map(|(w, x)| w * x).sum();
                     let bound: f32 = w
-                        .chunks(BLOCK)
-                        .zip(x.chunks(BLOCK))
+                        .chunks(shared)
+                        .zip(x.chunks(shared))
                         .map(|(w, x)| {
                             let step = x.iter().fold(0f32, |a, v| a.max(v.abs())) / 127.0;
                             step / 2.0 * w.iter().map(|v| v.abs()).sum::<f32>()
@@ -164,7 +173,8 @@ fn agrees_with_the_scalar_reference(chosen: &Kernels) {
         let matrix =
             QuantMatrix::from_ggml(format, n, k, &random_ggml(format, n, k, &mut rng)).unwrap();
         let mut rows = QuantizedRows::new();
-        rows.quantize(&random_activations(4 * k, &mut rng), 4, k);
+        let per = matrix.activation_scales();
+        rows.quantize(&random_activations(4 * k, &mut rng), 4, k, per);
         let x = [rows.row(0), rows.row(1), rows.row(2), rows.row(3)];
         for (first, _, w) in matrix.groups() {
             let one = [(chosen.x1)(w, x[0])];
@@ -218,7 +228,7 @@ fn extreme_values_agree_with_the_scalar_reference() {
         let (_, _, w) = matrix.groups()[0];
         for sign in [1.0, -1.0] {
             let mut rows = QuantizedRows::new();
-            rows.quantize(&vec![sign; 4 * k], 4, k);
+            rows.quantize(&vec![sign; 4 * k], 4, k, matrix.activation_scales());
             let x = [rows.row(0), rows.row(1), rows.row(2), rows.row(3)];
             let expected = (reference.x1)(w, x[0]);
             for chosen in super::available() {
@@ -259,7 +269,9 @@ fn stacked_matrices_give_the_concatenated_products() {
         })
         .collect();
     let mut x = QuantizedRows::new();
-    x.quantize(&random_activations(2 * k, &mut rng), 2, k);
+    // The Q6_K part asks for one scale per super-block; the others take that too.
+    let per = ActivationScales::PerSuperBlock;
+    x.quantize(&random_activations(2 * k, &mut rng), 2, k, per);
     let separate: Vec<Vec<f32>> = parts
         .iter()
         .map(|p| {
@@ -280,6 +292,28 @@ fn stacked_matrices_give_the_concatenated_products() {
             .collect();
         assert_eq!(out[i * 19..(i + 1) * 19], expected[..]);
     }
+}
+
+/// The K-quant kernels add a super-block's integer sums before scaling them, so activations
+/// with a scale per block would give wrong sums: they are refused instead.
+#[test]
+#[should_panic(
+    expected = "Q4_K weights need activations quantized with ActivationScales::PerSuperBlock"
+)]
+fn k_quants_refuse_activations_scaled_per_block() {
+    let mut rng = StdRng::seed_from_u64(13);
+    let (format, k) = (BlockFormat::Q4_K, SUPER_BLOCK);
+    let matrix =
+        QuantMatrix::from_ggml(format, 3, k, &random_ggml(format, 3, k, &mut rng)).unwrap();
+    assert_eq!(matrix.activation_scales(), ActivationScales::PerSuperBlock);
+    let mut x = QuantizedRows::new();
+    x.quantize(
+        &random_activations(k, &mut rng),
+        1,
+        k,
+        ActivationScales::PerBlock,
+    );
+    matrix.matmul(&x, &mut [0.0; 3]);
 }
 
 #[test]

@@ -5,7 +5,7 @@
 
 use super::tensors::{TensorReader, block_format};
 use candle_core::quantized::gguf_file::Content;
-use rbee_quant_cpu::{QuantMatrix, QuantizedRows};
+use rbee_quant_cpu::{ActivationScales, QuantMatrix, QuantizedRows};
 use std::io::{Read, Seek};
 
 /// Tensors of a layer (`blk.N.<name>.weight`) this network knows; a file with others holds
@@ -118,6 +118,20 @@ impl Projection {
     /// Outputs per input row.
     pub fn rows(&self) -> usize {
         self.parts.iter().map(QuantMatrix::rows).sum()
+    }
+
+    /// How the inputs must be quantized: per super-block if any part asks for it (the other
+    /// parts' kernels read such inputs as well).
+    pub fn activation_scales(&self) -> ActivationScales {
+        let per_super_block = ActivationScales::PerSuperBlock;
+        match self
+            .parts
+            .iter()
+            .any(|p| p.activation_scales() == per_super_block)
+        {
+            true => per_super_block,
+            false => ActivationScales::PerBlock,
+        }
     }
 
     /// Whether every part takes inputs of `cols` values.

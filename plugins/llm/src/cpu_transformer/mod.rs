@@ -226,12 +226,12 @@ impl CpuTransformer {
                 out,
             );
         }
-        s.quantized.quantize(&s.attended, segments.len(), hidden);
+        let output = self.output.as_ref().unwrap_or(&self.embedding);
+        let per = output.activation_scales();
+        s.quantized
+            .quantize(&s.attended, segments.len(), hidden, per);
         s.logits.resize(segments.len() * vocab, 0.0);
-        self.output
-            .as_ref()
-            .unwrap_or(&self.embedding)
-            .matmul(&s.quantized, &mut s.logits);
+        output.matmul(&s.quantized, &mut s.logits);
         if let Some(cap) = hp.output_softcap {
             math::soft_cap(&mut s.logits, cap);
         }
@@ -256,7 +256,8 @@ impl Layer {
 
         s.normed.resize(m * hidden, 0.0);
         math::rms_norm(&s.residual, &self.attention_norm, hp.rms_eps, &mut s.normed);
-        s.quantized.quantize(&s.normed, m, hidden);
+        let per = self.qkv.activation_scales();
+        s.quantized.quantize(&s.normed, m, hidden, per);
         let qkv_width = self.qkv.rows();
         s.qkv.resize(m * qkv_width, 0.0);
         self.qkv.matmul(&s.quantized, &mut s.qkv, &mut s.parts);
@@ -326,19 +327,22 @@ impl Layer {
         } else {
             outputs.iter_mut().for_each(attend);
         }
-        s.quantized.quantize(&s.attended, m, q_dim);
+        let per = self.attention_output.activation_scales();
+        s.quantized.quantize(&s.attended, m, q_dim, per);
         s.projected.resize(m * hidden, 0.0);
         self.attention_output.matmul(&s.quantized, &mut s.projected);
         add_normed(s, self.post_attention_norm.as_deref(), hp.rms_eps);
 
         math::rms_norm(&s.residual, &self.ffn_norm, hp.rms_eps, &mut s.normed);
-        s.quantized.quantize(&s.normed, m, hidden);
+        let per = self.gate_up.activation_scales();
+        s.quantized.quantize(&s.normed, m, hidden, per);
         s.gate_up.resize(m * 2 * hp.feed_forward, 0.0);
         self.gate_up
             .matmul(&s.quantized, &mut s.gate_up, &mut s.parts);
         s.activated.resize(m * hp.feed_forward, 0.0);
         math::gated(&s.gate_up, hp.feed_forward, hp.activation, &mut s.activated);
-        s.quantized.quantize(&s.activated, m, hp.feed_forward);
+        let per = self.down.activation_scales();
+        s.quantized.quantize(&s.activated, m, hp.feed_forward, per);
         self.down.matmul(&s.quantized, &mut s.projected);
         add_normed(s, self.post_ffn_norm.as_deref(), hp.rms_eps);
     }

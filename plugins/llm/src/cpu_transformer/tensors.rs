@@ -132,14 +132,23 @@ mod tests {
                 .map(|i| ((i * 7 % 23) as f32 - 11.0) * 0.1)
                 .collect();
             let mut activations = QuantizedRows::new();
-            activations.quantize(&x, 1, cols);
+            activations.quantize(&x, 1, cols, matrix.activation_scales());
             let mut products = vec![0f32; rows];
             matrix.matmul(&activations, &mut products);
             for r in 0..rows {
                 matrix.dequantize_row(r, &mut ours);
                 let theirs = &theirs[r * cols..(r + 1) * cols];
                 let mut product_bound = 1e-4;
-                for ((ours, theirs), x) in ours.chunks(32).zip(theirs.chunks(32)).zip(x.chunks(32))
+                // Activations share a scale per block of the weights' format (32 or 256).
+                let steps = x.chunks(dtype.block_size()).flat_map(|shared| {
+                    let step = shared.iter().fold(0f32, |m, v| m.max(v.abs())) / 127.0;
+                    std::iter::repeat_n(step, shared.len() / 32)
+                });
+                for (((ours, theirs), x), step) in ours
+                    .chunks(32)
+                    .zip(theirs.chunks(32))
+                    .zip(x.chunks(32))
+                    .zip(steps)
                 {
                     let amax = theirs.iter().fold(0f32, |m, v| m.max(v.abs()));
                     let (lo, hi) = theirs
@@ -156,7 +165,6 @@ mod tests {
                             "{dtype:?} row {r}: {a} vs candle's {b} (bound {bound})"
                         );
                     }
-                    let step = x.iter().fold(0f32, |m, v| m.max(v.abs())) / 127.0;
                     let magnitude: f32 = theirs.iter().map(|w| w.abs()).sum();
                     let x_magnitude: f32 = x.iter().map(|v| v.abs()).sum();
                     product_bound += step / 2.0 * magnitude * 1.001 + bound * x_magnitude;
