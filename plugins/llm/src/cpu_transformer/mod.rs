@@ -8,6 +8,7 @@
 //! kernels lack use candle's models.
 
 mod attention;
+mod awake;
 mod half_attention;
 mod hparams;
 mod kv_cache;
@@ -169,9 +170,14 @@ impl CpuTransformer {
     ///
     /// The pass runs on one of rayon's workers, so that its parallel products split work with
     /// the other workers directly instead of queueing each product from outside the pool and
-    /// sleeping until it is done (about 150 times per token).
+    /// sleeping until it is done (about 150 times per token). In a pass of a few rows (decoding),
+    /// whose products are short, the other workers stay awake for the pass ([`awake`]).
     pub fn forward_batch(&mut self, segments: &mut [Segment<'_>]) -> Result<Vec<Vec<f32>>, String> {
-        rayon::scope(|_| self.forward_in_pool(segments))
+        let rows: usize = segments.iter().map(|s| s.tokens.len()).sum();
+        rayon::scope(|_| match rows <= awake::FEW_ROWS {
+            true => awake::with_helpers_awake(|| self.forward_in_pool(segments)),
+            false => self.forward_in_pool(segments),
+        })
     }
 
     fn forward_in_pool(&mut self, segments: &mut [Segment<'_>]) -> Result<Vec<Vec<f32>>, String> {
