@@ -7,10 +7,11 @@ use rayon::prelude::*;
 
 /// How many activations share one scale. [`crate::QuantMatrix::activation_scales`] says which
 /// a matrix takes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ActivationScales {
     /// One f16-rounded scale per block of 32, as ggml's Q8_0 and Q8_1: for the formats with
     /// blocks of 32.
+    #[default]
     PerBlock,
     /// One f32 scale per super-block of 256, as ggml's Q8_K: for the K-quants, whose kernels
     /// then add up a super-block's integer sums before a single float multiply.
@@ -32,7 +33,7 @@ impl ActivationScales {
 /// of its values (which a minimum multiplies), their exact integer sum (which the weights' zero
 /// point multiplies) and that of its first 16 values (for Q6_K, whose halves of 16 have scales
 /// of their own). Reused across products so that decoding allocates nothing per token.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct QuantizedRows {
     rows: usize,
     cols: usize,
@@ -55,21 +56,6 @@ pub(crate) struct ActivationRow<'a> {
     pub half_sums: &'a [i32],
     /// Whether a super-block's blocks share one scale.
     pub per_super_block: bool,
-}
-
-impl Default for QuantizedRows {
-    fn default() -> Self {
-        QuantizedRows {
-            rows: 0,
-            cols: 0,
-            per: ActivationScales::PerBlock,
-            quants: Vec::new(),
-            scales: Vec::new(),
-            sums: Vec::new(),
-            integer_sums: Vec::new(),
-            half_sums: Vec::new(),
-        }
-    }
 }
 
 impl QuantizedRows {
